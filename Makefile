@@ -1,0 +1,52 @@
+# homelab-sso — build, test, demo. `make test` and `make demo` install what they need first.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV ?= $(CURDIR)/.venv
+export VENV
+export PATH := $(VENV)/bin:$(PATH)
+MODULES := vault_full_write vault_kv_read env_harvest pocketid_client pocketid_api_key redeploy_trigger
+COLLECTION := ansible/collection
+CARGO ?= cargo
+
+.PHONY: help setup build build-debug test test-rust test-e2e demo lint bench clean
+
+help:
+	@echo "make demo   bring up the lab, run the full rotation, print the summary, stop the lab"
+	@echo "make test   install what is needed, then run every test"
+	@echo "make build  release binaries next to their docs in $(COLLECTION), collection tarball in dist/"
+	@echo "make lint   cargo fmt/clippy, actionlint, shellcheck, ansible-lint"
+	@echo "make bench  benchmarks; results in bench/results.md"
+
+setup:
+	@scripts/setup.sh
+
+build-debug:
+	$(CARGO) build --workspace --bins
+
+build: setup
+	$(CARGO) build --release --workspace --bins
+	@scripts/install-modules.sh release
+	@mkdir -p dist && $(VENV)/bin/ansible-galaxy collection build $(COLLECTION) --output-path dist --force
+
+test: setup build-debug
+	$(CARGO) test --workspace --no-fail-fast 2>&1 | tee target/test-output.txt; exit $${PIPESTATUS[0]}
+
+demo: setup
+	$(CARGO) build --release --workspace --bins
+	@scripts/install-modules.sh release
+	@scripts/demo.sh
+
+lint: setup
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(VENV)/bin/actionlint -shellcheck= .forgejo/workflows/*.yml
+	shellcheck scripts/*.sh .ci/run
+
+bench: setup
+	$(CARGO) build --release --workspace --bins
+	@scripts/install-modules.sh release
+	@scripts/bench.sh
+
+clean:
+	$(CARGO) clean
+	rm -rf dist .lab

@@ -1,0 +1,122 @@
+//! Fixture containers for the `pct` stand-in: `<root>/<vmid>/{name,status,rootfs/…}`.
+//! A container is "running" when its `status` file says so; its files live under `rootfs/`.
+
+use crate::catalog::{self, Service};
+use crate::{IoContext, Result};
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+/// The fixture tree.
+#[derive(Debug, Clone)]
+pub struct Containers {
+    pub root: PathBuf,
+}
+
+impl Containers {
+    pub fn create(root: impl Into<PathBuf>) -> Result<Self> {
+        let root = root.into();
+        std::fs::create_dir_all(&root).ctx(|| format!("creating {}", root.display()))?;
+        Ok(Containers { root })
+    }
+
+    pub fn dir(&self, vmid: u32) -> PathBuf {
+        self.root.join(vmid.to_string())
+    }
+
+    /// Adds (or resets) a container.
+    pub fn add(&self, vmid: u32, name: &str, running: bool) -> Result<()> {
+        let d = self.dir(vmid);
+        std::fs::create_dir_all(d.join("rootfs")).ctx(|| format!("creating {}", d.display()))?;
+        std::fs::write(d.join("name"), name).ctx(|| "writing container name".into())?;
+        self.set_running(vmid, running)
+    }
+
+    pub fn set_running(&self, vmid: u32, running: bool) -> Result<()> {
+        let status = if running { "running" } else { "stopped" };
+        std::fs::write(self.dir(vmid).join("status"), status).ctx(|| "writing container status".into())
+    }
+
+    /// Host path of a file inside a container.
+    pub fn file(&self, vmid: u32, path_in_ct: &str) -> PathBuf {
+        self.dir(vmid).join("rootfs").join(path_in_ct.trim_start_matches('/'))
+    }
+
+    /// Writes a file inside a container (mode 0600, as deployed `.env` files are).
+    pub fn write_file(&self, vmid: u32, path_in_ct: &str, content: &[u8]) -> Result<()> {
+        let p = self.file(vmid, path_in_ct);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).ctx(|| format!("creating {}", parent.display()))?;
+        }
+        write_atomic(&p, content)?;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).ctx(|| "chmod".into())
+    }
+
+    pub fn read_file(&self, vmid: u32, path_in_ct: &str) -> Result<Vec<u8>> {
+        let p = self.file(vmid, path_in_ct);
+        std::fs::read(&p).ctx(|| format!("reading {}", p.display()))
+    }
+
+    /// Builds the runbook's homelab: every catalog service with its `.env` rendered from `values`
+    /// (Vault key → value), plus the error-case containers.
+    pub fn populate_runbook(&self, values: &BTreeMap<String, String>) -> Result<()> {
+        for svc in catalog::services() {
+            self.add(svc.vmid, svc.name, true)?;
+            self.write_file(svc.vmid, &svc.env_path, render_env(&svc, values).as_bytes())?;
+        }
+        self.add(catalog::VMID_STOPPED, "stopped-svc", false)?;
+        self.write_file(catalog::VMID_STOPPED, "/opt/homelab/stopped-svc/.env", b"A=1\n")?;
+        self.add(catalog::VMID_NO_FILE, "no-env-svc", true)?;
+        self.add(catalog::VMID_PERMISSION_DENIED, "locked-svc", true)?;
+        let locked = "/opt/homelab/locked-svc/.env";
+        self.write_file(catalog::VMID_PERMISSION_DENIED, locked, b"SECRET=x\n")?;
+        let p = self.file(catalog::VMID_PERMISSION_DENIED, locked);
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o000)).ctx(|| "chmod 000".into())?;
+        Ok(())
+    }
+
+    /// Re-renders one service's `.env` from `values` (what a deploy run does).
+    pub fn render_service(&self, svc: &Service, values: &BTreeMap<String, String>) -> Result<()> {
+        self.write_file(svc.vmid, &svc.env_path, render_env(svc, values).as_bytes())
+    }
+}
+
+/// A service's `.env` as its deploy renders it: a header comment, non-secret settings, then each
+/// mapped Vault key under its env name (double-quoted, compose-escaped).
+pub fn render_env(svc: &Service, values: &BTreeMap<String, String>) -> String {
+    let mut out = format!(
+        "# {} — rendered from Vault {}/{} by its deploy workflow\nSERVICE_NAME={}\nLISTEN_PORT=8080\nPUBLIC_URL=https://{}.example.org\n",
+        svc.name,
+        catalog::VAULT_MOUNT,
+        catalog::VAULT_PATH,
+        svc.name,
+        svc.name
+    );
+    for (key, env) in &svc.keys {
+        if let Some(v) = values.get(key) {
+            out.push_str(&format!("{env}=\"{}\"\n", escape_double_quoted(v)));
+        }
+    }
+    out
+}
+
+/// Escapes a value for a double-quoted compose `.env` value.
+pub fn escape_double_quoted(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '$' => out.push_str("$$"),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn write_atomic(p: &Path, content: &[u8]) -> Result<()> {
+    let tmp = p.with_extension("tmp-write");
+    std::fs::write(&tmp, content).ctx(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, p).ctx(|| format!("replacing {}", p.display()))
+}
