@@ -1,6 +1,7 @@
 //! The stand-in homelab (`sso-lab`): real OpenBao and OpenSSH servers plus PocketID and Forgejo
 //! emulators, each on a free loopback port, started by tests and the demo and stopped on drop.
 
+pub mod ansible;
 pub mod catalog;
 pub mod fixtures;
 pub mod forgejo;

@@ -1,0 +1,102 @@
+//! Running the real `ansible-playbook` (from the project's virtualenv) against freshly built
+//! module binaries, for end-to-end tests.
+
+use crate::tools::{repo_root, venv_bin};
+use crate::{IoContext, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The output of one `ansible-playbook` run.
+#[derive(Debug)]
+pub struct PlaybookRun {
+    pub status: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl PlaybookRun {
+    pub fn ok(&self) -> bool {
+        self.status == 0
+    }
+    /// stdout and stderr together, for leak checks.
+    pub fn all_output(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+    /// Panics with both streams when the run failed.
+    pub fn assert_ok(&self) -> &Self {
+        assert!(self.ok(), "ansible-playbook failed ({}):\n{}", self.status, self.all_output());
+        self
+    }
+    /// The JSON a task printed with `debug: var=…` under the default callback is awkward to
+    /// parse; playbooks in tests write results with `copy: content="{{ r | to_json }}"` instead.
+    pub fn assert_failed(&self) -> &Self {
+        assert!(!self.ok(), "ansible-playbook unexpectedly succeeded:\n{}", self.all_output());
+        self
+    }
+}
+
+/// A directory laid out as an Ansible `library/`: each module binary copied next to its sidecar
+/// doc from `ansible/collection/plugins/modules/`.
+pub fn module_library(dir: &Path, modules: &[(&str, &Path)]) -> Result<PathBuf> {
+    let lib = dir.join("library");
+    std::fs::create_dir_all(&lib).ctx(|| format!("creating {}", lib.display()))?;
+    let docs = repo_root().join("ansible/collection/plugins/modules");
+    for (name, bin) in modules {
+        std::fs::copy(bin, lib.join(name)).ctx(|| format!("copying {}", bin.display()))?;
+        let doc = docs.join(format!("{name}.yml"));
+        if doc.exists() {
+            std::fs::copy(&doc, lib.join(format!("{name}.yml"))).ctx(|| "copying sidecar doc".into())?;
+        }
+    }
+    Ok(lib)
+}
+
+/// Writes `playbook` (YAML text) into `dir` and runs it with `connection: local` against
+/// `localhost`, the given module library, extra CLI args (`--check`, `-vvvv`, `-e k=v`) and
+/// environment.
+pub fn run_playbook(
+    dir: &Path,
+    library: &Path,
+    playbook: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Result<PlaybookRun> {
+    let pb = dir.join("playbook.yml");
+    std::fs::write(&pb, playbook).ctx(|| "writing playbook".into())?;
+    let inventory = dir.join("inventory.ini");
+    std::fs::write(
+        &inventory,
+        format!(
+            "localhost ansible_connection=local ansible_python_interpreter={}\n",
+            venv_bin("python").display()
+        ),
+    )
+    .ctx(|| "writing inventory".into())?;
+    let mut cmd = Command::new(venv_bin("ansible-playbook"));
+    cmd.arg("-i")
+        .arg(&inventory)
+        .arg(&pb)
+        .args(args)
+        .current_dir(dir)
+        .env("ANSIBLE_LIBRARY", library)
+        .env("ANSIBLE_NOCOLOR", "1")
+        .env("ANSIBLE_FORCE_COLOR", "0")
+        .env("ANSIBLE_HOST_KEY_CHECKING", "0")
+        .env("ANSIBLE_RETRY_FILES_ENABLED", "0")
+        .env("ANSIBLE_LOCAL_TEMP", dir.join("tmp-local"))
+        .env("ANSIBLE_REMOTE_TEMP", dir.join("tmp-remote"))
+        .env("ANSIBLE_COLLECTIONS_PATH", dir.join("collections"))
+        .env("ANSIBLE_STDOUT_CALLBACK", "default")
+        .env("ANSIBLE_DEPRECATION_WARNINGS", "0")
+        .env_remove("VAULT_ADDR")
+        .env_remove("VAULT_TOKEN");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().ctx(|| "running ansible-playbook (is the virtualenv set up? run `make setup`)".into())?;
+    Ok(PlaybookRun {
+        status: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}
