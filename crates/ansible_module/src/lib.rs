@@ -7,11 +7,13 @@
 //! secret value in `msg`, `warnings`, `diff` and error text.
 
 mod cli;
+pub mod fingerprint;
 mod outcome;
 pub mod pyfmt;
 pub mod secret;
 pub mod spec;
 
+pub use fingerprint::fingerprint;
 pub use outcome::{Failure, Outcome};
 pub use secret::{mask, mask_json, register_secret, Secret, MASK};
 pub use spec::{ArgsError, Kind, Opt};
