@@ -40,7 +40,12 @@ pub fn command(name: &'static str, about: &'static str, spec: &[Opt]) -> Command
             help.push_str(&format!(" [choices: {}]", opt.choices.join(", ")));
         }
         if let Some(d) = &opt.default {
-            help.push_str(&format!(" [default: {}]", crate::pyfmt::str(d)));
+            help.push_str(&format!(
+                " [default: {}]",
+                d.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| d.to_string())
+            ));
         }
         if !opt.env.is_empty() {
             help.push_str(&format!(" [env: {}]", opt.env.join(", ")));
@@ -90,8 +95,11 @@ fn params_from_matches(spec: &[Opt], m: &clap::ArgMatches) -> Result<Map<String,
                         .iter()
                         .flat_map(|v| v.split(','))
                         .map(|s| match opt.elements {
-                            Some(Kind::Dict) | Some(Kind::Raw) if s.trim_start().starts_with('{') => {
-                                serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.to_string()))
+                            Some(Kind::Dict) | Some(Kind::Raw)
+                                if s.trim_start().starts_with('{') =>
+                            {
+                                serde_json::from_str(s)
+                                    .unwrap_or_else(|_| Value::String(s.to_string()))
                             }
                             _ => Value::String(s.to_string()),
                         })
@@ -106,7 +114,10 @@ fn params_from_matches(spec: &[Opt], m: &clap::ArgMatches) -> Result<Map<String,
                     let mut map = Map::new();
                     for v in values {
                         let (k, val) = v.split_once('=').ok_or_else(|| {
-                            format!("--{}: expected KEY=VALUE or a JSON object", flag_name(opt.name))
+                            format!(
+                                "--{}: expected KEY=VALUE or a JSON object",
+                                flag_name(opt.name)
+                            )
                         })?;
                         map.insert(k.to_string(), Value::String(val.to_string()));
                     }
@@ -136,7 +147,11 @@ pub(crate) fn run<M: Module>(args: Vec<String>) -> i32 {
         }
     };
     let json = matches.get_flag("__json");
-    set_output_mode(if json { OutputMode::ModuleJson } else { OutputMode::Human });
+    set_output_mode(if json {
+        OutputMode::ModuleJson
+    } else {
+        OutputMode::Human
+    });
     let raw = match params_from_matches(&spec, &matches) {
         Ok(r) => r,
         Err(e) => {
@@ -159,12 +174,23 @@ pub(crate) fn run<M: Module>(args: Vec<String>) -> i32 {
 
 /// Human output: status line, message, then the other fields. Fields that carry secrets are
 /// listed by name only (`--json` prints them).
-pub(crate) fn render_human(json: &Map<String, Value>, failed: bool, secret_keys: &[String]) -> String {
+pub(crate) fn render_human(
+    json: &Map<String, Value>,
+    failed: bool,
+    secret_keys: &[String],
+) -> String {
     let mut out = String::new();
-    let changed = json.get("changed").and_then(Value::as_bool).unwrap_or(false);
+    let changed = json
+        .get("changed")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     let status = if failed {
         "FAILED"
-    } else if json.get("skipped").and_then(Value::as_bool).unwrap_or(false) {
+    } else if json
+        .get("skipped")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+    {
         "skipped"
     } else if changed {
         "changed"
@@ -177,14 +203,25 @@ pub(crate) fn render_human(json: &Map<String, Value>, failed: bool, secret_keys:
         out.push_str(m);
     }
     out.push('\n');
-    for w in json.get("warnings").and_then(Value::as_array).into_iter().flatten() {
+    for w in json
+        .get("warnings")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         out.push_str(&format!("warning: {}\n", w.as_str().unwrap_or_default()));
     }
     if let Some(d) = json.get("diff") {
-        out.push_str(&format!("diff: {}\n", serde_json::to_string_pretty(d).unwrap_or_default()));
+        out.push_str(&format!(
+            "diff: {}\n",
+            serde_json::to_string_pretty(d).unwrap_or_default()
+        ));
     }
     for (k, v) in json {
-        if matches!(k.as_str(), "changed" | "failed" | "msg" | "warnings" | "diff" | "skipped") {
+        if matches!(
+            k.as_str(),
+            "changed" | "failed" | "msg" | "warnings" | "diff" | "skipped"
+        ) {
             continue;
         }
         if secret_keys.contains(k) {

@@ -138,7 +138,8 @@ fn emit(json: Map<String, Value>, failed: bool, secret_keys: &[String]) {
     match mode {
         cli::OutputMode::ModuleJson => {
             let text = serde_json::to_string(&Value::Object(json)).unwrap_or_else(|_| {
-                r#"{"failed": true, "msg": "internal error: result could not be serialised"}"#.into()
+                r#"{"failed": true, "msg": "internal error: result could not be serialised"}"#
+                    .into()
             });
             let _ = writeln!(out, "{text}");
         }
@@ -196,13 +197,18 @@ fn module_mode<M: Module>(path: &str) -> i32 {
     let raw = match serde_json::from_slice::<Value>(&bytes) {
         Ok(Value::Object(m)) => m,
         Ok(_) => {
-            emit_failure(Failure::new("the module arguments file does not hold a JSON object"), &[]);
+            emit_failure(
+                Failure::new("the module arguments file does not hold a JSON object"),
+                &[],
+            );
             return 1;
         }
         // serde_json's error names a line and column, never the content.
         Err(e) => {
             emit_failure(
-                Failure::new(format!("the module arguments file is not valid UTF-8 JSON: {e}")),
+                Failure::new(format!(
+                    "the module arguments file is not valid UTF-8 JSON: {e}"
+                )),
                 &[],
             );
             return 1;
@@ -212,7 +218,10 @@ fn module_mode<M: Module>(path: &str) -> i32 {
 }
 
 /// Validates, runs and prints. `ctx_override` carries CLI-mode flags.
-pub(crate) fn execute<M: Module>(mut raw: Map<String, Value>, ctx_override: Option<Context>) -> i32 {
+pub(crate) fn execute<M: Module>(
+    mut raw: Map<String, Value>,
+    ctx_override: Option<Context>,
+) -> i32 {
     let (mut ctx, ignore_unknown) = context_from(M::NAME, &mut raw);
     if let Some(c) = ctx_override {
         ctx = c;
@@ -237,7 +246,11 @@ pub(crate) fn execute<M: Module>(mut raw: Map<String, Value>, ctx_override: Opti
         Ok(outcome) => {
             let diff_mode = ctx.diff_mode;
             let secret_keys: Vec<String> = outcome.secret_keys().cloned().collect();
-            emit(outcome.into_json(diff_mode, ctx.warnings()), false, &secret_keys);
+            emit(
+                outcome.into_json(diff_mode, ctx.warnings()),
+                false,
+                &secret_keys,
+            );
             0
         }
         Err(failure) => {

@@ -74,7 +74,10 @@ impl Outcome {
             out.insert("diff".into(), mask_json(&d));
         }
         if !warnings.is_empty() {
-            out.insert("warnings".into(), warnings.iter().map(|w| Value::String(mask(w))).collect());
+            out.insert(
+                "warnings".into(),
+                warnings.iter().map(|w| Value::String(mask(w))).collect(),
+            );
         }
         for (k, v) in self.secret_fields {
             out.insert(k, v);
@@ -110,10 +113,16 @@ impl Failure {
             out.insert(k, mask_json(&v));
         }
         out.insert("failed".into(), Value::Bool(true));
-        out.insert("changed".into(), out.get("changed").cloned().unwrap_or(Value::Bool(false)));
+        out.insert(
+            "changed".into(),
+            out.get("changed").cloned().unwrap_or(Value::Bool(false)),
+        );
         out.insert("msg".into(), Value::String(mask(&self.msg)));
         if !warnings.is_empty() {
-            out.insert("warnings".into(), warnings.iter().map(|w| Value::String(mask(w))).collect());
+            out.insert(
+                "warnings".into(),
+                warnings.iter().map(|w| Value::String(mask(w))).collect(),
+            );
         }
         out
     }

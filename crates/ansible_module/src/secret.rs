@@ -18,7 +18,9 @@ static MASKED_VALUES: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
 
 fn masked_values() -> MutexGuard<'static, BTreeSet<String>> {
     // A panic while the lock was held must not stop the panic report from being masked.
-    MASKED_VALUES.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    MASKED_VALUES
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Registers a value that must never appear in output. Empty values are ignored (they would mask
@@ -70,11 +72,9 @@ pub fn mask_json(value: &Value) -> Value {
     match value {
         Value::String(s) => Value::String(mask(s)),
         Value::Array(items) => Value::Array(items.iter().map(mask_json).collect()),
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| (mask(k), mask_json(v)))
-                .collect(),
-        ),
+        Value::Object(map) => {
+            Value::Object(map.iter().map(|(k, v)| (mask(k), mask_json(v))).collect())
+        }
         other => other.clone(),
     }
 }
@@ -161,7 +161,10 @@ mod tests {
     fn mask_replaces_longest_first() {
         register_secret("abc-unit-1");
         register_secret("abc-unit-1-longer");
-        assert_eq!(mask("x abc-unit-1-longer y abc-unit-1"), "x ******** y ********");
+        assert_eq!(
+            mask("x abc-unit-1-longer y abc-unit-1"),
+            "x ******** y ********"
+        );
     }
 
     #[test]

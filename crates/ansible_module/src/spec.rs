@@ -181,7 +181,10 @@ pub fn validate(
     // Aliases → canonical names; unknown names collected.
     let mut unsupported = Vec::new();
     for (key, value) in params {
-        match spec.iter().find(|o| o.name == key || o.aliases.iter().any(|a| a == key)) {
+        match spec
+            .iter()
+            .find(|o| o.name == key || o.aliases.iter().any(|a| a == key))
+        {
             Some(opt) => {
                 if opt.name == key || !out.contains_key(opt.name) {
                     out.insert(opt.name.to_string(), value.clone());
@@ -195,7 +198,10 @@ pub fn validate(
         let mut names: Vec<&str> = spec.iter().map(|o| o.name).collect();
         names.sort();
         let mut supported = names.join(", ");
-        let mut aliases: Vec<&str> = spec.iter().flat_map(|o| o.aliases.iter().copied()).collect();
+        let mut aliases: Vec<&str> = spec
+            .iter()
+            .flat_map(|o| o.aliases.iter().copied())
+            .collect();
         if !aliases.is_empty() {
             aliases.sort();
             supported.push_str(&format!(" ({})", aliases.join(", ")));
@@ -250,11 +256,13 @@ pub fn validate(
             (Kind::List, Some(el), Value::Array(items)) => {
                 let mut conv = Vec::with_capacity(items.len());
                 for item in items {
-                    conv.push(coerce(el, &item).map_err(|reason| ArgsError::ElementConversion {
-                        name: opt.name.to_string(),
-                        type_name: pyfmt::type_name(&item),
-                        wanted: el.name(),
-                        reason,
+                    conv.push(coerce(el, &item).map_err(|reason| {
+                        ArgsError::ElementConversion {
+                            name: opt.name.to_string(),
+                            type_name: pyfmt::type_name(&item),
+                            wanted: el.name(),
+                            reason,
+                        }
                     })?);
                 }
                 Value::Array(conv)
@@ -360,7 +368,10 @@ pub fn to_bool(v: &Value) -> Result<bool, String> {
             Some(f) if f == 0.0 => Ok(false),
             _ => Err(invalid()),
         },
-        other => Err(format!("{} cannot be converted to a bool", pyfmt::type_class(other))),
+        other => Err(format!(
+            "{} cannot be converted to a bool",
+            pyfmt::type_class(other)
+        )),
     }
 }
 
@@ -432,7 +443,10 @@ fn to_list(v: &Value) -> Result<Value, String> {
             s.split(',').map(|p| Value::String(p.to_string())).collect(),
         )),
         Value::Number(_) => Ok(Value::Array(vec![Value::String(pyfmt::str(v))])),
-        other => Err(format!("{} cannot be converted to a list", pyfmt::type_class(other))),
+        other => Err(format!(
+            "{} cannot be converted to a list",
+            pyfmt::type_class(other)
+        )),
     }
 }
 
@@ -446,7 +460,10 @@ fn to_dict(v: &Value) -> Result<Value, String> {
         },
         Value::String(s) if s.contains('=') => parse_kv(s),
         Value::String(_) => Err("dictionary requested, could not parse JSON or key=value".into()),
-        other => Err(format!("{} cannot be converted to a dict", pyfmt::type_class(other))),
+        other => Err(format!(
+            "{} cannot be converted to a dict",
+            pyfmt::type_class(other)
+        )),
     }
 }
 
@@ -496,7 +513,10 @@ pub fn expand_path(p: &str) -> String {
         if bytes[i] == '$' && i + 1 < bytes.len() {
             let (name, end) = if bytes[i + 1] == '{' {
                 match bytes[i + 2..].iter().position(|c| *c == '}') {
-                    Some(close) => (bytes[i + 2..i + 2 + close].iter().collect::<String>(), i + 3 + close),
+                    Some(close) => (
+                        bytes[i + 2..i + 2 + close].iter().collect::<String>(),
+                        i + 3 + close,
+                    ),
                     None => (String::new(), i),
                 }
             } else {
@@ -504,7 +524,10 @@ pub fn expand_path(p: &str) -> String {
                     .iter()
                     .take_while(|c| c.is_ascii_alphanumeric() || **c == '_')
                     .count();
-                (bytes[i + 1..i + 1 + len].iter().collect::<String>(), i + 1 + len)
+                (
+                    bytes[i + 1..i + 1 + len].iter().collect::<String>(),
+                    i + 1 + len,
+                )
             };
             if !name.is_empty() {
                 if let Ok(val) = std::env::var(&name) {

@@ -84,7 +84,9 @@ pub enum HttpError {
         url: String,
         detail: String,
     },
-    #[error("{system} answered {method} {path} with HTTP {status} after {attempts} attempts: {body}")]
+    #[error(
+        "{system} answered {method} {path} with HTTP {status} after {attempts} attempts: {body}"
+    )]
     GaveUp {
         system: &'static str,
         method: String,
@@ -93,7 +95,9 @@ pub enum HttpError {
         attempts: u32,
         body: String,
     },
-    #[error("{system} answered {method} {path} with a body that is not the expected JSON ({detail})")]
+    #[error(
+        "{system} answered {method} {path} with a body that is not the expected JSON ({detail})"
+    )]
     Decode {
         system: &'static str,
         method: String,
@@ -159,7 +163,10 @@ pub enum Retry {
 pub enum Body<'a> {
     None,
     Json(serde_json::Value),
-    Raw { content_type: &'a str, bytes: Vec<u8> },
+    Raw {
+        content_type: &'a str,
+        bytes: Vec<u8>,
+    },
 }
 
 impl Body<'_> {
@@ -264,8 +271,14 @@ impl Client {
         let url = format!("{}{}", self.base, path);
         let (content_type, bytes) = match &body {
             Body::None => (None, Vec::new()),
-            Body::Json(v) => (Some("application/json"), serde_json::to_vec(v).unwrap_or_default()),
-            Body::Raw { content_type, bytes } => (Some(*content_type), bytes.clone()),
+            Body::Json(v) => (
+                Some("application/json"),
+                serde_json::to_vec(v).unwrap_or_default(),
+            ),
+            Body::Raw {
+                content_type,
+                bytes,
+            } => (Some(*content_type), bytes.clone()),
         };
         let has_body = !matches!(body, Body::None);
         let max_attempts = match retry {
@@ -293,7 +306,8 @@ impl Client {
                     std::thread::sleep(wait);
                 }
                 Err(e) => {
-                    let transient = matches!(e, HttpError::Connect { .. } | HttpError::Timeout { .. });
+                    let transient =
+                        matches!(e, HttpError::Connect { .. } | HttpError::Timeout { .. });
                     if !transient || last {
                         return Err(e);
                     }
@@ -321,13 +335,18 @@ impl Client {
             builder = builder.header(*k, *v);
         }
         if let Some(ct) = content_type {
-            if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
+            if !headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+            {
                 builder = builder.header("Content-Type", ct);
             }
         }
         let started = Instant::now();
         let result = if has_body {
-            let req = builder.body(bytes.to_vec()).map_err(|e| self.bad_url(url, e))?;
+            let req = builder
+                .body(bytes.to_vec())
+                .map_err(|e| self.bad_url(url, e))?;
             self.agent.run(req)
         } else {
             let req = builder.body(()).map_err(|e| self.bad_url(url, e))?;
@@ -338,7 +357,12 @@ impl Client {
         let headers = resp
             .headers()
             .iter()
-            .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect();
         let body = resp
             .body_mut()
@@ -372,23 +396,47 @@ impl Client {
                 url,
                 secs: started.elapsed().as_secs().max(self.cfg.timeout.as_secs()),
             },
-            ureq::Error::Io(ref io) if io.kind() == std::io::ErrorKind::TimedOut => HttpError::Timeout {
-                system,
-                url,
-                secs: self.cfg.timeout.as_secs(),
-            },
+            ureq::Error::Io(ref io) if io.kind() == std::io::ErrorKind::TimedOut => {
+                HttpError::Timeout {
+                    system,
+                    url,
+                    secs: self.cfg.timeout.as_secs(),
+                }
+            }
             ureq::Error::Io(ref io)
-                if io.get_ref().is_some_and(|inner| inner.to_string().contains("certificate"))
+                if io
+                    .get_ref()
+                    .is_some_and(|inner| inner.to_string().contains("certificate"))
                     || io.to_string().contains("certificate") =>
             {
-                HttpError::Tls { system, url, detail }
+                HttpError::Tls {
+                    system,
+                    url,
+                    detail,
+                }
             }
             ureq::Error::Io(_) | ureq::Error::ConnectionFailed | ureq::Error::HostNotFound => {
-                HttpError::Connect { system, url, detail }
+                HttpError::Connect {
+                    system,
+                    url,
+                    detail,
+                }
             }
-            ureq::Error::Tls(_) | ureq::Error::Rustls(_) => HttpError::Tls { system, url, detail },
-            ureq::Error::BadUri(_) => HttpError::BadUrl { system, url, detail },
-            _ => HttpError::Other { system, url, detail },
+            ureq::Error::Tls(_) | ureq::Error::Rustls(_) => HttpError::Tls {
+                system,
+                url,
+                detail,
+            },
+            ureq::Error::BadUri(_) => HttpError::BadUrl {
+                system,
+                url,
+                detail,
+            },
+            _ => HttpError::Other {
+                system,
+                url,
+                detail,
+            },
         }
     }
 
@@ -402,7 +450,9 @@ impl Client {
         body: Body<'_>,
         retry: Retry,
     ) -> Result<T, ApiFailure> {
-        let resp = self.send(method, path, headers, body, retry).map_err(ApiFailure::Transport)?;
+        let resp = self
+            .send(method, path, headers, body, retry)
+            .map_err(ApiFailure::Transport)?;
         if !resp.is_success() {
             return Err(ApiFailure::Status(resp));
         }
@@ -443,7 +493,9 @@ pub fn encode(segment: &str) -> String {
     let mut out = String::with_capacity(segment.len());
     for b in segment.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }
@@ -458,7 +510,10 @@ mod tests {
     fn retry_after_forms() {
         assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
         assert_eq!(parse_retry_after("0.5"), Some(Duration::from_millis(500)));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::from_secs(1)));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::from_secs(1))
+        );
         assert_eq!(parse_retry_after(""), None);
     }
 
@@ -466,7 +521,10 @@ mod tests {
     fn safe_text_masks_strips_and_truncates() {
         ansible_module::register_secret("httpx-unit-secret");
         let t = safe_text("bad \x1b[31mtoken httpx-unit-secret\n");
-        assert!(!t.contains("httpx-unit-secret") && !t.contains('\x1b'), "{t}");
+        assert!(
+            !t.contains("httpx-unit-secret") && !t.contains('\x1b'),
+            "{t}"
+        );
         assert!(safe_text(&"x".repeat(1000)).chars().count() <= 301);
     }
 

@@ -24,13 +24,22 @@ impl PlaybookRun {
     }
     /// Panics with both streams when the run failed.
     pub fn assert_ok(&self) -> &Self {
-        assert!(self.ok(), "ansible-playbook failed ({}):\n{}", self.status, self.all_output());
+        assert!(
+            self.ok(),
+            "ansible-playbook failed ({}):\n{}",
+            self.status,
+            self.all_output()
+        );
         self
     }
     /// The JSON a task printed with `debug: var=…` under the default callback is awkward to
     /// parse; playbooks in tests write results with `copy: content="{{ r | to_json }}"` instead.
     pub fn assert_failed(&self) -> &Self {
-        assert!(!self.ok(), "ansible-playbook unexpectedly succeeded:\n{}", self.all_output());
+        assert!(
+            !self.ok(),
+            "ansible-playbook unexpectedly succeeded:\n{}",
+            self.all_output()
+        );
         self
     }
 }
@@ -45,7 +54,8 @@ pub fn module_library(dir: &Path, modules: &[(&str, &Path)]) -> Result<PathBuf> 
         std::fs::copy(bin, lib.join(name)).ctx(|| format!("copying {}", bin.display()))?;
         let doc = docs.join(format!("{name}.yml"));
         if doc.exists() {
-            std::fs::copy(&doc, lib.join(format!("{name}.yml"))).ctx(|| "copying sidecar doc".into())?;
+            std::fs::copy(&doc, lib.join(format!("{name}.yml")))
+                .ctx(|| "copying sidecar doc".into())?;
         }
     }
     Ok(lib)
@@ -93,7 +103,9 @@ pub fn run_playbook(
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let out = cmd.output().ctx(|| "running ansible-playbook (is the virtualenv set up? run `make setup`)".into())?;
+    let out = cmd
+        .output()
+        .ctx(|| "running ansible-playbook (is the virtualenv set up? run `make setup`)".into())?;
     Ok(PlaybookRun {
         status: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -24,7 +24,10 @@ pub const COOKIE_SERVICES: [&str; 11] = [
 
 /// The 15 keys of `secret/homelab-sso`.
 pub fn vault_keys() -> Vec<String> {
-    let mut keys = vec!["pocketid_client_id".to_string(), "pocketid_client_secret".to_string()];
+    let mut keys = vec![
+        "pocketid_client_id".to_string(),
+        "pocketid_client_secret".to_string(),
+    ];
     keys.extend(COOKIE_SERVICES.iter().map(|s| format!("{s}_cookie_secret")));
     keys.push("grafana_admin_password".into());
     keys.push("n8n_webhook_token".into());
@@ -53,11 +56,20 @@ fn env_path(name: &str) -> String {
 /// holds Grafana's admin password; LXC 123 is PocketID itself.
 pub fn services() -> Vec<Service> {
     let mut gateway_keys = vec![
-        ("pocketid_client_id".to_string(), "OAUTH2_PROXY_CLIENT_ID".to_string()),
-        ("pocketid_client_secret".to_string(), "OAUTH2_PROXY_CLIENT_SECRET".to_string()),
+        (
+            "pocketid_client_id".to_string(),
+            "OAUTH2_PROXY_CLIENT_ID".to_string(),
+        ),
+        (
+            "pocketid_client_secret".to_string(),
+            "OAUTH2_PROXY_CLIENT_SECRET".to_string(),
+        ),
     ];
     gateway_keys.extend(COOKIE_SERVICES.iter().map(|s| {
-        (format!("{s}_cookie_secret"), format!("{}_COOKIE_SECRET", s.to_uppercase()))
+        (
+            format!("{s}_cookie_secret"),
+            format!("{}_COOKIE_SECRET", s.to_uppercase()),
+        )
     }));
     let svc = |name: &'static str, vmid: u32, keys: Vec<(&str, &str)>| Service {
         name,
@@ -91,7 +103,11 @@ pub fn services() -> Vec<Service> {
         svc("the-lounge", 135, vec![]),
         svc("qbitwebui", 136, vec![]),
         svc("seedbox", 137, vec![]),
-        svc("loki-stack", 138, vec![("grafana_admin_password", "GF_SECURITY_ADMIN_PASSWORD")]),
+        svc(
+            "loki-stack",
+            138,
+            vec![("grafana_admin_password", "GF_SECURITY_ADMIN_PASSWORD")],
+        ),
     ]
 }
 
@@ -121,12 +137,17 @@ mod tests {
     fn fifteen_keys_all_deployed_somewhere() {
         let keys = vault_keys();
         assert_eq!(keys.len(), 15);
-        let deployed: std::collections::BTreeSet<String> =
-            services().into_iter().flat_map(|s| s.keys.into_iter().map(|(k, _)| k)).collect();
+        let deployed: std::collections::BTreeSet<String> = services()
+            .into_iter()
+            .flat_map(|s| s.keys.into_iter().map(|(k, _)| k))
+            .collect();
         for k in &keys {
             assert!(deployed.contains(k), "{k} is deployed nowhere");
         }
-        let targets: Vec<_> = services().into_iter().filter(|s| s.workflow.is_some()).collect();
+        let targets: Vec<_> = services()
+            .into_iter()
+            .filter(|s| s.workflow.is_some())
+            .collect();
         assert_eq!(targets.len(), REDEPLOY_TARGETS.len());
     }
 }

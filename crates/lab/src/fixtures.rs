@@ -34,12 +34,15 @@ impl Containers {
 
     pub fn set_running(&self, vmid: u32, running: bool) -> Result<()> {
         let status = if running { "running" } else { "stopped" };
-        std::fs::write(self.dir(vmid).join("status"), status).ctx(|| "writing container status".into())
+        std::fs::write(self.dir(vmid).join("status"), status)
+            .ctx(|| "writing container status".into())
     }
 
     /// Host path of a file inside a container.
     pub fn file(&self, vmid: u32, path_in_ct: &str) -> PathBuf {
-        self.dir(vmid).join("rootfs").join(path_in_ct.trim_start_matches('/'))
+        self.dir(vmid)
+            .join("rootfs")
+            .join(path_in_ct.trim_start_matches('/'))
     }
 
     /// Writes a file inside a container (mode 0600, as deployed `.env` files are).
@@ -65,13 +68,18 @@ impl Containers {
             self.write_file(svc.vmid, &svc.env_path, render_env(&svc, values).as_bytes())?;
         }
         self.add(catalog::VMID_STOPPED, "stopped-svc", false)?;
-        self.write_file(catalog::VMID_STOPPED, "/opt/homelab/stopped-svc/.env", b"A=1\n")?;
+        self.write_file(
+            catalog::VMID_STOPPED,
+            "/opt/homelab/stopped-svc/.env",
+            b"A=1\n",
+        )?;
         self.add(catalog::VMID_NO_FILE, "no-env-svc", true)?;
         self.add(catalog::VMID_PERMISSION_DENIED, "locked-svc", true)?;
         let locked = "/opt/homelab/locked-svc/.env";
         self.write_file(catalog::VMID_PERMISSION_DENIED, locked, b"SECRET=x\n")?;
         let p = self.file(catalog::VMID_PERMISSION_DENIED, locked);
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o000)).ctx(|| "chmod 000".into())?;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o000))
+            .ctx(|| "chmod 000".into())?;
         Ok(())
     }
 

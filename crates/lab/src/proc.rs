@@ -60,7 +60,10 @@ impl ManagedChild {
     /// Fails with the process name if it already exited.
     pub fn ensure_running(&mut self) -> Result<()> {
         if self.exited() {
-            return Err(LabError::msg(format!("{} exited during start-up", self.name)));
+            return Err(LabError::msg(format!(
+                "{} exited during start-up",
+                self.name
+            )));
         }
         Ok(())
     }

@@ -29,7 +29,14 @@ pub fn venv_bin(name: &str) -> PathBuf {
 
 /// A system program that may live in an sbin directory not on a non-root `PATH`.
 pub fn system_bin(name: &str) -> PathBuf {
-    for dir in ["/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/sbin", "/usr/local/bin"] {
+    for dir in [
+        "/usr/sbin",
+        "/usr/bin",
+        "/sbin",
+        "/bin",
+        "/usr/local/sbin",
+        "/usr/local/bin",
+    ] {
         let p = Path::new(dir).join(name);
         if p.exists() {
             return p;

@@ -1,0 +1,219 @@
+//! The binary module protocol through the real ansible-playbook (connection local), with a small
+//! test module built on `ansible_module`.
+
+use lab::ansible::{module_library, run_playbook};
+use std::path::Path;
+
+const CANARY: &str = "canary-Zq9-protocol-secret";
+
+fn library(dir: &Path) -> std::path::PathBuf {
+    let lib = module_library(
+        dir,
+        &[(
+            "protocol_probe",
+            Path::new(env!("CARGO_BIN_EXE_protocol_probe")),
+        )],
+    )
+    .unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/protocol_probe.yml"),
+        lib.join("protocol_probe.yml"),
+    )
+    .unwrap();
+    lib
+}
+
+fn play(tasks: &str) -> String {
+    format!("- hosts: localhost\n  gather_facts: false\n  tasks:\n{tasks}")
+}
+
+fn read_json(p: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+#[test]
+fn normal_run_coerces_string_inputs_and_reports_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = library(dir.path());
+    let out = dir.path().join("r.json");
+    let dump = dir.path().join("dump.txt");
+    let pb = play(&format!(
+        r#"    - protocol_probe:
+        name: demo
+        count: "5"
+        flag: "false"
+        tags: "a,b"
+        dump_to: {dump}
+      register: r
+    - copy:
+        content: "{{{{ r | to_json }}}}"
+        dest: {out}
+"#,
+        dump = dump.display(),
+        out = out.display()
+    ));
+    let run = run_playbook(dir.path(), &lib, &pb, &[], &[]).unwrap();
+    run.assert_ok();
+    assert!(
+        run.stdout.contains("changed: [localhost]"),
+        "{}",
+        run.stdout
+    );
+    let r = read_json(&out);
+    assert_eq!(r["count"], 5);
+    assert_eq!(r["flag"], false);
+    assert_eq!(r["flag_type"], "bool:false");
+    assert_eq!(r["tags"], serde_json::json!(["a", "b"]));
+    assert!(dump.exists(), "a normal run acts");
+}
+
+#[test]
+fn check_mode_acts_on_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = library(dir.path());
+    let dump = dir.path().join("dump.txt");
+    let pb = play(&format!(
+        "    - protocol_probe:\n        name: demo\n        dump_to: {}\n",
+        dump.display()
+    ));
+    let run = run_playbook(dir.path(), &lib, &pb, &["--check"], &[]).unwrap();
+    run.assert_ok();
+    assert!(
+        run.stdout.contains("changed: [localhost]"),
+        "check mode predicts the change"
+    );
+    assert!(!dump.exists(), "check mode must not act");
+}
+
+#[test]
+fn diff_mode_shows_a_diff_without_the_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = library(dir.path());
+    let pb = play(&format!(
+        "    - protocol_probe:\n        name: demo\n        secret: {CANARY}\n"
+    ));
+    let run = run_playbook(dir.path(), &lib, &pb, &["--diff"], &[]).unwrap();
+    run.assert_ok();
+    assert!(
+        run.stdout.contains("+    \"name\": \"set\""),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.all_output().contains(CANARY));
+}
+
+#[test]
+fn unknown_option_fails_with_ansibles_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = library(dir.path());
+    let pb = play("    - protocol_probe:\n        name: demo\n        bogus: 1\n");
+    let run = run_playbook(dir.path(), &lib, &pb, &[], &[]).unwrap();
+    run.assert_failed();
+    assert!(
+        run.all_output().contains(
+            "Unsupported parameters for (protocol_probe) module: bogus. Supported parameters include: count, dump_to, fail, flag, mode, name, panic, secret, tags, want_changed (password)."
+        ),
+        "{}",
+        run.all_output()
+    );
+}
+
+#[test]
+fn wrong_types_and_choices_fail_with_ansibles_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = library(dir.path());
+    let pb = play("    - protocol_probe:\n        name: demo\n        flag: maybe\n");
+    let run = run_playbook(dir.path(), &lib, &pb, &[], &[]).unwrap();
+    run.assert_failed();
+    assert!(run.all_output().contains("argument 'flag' is of type str and we were unable to convert to bool: The value 'maybe' is not a valid boolean."));
+    let pb = play("    - protocol_probe:\n        mode: slow\n");
+    let run = run_playbook(dir.path(), &lib, &pb, &[], &[]).unwrap();
+    assert!(
+        run.all_output()
+            .contains("missing required arguments: name"),
+        "{}",
+        run.all_output()
+    );
+}
+
+#[test]
+fn panic_becomes_a_failed_task_with_a_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = library(dir.path());
+    std::fs::write(
+        dir.path().join("secrets.yml"),
+        format!("probe_secret: {CANARY}\n"),
+    )
+    .unwrap();
+    let pb = "- hosts: localhost\n  gather_facts: false\n  vars_files: [secrets.yml]\n  tasks:\n    - protocol_probe:\n        name: demo\n        panic: true\n        secret: \"{{ probe_secret }}\"\n";
+    let run = run_playbook(dir.path(), &lib, pb, &["-vvvv"], &[]).unwrap();
+    run.assert_failed();
+    let all = run.all_output();
+    assert!(all.contains("internal error (panic"), "{all}");
+    assert!(!all.contains("deserialization failed"), "{all}");
+    assert!(!all.contains(CANARY), "the panic text leaked the secret");
+}
+
+#[test]
+fn no_log_task_hides_the_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = library(dir.path());
+    let pb = play(&format!(
+        "    - protocol_probe:\n        name: demo\n        secret: {CANARY}\n      no_log: true\n"
+    ));
+    let run = run_playbook(dir.path(), &lib, &pb, &["-vvv"], &[]).unwrap();
+    run.assert_ok();
+    assert!(
+        run.stdout.contains("the output has been hidden"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.all_output().contains(CANARY));
+}
+
+#[test]
+fn secret_appears_nowhere_at_vvvv_in_success_failure_and_env() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = library(dir.path());
+    // Ansible 2.19 quotes the failing task's source lines ("Origin: …"), so secrets come from a
+    // vars file, as they do in real playbooks, never as literals in the task.
+    std::fs::write(
+        dir.path().join("secrets.yml"),
+        format!("probe_secret: {CANARY}\n"),
+    )
+    .unwrap();
+    let pb = "- hosts: localhost\n  gather_facts: false\n  vars_files: [secrets.yml]\n  tasks:\n    - protocol_probe:\n        name: demo\n        password: \"{{ probe_secret }}\"\n    - protocol_probe:\n        name: demo\n        fail: true\n        secret: \"{{ probe_secret }}\"\n      ignore_errors: true\n    - protocol_probe:\n        name: from-env\n        fail: true\n      ignore_errors: true\n";
+    let run = run_playbook(
+        dir.path(),
+        &lib,
+        pb,
+        &["-vvvv", "--diff"],
+        &[("PROBE_SECRET", CANARY)],
+    )
+    .unwrap();
+    run.assert_ok();
+    let all = run.all_output();
+    assert!(all.contains("auth failed for token ********"), "{all}");
+    assert!(!all.contains(CANARY), "secret leaked:\n{all}");
+}
+
+#[test]
+fn sidecar_doc_renders_with_ansible_doc() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = library(dir.path());
+    let out = std::process::Command::new(lab::tools::venv_bin("ansible-doc"))
+        .args(["-M"])
+        .arg(&lib)
+        .arg("protocol_probe")
+        .env("ANSIBLE_NOCOLOR", "1")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("A test module built on"), "{text}");
+    assert!(text.contains("no_log"), "{text}");
+}
