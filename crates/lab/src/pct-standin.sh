@@ -1,0 +1,161 @@
+#!/bin/bash
+# A stand-in for Proxmox's `pct` (pve-container 6.1.x) over the lab's fixture containers:
+# `<root>/<vmid>/{name,status,rootfs/…}`. It implements `list`, `status <vmid>` and
+# `exec <vmid> [--keep-env <bool>] -- <argv…>` with Getopt::Long-style option errors, PVE's vmid
+# checks and messages, and inside a "container" the programs `cat`, `sleep` and `true` (anything
+# else gives lxc-attach's exec failure). Exit codes of Perl `die`s are assumptions: 2 for a
+# missing config, 255 for the others (contract ssh-pct-dotenv §1.2, §3.2).
+# A fixture file `<root>/<vmid>/stderr` is written to stderr before each program runs inside that
+# container (hostile-output tests: the container controls both streams).
+set -u
+ROOT=${PCT_FIXTURE_ROOT:-@ROOT@}
+NODE=${PCT_NODE:-lab}
+
+usage_exec() { echo "pct exec <vmid> [<extra-args>] [OPTIONS]" >&2; }
+
+die_usage() { # $1 = message lines, $2 = usage function
+  printf '%s\n' "$1" >&2
+  "$2"
+  exit 255
+}
+
+check_vmid() { # $1 vmid, $2 usage function
+  local v=$1
+  if ! [[ $v =~ ^[+-]?[0-9]+$ ]]; then
+    die_usage "400 Parameter verification failed.
+vmid: type check ('integer') failed - got '$v'" "$2"
+  fi
+  if [[ $v == -* ]] || ((${#v} < 10 && 10#${v#+} < 100)); then
+    die_usage "400 Parameter verification failed.
+vmid: value must have a minimum value of 100" "$2"
+  fi
+  if ! [[ $v =~ ^[1-9][0-9]{2,8}$ ]]; then
+    die_usage "400 Parameter verification failed.
+vmid: value does not look like a valid VM ID" "$2"
+  fi
+}
+
+load_config() {
+  if [[ ! -d $ROOT/$1 ]]; then
+    echo "Configuration file 'nodes/$NODE/lxc/$1.conf' does not exist" >&2
+    exit 2
+  fi
+}
+
+ct_status() { local s; s=$(cat "$ROOT/$1/status" 2>/dev/null); [[ $s == running ]] && echo running || echo stopped; }
+
+# Maps a path inside the container to the host path under its rootfs (`..` cannot leave it).
+ct_path() { # $1 vmid, $2 path (absolute or relative to /)
+  local p
+  p=$(realpath -m -s -- "/$2")
+  printf '%s' "$ROOT/$1/rootfs$p"
+}
+
+ct_cat() { # $1 vmid, rest: cat's argv
+  local vmid=$1; shift
+  local rc=0 endopts=0 f hp mode
+  local files=()
+  for f in "$@"; do
+    if ((endopts == 0)) && [[ $f == -- ]]; then endopts=1; continue; fi
+    if ((endopts == 0)) && [[ $f == -?* ]]; then
+      echo "cat: invalid option -- '${f:1:1}'" >&2
+      echo "Try 'cat --help' for more information." >&2
+      return 1
+    fi
+    files+=("$f")
+  done
+  for f in "${files[@]}"; do
+    hp=$(ct_path "$vmid" "$f")
+    if [[ ! -e $hp ]]; then
+      echo "cat: $f: No such file or directory" >&2; rc=1; continue
+    fi
+    if [[ -d $hp ]]; then
+      echo "cat: $f: Is a directory" >&2; rc=1; continue
+    fi
+    # The tests run as root, which reads anything: check the mode bits as an unprivileged
+    # service user would meet them.
+    mode=$(stat -c '%a' -- "$hp")
+    if (( (8#$mode & 8#444) == 0 )); then
+      echo "cat: $f: Permission denied" >&2; rc=1; continue
+    fi
+    command cat -- "$hp" || rc=1
+  done
+  return $rc
+}
+
+cmd_exec() {
+  local vmid="" argv=() opts_done=0 a
+  while (($#)); do
+    a=$1; shift
+    if ((opts_done)); then argv+=("$a"); continue; fi
+    case $a in
+      --) opts_done=1 ;;
+      --keep-env|-keep-env) shift ;;
+      --keep-env=*|-keep-env=*) ;;
+      -*)
+        local name=${a#-}; name=${name#-}; name=${name%%=*}
+        printf 'Unknown option: %s\n400 unable to parse option\n' "$name" >&2
+        usage_exec; exit 255 ;;
+      *) if [[ -z $vmid ]]; then vmid=$a; else argv+=("$a"); fi ;;
+    esac
+  done
+  if [[ -z $vmid ]]; then
+    printf '400 not enough arguments\n' >&2; usage_exec; exit 255
+  fi
+  check_vmid "$vmid" usage_exec
+  load_config "$vmid"
+  if [[ $(ct_status "$vmid") != running ]]; then
+    echo "container '$vmid' not running!" >&2
+    exit 255
+  fi
+  if ((${#argv[@]} == 0)); then
+    printf 'missing command at /usr/share/perl5/PVE/CLI/pct.pm line 246.\n' >&2
+    exit 255
+  fi
+  [[ -f $ROOT/$vmid/stderr ]] && command cat -- "$ROOT/$vmid/stderr" >&2
+  local prog=${argv[0]}
+  case $prog in
+    cat) ct_cat "$vmid" "${argv[@]:1}"; exit $? ;;
+    sleep) command sleep "${argv[1]:-0}"; exit $? ;;
+    true) exit 0 ;;
+    *)
+      echo "lxc-attach: $vmid: ../src/lxc/attach.c: lxc_attach_run_command: 1841 Failed to exec \"$prog\"" >&2
+      exit 127 ;;
+  esac
+}
+
+cmd_list() {
+  local d vmid name lock first=1
+  local ids=()
+  for d in "$ROOT"/*/; do
+    d=${d%/}; d=${d##*/}
+    [[ $d =~ ^[0-9]+$ ]] && ids+=("$d")
+  done
+  ((${#ids[@]})) || return 0
+  for d in $(printf '%s\n' "${ids[@]}" | sort -n); do
+    vmid=$d; name=$(cat "$ROOT/$d/name" 2>/dev/null); lock=""
+    if ((first)); then
+      printf '%-10s %-10s %-12s %-20s\n' VMID Status Lock Name; first=0
+    fi
+    printf '%-10s %-10s %-12s %-20s\n' "$vmid" "$(ct_status "$vmid")" "$lock" "$name"
+  done
+}
+
+cmd_status() {
+  local vmid=${1:-}
+  if [[ -z $vmid ]]; then printf '400 not enough arguments\npct status <vmid> [OPTIONS]\n' >&2; exit 255; fi
+  check_vmid "$vmid" usage_status_line
+  load_config "$vmid"
+  echo "status: $(ct_status "$vmid")"
+}
+usage_status_line() { echo "pct status <vmid> [OPTIONS]" >&2; }
+
+sub=${1:-}
+(($#)) && shift
+case $sub in
+  exec) cmd_exec "$@" ;;
+  list) cmd_list ;;
+  status) cmd_status "$@" ;;
+  "") echo "ERROR: no command specified" >&2; exit 255 ;;
+  *) echo "ERROR: unknown command 'pct $sub'" >&2; exit 255 ;;
+esac
