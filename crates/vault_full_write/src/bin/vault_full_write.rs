@@ -1,0 +1,1 @@
+fn main() { ansible_module::main::<vault_full_write::VaultFullWrite>() }

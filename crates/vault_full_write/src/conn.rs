@@ -1,0 +1,165 @@
+//! Connection and auth options shared by both modules (the equivalent of community.hashi_vault's
+//! `connection` + `auth` doc fragments), and turning them into an authenticated [`Kv`].
+
+use crate::kv::{login, Kv, VaultError};
+use ansible_module::spec::to_bool;
+use ansible_module::{Opt, Secret};
+use httpx::{Client, HttpConfig};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Connection, auth and location options, flattened into each module's params.
+#[derive(Debug, Deserialize)]
+pub struct ConnParams {
+    pub url: String,
+    pub token: Option<Secret>,
+    pub auth_method: String,
+    pub auth_mount: Option<String>,
+    pub role_id: Option<Secret>,
+    pub secret_id: Option<Secret>,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub namespace: Option<String>,
+    pub ca_cert: Option<String>,
+    pub validate_certs: Option<bool>,
+    pub timeout: u64,
+    pub mount: String,
+    pub path: String,
+}
+
+/// The options behind [`ConnParams`].
+pub fn conn_options() -> Vec<Opt> {
+    vec![
+        Opt::str("url")
+            .alias("addr")
+            .env("VAULT_ADDR")
+            .required()
+            .help("Vault/OpenBao address, e.g. https://vault.example.org:8200"),
+        Opt::str("token")
+            .env("VAULT_TOKEN")
+            .no_log()
+            .help("Token for auth_method=token (prefer VAULT_TOKEN: it does not show in `ps`)"),
+        Opt::str("auth_method")
+            .choices(&["token", "approle", "userpass"])
+            .default("token")
+            .help("How to authenticate"),
+        Opt::str("auth_mount")
+            .alias("mount_point")
+            .help("Mount path of the auth method (default: approle or userpass)"),
+        Opt::str("role_id").no_log().help("AppRole role_id"),
+        Opt::str("secret_id").no_log().help("AppRole secret_id"),
+        Opt::str("username").help("userpass user name"),
+        Opt::str("password").no_log().help("userpass password"),
+        Opt::str("namespace")
+            .env("VAULT_NAMESPACE")
+            .help("Namespace, sent as X-Vault-Namespace"),
+        Opt::path("ca_cert")
+            .alias("cacert")
+            .env("VAULT_CACERT")
+            .help("PEM file with the CA that signed the server's certificate"),
+        Opt::bool("validate_certs").help(
+            "Verify the server's TLS certificate (default: true, or the inverse of VAULT_SKIP_VERIFY)",
+        ),
+        Opt::int("timeout").default(30).help("Seconds per HTTP request"),
+        Opt::str("mount")
+            .alias("engine_mount_point")
+            .default("secret")
+            .help("KV v2 mount"),
+        Opt::str("path").required().help("Secret path inside the mount, e.g. homelab-sso"),
+    ]
+}
+
+/// `VAULT_SKIP_VERIFY` as Vault's CLI reads it (a boolean); invalid values are an error.
+fn skip_verify_from_env() -> Result<bool, VaultError> {
+    match std::env::var("VAULT_SKIP_VERIFY") {
+        Ok(v) if !v.trim().is_empty() => to_bool(&Value::String(v)).map_err(|e| {
+            VaultError::Usage(format!("VAULT_SKIP_VERIFY is not a boolean: {e}"))
+        }),
+        _ => Ok(false),
+    }
+}
+
+impl ConnParams {
+    /// The KV path as users write it (`mount/path`).
+    pub fn display_path(&self) -> String {
+        format!("{}/{}", self.mount.trim_matches('/'), self.path.trim_matches('/'))
+    }
+
+    fn validate(&self) -> Result<(), VaultError> {
+        let path = self.path.trim_matches('/');
+        if path.is_empty() || path.split('/').any(|s| s == ".." || s == ".") {
+            return Err(VaultError::Usage(format!(
+                "`path` must name a secret inside the mount (e.g. homelab-sso), got {:?}",
+                self.path
+            )));
+        }
+        if self.mount.trim_matches('/').is_empty() {
+            return Err(VaultError::Usage("`mount` must not be empty (KV v2 mounts are usually `secret`)".into()));
+        }
+        if self.timeout == 0 {
+            return Err(VaultError::Usage("`timeout` must be at least 1 second".into()));
+        }
+        Ok(())
+    }
+
+    /// An HTTP client for the server, then a login per `auth_method`.
+    pub fn connect(&self) -> Result<Kv, VaultError> {
+        self.validate()?;
+        let validate_certs = match self.validate_certs {
+            Some(v) => v,
+            None => !skip_verify_from_env()?,
+        };
+        let mut cfg = HttpConfig::new("Vault", self.url.trim());
+        cfg.ca_cert = self.ca_cert.as_ref().filter(|s| !s.is_empty()).map(PathBuf::from);
+        cfg.validate_certs = validate_certs;
+        cfg.timeout = Duration::from_secs(self.timeout);
+        let http = Client::new(cfg)?;
+        let ns = self.namespace.as_deref().filter(|s| !s.is_empty());
+        let token = match self.auth_method.as_str() {
+            "token" => match &self.token {
+                Some(t) if !t.is_empty() => t.clone(),
+                _ => {
+                    return Err(VaultError::Usage(
+                        "no Vault token: set `token` (or VAULT_TOKEN), or use auth_method approle or userpass".into(),
+                    ))
+                }
+            },
+            "approle" => {
+                let (Some(role_id), Some(secret_id)) = (&self.role_id, &self.secret_id) else {
+                    return Err(VaultError::Usage(
+                        "auth_method approle needs `role_id` and `secret_id`".into(),
+                    ));
+                };
+                let mount = self.auth_mount.as_deref().unwrap_or("approle");
+                login(
+                    &http,
+                    ns,
+                    "AppRole",
+                    mount,
+                    "",
+                    json!({"role_id": role_id.expose(), "secret_id": secret_id.expose()}),
+                )?
+            }
+            "userpass" => {
+                let (Some(user), Some(pass)) = (&self.username, &self.password) else {
+                    return Err(VaultError::Usage(
+                        "auth_method userpass needs `username` and `password`".into(),
+                    ));
+                };
+                let mount = self.auth_mount.as_deref().unwrap_or("userpass");
+                login(
+                    &http,
+                    ns,
+                    "userpass",
+                    mount,
+                    &format!("/{}", httpx::encode(user)),
+                    json!({"password": pass.expose()}),
+                )?
+            }
+            other => return Err(VaultError::Usage(format!("unknown auth_method {other}"))),
+        };
+        Ok(Kv::new(http, token, ns.map(str::to_string), &self.mount))
+    }
+}

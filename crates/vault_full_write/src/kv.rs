@@ -1,0 +1,364 @@
+//! A blocking KV v2 client on `httpx`: read (data + version), metadata, subkeys, full write with
+//! `cas`, merge-patch, and version reads for rollback. Every failure is a [`VaultError`] whose
+//! text says what failed, where and what to do — never a token or a value (remote bodies go
+//! through `httpx::safe_text`, which masks every registered secret).
+
+use ansible_module::secret::register_secret_json;
+use ansible_module::Secret;
+use httpx::{encode, safe_text, ApiFailure, Body, Client, HttpError, Response, Retry};
+use serde_json::{json, Map, Value};
+
+/// Errors of the KV v2 client and of authentication.
+#[derive(Debug, thiserror::Error)]
+pub enum VaultError {
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    #[error("Vault at {url} is sealed (HTTP 503 on {op}): unseal it (`bao operator unseal` / `vault operator unseal`) and re-run; nothing was written")]
+    Sealed { url: String, op: String },
+    #[error("permission denied (HTTP 403) for {op} `{api_path}`: it needs the `{capability}` capability on `{api_path}` in the token's policy{hint}")]
+    PermissionDenied {
+        op: String,
+        api_path: String,
+        capability: &'static str,
+        hint: String,
+    },
+    #[error("{path} changed since read (check-and-set expected version {expected}): another writer updated it and nothing was written; re-run to compare against the new version")]
+    CasMismatch { path: String, expected: u64 },
+    #[error("{path}: the mount requires check-and-set (`cas_required`) but `cas` is disabled: remove `cas: disabled`")]
+    CasRequired { path: String },
+    #[error("no KV v2 secrets engine is mounted at `{mount}/` on {url} (HTTP 404 no handler for route): check `mount` (for example `secret`) and the namespace")]
+    NoMount { mount: String, url: String },
+    #[error("{op} `{api_path}` failed with HTTP {status}: {body}")]
+    Api {
+        op: String,
+        api_path: String,
+        status: u16,
+        body: String,
+    },
+    #[error("{op} `{api_path}`: the answer is not the expected KV v2 JSON ({detail}); is `{mount}` a KV version 2 mount?")]
+    Decode {
+        op: String,
+        api_path: String,
+        mount: String,
+        detail: String,
+    },
+    #[error("{method} login at `auth/{mount}` failed (HTTP {status}): {body}; check the credentials and the auth mount (`auth_mount`)")]
+    Login {
+        method: &'static str,
+        mount: String,
+        status: u16,
+        body: String,
+    },
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// The latest (or a given) version of a secret as `GET data/P` reports it.
+#[derive(Debug, Clone)]
+pub enum ReadResult {
+    /// Never written, metadata deleted, or (with `?version=`) an unknown or pruned version.
+    Missing,
+    /// The version exists but is soft-deleted or destroyed (data is gone).
+    Deleted { version: u64, destroyed: bool },
+    /// The data and its version metadata.
+    Present {
+        data: Map<String, Value>,
+        version: u64,
+        metadata: Value,
+    },
+}
+
+/// A KV v2 mount reached with one token.
+#[derive(Debug)]
+pub struct Kv {
+    http: Client,
+    token: Secret,
+    namespace: Option<String>,
+    mount: String,
+}
+
+fn encode_path(p: &str) -> String {
+    p.split('/').filter(|s| !s.is_empty()).map(encode).collect::<Vec<_>>().join("/")
+}
+
+impl Kv {
+    pub fn new(http: Client, token: Secret, namespace: Option<String>, mount: &str) -> Self {
+        Kv {
+            http,
+            token,
+            namespace,
+            mount: mount.trim_matches('/').to_string(),
+        }
+    }
+
+    pub fn mount(&self) -> &str {
+        &self.mount
+    }
+
+    pub fn http(&self) -> &Client {
+        &self.http
+    }
+
+    /// `mount/path`, as users write it.
+    pub fn display_path(&self, path: &str) -> String {
+        format!("{}/{}", self.mount, path.trim_matches('/'))
+    }
+
+    fn api_path(&self, kind: &str, path: &str) -> String {
+        format!("{}/{}/{}", self.mount, kind, path.trim_matches('/'))
+    }
+
+    fn url_path(&self, kind: &str, path: &str) -> String {
+        format!("/v1/{}/{}/{}", encode_path(&self.mount), kind, encode_path(path))
+    }
+
+    fn send(
+        &self,
+        method: &str,
+        url_path: &str,
+        body: Body<'_>,
+        content_type: Option<&str>,
+        retry: Retry,
+    ) -> Result<Response, VaultError> {
+        let mut headers: Vec<(&str, &str)> = vec![("X-Vault-Token", self.token.expose()), ("X-Vault-Request", "true")];
+        if let Some(ns) = &self.namespace {
+            headers.push(("X-Vault-Namespace", ns));
+        }
+        if let Some(ct) = content_type {
+            headers.push(("Content-Type", ct));
+        }
+        Ok(self.http.send(method, url_path, &headers, body, retry)?)
+    }
+
+    /// Maps the errors every endpoint shares (sealed, denied, missing mount); `None` if the
+    /// answer is not one of them.
+    fn common_error(&self, resp: &Response, op: &str, api_path: &str, capability: &'static str) -> Option<VaultError> {
+        match resp.status {
+            503 => Some(VaultError::Sealed {
+                url: self.http.base_url().to_string(),
+                op: op.to_string(),
+            }),
+            403 => Some(VaultError::PermissionDenied {
+                op: op.to_string(),
+                api_path: api_path.to_string(),
+                capability,
+                hint: self.denied_hint(),
+            }),
+            404 if resp.safe_text().contains("no handler for route") => Some(VaultError::NoMount {
+                mount: self.mount.clone(),
+                url: self.http.base_url().to_string(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// Tells an ACL denial from a token Vault does not accept at all.
+    fn denied_hint(&self) -> String {
+        match self.send("GET", "/v1/auth/token/lookup-self", Body::None, None, Retry::Never) {
+            Ok(r) if r.is_success() => String::new(),
+            _ => " (or the token itself was refused: it may be wrong, expired or revoked — check `token`/VAULT_TOKEN or the login)".into(),
+        }
+    }
+
+    fn api_error(&self, resp: &Response, op: &str, api_path: &str) -> VaultError {
+        VaultError::Api {
+            op: op.to_string(),
+            api_path: api_path.to_string(),
+            status: resp.status,
+            body: resp.safe_text(),
+        }
+    }
+
+    fn decode_error(&self, op: &str, api_path: &str, detail: impl Into<String>) -> VaultError {
+        VaultError::Decode {
+            op: op.to_string(),
+            api_path: api_path.to_string(),
+            mount: self.mount.clone(),
+            detail: detail.into(),
+        }
+    }
+
+    /// `GET data/P[?version=V]`. Values read are registered with the masker.
+    pub fn read(&self, path: &str, version: Option<u64>) -> Result<ReadResult, VaultError> {
+        let api = self.api_path("data", path);
+        let op = match version {
+            Some(v) => format!("read (version {v}) of"),
+            None => "read of".to_string(),
+        };
+        let q = version.map(|v| format!("?version={v}")).unwrap_or_default();
+        let resp = self.send("GET", &format!("{}{q}", self.url_path("data", path)), Body::None, None, Retry::Safe)?;
+        if let Some(e) = self.common_error(&resp, &op, &api, "read") {
+            return Err(e);
+        }
+        let body: Value = if resp.body.is_empty() {
+            Value::Null
+        } else {
+            resp.json().map_err(|e| self.decode_error(&op, &api, e.to_string()))?
+        };
+        match resp.status {
+            200 | 404 => {
+                let d = &body["data"];
+                let meta = &d["metadata"];
+                match (&d["data"], meta["version"].as_u64()) {
+                    (Value::Object(data), Some(v)) => {
+                        register_secret_json(&Value::Object(data.clone()));
+                        Ok(ReadResult::Present {
+                            data: data.clone(),
+                            version: v,
+                            metadata: meta.clone(),
+                        })
+                    }
+                    (Value::Null, Some(v)) => Ok(ReadResult::Deleted {
+                        version: v,
+                        destroyed: meta["destroyed"].as_bool().unwrap_or(false),
+                    }),
+                    _ if resp.status == 404 => Ok(ReadResult::Missing),
+                    _ => Err(self.decode_error(&op, &api, "no data.data/data.metadata.version")),
+                }
+            }
+            _ => Err(self.api_error(&resp, &op, &api)),
+        }
+    }
+
+    /// `GET metadata/P`: the `data` object, or `None` when the path has no metadata.
+    pub fn metadata(&self, path: &str) -> Result<Option<Value>, VaultError> {
+        let api = self.api_path("metadata", path);
+        let op = "metadata read of";
+        let resp = self.send("GET", &self.url_path("metadata", path), Body::None, None, Retry::Safe)?;
+        if let Some(e) = self.common_error(&resp, op, &api, "read") {
+            return Err(e);
+        }
+        match resp.status {
+            200 => {
+                let v: Value = resp.json().map_err(|e| self.decode_error(op, &api, e.to_string()))?;
+                Ok(Some(v["data"].clone()))
+            }
+            404 => Ok(None),
+            _ => Err(self.api_error(&resp, op, &api)),
+        }
+    }
+
+    /// `GET subkeys/P?depth=1`: the key names of the latest version, `None` when missing/deleted.
+    pub fn subkeys(&self, path: &str) -> Result<Option<Vec<String>>, VaultError> {
+        let api = self.api_path("subkeys", path);
+        let op = "key-name (subkeys) read of";
+        let resp = self.send(
+            "GET",
+            &format!("{}?depth=1", self.url_path("subkeys", path)),
+            Body::None,
+            None,
+            Retry::Safe,
+        )?;
+        if let Some(e) = self.common_error(&resp, op, &api, "read") {
+            return Err(e);
+        }
+        match resp.status {
+            200 => {
+                let v: Value = resp.json().map_err(|e| self.decode_error(op, &api, e.to_string()))?;
+                match &v["data"]["subkeys"] {
+                    Value::Object(m) => Ok(Some(m.keys().cloned().collect())),
+                    _ => Ok(None),
+                }
+            }
+            404 => Ok(None),
+            _ => Err(self.api_error(&resp, op, &api)),
+        }
+    }
+
+    fn write_result(&self, resp: Response, op: &str, api: &str, path: &str, cas: Option<u64>, capability: &'static str) -> Result<u64, VaultError> {
+        if let Some(e) = self.common_error(&resp, op, api, capability) {
+            return Err(e);
+        }
+        let text = resp.safe_text();
+        match resp.status {
+            200 | 204 => {
+                let v: Value = resp.json().map_err(|e| self.decode_error(op, api, e.to_string()))?;
+                v["data"]["version"]
+                    .as_u64()
+                    .ok_or_else(|| self.decode_error(op, api, "no data.version in the answer"))
+            }
+            400 if text.contains("check-and-set parameter did not match") => Err(VaultError::CasMismatch {
+                path: self.display_path(path),
+                expected: cas.unwrap_or(0),
+            }),
+            400 if text.contains("check-and-set parameter required") => Err(VaultError::CasRequired {
+                path: self.display_path(path),
+            }),
+            _ => Err(self.api_error(&resp, op, api)),
+        }
+    }
+
+    /// Full write: `POST data/P {"data":…, "options":{"cas":N}}`; returns the new version. The
+    /// stored map is exactly `data`. Sent once (never retried: a lost answer plus a retry would
+    /// turn our own write into a CAS conflict).
+    pub fn write(&self, path: &str, data: &Map<String, Value>, cas: Option<u64>) -> Result<u64, VaultError> {
+        let api = self.api_path("data", path);
+        let mut body = json!({ "data": data });
+        if let Some(c) = cas {
+            body["options"] = json!({ "cas": c });
+        }
+        let resp = self.send("POST", &self.url_path("data", path), Body::Json(body), None, Retry::Never)?;
+        let cap = if cas == Some(0) { "create" } else { "update" };
+        self.write_result(resp, "write to", &api, path, cas, cap)
+    }
+
+    /// Merge-patch: `PATCH data/P` (`application/merge-patch+json`, `null` deletes a key).
+    /// `Ok(None)` when the server cannot patch this path (403 without the `patch` capability, 405,
+    /// or 404 because the secret or its latest version is missing): the caller falls back to a
+    /// read-modify-write with CAS.
+    pub fn patch(&self, path: &str, patch: &Map<String, Value>, cas: Option<u64>) -> Result<Option<u64>, VaultError> {
+        let api = self.api_path("data", path);
+        let mut body = json!({ "data": patch });
+        if let Some(c) = cas {
+            body["options"] = json!({ "cas": c });
+        }
+        let bytes = serde_json::to_vec(&body).unwrap_or_default();
+        let resp = self.send(
+            "PATCH",
+            &self.url_path("data", path),
+            Body::Raw {
+                content_type: "application/merge-patch+json",
+                bytes,
+            },
+            Some("application/merge-patch+json"),
+            Retry::Never,
+        )?;
+        match resp.status {
+            403 | 405 => return Ok(None),
+            404 if !resp.safe_text().contains("no handler for route") => return Ok(None),
+            _ => {}
+        }
+        self.write_result(resp, "patch of", &api, path, cas, "patch").map(Some)
+    }
+}
+
+/// Login to an auth method; returns the client token (registered as a secret).
+pub fn login(http: &Client, namespace: Option<&str>, method: &'static str, mount: &str, url_tail: &str, body: Value) -> Result<Secret, VaultError> {
+    let mut headers: Vec<(&str, &str)> = vec![("X-Vault-Request", "true")];
+    if let Some(ns) = namespace {
+        headers.push(("X-Vault-Namespace", ns));
+    }
+    let url = format!("/v1/auth/{}/login{}", encode_path(mount), url_tail);
+    match http.json::<Value>("POST", &url, &headers, Body::Json(body), Retry::Never) {
+        Ok(v) => v["auth"]["client_token"]
+            .as_str()
+            .map(Secret::new)
+            .ok_or_else(|| VaultError::Login {
+                method,
+                mount: mount.to_string(),
+                status: 200,
+                body: "the answer holds no auth.client_token".into(),
+            }),
+        Err(ApiFailure::Transport(e)) => Err(e.into()),
+        Err(ApiFailure::Status(r)) if r.status == 503 => Err(VaultError::Sealed {
+            url: http.base_url().to_string(),
+            op: format!("{method} login"),
+        }),
+        Err(ApiFailure::Status(r)) => Err(VaultError::Login {
+            method,
+            mount: mount.to_string(),
+            status: r.status,
+            body: safe_text(&String::from_utf8_lossy(&r.body)),
+        }),
+    }
+}

@@ -1,0 +1,122 @@
+//! The `vault_kv_read` module: a KV v2 secret's data (secret), or salted per-key fingerprints,
+//! plus its version and metadata.
+
+use crate::conn::{conn_options, ConnParams};
+use crate::kv::ReadResult;
+use ansible_module::spec::Kind;
+use ansible_module::{fingerprint, Context, Failure, Module, Opt, Outcome, Secret};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+#[derive(Debug, Deserialize)]
+pub struct ReadParams {
+    #[serde(flatten)]
+    pub conn: ConnParams,
+    pub version: Option<u64>,
+    pub return_values: bool,
+    pub salt: Option<Secret>,
+    pub keys: Option<Vec<String>>,
+    pub missing_ok: bool,
+}
+
+pub struct VaultKvRead;
+
+/// The text a value is fingerprinted as: a string as is, anything else as its JSON text.
+pub fn value_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+impl Module for VaultKvRead {
+    const NAME: &'static str = "vault_kv_read";
+    const ABOUT: &'static str = "Read a Vault/OpenBao KV v2 secret: data (secret) or salted per-key fingerprints, version and metadata";
+    type Params = ReadParams;
+
+    fn options() -> Vec<Opt> {
+        let mut o = conn_options();
+        o.extend([
+            Opt::int("version").help("Version to read (default: the latest)"),
+            Opt::bool("return_values")
+                .default(true)
+                .help("Return `data` (secret values); false returns fingerprints only"),
+            Opt::str("salt")
+                .no_log()
+                .help("Salt for `fingerprints` = hex sha256(salt || value) per key"),
+            Opt::list("keys", Kind::Str).help("Only these keys (default: all)"),
+            Opt::bool("missing_ok")
+                .default(false)
+                .help("A missing or deleted secret is `found: false` instead of a failure"),
+        ]);
+        o
+    }
+
+    fn run(p: ReadParams, _ctx: &mut Context) -> Result<Outcome, Failure> {
+        let salt = p.salt.as_ref().filter(|s| !s.is_empty());
+        if !p.return_values && salt.is_none() {
+            return Err(Failure::new(
+                "`return_values: false` returns fingerprints only, which need a `salt` (a random string per run, the same one the other side uses)",
+            ));
+        }
+        let display = p.conn.display_path();
+        let kv = p.conn.connect()?;
+        let path = p.conn.path.trim_matches('/').to_string();
+        let (data, version, metadata) = match kv.read(&path, p.version)? {
+            ReadResult::Present { data, version, metadata } => (data, version, metadata),
+            other => {
+                let what = match (&other, p.version) {
+                    (ReadResult::Deleted { destroyed: true, version }, _) => format!("version {version} is destroyed"),
+                    (ReadResult::Deleted { version, .. }, _) => format!("version {version} is deleted"),
+                    (_, Some(v)) => format!("version {v} does not exist (never written, or pruned by max_versions)"),
+                    _ => "it does not exist".to_string(),
+                };
+                if p.missing_ok {
+                    let mut o = Outcome::unchanged()
+                        .set("found", false)
+                        .set("path", display.clone())
+                        .msg(format!("{display}: {what}"));
+                    if let ReadResult::Deleted { version, .. } = other {
+                        o = o.set("version", version);
+                    }
+                    return Ok(o);
+                }
+                return Err(Failure::new(format!(
+                    "cannot read {display}: {what}; check `path`, `mount` and `version` (or set `missing_ok: true`)"
+                )));
+            }
+        };
+        let selected: Map<String, Value> = match &p.keys {
+            Some(keys) => {
+                let missing: Vec<&String> = keys.iter().filter(|k| !data.contains_key(*k)).collect();
+                if !missing.is_empty() {
+                    return Err(Failure::new(format!(
+                        "{display} version {version} has no key(s) {}",
+                        missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                    )));
+                }
+                keys.iter().map(|k| (k.clone(), data[k].clone())).collect()
+            }
+            None => data,
+        };
+        let key_names: Vec<Value> = selected.keys().cloned().map(Value::String).collect();
+        let mut out = Outcome::unchanged()
+            .set("found", true)
+            .set("path", display.clone())
+            .set("version", version)
+            .set("keys", Value::Array(key_names))
+            .set("metadata", metadata)
+            .msg(format!("read {display} version {version} ({} keys)", selected.len()));
+        if let Some(salt) = salt {
+            let fps: Map<String, Value> = selected
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(fingerprint(salt.expose(), &value_text(v)))))
+                .collect();
+            out = out.set("fingerprints", Value::Object(fps));
+        }
+        if p.return_values {
+            out = out.secret("data", Value::Object(selected));
+        }
+        Ok(out)
+    }
+}

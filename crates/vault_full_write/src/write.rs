@@ -1,0 +1,497 @@
+//! The `vault_full_write` module: one safe write of a whole KV v2 secret.
+
+use crate::conn::{conn_options, ConnParams};
+use crate::kv::{Kv, ReadResult, VaultError};
+use ansible_module::spec::{coerce, Kind};
+use ansible_module::{Context, Failure, Module, Opt, Outcome};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Test-only hook: when set to a file path, the module creates `<path>.reached` right before it
+/// writes and then waits (up to 120 s) until `<path>` exists. Integration tests use it to put a
+/// concurrent writer between the read and the CAS write. Not for production use.
+pub const TEST_PAUSE_ENV: &str = "HOMELAB_SSO_TEST_PAUSE_BEFORE_WRITE";
+
+/// How the write is guarded by check-and-set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cas {
+    /// `cas` = the version just read (0 when the path does not exist: create only).
+    Read,
+    /// An explicit version.
+    Explicit(u64),
+    /// No `cas` (an unconditional write).
+    Disabled,
+}
+
+impl Cas {
+    /// Reads the `cas` option: absent/`auto`/`read` → [`Cas::Read`]; an integer or integer
+    /// string (`3`, `"3"`) → explicit; `disabled`/`false`/`off`/`no`/`none` → disabled.
+    pub fn parse(v: &Value) -> Result<Cas, String> {
+        let bad = || {
+            format!(
+                "`cas` must be a version number (0 = create only), `auto` (the version just read, the default) or `disabled`, got {}",
+                ansible_module::pyfmt::str(v)
+            )
+        };
+        match v {
+            Value::Null => Ok(Cas::Read),
+            Value::Bool(true) => Ok(Cas::Read),
+            Value::Bool(false) => Ok(Cas::Disabled),
+            Value::String(s) => match s.trim().to_lowercase().as_str() {
+                "" | "auto" | "read" | "true" | "yes" | "on" => Ok(Cas::Read),
+                "disabled" | "false" | "off" | "no" | "none" => Ok(Cas::Disabled),
+                _ => coerce(Kind::Int, v)
+                    .ok()
+                    .and_then(|n| n.as_u64())
+                    .map(Cas::Explicit)
+                    .ok_or_else(bad),
+            },
+            Value::Number(_) => coerce(Kind::Int, v)
+                .ok()
+                .and_then(|n| n.as_u64())
+                .map(Cas::Explicit)
+                .ok_or_else(bad),
+            _ => Err(bad()),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct WriteParams {
+    #[serde(flatten)]
+    pub conn: ConnParams,
+    pub data: Option<Map<String, Value>>,
+    pub patch: bool,
+    pub remove_keys: Option<Vec<String>>,
+    pub required_keys: Option<Vec<String>>,
+    pub allow_remove: bool,
+    pub cas: Value,
+    pub rollback_to: Option<u64>,
+}
+
+pub struct VaultFullWrite;
+
+/// What the module knows about the current secret before writing.
+struct Current {
+    /// Values, when the token may read them.
+    data: Option<Map<String, Value>>,
+    /// Key names (from the data or from `subkeys`), when known.
+    keys: Option<BTreeSet<String>>,
+    /// The version CAS compares against: current_version (0 = no secret), when known.
+    version: Option<u64>,
+    /// The latest version is deleted/destroyed (no data, but the version number still counts).
+    latest_deleted: bool,
+}
+
+/// RFC 7386 merge patch of `target` with `patch` (`null` deletes, objects merge recursively).
+pub fn merge_patch(target: &mut Map<String, Value>, patch: &Map<String, Value>) {
+    for (k, v) in patch {
+        match v {
+            Value::Null => {
+                target.remove(k);
+            }
+            Value::Object(p) => {
+                let entry = target.entry(k.clone()).or_insert_with(|| Value::Object(Map::new()));
+                if !entry.is_object() {
+                    *entry = Value::Object(Map::new());
+                }
+                if let Value::Object(t) = entry {
+                    merge_patch(t, p);
+                }
+            }
+            other => {
+                target.insert(k.clone(), other.clone());
+            }
+        }
+    }
+}
+
+fn names(keys: impl IntoIterator<Item = String>) -> Value {
+    Value::Array(keys.into_iter().map(Value::String).collect())
+}
+
+fn list(keys: &BTreeSet<String>) -> String {
+    keys.iter().cloned().collect::<Vec<_>>().join(", ")
+}
+
+/// Key-level changes between two maps.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct KeyChanges {
+    pub added: BTreeSet<String>,
+    pub removed: BTreeSet<String>,
+    pub changed: BTreeSet<String>,
+    pub unchanged: BTreeSet<String>,
+}
+
+impl KeyChanges {
+    pub fn between(before: &Map<String, Value>, after: &Map<String, Value>) -> Self {
+        let mut c = KeyChanges::default();
+        for (k, v) in after {
+            match before.get(k) {
+                None => c.added.insert(k.clone()),
+                Some(b) if b != v => c.changed.insert(k.clone()),
+                Some(_) => c.unchanged.insert(k.clone()),
+            };
+        }
+        c.removed = before.keys().filter(|k| !after.contains_key(*k)).cloned().collect();
+        c
+    }
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty()
+    }
+    /// Ansible's diff: key names with `<added>`/`<removed>`/`<changed>` markers, never values.
+    pub fn diff(&self, path: &str, before_version: u64, after_version: Option<u64>) -> Value {
+        let mut before = String::new();
+        let mut after = String::new();
+        let all: BTreeSet<&String> = self
+            .added
+            .iter()
+            .chain(&self.removed)
+            .chain(&self.changed)
+            .chain(&self.unchanged)
+            .collect();
+        for k in all {
+            if self.removed.contains(k) {
+                before.push_str(&format!("{k}: <removed>\n"));
+            } else if self.added.contains(k) {
+                after.push_str(&format!("{k}: <added>\n"));
+            } else if self.changed.contains(k) {
+                before.push_str(&format!("{k}: <changed: old value>\n"));
+                after.push_str(&format!("{k}: <changed: new value>\n"));
+            } else {
+                before.push_str(&format!("{k}\n"));
+                after.push_str(&format!("{k}\n"));
+            }
+        }
+        let after_header = match after_version {
+            Some(v) => format!("{path} (version {v})"),
+            None => format!("{path} (new version)"),
+        };
+        serde_json::json!({
+            "before": before,
+            "after": after,
+            "before_header": format!("{path} (version {before_version})"),
+            "after_header": after_header,
+        })
+    }
+}
+
+fn test_pause() {
+    let Some(path) = std::env::var_os(TEST_PAUSE_ENV) else { return };
+    let path = PathBuf::from(path);
+    let mut reached = path.clone().into_os_string();
+    reached.push(".reached");
+    let _ = std::fs::write(&reached, b"");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !path.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Reads what the token may read about the current secret.
+fn read_current(kv: &Kv, path: &str, ctx: &mut Context) -> Result<Current, VaultError> {
+    match kv.read(path, None) {
+        Ok(ReadResult::Present { data, version, .. }) => Ok(Current {
+            keys: Some(data.keys().cloned().collect()),
+            data: Some(data),
+            version: Some(version),
+            latest_deleted: false,
+        }),
+        Ok(ReadResult::Missing) => Ok(Current {
+            data: Some(Map::new()),
+            keys: Some(BTreeSet::new()),
+            version: Some(0),
+            latest_deleted: false,
+        }),
+        Ok(ReadResult::Deleted { version, .. }) => Ok(Current {
+            data: Some(Map::new()),
+            keys: Some(BTreeSet::new()),
+            version: Some(version),
+            latest_deleted: true,
+        }),
+        Err(VaultError::PermissionDenied { .. }) => {
+            // Write-only token (contract §2.4): learn what the policy allows without values.
+            let version = match kv.metadata(path) {
+                Ok(Some(m)) => m["current_version"].as_u64(),
+                Ok(None) => Some(0),
+                Err(VaultError::PermissionDenied { .. }) => None,
+                Err(e) => return Err(e),
+            };
+            let keys = match kv.subkeys(path) {
+                Ok(Some(k)) => Some(k.into_iter().collect()),
+                Ok(None) if version.is_some() => Some(BTreeSet::new()),
+                Ok(None) => None,
+                Err(VaultError::PermissionDenied { .. }) => None,
+                Err(e) => return Err(e),
+            };
+            ctx.warn(format!(
+                "the token cannot read the values of {} (no `read` on {}/data/{}): the module cannot compare values, so it writes and reports changed on every run{}",
+                kv.display_path(path),
+                kv.mount(),
+                path.trim_matches('/'),
+                if version.is_none() {
+                    "; it cannot read metadata either, so there is no check-and-set from a read"
+                } else {
+                    ""
+                }
+            ));
+            Ok(Current {
+                data: None,
+                keys,
+                version,
+                latest_deleted: false,
+            })
+        }
+        Err(e) => Err(e),
+    }
+}
+
+impl Module for VaultFullWrite {
+    const NAME: &'static str = "vault_full_write";
+    const ABOUT: &'static str = "Write a whole Vault/OpenBao KV v2 secret safely: read, compare, write only when different with check-and-set; key guards, patch, rollback";
+    type Params = WriteParams;
+
+    fn options() -> Vec<Opt> {
+        let mut o = conn_options();
+        o.extend([
+            Opt::dict("data")
+                .no_log()
+                .help("The secret's keys and values (values are secrets). Full write: exactly these keys; patch: these keys are set"),
+            Opt::bool("patch")
+                .default(false)
+                .help("Merge into the current secret instead of replacing it"),
+            Opt::list("remove_keys", Kind::Str).help("patch mode: keys to delete"),
+            Opt::list("required_keys", Kind::Str).help("Keys the resulting secret must hold (checked before any write)"),
+            Opt::bool("allow_remove")
+                .default(false)
+                .help("Allow a full write (or rollback) to drop keys the current secret has"),
+            Opt::raw("cas").help("Check-and-set: `auto` (default, the version just read), a version number, or `disabled`"),
+            Opt::int("rollback_to").help("Write version N's data again as a new version (like `vault kv rollback`)"),
+        ]);
+        o
+    }
+
+    fn run(p: WriteParams, ctx: &mut Context) -> Result<Outcome, Failure> {
+        let cas = Cas::parse(&p.cas).map_err(Failure::new)?;
+        let display = p.conn.display_path();
+        let path = p.conn.path.trim_matches('/').to_string();
+        let remove_keys: BTreeSet<String> = p.remove_keys.clone().unwrap_or_default().into_iter().collect();
+        let required: BTreeSet<String> = p.required_keys.clone().unwrap_or_default().into_iter().collect();
+        match (&p.data, p.rollback_to) {
+            (Some(_), Some(_)) => return Err(Failure::new("`data` and `rollback_to` are mutually exclusive: a rollback writes version N's data")),
+            (None, None) => return Err(Failure::new("one of `data` or `rollback_to` is required")),
+            _ => {}
+        }
+        if !remove_keys.is_empty() && !p.patch {
+            return Err(Failure::new(
+                "`remove_keys` needs `patch: true`; in a full write, leave the key out of `data` and set `allow_remove: true`",
+            ));
+        }
+        if p.rollback_to.is_some() && p.patch {
+            return Err(Failure::new("`rollback_to` writes a whole version: it cannot be combined with `patch: true`"));
+        }
+        let kv = p.conn.connect()?;
+
+        // The data to write in full-write terms (the rollback source or `data`).
+        let rollback_data = match p.rollback_to {
+            Some(n) => match kv.read(&path, Some(n))? {
+                ReadResult::Present { data, .. } => Some(data),
+                ReadResult::Deleted { destroyed, .. } => {
+                    return Err(Failure::new(format!(
+                        "cannot roll back {display} to version {n}: that version is {}; choose a live version (see the metadata's `versions`)",
+                        if destroyed { "destroyed" } else { "deleted (undelete it first)" }
+                    )))
+                }
+                ReadResult::Missing => {
+                    return Err(Failure::new(format!(
+                        "cannot roll back {display} to version {n}: no such version (never written, or pruned by max_versions)"
+                    )))
+                }
+            },
+            None => None,
+        };
+
+        let current = read_current(&kv, &path, ctx)?;
+        let previous_version = current.version;
+        if let (Cas::Explicit(want), Some(have)) = (cas, current.version) {
+            if want != have {
+                return Err(VaultError::CasMismatch { path: display.clone(), expected: want }.into());
+            }
+        }
+        let cas_value = match cas {
+            Cas::Read => current.version,
+            Cas::Explicit(v) => Some(v),
+            Cas::Disabled => None,
+        };
+        if cas == Cas::Read && cas_value.is_none() {
+            return Err(Failure::new(format!(
+                "the token can neither read {display} nor its metadata, so the write cannot be guarded by check-and-set: grant `read` on {m}/metadata/{path} (and on {m}/subkeys/{path} for the key guards), or pass an explicit `cas: <current version>`, or `cas: disabled` to write blind",
+                m = kv.mount()
+            )));
+        }
+
+        // Full-write desired state, or the patch document.
+        let patch_doc: Option<Map<String, Value>> = p.patch.then(|| {
+            let mut d = p.data.clone().unwrap_or_default();
+            for k in &remove_keys {
+                d.insert(k.clone(), Value::Null);
+            }
+            d
+        });
+        let full_data: Option<Map<String, Value>> = match (&rollback_data, &patch_doc) {
+            (Some(d), _) => Some(d.clone()),
+            (None, None) => p.data.clone(),
+            (None, Some(doc)) => current.data.as_ref().map(|cur| {
+                let mut m = cur.clone();
+                merge_patch(&mut m, doc);
+                m
+            }),
+        };
+
+        // Key-level changes: exact with the values, names only otherwise.
+        let changes = match (&current.data, &full_data) {
+            (Some(cur), Some(new)) => Some(KeyChanges::between(cur, new)),
+            _ => None,
+        };
+        let (added, removed, changed_keys, resulting_keys): (BTreeSet<String>, BTreeSet<String>, BTreeSet<String>, Option<BTreeSet<String>>) =
+            match (&changes, &full_data, &current.keys) {
+                (Some(c), Some(new), _) => (c.added.clone(), c.removed.clone(), c.changed.clone(), Some(new.keys().cloned().collect())),
+                (None, Some(new), Some(keys)) => {
+                    let newk: BTreeSet<String> = new.keys().cloned().collect();
+                    (&newk - keys, keys - &newk, &newk & keys, Some(newk))
+                }
+                (None, Some(new), None) => (BTreeSet::new(), BTreeSet::new(), BTreeSet::new(), Some(new.keys().cloned().collect())),
+                (None, None, Some(keys)) => {
+                    // write-only patch: keys after = keys + data - remove_keys
+                    let doc = patch_doc.clone().unwrap_or_default();
+                    let set: BTreeSet<String> = doc.iter().filter(|(_, v)| !v.is_null()).map(|(k, _)| k.clone()).collect();
+                    let rm: BTreeSet<String> = doc.iter().filter(|(_, v)| v.is_null()).map(|(k, _)| k.clone()).collect();
+                    let after: BTreeSet<String> = &(keys | &set) - &rm;
+                    (&set - keys, keys & &rm, keys & &set, Some(after))
+                }
+                _ => (BTreeSet::new(), BTreeSet::new(), BTreeSet::new(), None),
+            };
+
+        // Guards, before any write.
+        match &resulting_keys {
+            Some(keys) => {
+                let missing: BTreeSet<String> = &required - keys;
+                if !missing.is_empty() {
+                    return Err(Failure::new(format!(
+                        "refusing to write {display}: the result would lack required key(s) {}; add them to `data`",
+                        list(&missing)
+                    ))
+                    .set("missing_keys", names(missing)));
+                }
+            }
+            None if !required.is_empty() => {
+                return Err(Failure::new(format!(
+                    "cannot check `required_keys` for {display}: the token may read neither the secret nor its key names (grant `read` on {}/subkeys/{path})",
+                    kv.mount()
+                )))
+            }
+            None => {}
+        }
+        // Patch removals are named in `remove_keys`; full writes and rollbacks need `allow_remove`.
+        if !p.patch && !p.allow_remove {
+            if current.keys.is_none() {
+                return Err(Failure::new(format!(
+                    "cannot tell whether this full write drops keys of {display}: the token may read neither the secret nor its key names; grant `read` on {}/subkeys/{path}, or set `allow_remove: true` to write anyway",
+                    kv.mount()
+                )));
+            }
+            if !removed.is_empty() {
+                return Err(Failure::new(format!(
+                    "refusing a full write of {display} that would remove existing key(s) {}: add them to `data`, or set `allow_remove: true` if removing them is intended",
+                    list(&removed)
+                ))
+                .set("removed_keys", names(removed)));
+            }
+        }
+
+        let values_known = changes.is_some();
+        let nothing_to_do = changes.as_ref().is_some_and(KeyChanges::is_empty) && !current.latest_deleted;
+        let prev = previous_version.unwrap_or(0);
+        let mut out = Outcome::new(false)
+            .set("path", display.clone())
+            .set("previous_version", previous_version.map(Value::from).unwrap_or(Value::Null))
+            .set("added_keys", names(added.clone()))
+            .set("removed_keys", names(removed.clone()))
+            .set("changed_keys", names(changed_keys.clone()))
+            .set("mode", if p.rollback_to.is_some() { "rollback" } else if p.patch { "patch" } else { "full" });
+        if nothing_to_do {
+            return Ok(out
+                .set("version", prev)
+                .msg(format!("{display} version {prev} already holds this data; nothing written")));
+        }
+        let diff_changes = changes.clone().unwrap_or_else(|| KeyChanges {
+            added: added.clone(),
+            removed: removed.clone(),
+            changed: changed_keys.clone(),
+            unchanged: BTreeSet::new(),
+        });
+        if ctx.check_mode {
+            let predicted = previous_version.map(|v| v + 1);
+            out.changed = true;
+            return Ok(out
+                .set("version", predicted.map(Value::from).unwrap_or(Value::Null))
+                .msg(format!(
+                    "check mode: would write {display} as version {} ({} added, {} changed, {} removed)",
+                    predicted.map(|v| v.to_string()).unwrap_or_else(|| "(unknown)".into()),
+                    added.len(),
+                    changed_keys.len(),
+                    removed.len()
+                ))
+                .diff_value(diff_changes.diff(&display, prev, predicted)));
+        }
+
+        test_pause();
+        let mut how = "write";
+        let version = match (&patch_doc, &full_data) {
+            // Patch: PATCH first where the server allows it (one request, no values sent back).
+            (Some(doc), _) if !current.latest_deleted && previous_version != Some(0) => {
+                match kv.patch(&path, doc, cas_value)? {
+                    Some(v) => {
+                        how = "patch";
+                        v
+                    }
+                    None => match &full_data {
+                        Some(full) => {
+                            how = "read-modify-write";
+                            kv.write(&path, full, cas_value.or(previous_version))?
+                        }
+                        None => {
+                            return Err(Failure::new(format!(
+                                "cannot patch {display}: the token lacks the `patch` capability on {m}/data/{path}, and the read-modify-write fallback needs `read` on it; grant one of them",
+                                m = kv.mount()
+                            )))
+                        }
+                    },
+                }
+            }
+            (_, Some(full)) => kv.write(&path, full, cas_value)?,
+            (_, None) => {
+                return Err(Failure::new(format!(
+                    "cannot create {display} in patch mode without reading it: grant `read` on {}/data/{path}",
+                    kv.mount()
+                )))
+            }
+        };
+        out.changed = true;
+        if !values_known {
+            out.insert("values_compared", false);
+        }
+        Ok(out
+            .set("version", version)
+            .msg(format!(
+                "wrote {display} version {version} by {how} ({} added, {} changed, {} removed)",
+                added.len(),
+                changed_keys.len(),
+                removed.len()
+            ))
+            .diff_value(diff_changes.diff(&display, prev, Some(version))))
+    }
+}
