@@ -39,7 +39,7 @@ demo: setup
 lint: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(VENV)/bin/actionlint -shellcheck= .forgejo/workflows/*.yml
+	$(VENV)/bin/actionlint -config-file .forgejo/actionlint.yaml .forgejo/workflows/*.yml
 	shellcheck scripts/*.sh .ci/run
 
 bench: setup

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Writes the Proxmox SSH key and known_hosts from the repository secrets into a private directory
+# (0700/0600) and points the playbooks at them. Nothing is printed.
+set -euo pipefail
+dir="${RUNNER_TEMP:-${TMPDIR:-/tmp}}/homelab-sso-ssh.$$"
+umask 077
+mkdir -p "$dir"
+if [ -z "${PROXMOX_SSH_KEY:-}" ] || [ -z "${PROXMOX_KNOWN_HOSTS:-}" ]; then
+  echo "The secrets PROXMOX_SSH_KEY and PROXMOX_KNOWN_HOSTS must be set (known_hosts pins the Proxmox host key)." >&2
+  exit 1
+fi
+printf '%s\n' "$PROXMOX_SSH_KEY" > "$dir/id"
+printf '%s\n' "$PROXMOX_KNOWN_HOSTS" > "$dir/known_hosts"
+{
+  echo "PROXMOX_SSH_KEY_FILE=$dir/id"
+  echo "PROXMOX_KNOWN_HOSTS_FILE=$dir/known_hosts"
+} >> "${GITHUB_ENV:-/dev/null}"
