@@ -344,6 +344,16 @@ impl OpenBao {
         self.child.stop();
     }
 
+    /// Freezes the server (SIGSTOP): connections are accepted but never answered (timeout tests).
+    pub fn freeze(&self) {
+        self.child.signal(libc::SIGSTOP);
+    }
+
+    /// Resumes a frozen server (SIGCONT).
+    pub fn thaw(&self) {
+        self.child.signal(libc::SIGCONT);
+    }
+
     /// Environment for the `bao` CLI or a module run against this server.
     pub fn env(&self) -> Vec<(String, String)> {
         let mut e = vec![

@@ -21,6 +21,8 @@ pub enum VaultError {
         api_path: String,
         capability: &'static str,
         hint: String,
+        /// Vault does not accept the token at all (lookup-self fails too).
+        token_refused: bool,
     },
     #[error("{path} changed since read (check-and-set expected version {expected}): another writer updated it and nothing was written; re-run to compare against the new version")]
     CasMismatch { path: String, expected: u64 },
@@ -138,12 +140,20 @@ impl Kv {
                 url: self.http.base_url().to_string(),
                 op: op.to_string(),
             }),
-            403 => Some(VaultError::PermissionDenied {
-                op: op.to_string(),
-                api_path: api_path.to_string(),
-                capability,
-                hint: self.denied_hint(),
-            }),
+            403 => {
+                let token_refused = Self::token_refused(resp);
+                Some(VaultError::PermissionDenied {
+                    op: op.to_string(),
+                    api_path: api_path.to_string(),
+                    capability,
+                    hint: if token_refused {
+                        " (or the token itself was refused: it may be wrong, expired or revoked — check `token`/VAULT_TOKEN or the login)".into()
+                    } else {
+                        String::new()
+                    },
+                    token_refused,
+                })
+            }
             404 if resp.safe_text().contains("no handler for route") => Some(VaultError::NoMount {
                 mount: self.mount.clone(),
                 url: self.http.base_url().to_string(),
@@ -152,12 +162,16 @@ impl Kv {
         }
     }
 
-    /// Tells an ACL denial from a token Vault does not accept at all.
-    fn denied_hint(&self) -> String {
-        match self.send("GET", "/v1/auth/token/lookup-self", Body::None, None, Retry::Never) {
-            Ok(r) if r.is_success() => String::new(),
-            _ => " (or the token itself was refused: it may be wrong, expired or revoked — check `token`/VAULT_TOKEN or the login)".into(),
-        }
+    /// Tells an ACL denial from a token Vault does not accept at all, by the body: an unknown,
+    /// expired or revoked token gets exactly `{"errors":["permission denied"]}`, an ACL denial
+    /// `1 error occurred:\n\t* permission denied\n\n` (verified on OpenBao 2.7.2; the same code
+    /// paths as Vault). No extra request: `lookup-self` would also fail for valid tokens without
+    /// the `default` policy.
+    fn token_refused(resp: &Response) -> bool {
+        resp.json::<Value>()
+            .ok()
+            .and_then(|v| v["errors"].as_array().cloned())
+            .is_some_and(|e| e.len() == 1 && e[0].as_str().map(str::trim) == Some("permission denied"))
     }
 
     fn api_error(&self, resp: &Response, op: &str, api_path: &str) -> VaultError {

@@ -84,6 +84,8 @@ struct Current {
     version: Option<u64>,
     /// The latest version is deleted/destroyed (no data, but the version number still counts).
     latest_deleted: bool,
+    /// Why the values could not be read (the 403 text), for later error messages.
+    read_denied: Option<String>,
 }
 
 /// RFC 7386 merge patch of `target` with `patch` (`null` deletes, objects merge recursively).
@@ -199,20 +201,24 @@ fn read_current(kv: &Kv, path: &str, ctx: &mut Context) -> Result<Current, Vault
             data: Some(data),
             version: Some(version),
             latest_deleted: false,
+            read_denied: None,
         }),
         Ok(ReadResult::Missing) => Ok(Current {
             data: Some(Map::new()),
             keys: Some(BTreeSet::new()),
             version: Some(0),
             latest_deleted: false,
+            read_denied: None,
         }),
         Ok(ReadResult::Deleted { version, .. }) => Ok(Current {
             data: Some(Map::new()),
             keys: Some(BTreeSet::new()),
             version: Some(version),
             latest_deleted: true,
+            read_denied: None,
         }),
-        Err(VaultError::PermissionDenied { .. }) => {
+        Err(e @ VaultError::PermissionDenied { token_refused: true, .. }) => Err(e),
+        Err(denied @ VaultError::PermissionDenied { .. }) => {
             // Write-only token (contract §2.4): learn what the policy allows without values.
             let version = match kv.metadata(path) {
                 Ok(Some(m)) => m["current_version"].as_u64(),
@@ -243,6 +249,7 @@ fn read_current(kv: &Kv, path: &str, ctx: &mut Context) -> Result<Current, Vault
                 keys,
                 version,
                 latest_deleted: false,
+                read_denied: Some(denied.to_string()),
             })
         }
         Err(e) => Err(e),
@@ -328,7 +335,8 @@ impl Module for VaultFullWrite {
         };
         if cas == Cas::Read && cas_value.is_none() {
             return Err(Failure::new(format!(
-                "the token can neither read {display} nor its metadata, so the write cannot be guarded by check-and-set: grant `read` on {m}/metadata/{path} (and on {m}/subkeys/{path} for the key guards), or pass an explicit `cas: <current version>`, or `cas: disabled` to write blind",
+                "{}; the token can read neither {display} nor its metadata, so the write cannot be guarded by check-and-set: grant `read` on {m}/metadata/{path} (and on {m}/subkeys/{path} for the key guards), or pass an explicit `cas: <current version>`, or `cas: disabled` to write blind",
+                current.read_denied.as_deref().unwrap_or("read denied"),
                 m = kv.mount()
             )));
         }

@@ -1,0 +1,103 @@
+//! Helpers: run the real module binaries against a real OpenBao dev server.
+#![allow(dead_code)]
+
+use lab::openbao::OpenBao;
+use serde_json::{json, Map, Value};
+use std::path::Path;
+use std::process::Command;
+
+pub const WRITE: &str = env!("CARGO_BIN_EXE_vault_full_write");
+pub const READ: &str = env!("CARGO_BIN_EXE_vault_kv_read");
+
+pub struct Run {
+    pub code: i32,
+    pub json: Value,
+    pub output: String,
+}
+
+impl Run {
+    pub fn failed(&self) -> bool {
+        self.json["failed"] == json!(true)
+    }
+    pub fn msg(&self) -> &str {
+        self.json["msg"].as_str().unwrap_or_default()
+    }
+    pub fn ok(&self) -> &Self {
+        assert_eq!(self.code, 0, "module failed: {}", self.output);
+        self
+    }
+    pub fn fails(&self) -> &Self {
+        assert_eq!(self.code, 1, "module did not fail: {}", self.output);
+        assert!(self.failed());
+        self
+    }
+}
+
+/// Runs a module binary in module mode with `args` and only the given environment variables of
+/// the VAULT_* family.
+pub fn run(bin: &str, args: Value, env: &[(&str, &str)]) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("args.json");
+    std::fs::write(&file, serde_json::to_vec(&args).unwrap()).unwrap();
+    let mut cmd = Command::new(bin);
+    cmd.arg(&file);
+    for v in ["VAULT_ADDR", "VAULT_TOKEN", "VAULT_CACERT", "VAULT_NAMESPACE", "VAULT_SKIP_VERIFY", write_pause()] {
+        cmd.env_remove(v);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let json: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("not one JSON object ({e}): {stdout} / {stderr}"));
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        json,
+        output: format!("{stdout}\n{stderr}"),
+    }
+}
+
+fn write_pause() -> &'static str {
+    vault_full_write::TEST_PAUSE_ENV
+}
+
+/// Connection args for `bao` with its root token.
+pub fn conn(bao: &OpenBao, path: &str) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("url".into(), json!(bao.addr));
+    m.insert("token".into(), json!(bao.root_token));
+    m.insert("path".into(), json!(path));
+    if let Some(ca) = &bao.ca_cert {
+        m.insert("ca_cert".into(), json!(ca.display().to_string()));
+    }
+    m
+}
+
+/// `conn` plus extra args.
+pub fn args(bao: &OpenBao, path: &str, extra: Value) -> Value {
+    let mut m = conn(bao, path);
+    if let Value::Object(e) = extra {
+        m.extend(e);
+    }
+    Value::Object(m)
+}
+
+pub fn start(dir: &Path) -> OpenBao {
+    OpenBao::start(dir).expect("OpenBao dev server")
+}
+
+/// The 15 keys of the runbook's secret, with canary values.
+pub fn fifteen(tag: &str) -> Value {
+    let mut m = Map::new();
+    for i in 1..=15 {
+        m.insert(format!("key_{i:02}"), json!(format!("canary-{tag}-{i:02}-Zq8x")));
+    }
+    Value::Object(m)
+}
+
+pub fn assert_no_secrets(text: &str, secrets: &[&str]) {
+    for s in secrets {
+        assert!(!text.contains(s), "secret {s:?} leaked in:\n{text}");
+    }
+}
