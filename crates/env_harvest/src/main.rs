@@ -1,1 +1,3 @@
-fn main() {}
+fn main() {
+    ansible_module::main::<env_harvest::EnvHarvest>()
+}

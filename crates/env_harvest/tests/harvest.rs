@@ -1,0 +1,339 @@
+//! env_harvest against the lab's real sshd and pct stand-in, through the real binary in module
+//! mode. Values are compared in the test, never printed.
+
+use lab::catalog;
+use lab::fixtures::Containers;
+use lab::sshd::Sshd;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Lab {
+    tmp: tempfile::TempDir,
+    cts: Containers,
+    sshd: Sshd,
+    values: BTreeMap<String, String>,
+}
+
+fn canary_values() -> BTreeMap<String, String> {
+    catalog::vault_keys()
+        .into_iter()
+        .enumerate()
+        .map(|(i, k)| {
+            // Characters compose must unescape: quote, backslash, dollar.
+            let v = format!("canary-{i}-Zq8\"x\\y$z-{}", k.len() * 7919);
+            (k, v)
+        })
+        .collect()
+}
+
+fn lab() -> Option<Lab> {
+    if !lab::tools::system_bin("sshd").is_absolute() {
+        eprintln!("sshd not installed (run scripts/setup.sh); skipping");
+        return None;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let cts = Containers::create(tmp.path().join("cts")).unwrap();
+    let values = canary_values();
+    cts.populate_runbook(&values).unwrap();
+    let sshd = Sshd::start(&tmp.path().join("sshd"), &cts).unwrap();
+    Some(Lab { tmp, cts, sshd, values })
+}
+
+fn catalog_targets() -> Vec<Value> {
+    catalog::services()
+        .into_iter()
+        .map(|s| {
+            let keys: serde_json::Map<String, Value> =
+                s.keys.iter().map(|(k, e)| (k.clone(), Value::String(e.clone()))).collect();
+            json!({"name": s.name, "vmid": s.vmid, "path": s.env_path, "keys": keys})
+        })
+        .collect()
+}
+
+impl Lab {
+    fn base(&self, targets: Vec<Value>) -> Value {
+        json!({
+            "host": self.sshd.host,
+            "port": self.sshd.port,
+            "user": self.sshd.user,
+            "private_key": self.sshd.private_key,
+            "known_hosts": self.sshd.known_hosts,
+            "pct_path": self.sshd.pct_path,
+            "timeout": 20,
+            "targets": targets,
+        })
+    }
+
+    /// Runs the binary in module mode with a hard deadline; returns the result JSON.
+    fn run(&self, args: &Value) -> Value {
+        run_module(self.tmp.path(), args)
+    }
+}
+
+fn run_module(dir: &Path, args: &Value) -> Value {
+    let args_file = dir.join(format!("args-{}.json", std::process::id()));
+    std::fs::write(&args_file, args.to_string()).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_env_harvest"))
+        .arg(&args_file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("env_harvest did not finish within 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8(out.stdout).expect("stdout is UTF-8");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1, "exactly one JSON line expected (len {})", text.len());
+    serde_json::from_str(lines[0]).unwrap()
+}
+
+fn status_of<'a>(r: &'a Value, name: &str) -> &'a str {
+    r["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == name)
+        .and_then(|t| t["status"].as_str())
+        .unwrap_or("<none>")
+}
+
+#[test]
+fn harvests_the_runbook_fixture_exactly() {
+    let Some(l) = lab() else { return };
+    let mut args = l.base(catalog_targets());
+    args["salt"] = json!("salt-1");
+    args["_ansible_check_mode"] = json!(true);
+    let r = l.run(&args);
+    assert_eq!(r["failed"], Value::Null, "failed: {}", r["msg"]);
+    assert_eq!(r["changed"], false);
+    let values = r["values"].as_object().expect("values");
+    assert_eq!(values.len(), 15);
+    for (k, v) in &l.values {
+        assert!(values.get(k).and_then(Value::as_str) == Some(v.as_str()), "value of {k} differs");
+        assert_eq!(r["fingerprints"][k], ansible_module::fingerprint("salt-1", v), "fingerprint of {k}");
+    }
+    for t in r["targets"].as_array().unwrap() {
+        assert_eq!(t["status"], "ok", "{}", t["name"]);
+    }
+    // Nothing outside `values` carries a value.
+    let mut rest = r.clone();
+    rest.as_object_mut().unwrap().remove("values");
+    let text = rest.to_string();
+    for v in l.values.values() {
+        assert!(!text.contains(v.as_str()), "a value leaked outside `values`");
+    }
+    assert!(l.sshd.log().contains(&format!("Accepted publickey for {}", l.sshd.user)));
+}
+
+#[test]
+fn pct_error_cases_map_to_statuses() {
+    let Some(l) = lab() else { return };
+    // A directory in place of the file.
+    l.cts.add(124, "dir-svc", true).unwrap();
+    std::fs::create_dir_all(l.cts.file(124, "/opt/homelab/dir-svc/.env")).unwrap();
+    // A malformed file whose error must not echo its secret text.
+    l.cts.add(125, "bad-svc", true).unwrap();
+    l.cts.write_file(125, "/opt/homelab/bad-svc/.env", b"A=1\nSECRET=\"s3cr3t-leak-check\n").unwrap();
+    let t = |name: &str, vmid: u32, path: &str| json!({"name": name, "vmid": vmid, "path": path, "keys": {"k": "SECRET"}});
+    let targets = vec![
+        t("missing-ct", 999, "/opt/homelab/x/.env"),
+        t("stopped", catalog::VMID_STOPPED, "/opt/homelab/stopped-svc/.env"),
+        t("no-file", catalog::VMID_NO_FILE, "/opt/homelab/no-env-svc/.env"),
+        t("locked", catalog::VMID_PERMISSION_DENIED, "/opt/homelab/locked-svc/.env"),
+        t("dir", 124, "/opt/homelab/dir-svc/.env"),
+        t("bad", 125, "/opt/homelab/bad-svc/.env"),
+    ];
+    let mut args = l.base(targets);
+    args["fail_on_missing"] = json!(false);
+    let r = l.run(&args);
+    assert_eq!(r["failed"], Value::Null, "{}", r["msg"]);
+    assert_eq!(status_of(&r, "missing-ct"), "container_missing");
+    assert_eq!(status_of(&r, "stopped"), "container_stopped");
+    assert_eq!(status_of(&r, "no-file"), "file_missing");
+    assert_eq!(status_of(&r, "locked"), "permission_denied");
+    assert_eq!(status_of(&r, "dir"), "file_missing");
+    assert_eq!(status_of(&r, "bad"), "parse_error");
+    assert!(!r.to_string().contains("s3cr3t"), "parse error leaked file text");
+    for t in r["targets"].as_array().unwrap() {
+        assert_eq!(t["missing_keys"], json!(["k"]));
+    }
+    // With fail_on_missing (the default) the same run fails and names keys, never values.
+    args["fail_on_missing"] = json!(true);
+    let r = l.run(&args);
+    assert_eq!(r["failed"], true);
+    assert!(r["msg"].as_str().unwrap().contains("required keys missing: k"));
+    assert_eq!(r["values"], Value::Null);
+    // Optional keys do not fail the run.
+    let mut args = l.base(vec![json!({"name": "no-file", "vmid": catalog::VMID_NO_FILE, "path": "/opt/homelab/no-env-svc/.env", "keys": {"k": "X"}, "optional_keys": ["k"]})]);
+    args["fail_on_missing"] = json!(true);
+    let r = l.run(&args);
+    assert_eq!(r["failed"], Value::Null, "{}", r["msg"]);
+}
+
+fn assert_no_auth_attempt(l: &Lab) {
+    let log = l.sshd.log();
+    let user = &l.sshd.user;
+    for needle in [format!("for {user} "), format!("user {user} "), format!("for {user}\n")] {
+        assert!(!log.contains(&needle), "sshd saw an authentication attempt ({needle:?}):\n{log}");
+    }
+}
+
+#[test]
+fn wrong_host_key_fails_before_authentication() {
+    let Some(l) = lab() else { return };
+    let wrong = l.tmp.path().join("wrong_known_hosts");
+    // A valid ed25519 key that is not the server's.
+    std::fs::write(
+        &wrong,
+        format!(
+            "# comment\nnot a valid line at all\n[127.0.0.1]:{} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n",
+            l.sshd.port
+        ),
+    )
+    .unwrap();
+    let mut args = l.base(catalog_targets());
+    args["known_hosts"] = json!(wrong);
+    let r = l.run(&args);
+    assert_eq!(r["failed"], true);
+    assert!(r["msg"].as_str().unwrap().contains("HOST KEY MISMATCH"), "{}", r["msg"]);
+    // A wrong pin fails the same way; the right pin works without known_hosts.
+    let mut args = l.base(vec![]);
+    args["known_hosts"] = json!(l.tmp.path().join("none"));
+    args["host_key_fingerprint"] = json!("SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    let r = l.run(&args);
+    assert!(r["msg"].as_str().unwrap().contains("HOST KEY MISMATCH"), "{}", r["msg"]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_no_auth_attempt(&l);
+    args["host_key_fingerprint"] = json!(l.sshd.host_key_fingerprint);
+    let r = l.run(&args);
+    assert_eq!(r["failed"], Value::Null, "{}", r["msg"]);
+}
+
+#[test]
+fn unknown_host_fails_unless_accept_new() {
+    let Some(l) = lab() else { return };
+    let kh = l.tmp.path().join("kh_new");
+    std::fs::write(&kh, "# my hosts\n").unwrap();
+    let mut args = l.base(vec![]);
+    args["known_hosts"] = json!(kh);
+    let r = l.run(&args);
+    assert_eq!(r["failed"], true);
+    assert!(r["msg"].as_str().unwrap().contains("is not in"), "{}", r["msg"]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_no_auth_attempt(&l);
+    args["host_key_checking"] = json!("accept-new");
+    let r = l.run(&args);
+    assert_eq!(r["failed"], Value::Null, "{}", r["msg"]);
+    assert_eq!(r["host_key_added"], true);
+    let text = std::fs::read_to_string(&kh).unwrap();
+    assert!(text.starts_with("# my hosts\n"), "existing lines kept");
+    assert_eq!(text.lines().count(), 2);
+    assert!(text.contains(&format!("[127.0.0.1]:{} ssh-ed25519 ", l.sshd.port)));
+    // Now strict mode matches.
+    args["host_key_checking"] = json!("strict");
+    let r = l.run(&args);
+    assert_eq!(r["failed"], Value::Null, "{}", r["msg"]);
+    assert_eq!(r["host_key_added"], false);
+}
+
+#[test]
+fn injection_attempts_are_rejected_and_harmless() {
+    let Some(l) = lab() else { return };
+    let marker = l.tmp.path().join("injected");
+    let m = marker.display().to_string();
+    let cases = vec![
+        json!({"name": "vmid", "vmid": format!("119; touch {m}"), "path": "/opt/homelab/oauth2-gateway/.env"}),
+        json!({"name": "quote", "vmid": 119, "path": format!("/opt/x'; touch {m}; '")}),
+        json!({"name": "subst", "vmid": 119, "path": format!("/opt/$(touch {m})/.env")}),
+        json!({"name": "dotdot", "vmid": 119, "path": "/opt/../../etc/shadow"}),
+        json!({"name": "dash", "vmid": 119, "path": "-la"}),
+        json!({"name": "dash-vmid", "vmid": "-119", "path": "/opt/homelab/oauth2-gateway/.env"}),
+    ];
+    for c in cases {
+        let r = l.run(&l.base(vec![c.clone()]));
+        assert_eq!(r["failed"], true, "{} was accepted", c["name"]);
+        assert!(r["msg"].as_str().unwrap().contains("target 1"), "{}", r["msg"]);
+    }
+    // Nothing reached the server: no session at all.
+    assert!(!l.sshd.log().contains("Accepted publickey"), "a connection was made for a rejected target");
+    // pct_path is validated too.
+    let mut args = l.base(catalog_targets());
+    args["pct_path"] = json!(format!("/usr/sbin/pct; touch {m}"));
+    assert_eq!(l.run(&args)["failed"], true);
+    assert!(!marker.exists(), "an injected command ran");
+}
+
+#[test]
+fn hostile_output_is_bounded_and_sanitized() {
+    let Some(l) = lab() else { return };
+    // 3 MB on stderr before the file, with ANSI escapes and control characters.
+    l.cts.add(140, "noisy", true).unwrap();
+    let mut noise = b"\x1b[31mRED\x1b[0m\x07\x1b]0;title\x07 ".to_vec();
+    noise.extend(std::iter::repeat_n(b'E', 3 * 1024 * 1024));
+    std::fs::write(l.cts.dir(140).join("stderr"), &noise).unwrap();
+    l.cts.write_file(140, "/opt/homelab/noisy/.env", b"TOKEN=noisy-canary-1\n").unwrap();
+    // A 50 MB file.
+    l.cts.add(141, "huge", true).unwrap();
+    let big = vec![b'A'; 50 * 1024 * 1024];
+    l.cts.write_file(141, "/opt/homelab/huge/.env", &big).unwrap();
+    // Invalid UTF-8.
+    l.cts.add(142, "binary", true).unwrap();
+    l.cts.write_file(142, "/opt/homelab/binary/.env", b"TOKEN=ok\nBAD=\xff\xfe\n").unwrap();
+    // A failing command whose stderr is hostile: exit status 1 with escapes in the message.
+    l.cts.add(143, "evil-err", true).unwrap();
+    std::fs::write(l.cts.dir(143).join("stderr"), b"\x1b[2J\x1b[Hboom\r\n").unwrap();
+    let t = |name: &str, vmid: u32| json!({"name": name, "vmid": vmid, "path": format!("/opt/homelab/{name}/.env"), "keys": {"token": "TOKEN"}});
+    let mut args = l.base(vec![t("noisy", 140), t("huge", 141), t("binary", 142), t("evil-err", 143)]);
+    args["fail_on_missing"] = json!(false);
+    let r = l.run(&args);
+    assert_eq!(r["failed"], Value::Null, "{}", r["msg"]);
+    assert_eq!(status_of(&r, "noisy"), "ok");
+    assert_eq!(r["values"]["token"], "noisy-canary-1");
+    assert_eq!(status_of(&r, "huge"), "parse_error");
+    assert_eq!(status_of(&r, "binary"), "parse_error");
+    // Not classified as a file problem: the stderr does not start with `cat: `.
+    assert_eq!(status_of(&r, "evil-err"), "ssh_error");
+    let text = r.to_string();
+    assert!(text.len() < 64 * 1024, "result is not bounded: {} bytes", text.len());
+    assert!(!text.contains('\u{1b}') && !text.contains('\u{7}'), "control characters in the result");
+}
+
+#[test]
+fn direct_mode_and_parallel_many() {
+    let Some(l) = lab() else { return };
+    // 30 containers over one connection with 8 channels in flight.
+    let mut targets = Vec::new();
+    for i in 0..30u32 {
+        let vmid = 200 + i;
+        let name = format!("svc{i}");
+        l.cts.add(vmid, &name, true).unwrap();
+        l.cts.write_file(vmid, &format!("/opt/homelab/{name}/.env"), format!("TOKEN=t-{i}\n").as_bytes()).unwrap();
+        targets.push(json!({"name": name, "vmid": vmid, "path": format!("/opt/homelab/{name}/.env"), "keys": {format!("k{i}"): "TOKEN"}}));
+    }
+    let r = l.run(&l.base(targets));
+    assert_eq!(r["failed"], Value::Null, "{}", r["msg"]);
+    for i in 0..30 {
+        assert_eq!(r["values"][format!("k{i}")], format!("t-{i}"));
+    }
+    assert_eq!(l.sshd.log().matches("Accepted publickey").count(), 1, "exactly one SSH connection");
+    // direct mode: cat on the SSH host itself.
+    let host_file = l.cts.file(119, "/opt/homelab/oauth2-gateway/.env");
+    let mut args = l.base(vec![json!({"name": "direct", "path": host_file, "keys": {"pocketid_client_id": "OAUTH2_PROXY_CLIENT_ID"}})]);
+    args["mode"] = json!("direct");
+    let r = l.run(&args);
+    assert_eq!(r["failed"], Value::Null, "{}", r["msg"]);
+    assert!(r["values"]["pocketid_client_id"] == l.values["pocketid_client_id"].as_str());
+}
