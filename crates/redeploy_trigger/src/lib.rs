@@ -1,1 +1,559 @@
-//! Placeholder.
+//! `redeploy_trigger`: dispatches Forgejo Actions `workflow_dispatch` runs (one or many), after
+//! validating their inputs against the workflow files at `ref`; then waits for all of them at once
+//! and reports each run's id, number, URL, status and duration.
+
+pub mod client;
+pub mod workflow;
+
+use ansible_module::{Context, Failure, Module, Opt, Outcome, Secret};
+use client::{Forgejo, ForgejoError, Settings, WORKFLOW_DIRS};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use workflow::InputValue;
+
+pub struct RedeployTrigger;
+
+#[derive(Debug, Deserialize)]
+pub struct Params {
+    pub url: String,
+    pub token: Secret,
+    pub repo: String,
+    pub workflows: Vec<Value>,
+    #[serde(rename = "ref")]
+    pub git_ref: String,
+    #[serde(default)]
+    pub inputs: Option<Map<String, Value>>,
+    pub wait: bool,
+    pub timeout: u64,
+    pub poll_interval: f64,
+    pub pickup_timeout: u64,
+    pub skipped_is_success: bool,
+    pub validate_certs: bool,
+    pub ca_cert: Option<PathBuf>,
+    pub request_timeout: u64,
+}
+
+impl Module for RedeployTrigger {
+    const NAME: &'static str = "redeploy_trigger";
+    const ABOUT: &'static str =
+        "Dispatch Forgejo Actions workflows (validated against their files), wait for all runs, report each";
+    type Params = Params;
+
+    fn options() -> Vec<Opt> {
+        vec![
+            Opt::str("url").env("FORGEJO_URL").required().help("Forgejo base URL, e.g. https://forgejo.example.org"),
+            Opt::str("token").env("FORGEJO_TOKEN").required().no_log().help("Access token with write:repository"),
+            Opt::str("repo").required().help("Repository holding the workflows, as owner/name"),
+            Opt::list("workflows", ansible_module::Kind::Raw)
+                .required()
+                .alias("workflow")
+                .help("Workflow file names (deploy-n8n.yml), or dicts {workflow, inputs}"),
+            Opt::str("ref").default("main").help("Branch, tag or commit to run the workflows at"),
+            Opt::dict("inputs").help("Inputs for every workflow (per-workflow inputs override them)"),
+            Opt::bool("wait").default(true).help("Wait for every run to finish"),
+            Opt::int("timeout").default(1800).help("Seconds to wait for each run, from its dispatch"),
+            Opt::float("poll_interval").default(5.0).help("Seconds between two status requests for a run"),
+            Opt::int("pickup_timeout")
+                .default(300)
+                .help("Seconds a run may wait for a runner before it counts as not picked up"),
+            Opt::bool("skipped_is_success").default(false).help("Count a skipped run as a success"),
+            Opt::bool("validate_certs").default(true).help("Verify the server's TLS certificate"),
+            Opt::path("ca_cert").env("FORGEJO_CACERT").help("PEM CA file to trust for the server"),
+            Opt::int("request_timeout").default(30).help("Seconds for one HTTP request"),
+        ]
+    }
+
+    fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
+        run(p, ctx)
+    }
+}
+
+/// One workflow to dispatch.
+#[derive(Debug, Clone)]
+struct Target {
+    file: String,
+    inputs: Map<String, Value>,
+}
+
+fn targets(p: &Params) -> Result<Vec<Target>, Failure> {
+    let global = p.inputs.clone().unwrap_or_default();
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    for (i, w) in p.workflows.iter().enumerate() {
+        let (file, own) = match w {
+            Value::String(s) => (s.clone(), Map::new()),
+            Value::Object(m) => {
+                let unknown: Vec<&String> = m.keys().filter(|k| *k != "workflow" && *k != "inputs").collect();
+                if !unknown.is_empty() {
+                    errors.push(format!(
+                        "workflows[{i}] has unknown keys {unknown:?}: use {{workflow, inputs}}"
+                    ));
+                    continue;
+                }
+                let file = match m.get("workflow") {
+                    Some(Value::String(s)) => s.clone(),
+                    _ => {
+                        errors.push(format!("workflows[{i}] needs `workflow`: a workflow file name"));
+                        continue;
+                    }
+                };
+                let own = match m.get("inputs") {
+                    None | Some(Value::Null) => Map::new(),
+                    Some(Value::Object(o)) => o.clone(),
+                    Some(_) => {
+                        errors.push(format!("workflows[{i}] ({file}): `inputs` must be a dict"));
+                        continue;
+                    }
+                };
+                (file, own)
+            }
+            _ => {
+                errors.push(format!(
+                    "workflows[{i}] must be a workflow file name or a dict {{workflow, inputs}}"
+                ));
+                continue;
+            }
+        };
+        let file = file.trim().to_string();
+        if file.is_empty() || file.contains('/') {
+            errors.push(format!(
+                "workflows[{i}]: {file:?} is not a workflow file name (give the bare name, e.g. deploy-n8n.yml)"
+            ));
+            continue;
+        }
+        let mut inputs = global.clone();
+        inputs.extend(own);
+        out.push(Target { file, inputs });
+    }
+    if out.is_empty() && errors.is_empty() {
+        errors.push("`workflows` is empty: name at least one workflow file".into());
+    }
+    if !errors.is_empty() {
+        return Err(Failure::new(format!("nothing was dispatched: {}", errors.join("; "))));
+    }
+    Ok(out)
+}
+
+/// A workflow ready to dispatch.
+struct Planned {
+    file: String,
+    inputs: BTreeMap<String, InputValue>,
+}
+
+/// Reads the workflow file the way Forgejo finds it (first existing workflow directory only).
+fn read_workflow(api: &Forgejo, file: &str, git_ref: &str) -> Result<Result<String, String>, ForgejoError> {
+    let candidates: Vec<String> = if file.ends_with(".yml") || file.ends_with(".yaml") {
+        vec![file.to_string()]
+    } else {
+        vec![format!("{file}.yml"), format!("{file}.yaml")]
+    };
+    for dir in WORKFLOW_DIRS {
+        for name in &candidates {
+            if let Some(text) = api.file(&format!("{dir}/{name}"), git_ref)? {
+                return Ok(Ok(text));
+            }
+        }
+        if api.dir_exists(dir, git_ref)? {
+            return Ok(Err(format!(
+                "workflow file not found in {dir}/ at ref '{git_ref}' (Forgejo only reads the first of {} that exists; it answers a dispatch of a missing workflow with HTTP 500 and an empty message)",
+                WORKFLOW_DIRS.join(", ")
+            )));
+        }
+    }
+    if !api.dir_exists("", git_ref)? {
+        return Ok(Err(format!(
+            "ref '{git_ref}' does not exist in the repository (give a branch, tag or commit; Forgejo answers a dispatch at an unknown short ref with HTTP 500 and an empty message)"
+        )));
+    }
+    Ok(Err(format!("the repository has no workflow directory ({}) at ref '{git_ref}'", WORKFLOW_DIRS.join(", "))))
+}
+
+/// One dispatched run and what happened to it.
+#[derive(Debug, Clone)]
+struct Tracked {
+    file: String,
+    inputs: BTreeMap<String, String>,
+    id: Option<i64>,
+    run_number: Option<i64>,
+    jobs: Vec<String>,
+    html_url: String,
+    status: String,
+    dispatched_at: Instant,
+    duration: Option<f64>,
+    /// Why it counts as failed (None: success or not waited for).
+    problem: Option<String>,
+}
+
+impl Tracked {
+    fn to_json(&self) -> Value {
+        let mut m = json!({
+            "workflow": self.file,
+            "run_id": self.id,
+            "run_number": self.run_number,
+            "html_url": self.html_url,
+            "status": self.status,
+            "duration": self.duration,
+            "jobs": self.jobs,
+            "inputs": self.inputs,
+        });
+        if let Some(p) = &self.problem {
+            m["error"] = json!(p);
+        }
+        m
+    }
+}
+
+fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
+    if !(p.poll_interval > 0.0 && p.poll_interval.is_finite()) {
+        return Err(Failure::new("poll_interval must be a positive number of seconds"));
+    }
+    if p.timeout == 0 {
+        return Err(Failure::new("timeout must be at least 1 second"));
+    }
+    if p.git_ref.trim().is_empty() {
+        return Err(Failure::new("ref is empty: give a branch, tag or commit (Forgejo answers 400 `ref is empty`)"));
+    }
+    let targets = targets(&p)?;
+    let api = Forgejo::new(&Settings {
+        url: p.url.clone(),
+        token: p.token.clone(),
+        repo: p.repo.clone(),
+        validate_certs: p.validate_certs,
+        ca_cert: p.ca_cert.clone(),
+        request_timeout: Duration::from_secs(p.request_timeout.max(1)),
+    })?;
+    let (version, major) = api.version()?;
+    if major < 8 {
+        return Err(Failure::new(format!(
+            "Forgejo {version} at {} has no workflow dispatch API (it appeared in Forgejo 8)",
+            api.base_url()
+        )));
+    }
+    if p.wait && major < 11 {
+        return Err(Failure::new(format!(
+            "wait: true needs Forgejo ≥ 11 (≥ 12 for run status); {} runs Forgejo {version}, whose dispatch returns no run id. Set wait: false to dispatch without waiting, or upgrade Forgejo",
+            api.base_url()
+        )));
+    }
+    if p.wait && major == 11 {
+        ctx.warn(format!(
+            "Forgejo {version} has no run status API (v12+): waiting follows the run's tasks, best effort"
+        ));
+    }
+
+    // Validate everything before dispatching anything.
+    let mut planned = Vec::new();
+    let mut errors = Vec::new();
+    for t in &targets {
+        let text = match read_workflow(&api, &t.file, &p.git_ref)? {
+            Ok(text) => text,
+            Err(e) => {
+                errors.push(format!("{}: {e}", t.file));
+                continue;
+            }
+        };
+        let wf = match workflow::parse(&text) {
+            Ok(wf) => wf,
+            Err(e) => {
+                errors.push(format!("{}: the workflow file {e}", t.file));
+                continue;
+            }
+        };
+        if !wf.dispatchable {
+            errors.push(format!(
+                "{}: the workflow has no workflow_dispatch trigger (Forgejo would still run all its jobs); add `on: workflow_dispatch` or pick the deploy workflow",
+                t.file
+            ));
+            continue;
+        }
+        match workflow::validate(&wf, &t.inputs) {
+            Ok(inputs) => planned.push(Planned {
+                file: if t.file.ends_with(".yml") || t.file.ends_with(".yaml") {
+                    t.file.clone()
+                } else {
+                    format!("{}.yml", t.file)
+                },
+                inputs,
+            }),
+            Err(es) => errors.extend(es.into_iter().map(|e| format!("{}: {e}", t.file))),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(Failure::new(format!(
+            "nothing was dispatched; {} problem(s): {}",
+            errors.len(),
+            errors.join("; ")
+        ))
+        .set("errors", errors));
+    }
+    let encode = |inputs: &BTreeMap<String, InputValue>| -> BTreeMap<String, String> {
+        inputs.iter().map(|(k, v)| (k.clone(), v.encode(major))).collect()
+    };
+    if ctx.check_mode {
+        let plan: Vec<Value> = planned
+            .iter()
+            .map(|w| {
+                json!({
+                    "workflow": w.file,
+                    "ref": p.git_ref,
+                    "inputs": w.inputs.iter().map(|(k, v)| (k.clone(), v.display())).collect::<BTreeMap<_, _>>(),
+                })
+            })
+            .collect();
+        return Ok(Outcome::new(true)
+            .msg(format!(
+                "check mode: {} workflow(s) valid at ref '{}', none dispatched",
+                planned.len(),
+                p.git_ref
+            ))
+            .set("runs", plan)
+            .set("forgejo_version", version));
+    }
+
+    // Dispatch all (each POST exactly once), then wait on all.
+    let mut tracked = Vec::new();
+    let mut dispatch_errors = Vec::new();
+    for w in &planned {
+        let sent = encode(&w.inputs);
+        let dispatched_at = Instant::now();
+        match api.dispatch(&w.file, &p.git_ref, &sent, major >= 11) {
+            Ok(run) => {
+                let (id, number, jobs) = match &run {
+                    Some(r) => (Some(r.id), Some(r.run_number), r.jobs.clone()),
+                    None => (None, None, Vec::new()),
+                };
+                let html_url = match number {
+                    Some(n) if n > 0 => api.run_url(n),
+                    _ => api.workflow_url(&w.file),
+                };
+                ctx.progress(&format!("dispatched {}", w.file));
+                tracked.push(Tracked {
+                    file: w.file.clone(),
+                    inputs: w.inputs.iter().map(|(k, v)| (k.clone(), v.display())).collect(),
+                    id,
+                    run_number: number,
+                    jobs,
+                    html_url,
+                    status: if id.is_some() { "waiting".into() } else { "dispatched".into() },
+                    dispatched_at,
+                    duration: None,
+                    problem: None,
+                });
+            }
+            Err(e) => dispatch_errors.push(format!("{}: {}", w.file, explain_dispatch_error(e))),
+        }
+    }
+    if p.wait {
+        wait_all(&api, &p, major, &mut tracked, ctx);
+    }
+    let runs: Vec<Value> = tracked.iter().map(Tracked::to_json).collect();
+    let mut failed: Vec<Value> = tracked
+        .iter()
+        .filter(|t| t.problem.is_some())
+        .map(|t| json!({"workflow": t.file, "status": t.status, "html_url": t.html_url, "error": t.problem}))
+        .collect();
+    failed.extend(dispatch_errors.iter().map(|e| json!({"error": e})));
+    let changed = !tracked.is_empty();
+    if !failed.is_empty() {
+        let mut parts: Vec<String> = tracked
+            .iter()
+            .filter_map(|t| t.problem.as_ref().map(|pr| format!("{} {pr} ({})", t.file, t.html_url)))
+            .collect();
+        parts.extend(dispatch_errors.iter().map(|e| format!("dispatch failed: {e}")));
+        let total = planned.len();
+        return Err(Failure::new(format!(
+            "{} of {total} deploy run(s) did not succeed: {}",
+            failed.len(),
+            parts.join("; ")
+        ))
+        .set("changed", changed)
+        .set("runs", runs)
+        .set("failed", failed)
+        .set("forgejo_version", version));
+    }
+    let msg = if p.wait {
+        let slowest = tracked
+            .iter()
+            .filter_map(|t| t.duration.map(|d| (d, &t.file)))
+            .fold(None::<(f64, &String)>, |acc, x| match acc {
+                Some(a) if a.0 >= x.0 => Some(a),
+                _ => Some(x),
+            });
+        match slowest {
+            Some((d, f)) => format!("all {} run(s) succeeded (slowest: {f}, {d:.1}s)", tracked.len()),
+            None => format!("all {} run(s) succeeded", tracked.len()),
+        }
+    } else {
+        format!("dispatched {} workflow(s) at ref '{}' without waiting", tracked.len(), p.git_ref)
+    };
+    Ok(Outcome::new(changed)
+        .msg(msg)
+        .set("runs", runs)
+        .set("failed", Vec::<Value>::new())
+        .set("forgejo_version", version))
+}
+
+fn explain_dispatch_error(e: ForgejoError) -> String {
+    match e {
+        ForgejoError::Api { status: 500, .. } => format!(
+            "{e} (Forgejo hides the reason of a 500; usually the workflow file or the ref does not exist at the server). The dispatch was not retried: a run may or may not have been created"
+        ),
+        ForgejoError::Http(ref h) => format!(
+            "{h}. The dispatch was not retried (it is not idempotent): check the Actions page before re-running"
+        ),
+        other => other.to_string(),
+    }
+}
+
+const DONE: [&str; 4] = ["success", "failure", "cancelled", "skipped"];
+
+/// Polls every run in its own thread until it ends, times out or is not picked up; shows progress.
+fn wait_all(api: &Forgejo, p: &Params, major: u64, tracked: &mut [Tracked], ctx: &Context) {
+    let interval = Duration::from_secs_f64(p.poll_interval);
+    let timeout = Duration::from_secs(p.timeout);
+    let pickup = Duration::from_secs(p.pickup_timeout);
+    let live: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(tracked.iter().map(|t| t.status.clone()).collect()));
+    std::thread::scope(|scope| {
+        let mut handles = Vec::new();
+        for (i, t) in tracked.iter_mut().enumerate() {
+            if t.id.is_none() {
+                continue;
+            }
+            let live = live.clone();
+            handles.push(scope.spawn(move || {
+                wait_one(api, major, t, interval, timeout, pickup, p.skipped_is_success, |s| {
+                    if let Ok(mut l) = live.lock() {
+                        l[i] = s.to_string();
+                    }
+                })
+            }));
+        }
+        while handles.iter().any(|h| !h.is_finished()) {
+            if ctx.interactive {
+                let l = live.lock().map(|l| l.clone()).unwrap_or_default();
+                let done = l.iter().filter(|s| DONE.contains(&s.as_str())).count();
+                let mut by: BTreeMap<&str, usize> = BTreeMap::new();
+                for s in &l {
+                    *by.entry(s.as_str()).or_default() += 1;
+                }
+                let summary: Vec<String> = by.iter().map(|(s, n)| format!("{n} {s}")).collect();
+                ctx.progress(&format!("{done}/{} runs done: {}", l.len(), summary.join(", ")));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        ctx.progress_done();
+    });
+}
+
+#[allow(clippy::too_many_arguments)]
+fn wait_one(
+    api: &Forgejo,
+    major: u64,
+    t: &mut Tracked,
+    interval: Duration,
+    timeout: Duration,
+    pickup: Duration,
+    skipped_is_success: bool,
+    report: impl Fn(&str),
+) {
+    let Some(id) = t.id else { return };
+    let mut picked_up = false;
+    loop {
+        let elapsed = t.dispatched_at.elapsed();
+        let mut next = interval;
+        if !picked_up && pickup > elapsed {
+            next = next.min(pickup - elapsed);
+        }
+        if timeout > elapsed {
+            next = next.min(timeout - elapsed);
+        }
+        std::thread::sleep(next);
+        let polled = if major >= 12 {
+            api.run(id).map(|r| {
+                if !r.html_url.is_empty() {
+                    t.html_url = r.html_url.clone();
+                }
+                r.status
+            })
+        } else {
+            api.tasks().map(|tasks| tasks_status(&tasks, t))
+        };
+        let mut last_error: Option<String> = None;
+        match polled {
+            Ok(status) => {
+                t.status = status;
+                report(&t.status);
+            }
+            Err(e @ (ForgejoError::Unauthorized { .. } | ForgejoError::Forbidden { .. })) => {
+                t.problem = Some(format!("could not be followed: {e}"));
+                t.status = "unknown".into();
+                return;
+            }
+            Err(e) => last_error = Some(e.to_string()),
+        }
+        let status = t.status.as_str();
+        if status == "running" {
+            picked_up = true;
+        }
+        if DONE.contains(&status) {
+            t.duration = Some(round1(t.dispatched_at.elapsed()));
+            t.problem = match status {
+                "success" => None,
+                "skipped" if skipped_is_success => None,
+                "skipped" => Some("was skipped (every job's `if:` was false; set skipped_is_success to accept)".into()),
+                "failure" => Some("failed".into()),
+                other => Some(format!("ended {other}")),
+            };
+            return;
+        }
+        let elapsed = t.dispatched_at.elapsed();
+        if !picked_up && matches!(status, "waiting" | "blocked" | "unknown") && elapsed >= pickup {
+            t.problem = Some(format!(
+                "no runner picked it up within {}s (still {status}; check that a runner with the job's runs-on label is online)",
+                pickup.as_secs()
+            ));
+            return;
+        }
+        if elapsed >= timeout {
+            t.problem = Some(match &last_error {
+                Some(e) => format!("timed out after {}s; the last status request failed: {e}", timeout.as_secs()),
+                None if picked_up => format!("timed out running after {}s (still {status})", timeout.as_secs()),
+                None => format!("timed out after {}s (still {status})", timeout.as_secs()),
+            });
+            return;
+        }
+    }
+}
+
+fn round1(d: Duration) -> f64 {
+    (d.as_secs_f64() * 10.0).round() / 10.0
+}
+
+/// v11: a run's status from its tasks (best effort: tasks appear only once picked up).
+fn tasks_status(tasks: &[client::Task], t: &Tracked) -> String {
+    let mine: Vec<&client::Task> = tasks
+        .iter()
+        .filter(|x| Some(x.run_number) == t.run_number && x.workflow_id == t.file)
+        .collect();
+    if mine.is_empty() {
+        return "waiting".into();
+    }
+    let pending = mine.iter().any(|x| !DONE.contains(&x.status.as_str()));
+    if pending || mine.len() < t.jobs.len().max(1) {
+        return "running".into();
+    }
+    let any = |s: &str| mine.iter().any(|x| x.status == s);
+    if mine.iter().all(|x| x.status == "skipped") {
+        "skipped".into()
+    } else if any("cancelled") {
+        "cancelled".into()
+    } else if any("failure") {
+        "failure".into()
+    } else {
+        "success".into()
+    }
+}

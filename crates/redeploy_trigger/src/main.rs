@@ -1,0 +1,3 @@
+fn main() {
+    ansible_module::main::<redeploy_trigger::RedeployTrigger>()
+}
