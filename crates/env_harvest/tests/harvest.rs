@@ -337,3 +337,40 @@ fn direct_mode_and_parallel_many() {
     assert_eq!(r["failed"], Value::Null, "{}", r["msg"]);
     assert!(r["values"]["pocketid_client_id"] == l.values["pocketid_client_id"].as_str());
 }
+
+/// Real ansible-playbook at -vvvv: canary values never appear in its output, for a successful
+/// run (registered no_log), a failing run and a parse error.
+#[test]
+fn ansible_playbook_never_prints_values() {
+    let Some(l) = lab() else { return };
+    let dir = l.tmp.path().join("pb");
+    std::fs::create_dir_all(&dir).unwrap();
+    let library =
+        lab::ansible::module_library(&dir, &[("env_harvest", Path::new(env!("CARGO_BIN_EXE_env_harvest")))]).unwrap();
+    l.cts.add(125, "bad-svc", true).unwrap();
+    l.cts.write_file(125, "/opt/homelab/bad-svc/.env", b"SECRET=\"bad-canary-77\n").unwrap();
+    let mut ok_args = l.base(catalog_targets());
+    ok_args["salt"] = json!("s");
+    let mut bad_args = l.base(vec![
+        json!({"name": "bad", "vmid": 125, "path": "/opt/homelab/bad-svc/.env", "keys": {"k": "SECRET"}}),
+        json!({"name": "gw", "vmid": 119, "path": "/opt/homelab/oauth2-gateway/.env", "keys": {"pocketid_client_secret": "OAUTH2_PROXY_CLIENT_SECRET", "k": "NOPE"}}),
+    ]);
+    bad_args["fail_on_missing"] = json!(true);
+    let playbook = format!(
+        "- hosts: localhost\n  gather_facts: false\n  tasks:\n\
+         \x20   - name: harvest\n      env_harvest: {ok}\n      register: h\n      no_log: true\n\
+         \x20   - name: count\n      assert:\n        that: [\"h['values'] | length == 15\"]\n\
+         \x20   - name: fingerprints are fine to show\n      debug:\n        var: h.fingerprints\n\
+         \x20   - name: failing harvest\n      env_harvest: {bad}\n      register: b\n      ignore_errors: true\n\
+         \x20   - name: it failed\n      assert:\n        that: [\"b is failed\"]\n",
+        ok = ok_args,
+        bad = bad_args
+    );
+    let run = lab::ansible::run_playbook(&dir, &library, &playbook, &["-vvvv"], &[]).unwrap();
+    run.assert_ok();
+    let out = run.all_output();
+    for v in l.values.values() {
+        assert!(!out.contains(v.as_str()), "a canary value appeared in ansible-playbook output");
+    }
+    assert!(!out.contains("bad-canary-77"));
+}
