@@ -364,8 +364,8 @@ pub fn to_bool(v: &Value) -> Result<bool, String> {
             }
         }
         Value::Number(n) => match n.as_f64() {
-            Some(f) if f == 1.0 => Ok(true),
-            Some(f) if f == 0.0 => Ok(false),
+            Some(1.0) => Ok(true),
+            Some(0.0) => Ok(false),
             _ => Err(invalid()),
         },
         other => Err(format!(
