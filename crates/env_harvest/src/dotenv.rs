@@ -26,7 +26,9 @@ impl ParseErrorKind {
             ParseErrorKind::KeyWithSpace => "a variable name contains a space",
             ParseErrorKind::UnterminatedQuote => "unterminated quoted value",
             ParseErrorKind::InvalidTemplate => "invalid ${…} interpolation",
-            ParseErrorKind::RequiredVariableMissing => "a ${VAR:?…} or ${VAR?…} variable is not set",
+            ParseErrorKind::RequiredVariableMissing => {
+                "a ${VAR:?…} or ${VAR?…} variable is not set"
+            }
         }
     }
 }
@@ -54,7 +56,10 @@ pub fn parse(bytes: &[u8]) -> Result<EnvFile, ParseError> {
 }
 
 fn is_space(c: char) -> bool {
-    matches!(c, '\t' | '\u{b}' | '\u{c}' | '\r' | ' ' | '\u{85}' | '\u{a0}')
+    matches!(
+        c,
+        '\t' | '\u{b}' | '\u{c}' | '\r' | ' ' | '\u{85}' | '\u{a0}'
+    )
 }
 
 struct Parser<'a> {
@@ -74,12 +79,26 @@ pub fn parse_with_lookup(
     let src = match std::str::from_utf8(bytes) {
         Ok(s) => s,
         Err(e) => {
-            let line = bytes[..e.valid_up_to()].iter().filter(|b| **b == b'\n').count() + 1;
-            return Err(ParseError { line, key: None, kind: ParseErrorKind::NotUtf8 });
+            let line = bytes[..e.valid_up_to()]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count()
+                + 1;
+            return Err(ParseError {
+                line,
+                key: None,
+                kind: ParseErrorKind::NotUtf8,
+            });
         }
     };
     let src = src.strip_prefix('\u{feff}').unwrap_or(src);
-    let mut p = Parser { src, pos: 0, line: 1, lookup, out: EnvFile::default() };
+    let mut p = Parser {
+        src,
+        pos: 0,
+        line: 1,
+        lookup,
+        out: EnvFile::default(),
+    };
     p.run()?;
     Ok(p.out)
 }
@@ -96,7 +115,11 @@ impl<'a> Parser<'a> {
     }
 
     fn err(&self, line: usize, key: Option<&str>, kind: ParseErrorKind) -> ParseError {
-        ParseError { line, key: key.map(str::to_string), kind }
+        ParseError {
+            line,
+            key: key.map(str::to_string),
+            kind,
+        }
     }
 
     /// Skips whitespace (newlines included) and comment lines. False at end of input.
@@ -334,7 +357,9 @@ fn name_len(s: &str) -> usize {
     if b.is_empty() || !(b[0] == b'_' || b[0].is_ascii_alphabetic()) {
         return 0;
     }
-    b.iter().take_while(|c| **c == b'_' || c.is_ascii_alphanumeric()).count()
+    b.iter()
+        .take_while(|c| **c == b'_' || c.is_ascii_alphanumeric())
+        .count()
 }
 
 /// Index of the `}` matching the `{` at `open`, counting nested `${`.
@@ -396,7 +421,11 @@ fn expand_escapes(s: &str) -> String {
         }
         if n == '0' {
             // `\0` plus up to three digits; valid only as exactly three octal digits.
-            let digits: String = s[i + 2..].chars().take_while(char::is_ascii_digit).take(3).collect();
+            let digits: String = s[i + 2..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .take(3)
+                .collect();
             if digits.len() == 3 && digits.chars().all(|d| d < '8') {
                 if let Ok(v) = u8::from_str_radix(&digits, 8) {
                     out.push(char::from(v));
@@ -429,7 +458,11 @@ mod tests {
     }
 
     fn val(input: &str, key: &str) -> String {
-        one(input).unwrap_or_else(|e| panic!("{input:?}: {e}")).get(key).cloned().unwrap_or_else(|| panic!("{key} missing in {input:?}"))
+        one(input)
+            .unwrap_or_else(|e| panic!("{input:?}: {e}"))
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| panic!("{key} missing in {input:?}"))
     }
 
     /// Contract §4.4: rows where compose and dotenvy agree, then compose's column of the table.
@@ -453,7 +486,11 @@ mod tests {
         }
         let compose = [
             ("NOSPACE=value#notcomment", "NOSPACE", "value#notcomment"),
-            ("TAB_COMMENT=value\t# comment", "TAB_COMMENT", "value\t# comment"),
+            (
+                "TAB_COMMENT=value\t# comment",
+                "TAB_COMMENT",
+                "value\t# comment",
+            ),
             ("DQ_COMMENT=\"value\" # comment", "DQ_COMMENT", "value"),
             ("HASH_START=#value", "HASH_START", "#value"),
             ("DQ_NL=\"a\\nb\"", "DQ_NL", "a\nb"),
@@ -493,11 +530,17 @@ mod tests {
         assert!(one("KEY_ONLY").unwrap().is_empty());
         // Whole-file errors.
         let e = one("A=1\nR=${MISSING:?must be set}").unwrap_err();
-        assert_eq!((e.line, e.kind, e.key.as_deref()), (2, ParseErrorKind::RequiredVariableMissing, Some("R")));
+        assert_eq!(
+            (e.line, e.kind, e.key.as_deref()),
+            (2, ParseErrorKind::RequiredVariableMissing, Some("R"))
+        );
         let e = one("T='C:\\dir\\'\nNEXT=1").unwrap_err();
         assert_eq!((e.line, e.kind), (1, ParseErrorKind::UnterminatedQuote));
         let e = one("A=1\n\nU=\"s3cr3t-leak-check\nB=2").unwrap_err();
-        assert_eq!((e.line, e.kind, e.key.as_deref()), (3, ParseErrorKind::UnterminatedQuote, Some("U")));
+        assert_eq!(
+            (e.line, e.kind, e.key.as_deref()),
+            (3, ParseErrorKind::UnterminatedQuote, Some("U"))
+        );
         assert!(!e.to_string().contains("s3cr3t"), "{e}");
     }
 
@@ -527,7 +570,10 @@ mod tests {
         let e = one("A=1\nB C=2").unwrap_err();
         assert_eq!((e.line, e.kind), (2, ParseErrorKind::KeyWithSpace));
         let e = one("A=1\nB$C=2").unwrap_err();
-        assert_eq!((e.line, e.kind, e.key), (2, ParseErrorKind::InvalidKeyCharacter, None));
+        assert_eq!(
+            (e.line, e.kind, e.key),
+            (2, ParseErrorKind::InvalidKeyCharacter, None)
+        );
         let e = parse(b"A=1\nB=\xff\n").unwrap_err();
         assert_eq!((e.line, e.kind), (2, ParseErrorKind::NotUtf8));
     }

@@ -69,18 +69,23 @@ fn valid_vmid(s: &str) -> bool {
 
 /// An absolute path of plain components: no quoting is needed, though every word is quoted anyway.
 pub fn valid_path(p: &str) -> bool {
-    let Some(rest) = p.strip_prefix('/') else { return false };
+    let Some(rest) = p.strip_prefix('/') else {
+        return false;
+    };
     !rest.is_empty()
         && rest.split('/').all(|c| {
             !c.is_empty()
                 && c != "."
                 && c != ".."
-                && c.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-+@=,".contains(&b))
+                && c.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-+@=,".contains(&b))
         })
 }
 
 fn valid_env_name(s: &str) -> bool {
-    !s.is_empty() && s.chars().all(|c| c.is_alphanumeric() || "_.-[]".contains(c))
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_alphanumeric() || "_.-[]".contains(c))
 }
 
 /// The vmid of a target as text (Ansible may pass an int or a string).
@@ -93,7 +98,13 @@ fn vmid_text(v: &Option<Value>) -> Option<String> {
 }
 
 /// Builds the remote command for a target: every word single-quoted, `--` before argv.
-pub fn build_command(mode_pct: bool, pct_path: &str, sudo: bool, vmid: Option<&str>, path: &str) -> String {
+pub fn build_command(
+    mode_pct: bool,
+    pct_path: &str,
+    sudo: bool,
+    vmid: Option<&str>,
+    path: &str,
+) -> String {
     let mut words: Vec<&str> = Vec::new();
     if sudo {
         words.extend(["sudo", "-n", "--"]);
@@ -102,7 +113,11 @@ pub fn build_command(mode_pct: bool, pct_path: &str, sudo: bool, vmid: Option<&s
         words.extend([pct_path, "exec", vmid.unwrap_or_default(), "--"]);
     }
     words.extend(["cat", "--", path]);
-    words.iter().map(|w| shell_quote(w)).collect::<Vec<_>>().join(" ")
+    words
+        .iter()
+        .map(|w| shell_quote(w))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Per-target status (contract §1.2: classified by exit code and stderr prefix).
@@ -112,14 +127,20 @@ pub fn classify(r: &ExecResult) -> (&'static str, String) {
     }
     let err = r.stderr.as_str();
     if err.starts_with("Configuration file '") && err.contains("does not exist") {
-        return ("container_missing", "the container does not exist on this node".into());
+        return (
+            "container_missing",
+            "the container does not exist on this node".into(),
+        );
     }
     if err.starts_with("container '") && err.contains("not running") {
         return ("container_stopped", "the container is not running".into());
     }
     if r.exit_status == Some(1) && err.starts_with("cat: ") {
         if err.contains("Permission denied") {
-            return ("permission_denied", "the file cannot be read (Permission denied)".into());
+            return (
+                "permission_denied",
+                "the file cannot be read (Permission denied)".into(),
+            );
         }
         if err.contains("Is a directory") {
             return ("file_missing", "the path is a directory".into());
@@ -127,17 +148,28 @@ pub fn classify(r: &ExecResult) -> (&'static str, String) {
         return ("file_missing", "the file does not exist".into());
     }
     if r.stdout_truncated {
-        return ("parse_error", format!("the file is larger than {} bytes; not read", ssh::STDOUT_CAP));
+        return (
+            "parse_error",
+            format!(
+                "the file is larger than {} bytes; not read",
+                ssh::STDOUT_CAP
+            ),
+        );
     }
     match r.exit_status {
         Some(0) => ("ok", String::new()),
         code => {
-            let code = code.map(|c| c.to_string()).unwrap_or_else(|| "unknown".into());
+            let code = code
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "unknown".into());
             let mut text: String = r.stderr.chars().take(300).collect();
             if text.is_empty() {
                 text = "no error output".into();
             }
-            ("ssh_error", format!("the remote command exited with status {code}: {text}"))
+            (
+                "ssh_error",
+                format!("the remote command exited with status {code}: {text}"),
+            )
         }
     }
 }
@@ -194,19 +226,35 @@ fn plan(p: &Params) -> Result<Vec<Planned>, TargetError> {
     for (i, t) in p.targets.iter().enumerate() {
         let index = i + 1;
         let vmid = vmid_text(&t.vmid);
-        let name = t.name.clone().or_else(|| vmid.clone()).unwrap_or_else(|| t.path.clone());
-        let shown = if name.chars().all(|c| !c.is_control()) { name.clone() } else { format!("#{index}") };
+        let name = t
+            .name
+            .clone()
+            .or_else(|| vmid.clone())
+            .unwrap_or_else(|| t.path.clone());
+        let shown = if name.chars().all(|c| !c.is_control()) {
+            name.clone()
+        } else {
+            format!("#{index}")
+        };
         if mode_pct && !vmid.as_deref().is_some_and(valid_vmid) {
             return Err(TargetError::Vmid { index, name: shown });
         }
         if !valid_path(&t.path) {
             return Err(TargetError::Path { index, name: shown });
         }
-        if t.keys.iter().any(|(k, e)| k.is_empty() || !valid_env_name(e)) {
+        if t.keys
+            .iter()
+            .any(|(k, e)| k.is_empty() || !valid_env_name(e))
+        {
             return Err(TargetError::Keys { index, name: shown });
         }
         let command = build_command(mode_pct, &p.pct_path, p.sudo, vmid.as_deref(), &t.path);
-        out.push(Planned { name, vmid: if mode_pct { vmid } else { None }, target: t.clone(), command });
+        out.push(Planned {
+            name,
+            vmid: if mode_pct { vmid } else { None },
+            target: t.clone(),
+            command,
+        });
     }
     Ok(out)
 }
@@ -216,17 +264,24 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
         return Err(Failure::new("port must be between 1 and 65535"));
     }
     if !(1..=64).contains(&p.parallel) {
-        return Err(Failure::new("parallel must be between 1 and 64 (and below the server's MaxSessions)"));
+        return Err(Failure::new(
+            "parallel must be between 1 and 64 (and below the server's MaxSessions)",
+        ));
     }
     if p.timeout < 1 {
         return Err(Failure::new("timeout must be at least 1 second"));
     }
     let planned = plan(&p)?;
     let known_hosts = p.known_hosts.clone().unwrap_or_else(|| {
-        PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(".ssh/known_hosts")
+        PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
+            .join(".ssh/known_hosts")
     });
     let auth = match (&p.private_key, &p.private_key_data) {
-        (Some(_), Some(_)) => return Err(Failure::new("parameters are mutually exclusive: private_key|private_key_data")),
+        (Some(_), Some(_)) => {
+            return Err(Failure::new(
+                "parameters are mutually exclusive: private_key|private_key_data",
+            ))
+        }
         (Some(k), None) => Auth::KeyFile(k.clone()),
         (None, Some(d)) => Auth::KeyData(d.clone()),
         (None, None) => Auth::Agent,
@@ -239,8 +294,15 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
         auth,
         passphrase: p.passphrase.clone(),
         known_hosts,
-        host_key_fingerprint: p.host_key_fingerprint.clone().filter(|s| !s.trim().is_empty()),
-        host_key_checking: if p.host_key_checking == "accept-new" { HostKeyChecking::AcceptNew } else { HostKeyChecking::Strict },
+        host_key_fingerprint: p
+            .host_key_fingerprint
+            .clone()
+            .filter(|s| !s.trim().is_empty()),
+        host_key_checking: if p.host_key_checking == "accept-new" {
+            HostKeyChecking::AcceptNew
+        } else {
+            HostKeyChecking::Strict
+        },
         timeout,
     };
     ctx.progress(&format!("connecting to {}:{}", p.host, p.port));
@@ -276,7 +338,11 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
                             found.insert(vault_key.clone(), Secret::new(v.clone()));
                         }
                     }
-                    unset_refs = file.unset_references.into_iter().map(|(l, n)| format!("line {l}: ${n}")).collect();
+                    unset_refs = file
+                        .unset_references
+                        .into_iter()
+                        .map(|(l, n)| format!("line {l}: ${n}"))
+                        .collect();
                     // Parsed values that are not mapped are dropped here, unread.
                 }
                 Err(e) => {
@@ -285,8 +351,17 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
                 }
             }
         }
-        let missing: Vec<String> = t.target.keys.keys().filter(|k| !found.contains_key(*k)).cloned().collect();
-        let req_missing: Vec<&String> = missing.iter().filter(|k| !t.target.optional_keys.contains(k)).collect();
+        let missing: Vec<String> = t
+            .target
+            .keys
+            .keys()
+            .filter(|k| !found.contains_key(*k))
+            .cloned()
+            .collect();
+        let req_missing: Vec<&String> = missing
+            .iter()
+            .filter(|k| !t.target.optional_keys.contains(k))
+            .collect();
         required_missing.extend(req_missing.iter().map(|k| (*k).clone()));
         if !req_missing.is_empty() || status != "ok" {
             failed_targets.push(format!("{} ({status})", t.name));
@@ -304,7 +379,8 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
                 None => {
                     values.insert(k.clone(), v.clone());
                     if let Some(salt) = &p.salt {
-                        fingerprints.insert(k.clone(), Value::String(fingerprint(salt, v.expose())));
+                        fingerprints
+                            .insert(k.clone(), Value::String(fingerprint(salt, v.expose())));
                     }
                 }
             }
@@ -332,7 +408,9 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
         per_target.push(entry);
     }
     for k in &conflicts {
-        ctx.warn(format!("key {k} has different values in different targets; `values` holds the first target's"));
+        ctx.warn(format!(
+            "key {k} has different values in different targets; `values` holds the first target's"
+        ));
     }
     let ok_count = per_target.iter().filter(|e| e["status"] == "ok").count();
     let summary = format!(
@@ -373,7 +451,10 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
         out = out.set("fingerprints", Value::Object(fingerprints));
     }
     if p.return_values {
-        let v: Map<String, Value> = values.iter().map(|(k, s)| (k.clone(), Value::String(s.expose().to_string()))).collect();
+        let v: Map<String, Value> = values
+            .iter()
+            .map(|(k, s)| (k.clone(), Value::String(s.expose().to_string())))
+            .collect();
         out = out.secret("values", Value::Object(v));
     }
     Ok(out)
@@ -390,13 +471,32 @@ mod tests {
             assert!(!valid_vmid(bad), "{bad}");
         }
         assert!(valid_path("/opt/homelab/oauth2-gateway/.env"));
-        for bad in ["opt/x", "/opt/'x", "/opt/$(id)/.env", "/opt/../etc/shadow", "-rf", "/opt//x", "/opt/./x", "/opt/a b", "/"] {
+        for bad in [
+            "opt/x",
+            "/opt/'x",
+            "/opt/$(id)/.env",
+            "/opt/../etc/shadow",
+            "-rf",
+            "/opt//x",
+            "/opt/./x",
+            "/opt/a b",
+            "/",
+        ] {
             assert!(!valid_path(bad), "{bad}");
         }
         assert_eq!(
-            build_command(true, "/usr/sbin/pct", false, Some("119"), "/opt/homelab/x/.env"),
+            build_command(
+                true,
+                "/usr/sbin/pct",
+                false,
+                Some("119"),
+                "/opt/homelab/x/.env"
+            ),
             "'/usr/sbin/pct' 'exec' '119' '--' 'cat' '--' '/opt/homelab/x/.env'"
         );
-        assert_eq!(build_command(false, "/usr/sbin/pct", true, None, "/a/.env"), "'sudo' '-n' '--' 'cat' '--' '/a/.env'");
+        assert_eq!(
+            build_command(false, "/usr/sbin/pct", true, None, "/a/.env"),
+            "'sudo' '-n' '--' 'cat' '--' '/a/.env'"
+        );
     }
 }

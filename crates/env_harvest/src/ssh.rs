@@ -55,20 +55,55 @@ pub struct ConnectOptions {
 /// Why the connection failed. Texts name the host and what to do; never key material.
 #[derive(Debug, thiserror::Error)]
 pub enum SshError {
-    #[error("could not connect to {host}:{port}: {reason}. Check host, port and that sshd runs there")]
-    Connect { host: String, port: u16, reason: String },
+    #[error(
+        "could not connect to {host}:{port}: {reason}. Check host, port and that sshd runs there"
+    )]
+    Connect {
+        host: String,
+        port: u16,
+        reason: String,
+    },
     #[error("SSH handshake with {host}:{port} failed: {0}", .source)]
-    Handshake { host: String, port: u16, source: ssh2::Error },
+    Handshake {
+        host: String,
+        port: u16,
+        source: ssh2::Error,
+    },
     #[error("HOST KEY MISMATCH for {host}:{port}: the server presented {fingerprint}, which differs from {expected}. Possible man-in-the-middle; nothing was sent to the server. If the key was changed on purpose, update the known_hosts entry or host_key_fingerprint")]
-    HostKeyMismatch { host: String, port: u16, fingerprint: String, expected: String },
+    HostKeyMismatch {
+        host: String,
+        port: u16,
+        fingerprint: String,
+        expected: String,
+    },
     #[error("the host key of {host}:{port} ({fingerprint}) is not in {known_hosts}; nothing was sent to the server. Add it (ssh-keyscan, then verify the fingerprint), pin it with host_key_fingerprint, or set host_key_checking=accept-new to trust it on first use")]
-    HostKeyUnknown { host: String, port: u16, fingerprint: String, known_hosts: String },
+    HostKeyUnknown {
+        host: String,
+        port: u16,
+        fingerprint: String,
+        known_hosts: String,
+    },
     #[error("could not check the host key of {host}:{port} against {known_hosts}: {reason}")]
-    KnownHosts { host: String, port: u16, known_hosts: String, reason: String },
+    KnownHosts {
+        host: String,
+        port: u16,
+        known_hosts: String,
+        reason: String,
+    },
     #[error("authentication as {user} on {host}:{port} failed ({method}): {reason}")]
-    Auth { user: String, host: String, port: u16, method: &'static str, reason: String },
+    Auth {
+        user: String,
+        host: String,
+        port: u16,
+        method: &'static str,
+        reason: String,
+    },
     #[error("SSH session error on {host}:{port}: {reason}")]
-    Session { host: String, port: u16, reason: String },
+    Session {
+        host: String,
+        port: u16,
+        reason: String,
+    },
 }
 
 /// The result of one remote command.
@@ -100,7 +135,11 @@ fn b64(data: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -147,7 +186,11 @@ impl Connection {
     /// Connects, verifies the host key, then authenticates.
     pub fn open(o: &ConnectOptions) -> Result<Connection, SshError> {
         let (host, port) = (o.host.clone(), o.port);
-        let cerr = |reason: String| SshError::Connect { host: host.clone(), port, reason };
+        let cerr = |reason: String| SshError::Connect {
+            host: host.clone(),
+            port,
+            reason,
+        };
         let addrs: Vec<_> = (o.host.as_str(), o.port)
             .to_socket_addrs()
             .map_err(|e| cerr(format!("cannot resolve the host: {e}")))?
@@ -167,10 +210,17 @@ impl Connection {
         let _ = tcp.set_nodelay(true);
         let fd = tcp.as_raw_fd();
         let mut sess = Session::new().map_err(|e| cerr(e.to_string()))?;
-        sess.set_timeout(u32::try_from(o.timeout.as_millis()).unwrap_or(u32::MAX).max(1));
+        sess.set_timeout(
+            u32::try_from(o.timeout.as_millis())
+                .unwrap_or(u32::MAX)
+                .max(1),
+        );
         sess.set_tcp_stream(tcp);
-        sess.handshake()
-            .map_err(|source| SshError::Handshake { host: host.clone(), port, source })?;
+        sess.handshake().map_err(|source| SshError::Handshake {
+            host: host.clone(),
+            port,
+            source,
+        })?;
 
         // Host key: checked here, before any authentication call.
         let fingerprint = fingerprint_of(&sess);
@@ -197,13 +247,27 @@ impl Connection {
         };
         res?;
         if !sess.authenticated() {
-            return Err(auth_err("publickey", "the server did not accept the key".into()));
+            return Err(auth_err(
+                "publickey",
+                "the server did not accept the key".into(),
+            ));
         }
-        Ok(Connection { sess, fd, host, port, fingerprint, host_key_added })
+        Ok(Connection {
+            sess,
+            fd,
+            host,
+            port,
+            fingerprint,
+            host_key_added,
+        })
     }
 
     /// Returns whether a key was added (accept-new).
-    fn check_host_key(sess: &Session, o: &ConnectOptions, fingerprint: &str) -> Result<bool, SshError> {
+    fn check_host_key(
+        sess: &Session,
+        o: &ConnectOptions,
+        fingerprint: &str,
+    ) -> Result<bool, SshError> {
         let (host, port) = (o.host.clone(), o.port);
         let kh_name = o.known_hosts.display().to_string();
         if let Some(pin) = &o.host_key_fingerprint {
@@ -235,7 +299,12 @@ impl Connection {
             Ok(t) => t,
             Err(e) if e.kind() == ErrorKind::NotFound => String::new(),
             Err(e) => {
-                return Err(SshError::KnownHosts { host, port, known_hosts: kh_name, reason: e.to_string() })
+                return Err(SshError::KnownHosts {
+                    host,
+                    port,
+                    known_hosts: kh_name,
+                    reason: e.to_string(),
+                })
             }
         };
         for line in text.lines() {
@@ -254,7 +323,12 @@ impl Connection {
                 expected: format!("the key recorded in {kh_name}"),
             }),
             CheckResult::NotFound if o.host_key_checking == HostKeyChecking::AcceptNew => {
-                let line = format!("{} {} {}\n", host_pattern(&o.host, o.port), key_type_name(key_type), b64(key));
+                let line = format!(
+                    "{} {} {}\n",
+                    host_pattern(&o.host, o.port),
+                    key_type_name(key_type),
+                    b64(key)
+                );
                 append_line(&o.known_hosts, &text, &line).map_err(|e| SshError::KnownHosts {
                     host,
                     port,
@@ -327,10 +401,17 @@ impl Connection {
 
     fn wait_socket(&self) {
         let mut events = libc::POLLIN;
-        if matches!(self.sess.block_directions(), BlockDirections::Outbound | BlockDirections::Both) {
+        if matches!(
+            self.sess.block_directions(),
+            BlockDirections::Outbound | BlockDirections::Both
+        ) {
             events |= libc::POLLOUT;
         }
-        let mut pfd = libc::pollfd { fd: self.fd, events, revents: 0 };
+        let mut pfd = libc::pollfd {
+            fd: self.fd,
+            events,
+            revents: 0,
+        };
         // SAFETY: poll(2) on one valid descriptor owned by the session; bounded wait.
         unsafe {
             libc::poll(&mut pfd, 1, 50);
@@ -350,7 +431,11 @@ fn append_line(path: &Path, existing: &str, line: &str) -> std::io::Result<()> {
             std::fs::create_dir_all(dir)?;
         }
     }
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)?;
     if !existing.is_empty() && !existing.ends_with('\n') {
         f.write_all(b"\n")?;
     }
@@ -453,7 +538,9 @@ impl Job {
                     None => return progressed,
                 },
                 Phase::Read => {
-                    let Some(ch) = self.ch.as_mut() else { return progressed };
+                    let Some(ch) = self.ch.as_mut() else {
+                        return progressed;
+                    };
                     let mut buf = [0u8; 32 * 1024];
                     // stdout
                     while !self.out_done {
@@ -503,7 +590,11 @@ impl Job {
                 }
                 Phase::Close => match self.ch.as_mut().map(|c| c.close()) {
                     Some(Ok(())) => {
-                        self.phase = if self.result.stdout_truncated { Phase::Done } else { Phase::WaitClose };
+                        self.phase = if self.result.stdout_truncated {
+                            Phase::Done
+                        } else {
+                            Phase::WaitClose
+                        };
                         if self.result.stdout_truncated {
                             self.finish();
                         }
@@ -517,14 +608,19 @@ impl Job {
                     None => return progressed,
                 },
                 Phase::WaitClose => {
-                    let Some(ch) = self.ch.as_mut() else { return progressed };
+                    let Some(ch) = self.ch.as_mut() else {
+                        return progressed;
+                    };
                     match ch.wait_close() {
                         Ok(()) => {
                             // Only after wait_close is the exit status reliable (§2.5).
                             self.result.exit_status = ch.exit_status().ok();
                             if let Ok(sig) = ch.exit_signal() {
                                 if let Some(name) = sig.exit_signal {
-                                    self.result.error = Some(format!("the command was killed by signal {}", sanitize(name.as_bytes())));
+                                    self.result.error = Some(format!(
+                                        "the command was killed by signal {}",
+                                        sanitize(name.as_bytes())
+                                    ));
                                 }
                             }
                             self.finish();

@@ -39,15 +39,23 @@ fn lab() -> Option<Lab> {
     let values = canary_values();
     cts.populate_runbook(&values).unwrap();
     let sshd = Sshd::start(&tmp.path().join("sshd"), &cts).unwrap();
-    Some(Lab { tmp, cts, sshd, values })
+    Some(Lab {
+        tmp,
+        cts,
+        sshd,
+        values,
+    })
 }
 
 fn catalog_targets() -> Vec<Value> {
     catalog::services()
         .into_iter()
         .map(|s| {
-            let keys: serde_json::Map<String, Value> =
-                s.keys.iter().map(|(k, e)| (k.clone(), Value::String(e.clone()))).collect();
+            let keys: serde_json::Map<String, Value> = s
+                .keys
+                .iter()
+                .map(|(k, e)| (k.clone(), Value::String(e.clone())))
+                .collect();
             json!({"name": s.name, "vmid": s.vmid, "path": s.env_path, "keys": keys})
         })
         .collect()
@@ -96,7 +104,12 @@ fn run_module(dir: &Path, args: &Value) -> Value {
     let out = child.wait_with_output().unwrap();
     let text = String::from_utf8(out.stdout).expect("stdout is UTF-8");
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 1, "exactly one JSON line expected (len {})", text.len());
+    assert_eq!(
+        lines.len(),
+        1,
+        "exactly one JSON line expected (len {})",
+        text.len()
+    );
     serde_json::from_str(lines[0]).unwrap()
 }
 
@@ -122,8 +135,15 @@ fn harvests_the_runbook_fixture_exactly() {
     let values = r["values"].as_object().expect("values");
     assert_eq!(values.len(), 15);
     for (k, v) in &l.values {
-        assert!(values.get(k).and_then(Value::as_str) == Some(v.as_str()), "value of {k} differs");
-        assert_eq!(r["fingerprints"][k], ansible_module::fingerprint("salt-1", v), "fingerprint of {k}");
+        assert!(
+            values.get(k).and_then(Value::as_str) == Some(v.as_str()),
+            "value of {k} differs"
+        );
+        assert_eq!(
+            r["fingerprints"][k],
+            ansible_module::fingerprint("salt-1", v),
+            "fingerprint of {k}"
+        );
     }
     for t in r["targets"].as_array().unwrap() {
         assert_eq!(t["status"], "ok", "{}", t["name"]);
@@ -133,9 +153,15 @@ fn harvests_the_runbook_fixture_exactly() {
     rest.as_object_mut().unwrap().remove("values");
     let text = rest.to_string();
     for v in l.values.values() {
-        assert!(!text.contains(v.as_str()), "a value leaked outside `values`");
+        assert!(
+            !text.contains(v.as_str()),
+            "a value leaked outside `values`"
+        );
     }
-    assert!(l.sshd.log().contains(&format!("Accepted publickey for {}", l.sshd.user)));
+    assert!(l
+        .sshd
+        .log()
+        .contains(&format!("Accepted publickey for {}", l.sshd.user)));
 }
 
 #[test]
@@ -146,13 +172,31 @@ fn pct_error_cases_map_to_statuses() {
     std::fs::create_dir_all(l.cts.file(124, "/opt/homelab/dir-svc/.env")).unwrap();
     // A malformed file whose error must not echo its secret text.
     l.cts.add(125, "bad-svc", true).unwrap();
-    l.cts.write_file(125, "/opt/homelab/bad-svc/.env", b"A=1\nSECRET=\"s3cr3t-leak-check\n").unwrap();
+    l.cts
+        .write_file(
+            125,
+            "/opt/homelab/bad-svc/.env",
+            b"A=1\nSECRET=\"s3cr3t-leak-check\n",
+        )
+        .unwrap();
     let t = |name: &str, vmid: u32, path: &str| json!({"name": name, "vmid": vmid, "path": path, "keys": {"k": "SECRET"}});
     let targets = vec![
         t("missing-ct", 999, "/opt/homelab/x/.env"),
-        t("stopped", catalog::VMID_STOPPED, "/opt/homelab/stopped-svc/.env"),
-        t("no-file", catalog::VMID_NO_FILE, "/opt/homelab/no-env-svc/.env"),
-        t("locked", catalog::VMID_PERMISSION_DENIED, "/opt/homelab/locked-svc/.env"),
+        t(
+            "stopped",
+            catalog::VMID_STOPPED,
+            "/opt/homelab/stopped-svc/.env",
+        ),
+        t(
+            "no-file",
+            catalog::VMID_NO_FILE,
+            "/opt/homelab/no-env-svc/.env",
+        ),
+        t(
+            "locked",
+            catalog::VMID_PERMISSION_DENIED,
+            "/opt/homelab/locked-svc/.env",
+        ),
         t("dir", 124, "/opt/homelab/dir-svc/.env"),
         t("bad", 125, "/opt/homelab/bad-svc/.env"),
     ];
@@ -166,7 +210,10 @@ fn pct_error_cases_map_to_statuses() {
     assert_eq!(status_of(&r, "locked"), "permission_denied");
     assert_eq!(status_of(&r, "dir"), "file_missing");
     assert_eq!(status_of(&r, "bad"), "parse_error");
-    assert!(!r.to_string().contains("s3cr3t"), "parse error leaked file text");
+    assert!(
+        !r.to_string().contains("s3cr3t"),
+        "parse error leaked file text"
+    );
     for t in r["targets"].as_array().unwrap() {
         assert_eq!(t["missing_keys"], json!(["k"]));
     }
@@ -174,7 +221,10 @@ fn pct_error_cases_map_to_statuses() {
     args["fail_on_missing"] = json!(true);
     let r = l.run(&args);
     assert_eq!(r["failed"], true);
-    assert!(r["msg"].as_str().unwrap().contains("required keys missing: k"));
+    assert!(r["msg"]
+        .as_str()
+        .unwrap()
+        .contains("required keys missing: k"));
     assert_eq!(r["values"], Value::Null);
     // Optional keys do not fail the run.
     let mut args = l.base(vec![json!({"name": "no-file", "vmid": catalog::VMID_NO_FILE, "path": "/opt/homelab/no-env-svc/.env", "keys": {"k": "X"}, "optional_keys": ["k"]})]);
@@ -186,8 +236,15 @@ fn pct_error_cases_map_to_statuses() {
 fn assert_no_auth_attempt(l: &Lab) {
     let log = l.sshd.log();
     let user = &l.sshd.user;
-    for needle in [format!("for {user} "), format!("user {user} "), format!("for {user}\n")] {
-        assert!(!log.contains(&needle), "sshd saw an authentication attempt ({needle:?}):\n{log}");
+    for needle in [
+        format!("for {user} "),
+        format!("user {user} "),
+        format!("for {user}\n"),
+    ] {
+        assert!(
+            !log.contains(&needle),
+            "sshd saw an authentication attempt ({needle:?}):\n{log}"
+        );
     }
 }
 
@@ -208,13 +265,21 @@ fn wrong_host_key_fails_before_authentication() {
     args["known_hosts"] = json!(wrong);
     let r = l.run(&args);
     assert_eq!(r["failed"], true);
-    assert!(r["msg"].as_str().unwrap().contains("HOST KEY MISMATCH"), "{}", r["msg"]);
+    assert!(
+        r["msg"].as_str().unwrap().contains("HOST KEY MISMATCH"),
+        "{}",
+        r["msg"]
+    );
     // A wrong pin fails the same way; the right pin works without known_hosts.
     let mut args = l.base(vec![]);
     args["known_hosts"] = json!(l.tmp.path().join("none"));
     args["host_key_fingerprint"] = json!("SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
     let r = l.run(&args);
-    assert!(r["msg"].as_str().unwrap().contains("HOST KEY MISMATCH"), "{}", r["msg"]);
+    assert!(
+        r["msg"].as_str().unwrap().contains("HOST KEY MISMATCH"),
+        "{}",
+        r["msg"]
+    );
     std::thread::sleep(Duration::from_millis(300));
     assert_no_auth_attempt(&l);
     args["host_key_fingerprint"] = json!(l.sshd.host_key_fingerprint);
@@ -231,7 +296,11 @@ fn unknown_host_fails_unless_accept_new() {
     args["known_hosts"] = json!(kh);
     let r = l.run(&args);
     assert_eq!(r["failed"], true);
-    assert!(r["msg"].as_str().unwrap().contains("is not in"), "{}", r["msg"]);
+    assert!(
+        r["msg"].as_str().unwrap().contains("is not in"),
+        "{}",
+        r["msg"]
+    );
     std::thread::sleep(Duration::from_millis(300));
     assert_no_auth_attempt(&l);
     args["host_key_checking"] = json!("accept-new");
@@ -265,10 +334,17 @@ fn injection_attempts_are_rejected_and_harmless() {
     for c in cases {
         let r = l.run(&l.base(vec![c.clone()]));
         assert_eq!(r["failed"], true, "{} was accepted", c["name"]);
-        assert!(r["msg"].as_str().unwrap().contains("target 1"), "{}", r["msg"]);
+        assert!(
+            r["msg"].as_str().unwrap().contains("target 1"),
+            "{}",
+            r["msg"]
+        );
     }
     // Nothing reached the server: no session at all.
-    assert!(!l.sshd.log().contains("Accepted publickey"), "a connection was made for a rejected target");
+    assert!(
+        !l.sshd.log().contains("Accepted publickey"),
+        "a connection was made for a rejected target"
+    );
     // pct_path is validated too.
     let mut args = l.base(catalog_targets());
     args["pct_path"] = json!(format!("/usr/sbin/pct; touch {m}"));
@@ -284,19 +360,30 @@ fn hostile_output_is_bounded_and_sanitized() {
     let mut noise = b"\x1b[31mRED\x1b[0m\x07\x1b]0;title\x07 ".to_vec();
     noise.extend(std::iter::repeat_n(b'E', 3 * 1024 * 1024));
     std::fs::write(l.cts.dir(140).join("stderr"), &noise).unwrap();
-    l.cts.write_file(140, "/opt/homelab/noisy/.env", b"TOKEN=noisy-canary-1\n").unwrap();
+    l.cts
+        .write_file(140, "/opt/homelab/noisy/.env", b"TOKEN=noisy-canary-1\n")
+        .unwrap();
     // A 50 MB file.
     l.cts.add(141, "huge", true).unwrap();
     let big = vec![b'A'; 50 * 1024 * 1024];
-    l.cts.write_file(141, "/opt/homelab/huge/.env", &big).unwrap();
+    l.cts
+        .write_file(141, "/opt/homelab/huge/.env", &big)
+        .unwrap();
     // Invalid UTF-8.
     l.cts.add(142, "binary", true).unwrap();
-    l.cts.write_file(142, "/opt/homelab/binary/.env", b"TOKEN=ok\nBAD=\xff\xfe\n").unwrap();
+    l.cts
+        .write_file(142, "/opt/homelab/binary/.env", b"TOKEN=ok\nBAD=\xff\xfe\n")
+        .unwrap();
     // A failing command whose stderr is hostile: exit status 1 with escapes in the message.
     l.cts.add(143, "evil-err", true).unwrap();
     std::fs::write(l.cts.dir(143).join("stderr"), b"\x1b[2J\x1b[Hboom\r\n").unwrap();
     let t = |name: &str, vmid: u32| json!({"name": name, "vmid": vmid, "path": format!("/opt/homelab/{name}/.env"), "keys": {"token": "TOKEN"}});
-    let mut args = l.base(vec![t("noisy", 140), t("huge", 141), t("binary", 142), t("evil-err", 143)]);
+    let mut args = l.base(vec![
+        t("noisy", 140),
+        t("huge", 141),
+        t("binary", 142),
+        t("evil-err", 143),
+    ]);
     args["fail_on_missing"] = json!(false);
     let r = l.run(&args);
     assert_eq!(r["failed"], Value::Null, "{}", r["msg"]);
@@ -307,8 +394,15 @@ fn hostile_output_is_bounded_and_sanitized() {
     // Not classified as a file problem: the stderr does not start with `cat: `.
     assert_eq!(status_of(&r, "evil-err"), "ssh_error");
     let text = r.to_string();
-    assert!(text.len() < 64 * 1024, "result is not bounded: {} bytes", text.len());
-    assert!(!text.contains('\u{1b}') && !text.contains('\u{7}'), "control characters in the result");
+    assert!(
+        text.len() < 64 * 1024,
+        "result is not bounded: {} bytes",
+        text.len()
+    );
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\u{7}'),
+        "control characters in the result"
+    );
 }
 
 #[test]
@@ -320,7 +414,13 @@ fn direct_mode_and_parallel_many() {
         let vmid = 200 + i;
         let name = format!("svc{i}");
         l.cts.add(vmid, &name, true).unwrap();
-        l.cts.write_file(vmid, &format!("/opt/homelab/{name}/.env"), format!("TOKEN=t-{i}\n").as_bytes()).unwrap();
+        l.cts
+            .write_file(
+                vmid,
+                &format!("/opt/homelab/{name}/.env"),
+                format!("TOKEN=t-{i}\n").as_bytes(),
+            )
+            .unwrap();
         targets.push(json!({"name": name, "vmid": vmid, "path": format!("/opt/homelab/{name}/.env"), "keys": {format!("k{i}"): "TOKEN"}}));
     }
     let r = l.run(&l.base(targets));
@@ -328,7 +428,11 @@ fn direct_mode_and_parallel_many() {
     for i in 0..30 {
         assert_eq!(r["values"][format!("k{i}")], format!("t-{i}"));
     }
-    assert_eq!(l.sshd.log().matches("Accepted publickey").count(), 1, "exactly one SSH connection");
+    assert_eq!(
+        l.sshd.log().matches("Accepted publickey").count(),
+        1,
+        "exactly one SSH connection"
+    );
     // direct mode: cat on the SSH host itself.
     let host_file = l.cts.file(119, "/opt/homelab/oauth2-gateway/.env");
     let mut args = l.base(vec![json!({"name": "direct", "path": host_file, "keys": {"pocketid_client_id": "OAUTH2_PROXY_CLIENT_ID"}})]);
@@ -345,10 +449,19 @@ fn ansible_playbook_never_prints_values() {
     let Some(l) = lab() else { return };
     let dir = l.tmp.path().join("pb");
     std::fs::create_dir_all(&dir).unwrap();
-    let library =
-        lab::ansible::module_library(&dir, &[("env_harvest", Path::new(env!("CARGO_BIN_EXE_env_harvest")))]).unwrap();
+    let library = lab::ansible::module_library(
+        &dir,
+        &[("env_harvest", Path::new(env!("CARGO_BIN_EXE_env_harvest")))],
+    )
+    .unwrap();
     l.cts.add(125, "bad-svc", true).unwrap();
-    l.cts.write_file(125, "/opt/homelab/bad-svc/.env", b"SECRET=\"bad-canary-77\n").unwrap();
+    l.cts
+        .write_file(
+            125,
+            "/opt/homelab/bad-svc/.env",
+            b"SECRET=\"bad-canary-77\n",
+        )
+        .unwrap();
     let mut ok_args = l.base(catalog_targets());
     ok_args["salt"] = json!("s");
     let mut bad_args = l.base(vec![
@@ -370,7 +483,10 @@ fn ansible_playbook_never_prints_values() {
     run.assert_ok();
     let out = run.all_output();
     for v in l.values.values() {
-        assert!(!out.contains(v.as_str()), "a canary value appeared in ansible-playbook output");
+        assert!(
+            !out.contains(v.as_str()),
+            "a canary value appeared in ansible-playbook output"
+        );
     }
     assert!(!out.contains("bad-canary-77"));
 }

@@ -91,7 +91,8 @@ fn fingerprint(pubkey: &Path) -> Result<String> {
 pub fn install_pct_standin(path: &Path, root: &Path) -> Result<()> {
     let script = PCT_STANDIN.replace("@ROOT@", &root.display().to_string());
     std::fs::write(path, script).ctx(|| format!("writing {}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).ctx(|| "chmod pct".into())
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+        .ctx(|| "chmod pct".into())
 }
 
 impl Sshd {
@@ -134,7 +135,10 @@ impl Sshd {
         let host = "127.0.0.1".to_string();
         let known_hosts = dir.join("known_hosts");
         let mut parts = host_pub.split_whitespace();
-        let (kt, kb) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+        let (kt, kb) = (
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default(),
+        );
         std::fs::write(&known_hosts, format!("[{host}]:{port} {kt} {kb}\n"))
             .ctx(|| "writing known_hosts".into())?;
 
@@ -235,7 +239,14 @@ mod tests {
 
     fn ssh(s: &Sshd, remote: &str) -> std::process::Output {
         Command::new("ssh")
-            .args(["-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "ConnectTimeout=10"])
+            .args([
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "IdentitiesOnly=yes",
+                "-o",
+                "ConnectTimeout=10",
+            ])
             .arg("-o")
             .arg(format!("UserKnownHostsFile={}", s.known_hosts.display()))
             .arg("-i")
@@ -258,23 +269,43 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let cts = Containers::create(tmp.path().join("cts")).unwrap();
         cts.add(119, "oauth2-gateway", true).unwrap();
-        cts.write_file(119, "/opt/homelab/oauth2-gateway/.env", b"A=1\n").unwrap();
+        cts.write_file(119, "/opt/homelab/oauth2-gateway/.env", b"A=1\n")
+            .unwrap();
         cts.add(120, "stopped", false).unwrap();
         let s = Sshd::start(&tmp.path().join("sshd"), &cts).unwrap();
         let pct = s.pct_path.display().to_string();
-        let o = ssh(&s, &format!("'{pct}' 'exec' '119' '--' 'cat' '--' '/opt/homelab/oauth2-gateway/.env'"));
-        assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+        let o = ssh(
+            &s,
+            &format!("'{pct}' 'exec' '119' '--' 'cat' '--' '/opt/homelab/oauth2-gateway/.env'"),
+        );
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         assert_eq!(o.stdout, b"A=1\n");
         let o = ssh(&s, &format!("'{pct}' exec 120 -- cat -- /x"));
         assert_eq!(o.status.code(), Some(255));
-        assert_eq!(String::from_utf8_lossy(&o.stderr), "container '120' not running!\n");
+        assert_eq!(
+            String::from_utf8_lossy(&o.stderr),
+            "container '120' not running!\n"
+        );
         let o = ssh(&s, &format!("'{pct}' exec 999 -- cat /x"));
         assert_eq!(o.status.code(), Some(2));
         let o = ssh(&s, &format!("'{pct}' exec 119 ls -la"));
-        assert!(String::from_utf8_lossy(&o.stderr).starts_with("Unknown option: la\n400 unable to parse option\n"));
+        assert!(String::from_utf8_lossy(&o.stderr)
+            .starts_with("Unknown option: la\n400 unable to parse option\n"));
         let o = ssh(&s, &format!("'{pct}' list"));
         let out = String::from_utf8_lossy(&o.stdout).to_string();
-        assert!(out.starts_with("VMID       Status     Lock         Name                \n119        running"), "{out:?}");
-        assert!(s.log().contains(&format!("Accepted publickey for {}", s.user)));
+        assert!(
+            out.starts_with(
+                "VMID       Status     Lock         Name                \n119        running"
+            ),
+            "{out:?}"
+        );
+        assert!(s
+            .log()
+            .contains(&format!("Accepted publickey for {}", s.user)));
     }
 }
