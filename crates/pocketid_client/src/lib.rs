@@ -1,1 +1,10 @@
-//! Placeholder.
+//! PocketID admin REST client (on the shared `httpx` plumbing) and the logic of the
+//! `pocketid_client` and `pocketid_api_key` modules. See `contracts/pocketid-api.md`.
+
+pub mod api;
+pub mod api_key;
+pub mod client;
+
+pub use api::{ApiError, Connection, MintedSecret, PocketIdApi, ServerVersion};
+pub use api_key::PocketIdApiKey;
+pub use client::PocketIdClient;

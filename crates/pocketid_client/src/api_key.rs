@@ -1,0 +1,214 @@
+//! The `pocketid_api_key` module: the runbook's "rotate the API key", minus the one step PocketID
+//! reserves for a signed-in user (an API key cannot create API keys, contract §4). Given the new
+//! key made in the admin panel, it verifies the key works and belongs to an enabled admin, and
+//! revokes the owner's other keys (all but the new one, or listed ids/names).
+
+use crate::api::{connection_options, Connection, PocketIdApi};
+use ansible_module::{Context, Failure, Kind, Module, Opt, Outcome, Secret};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+pub struct PocketIdApiKey;
+
+#[derive(Debug, Deserialize)]
+pub struct Params {
+    pub url: String,
+    /// The key in use so far (optional): checked to belong to the same user.
+    pub api_key: Option<Secret>,
+    pub new_api_key: Secret,
+    pub new_api_key_name: Option<String>,
+    pub revoke_others: bool,
+    pub revoke_key_ids: Vec<String>,
+    pub revoke_key_names: Vec<String>,
+    pub validate_certs: bool,
+    pub ca_cert: Option<std::path::PathBuf>,
+    pub timeout: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("the new API key belongs to {0:?}, which is not an admin: pocketid_client needs an admin's key")]
+    NotAdmin(String),
+    #[error("the new API key belongs to user {new:?} but the current key to {old:?}: create the new key as the same user")]
+    OtherUser { new: String, old: String },
+    #[error("{0}")]
+    Usage(String),
+    #[error("after revoking, the new API key no longer works: it was among the revoked keys ({0}); create another key in the admin panel")]
+    RevokedSelf(String),
+}
+
+impl Module for PocketIdApiKey {
+    const NAME: &'static str = "pocketid_api_key";
+    const ABOUT: &'static str = "Verify a new PocketID API key (works, admin) and revoke the owner's old keys";
+    type Params = Params;
+
+    fn options() -> Vec<Opt> {
+        let mut o: Vec<Opt> = connection_options()
+            .into_iter()
+            .map(|opt| {
+                if opt.name == "api_key" {
+                    Opt::str("api_key")
+                        .env("POCKETID_API_KEY")
+                        .no_log()
+                        .help("the key in use so far (env POCKETID_API_KEY); if set, it must belong to the same user")
+                } else {
+                    opt
+                }
+            })
+            .collect();
+        o.extend([
+            Opt::str("new_api_key")
+                .required()
+                .no_log()
+                .help("the new key, created by a signed-in admin in PocketID's admin panel"),
+            Opt::str("new_api_key_name").help("the new key's name as created (must be unique among the owner's keys); needed by revoke_others"),
+            Opt::bool("revoke_others").default(false).help("revoke every other key of the owner"),
+            Opt::list("revoke_key_ids", Kind::Str).default(json!([])).help("revoke these key ids"),
+            Opt::list("revoke_key_names", Kind::Str)
+                .default(json!([]))
+                .help("revoke the owner's keys with these exact names"),
+        ]);
+        o
+    }
+
+    fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
+        run(p, ctx)
+    }
+}
+
+fn conn(p: &Params, key: &Secret) -> Connection {
+    Connection {
+        url: p.url.clone(),
+        api_key: key.clone(),
+        validate_certs: p.validate_certs,
+        ca_cert: p.ca_cert.clone(),
+        timeout: p.timeout,
+    }
+}
+
+fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
+    let new = PocketIdApi::new(&conn(&p, &p.new_api_key))?;
+    // 1. The new key works and belongs to an enabled admin (401/403 say otherwise).
+    let me = new.me().map_err(|e| Failure::new(format!("the new API key does not work: {e}")))?;
+    let user_id = me.get("id").and_then(Value::as_str).unwrap_or("").to_string();
+    let username = me.get("username").and_then(Value::as_str).unwrap_or("").to_string();
+    if !me.get("isAdmin").and_then(Value::as_bool).unwrap_or(false) {
+        return Err(KeyError::NotAdmin(username).into());
+    }
+    // An admin route, to be sure the key really has admin rights.
+    new.list_all("/user-groups", None, "name")
+        .map_err(|e| Failure::new(format!("the new API key cannot use admin routes: {e}")))?;
+    if let Some(old) = p.api_key.as_ref().filter(|k| !k.is_empty() && **k != p.new_api_key) {
+        let old_api = PocketIdApi::new(&conn(&p, old))?;
+        match old_api.me() {
+            Ok(old_me) => {
+                let old_id = old_me.get("id").and_then(Value::as_str).unwrap_or("");
+                if old_id != user_id {
+                    return Err(KeyError::OtherUser {
+                        new: username,
+                        old: old_me.get("username").and_then(Value::as_str).unwrap_or("").to_string(),
+                    }
+                    .into());
+                }
+            }
+            Err(e) if e.status() == Some(401) => {
+                ctx.warn("the current API key (api_key) is already invalid; nothing to compare it with");
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+
+    // 2. Which keys to revoke (the owner's own keys only, as PocketID lists them).
+    let keys = new.list_api_keys()?;
+    let name_of = |k: &Value| k.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+    let id_of = |k: &Value| k.get("id").and_then(Value::as_str).unwrap_or("").to_string();
+    let mut keep_id: Option<String> = None;
+    if let Some(n) = &p.new_api_key_name {
+        let named: Vec<&Value> = keys.iter().filter(|k| name_of(k) == *n).collect();
+        match named.len() {
+            1 => keep_id = Some(id_of(named[0])),
+            0 => {
+                return Err(KeyError::Usage(format!(
+                    "no API key of {username:?} is named {n:?}; give new_api_key_name exactly as created"
+                ))
+                .into())
+            }
+            c => {
+                return Err(KeyError::Usage(format!(
+                    "{c} API keys of {username:?} are named {n:?} (names are not unique): rename the new key or revoke by id"
+                ))
+                .into())
+            }
+        }
+    }
+    if p.revoke_others && keep_id.is_none() {
+        return Err(KeyError::Usage(
+            "revoke_others needs new_api_key_name, so the new key can be told apart from the old ones".into(),
+        )
+        .into());
+    }
+    let mut targets: Vec<&Value> = Vec::new();
+    for k in &keys {
+        let id = id_of(k);
+        let hit = (p.revoke_others && Some(&id) != keep_id.as_ref())
+            || p.revoke_key_ids.contains(&id)
+            || p.revoke_key_names.contains(&name_of(k));
+        if hit {
+            if Some(&id) == keep_id.as_ref() {
+                return Err(KeyError::Usage(format!(
+                    "refusing to revoke key {id} ({}): it is the new key",
+                    name_of(k)
+                ))
+                .into());
+            }
+            targets.push(k);
+        }
+    }
+    let unknown: Vec<&String> = p
+        .revoke_key_ids
+        .iter()
+        .filter(|id| !keys.iter().any(|k| id_of(k) == **id))
+        .collect();
+    if !unknown.is_empty() {
+        ctx.warn(format!(
+            "API key id(s) {} are not keys of {username:?} (already revoked?)",
+            unknown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+        ));
+    }
+
+    // 3. Revoke with the new key, then make sure the new key still works.
+    let mut revoked = Vec::new();
+    for k in &targets {
+        let id = id_of(k);
+        if !ctx.check_mode {
+            new.revoke_api_key(&id)?;
+        }
+        revoked.push(json!({"id": id, "name": name_of(k)}));
+    }
+    if !revoked.is_empty() && !ctx.check_mode {
+        if let Err(e) = new.me() {
+            if e.status() == Some(401) {
+                let names: Vec<String> = targets.iter().map(|k| name_of(k)).collect();
+                return Err(Failure::new(KeyError::RevokedSelf(names.join(", ")).to_string())
+                    .set("changed", true)
+                    .set("revoked", json!(revoked)));
+            }
+            return Err(e.into());
+        }
+    }
+    let changed = !revoked.is_empty();
+    Ok(Outcome::new(changed)
+        .msg(if changed {
+            format!("new API key verified (admin {username}); {} old key(s) revoked", revoked.len())
+        } else {
+            format!("new API key verified (admin {username})")
+        })
+        .set("user_id", user_id)
+        .set("username", username)
+        .set("kept_key_id", keep_id)
+        .set("revoked", json!(revoked))
+        .diff(
+            json!({"revoked": []}),
+            json!({"revoked": revoked.iter().map(|r| r["id"].clone()).collect::<Vec<_>>()}),
+        ))
+}
