@@ -1059,23 +1059,27 @@ fn dispatch(s: &mut State, token: &Token, file: &str, body: &[u8]) -> Reply {
                         given.insert(k.clone(), x.clone());
                     }
                     Value::Null => {}
-                    other => return unmarshal(
-                        s,
-                        format!(
+                    other => {
+                        return unmarshal(
+                            s,
+                            format!(
                             "{} into Go struct field DispatchWorkflowOption.inputs of type string",
                             go_type(other)
                         ),
-                    ),
+                        )
+                    }
                 }
             }
         }
-        Some(other) => return unmarshal(
-            s,
-            format!(
+        Some(other) => {
+            return unmarshal(
+                s,
+                format!(
                 "{} into Go struct field DispatchWorkflowOption.inputs of type map[string]string",
                 go_type(other)
             ),
-        ),
+            )
+        }
     }
     let return_run_info = match doc.get("return_run_info") {
         None | Some(Value::Null) => false,

@@ -11,13 +11,19 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// Where Forgejo looks for workflow files, in order; only the first directory that exists counts.
-pub const WORKFLOW_DIRS: [&str; 3] = [".forgejo/workflows", ".gitea/workflows", ".github/workflows"];
+pub const WORKFLOW_DIRS: [&str; 3] = [
+    ".forgejo/workflows",
+    ".gitea/workflows",
+    ".github/workflows",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ForgejoError {
     #[error(transparent)]
     Http(#[from] HttpError),
-    #[error("Forgejo at {url} refused the token (HTTP 401{detail}): check `token` / FORGEJO_TOKEN")]
+    #[error(
+        "Forgejo at {url} refused the token (HTTP 401{detail}): check `token` / FORGEJO_TOKEN"
+    )]
     Unauthorized { url: String, detail: String },
     #[error("Forgejo at {url} denied {what} (HTTP 403: {detail}): the token needs the write:repository scope and its user write access to the repository's Actions")]
     Forbidden {
@@ -144,29 +150,43 @@ impl Forgejo {
 
     /// The web URL of a run: `{base}/{owner}/{repo}/actions/runs/{run_number}`.
     pub fn run_url(&self, run_number: i64) -> String {
-        format!("{}/{}/{}/actions/runs/{run_number}", self.base_url(), self.owner, self.repo)
+        format!(
+            "{}/{}/{}/actions/runs/{run_number}",
+            self.base_url(),
+            self.owner,
+            self.repo
+        )
     }
 
     /// The web URL of a workflow's runs (when no run number is known, v8–v10).
     pub fn workflow_url(&self, file: &str) -> String {
-        format!("{}/{}/{}/actions?workflow={file}", self.base_url(), self.owner, self.repo)
+        format!(
+            "{}/{}/{}/actions?workflow={file}",
+            self.base_url(),
+            self.owner,
+            self.repo
+        )
     }
 
     fn get(&self, path: &str) -> Result<Response, ForgejoError> {
         Ok(self.http.send(
             "GET",
             path,
-            &[("Authorization", &self.auth), ("Accept", "application/json")],
+            &[
+                ("Authorization", &self.auth),
+                ("Accept", "application/json"),
+            ],
             Body::None,
             Retry::Safe,
         )?)
     }
 
     fn error(&self, what: &str, resp: &Response) -> ForgejoError {
-        let message = resp
-            .json::<Value>()
-            .ok()
-            .and_then(|v| v.get("message").and_then(Value::as_str).map(httpx::safe_text));
+        let message = resp.json::<Value>().ok().and_then(|v| {
+            v.get("message")
+                .and_then(Value::as_str)
+                .map(httpx::safe_text)
+        });
         let detail = match &message {
             Some(m) if !m.is_empty() => format!(": {m}"),
             Some(_) => " with an empty message".into(),
@@ -202,7 +222,11 @@ impl Forgejo {
             what: what.into(),
             detail: e.to_string(),
         })?;
-        let version = v.get("version").and_then(Value::as_str).unwrap_or("").to_string();
+        let version = v
+            .get("version")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         let major = version
             .trim_start_matches('v')
             .split(['.', '+', '-'])
@@ -210,7 +234,10 @@ impl Forgejo {
             .and_then(|m| m.parse().ok())
             .ok_or_else(|| ForgejoError::Shape {
                 what: what.into(),
-                detail: format!("version {:?} has no major number", httpx::safe_text(&version)),
+                detail: format!(
+                    "version {:?} has no major number",
+                    httpx::safe_text(&version)
+                ),
             })?;
         Ok((version, major))
     }
@@ -219,7 +246,12 @@ impl Forgejo {
     pub fn file(&self, path: &str, git_ref: &str) -> Result<Option<String>, ForgejoError> {
         let what = format!("reading {path} at {git_ref}");
         let p: Vec<String> = path.split('/').map(seg).collect();
-        let url = format!("{}/contents/{}?ref={}", self.repo_path(), p.join("/"), seg(git_ref));
+        let url = format!(
+            "{}/contents/{}?ref={}",
+            self.repo_path(),
+            p.join("/"),
+            seg(git_ref)
+        );
         let resp = self.get(&url)?;
         if resp.status == 404 {
             return Ok(None);
@@ -248,10 +280,12 @@ impl Forgejo {
                 what: what.clone(),
                 detail: format!("content is not base64: {e}"),
             })?;
-        String::from_utf8(bytes).map(Some).map_err(|_| ForgejoError::Shape {
-            what,
-            detail: "the file is not UTF-8 text".into(),
-        })
+        String::from_utf8(bytes)
+            .map(Some)
+            .map_err(|_| ForgejoError::Shape {
+                what,
+                detail: "the file is not UTF-8 text".into(),
+            })
     }
 
     /// Whether a directory (or, with `""`, the repository root at `git_ref`) exists.
@@ -260,12 +294,19 @@ impl Forgejo {
         let url = if p.is_empty() {
             format!("{}/contents?ref={}", self.repo_path(), seg(git_ref))
         } else {
-            format!("{}/contents/{}?ref={}", self.repo_path(), p.join("/"), seg(git_ref))
+            format!(
+                "{}/contents/{}?ref={}",
+                self.repo_path(),
+                p.join("/"),
+                seg(git_ref)
+            )
         };
         let resp = self.get(&url)?;
         match resp.status {
             404 => Ok(false),
-            s if (200..300).contains(&s) => Ok(resp.json::<Value>().map(|v| v.is_array()).unwrap_or(false)),
+            s if (200..300).contains(&s) => {
+                Ok(resp.json::<Value>().map(|v| v.is_array()).unwrap_or(false))
+            }
             _ => Err(self.error(&format!("listing {path} at {git_ref}"), &resp)),
         }
     }
@@ -279,7 +320,11 @@ impl Forgejo {
         return_run_info: bool,
     ) -> Result<Option<DispatchedRun>, ForgejoError> {
         let what = format!("dispatching {file} at {git_ref}");
-        let path = format!("{}/actions/workflows/{}/dispatches", self.repo_path(), seg(file));
+        let path = format!(
+            "{}/actions/workflows/{}/dispatches",
+            self.repo_path(),
+            seg(file)
+        );
         let mut body = json!({"ref": git_ref, "inputs": inputs});
         if return_run_info {
             body["return_run_info"] = json!(true);
@@ -287,16 +332,22 @@ impl Forgejo {
         let resp = self.http.send(
             "POST",
             &path,
-            &[("Authorization", &self.auth), ("Accept", "application/json")],
+            &[
+                ("Authorization", &self.auth),
+                ("Accept", "application/json"),
+            ],
             Body::Json(body),
             Retry::Never,
         )?;
         match resp.status {
             204 => Ok(None),
-            200 | 201 => resp.json::<DispatchedRun>().map(Some).map_err(|e| ForgejoError::Shape {
-                what,
-                detail: e.to_string(),
-            }),
+            200 | 201 => resp
+                .json::<DispatchedRun>()
+                .map(Some)
+                .map_err(|e| ForgejoError::Shape {
+                    what,
+                    detail: e.to_string(),
+                }),
             _ => Err(self.error(&what, &resp)),
         }
     }
@@ -308,7 +359,10 @@ impl Forgejo {
         match self.http.json::<RunState>(
             "GET",
             &path,
-            &[("Authorization", &self.auth), ("Accept", "application/json")],
+            &[
+                ("Authorization", &self.auth),
+                ("Accept", "application/json"),
+            ],
             Body::None,
             Retry::Safe,
         ) {

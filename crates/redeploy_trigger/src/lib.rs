@@ -45,25 +45,51 @@ impl Module for RedeployTrigger {
 
     fn options() -> Vec<Opt> {
         vec![
-            Opt::str("url").env("FORGEJO_URL").required().help("Forgejo base URL, e.g. https://forgejo.example.org"),
-            Opt::str("token").env("FORGEJO_TOKEN").required().no_log().help("Access token with write:repository"),
-            Opt::str("repo").required().help("Repository holding the workflows, as owner/name"),
+            Opt::str("url")
+                .env("FORGEJO_URL")
+                .required()
+                .help("Forgejo base URL, e.g. https://forgejo.example.org"),
+            Opt::str("token")
+                .env("FORGEJO_TOKEN")
+                .required()
+                .no_log()
+                .help("Access token with write:repository"),
+            Opt::str("repo")
+                .required()
+                .help("Repository holding the workflows, as owner/name"),
             Opt::list("workflows", ansible_module::Kind::Raw)
                 .required()
                 .alias("workflow")
                 .help("Workflow file names (deploy-n8n.yml), or dicts {workflow, inputs}"),
-            Opt::str("ref").default("main").help("Branch, tag or commit to run the workflows at"),
-            Opt::dict("inputs").help("Inputs for every workflow (per-workflow inputs override them)"),
-            Opt::bool("wait").default(true).help("Wait for every run to finish"),
-            Opt::int("timeout").default(1800).help("Seconds to wait for each run, from its dispatch"),
-            Opt::float("poll_interval").default(5.0).help("Seconds between two status requests for a run"),
+            Opt::str("ref")
+                .default("main")
+                .help("Branch, tag or commit to run the workflows at"),
+            Opt::dict("inputs")
+                .help("Inputs for every workflow (per-workflow inputs override them)"),
+            Opt::bool("wait")
+                .default(true)
+                .help("Wait for every run to finish"),
+            Opt::int("timeout")
+                .default(1800)
+                .help("Seconds to wait for each run, from its dispatch"),
+            Opt::float("poll_interval")
+                .default(5.0)
+                .help("Seconds between two status requests for a run"),
             Opt::int("pickup_timeout")
                 .default(300)
                 .help("Seconds a run may wait for a runner before it counts as not picked up"),
-            Opt::bool("skipped_is_success").default(false).help("Count a skipped run as a success"),
-            Opt::bool("validate_certs").default(true).help("Verify the server's TLS certificate"),
-            Opt::path("ca_cert").env("FORGEJO_CACERT").help("PEM CA file to trust for the server"),
-            Opt::int("request_timeout").default(30).help("Seconds for one HTTP request"),
+            Opt::bool("skipped_is_success")
+                .default(false)
+                .help("Count a skipped run as a success"),
+            Opt::bool("validate_certs")
+                .default(true)
+                .help("Verify the server's TLS certificate"),
+            Opt::path("ca_cert")
+                .env("FORGEJO_CACERT")
+                .help("PEM CA file to trust for the server"),
+            Opt::int("request_timeout")
+                .default(30)
+                .help("Seconds for one HTTP request"),
         ]
     }
 
@@ -87,7 +113,10 @@ fn targets(p: &Params) -> Result<Vec<Target>, Failure> {
         let (file, own) = match w {
             Value::String(s) => (s.clone(), Map::new()),
             Value::Object(m) => {
-                let unknown: Vec<&String> = m.keys().filter(|k| *k != "workflow" && *k != "inputs").collect();
+                let unknown: Vec<&String> = m
+                    .keys()
+                    .filter(|k| *k != "workflow" && *k != "inputs")
+                    .collect();
                 if !unknown.is_empty() {
                     errors.push(format!(
                         "workflows[{i}] has unknown keys {unknown:?}: use {{workflow, inputs}}"
@@ -97,7 +126,9 @@ fn targets(p: &Params) -> Result<Vec<Target>, Failure> {
                 let file = match m.get("workflow") {
                     Some(Value::String(s)) => s.clone(),
                     _ => {
-                        errors.push(format!("workflows[{i}] needs `workflow`: a workflow file name"));
+                        errors.push(format!(
+                            "workflows[{i}] needs `workflow`: a workflow file name"
+                        ));
                         continue;
                     }
                 };
@@ -133,7 +164,10 @@ fn targets(p: &Params) -> Result<Vec<Target>, Failure> {
         errors.push("`workflows` is empty: name at least one workflow file".into());
     }
     if !errors.is_empty() {
-        return Err(Failure::new(format!("nothing was dispatched: {}", errors.join("; "))));
+        return Err(Failure::new(format!(
+            "nothing was dispatched: {}",
+            errors.join("; ")
+        )));
     }
     Ok(out)
 }
@@ -145,7 +179,11 @@ struct Planned {
 }
 
 /// Reads the workflow file the way Forgejo finds it (first existing workflow directory only).
-fn read_workflow(api: &Forgejo, file: &str, git_ref: &str) -> Result<Result<String, String>, ForgejoError> {
+fn read_workflow(
+    api: &Forgejo,
+    file: &str,
+    git_ref: &str,
+) -> Result<Result<String, String>, ForgejoError> {
     let candidates: Vec<String> = if file.ends_with(".yml") || file.ends_with(".yaml") {
         vec![file.to_string()]
     } else {
@@ -169,7 +207,10 @@ fn read_workflow(api: &Forgejo, file: &str, git_ref: &str) -> Result<Result<Stri
             "ref '{git_ref}' does not exist in the repository (give a branch, tag or commit; Forgejo answers a dispatch at an unknown short ref with HTTP 500 and an empty message)"
         )));
     }
-    Ok(Err(format!("the repository has no workflow directory ({}) at ref '{git_ref}'", WORKFLOW_DIRS.join(", "))))
+    Ok(Err(format!(
+        "the repository has no workflow directory ({}) at ref '{git_ref}'",
+        WORKFLOW_DIRS.join(", ")
+    )))
 }
 
 /// One dispatched run and what happened to it.
@@ -209,13 +250,17 @@ impl Tracked {
 
 fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
     if !(p.poll_interval > 0.0 && p.poll_interval.is_finite()) {
-        return Err(Failure::new("poll_interval must be a positive number of seconds"));
+        return Err(Failure::new(
+            "poll_interval must be a positive number of seconds",
+        ));
     }
     if p.timeout == 0 {
         return Err(Failure::new("timeout must be at least 1 second"));
     }
     if p.git_ref.trim().is_empty() {
-        return Err(Failure::new("ref is empty: give a branch, tag or commit (Forgejo answers 400 `ref is empty`)"));
+        return Err(Failure::new(
+            "ref is empty: give a branch, tag or commit (Forgejo answers 400 `ref is empty`)",
+        ));
     }
     let targets = targets(&p)?;
     let api = Forgejo::new(&Settings {
@@ -291,7 +336,10 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
         .set("errors", errors));
     }
     let encode = |inputs: &BTreeMap<String, InputValue>| -> BTreeMap<String, String> {
-        inputs.iter().map(|(k, v)| (k.clone(), v.encode(major))).collect()
+        inputs
+            .iter()
+            .map(|(k, v)| (k.clone(), v.encode(major)))
+            .collect()
     };
     if ctx.check_mode {
         let plan: Vec<Value> = planned
@@ -333,12 +381,20 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
                 ctx.progress(&format!("dispatched {}", w.file));
                 tracked.push(Tracked {
                     file: w.file.clone(),
-                    inputs: w.inputs.iter().map(|(k, v)| (k.clone(), v.display())).collect(),
+                    inputs: w
+                        .inputs
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.display()))
+                        .collect(),
                     id,
                     run_number: number,
                     jobs,
                     html_url,
-                    status: if id.is_some() { "waiting".into() } else { "dispatched".into() },
+                    status: if id.is_some() {
+                        "waiting".into()
+                    } else {
+                        "dispatched".into()
+                    },
                     dispatched_at,
                     duration: None,
                     problem: None,
@@ -361,9 +417,17 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
     if !failed.is_empty() {
         let mut parts: Vec<String> = tracked
             .iter()
-            .filter_map(|t| t.problem.as_ref().map(|pr| format!("{} {pr} ({})", t.file, t.html_url)))
+            .filter_map(|t| {
+                t.problem
+                    .as_ref()
+                    .map(|pr| format!("{} {pr} ({})", t.file, t.html_url))
+            })
             .collect();
-        parts.extend(dispatch_errors.iter().map(|e| format!("dispatch failed: {e}")));
+        parts.extend(
+            dispatch_errors
+                .iter()
+                .map(|e| format!("dispatch failed: {e}")),
+        );
         let total = planned.len();
         return Err(Failure::new(format!(
             "{} of {total} deploy run(s) did not succeed: {}",
@@ -372,7 +436,7 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
         ))
         .set("changed", changed)
         .set("runs", runs)
-        .set("failed", failed)
+        .set("failed_runs", failed)
         .set("forgejo_version", version));
     }
     let msg = if p.wait {
@@ -384,16 +448,23 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
                 _ => Some(x),
             });
         match slowest {
-            Some((d, f)) => format!("all {} run(s) succeeded (slowest: {f}, {d:.1}s)", tracked.len()),
+            Some((d, f)) => format!(
+                "all {} run(s) succeeded (slowest: {f}, {d:.1}s)",
+                tracked.len()
+            ),
             None => format!("all {} run(s) succeeded", tracked.len()),
         }
     } else {
-        format!("dispatched {} workflow(s) at ref '{}' without waiting", tracked.len(), p.git_ref)
+        format!(
+            "dispatched {} workflow(s) at ref '{}' without waiting",
+            tracked.len(),
+            p.git_ref
+        )
     };
     Ok(Outcome::new(changed)
         .msg(msg)
         .set("runs", runs)
-        .set("failed", Vec::<Value>::new())
+        .set("failed_runs", Vec::<Value>::new())
         .set("forgejo_version", version))
 }
 
@@ -416,7 +487,9 @@ fn wait_all(api: &Forgejo, p: &Params, major: u64, tracked: &mut [Tracked], ctx:
     let interval = Duration::from_secs_f64(p.poll_interval);
     let timeout = Duration::from_secs(p.timeout);
     let pickup = Duration::from_secs(p.pickup_timeout);
-    let live: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(tracked.iter().map(|t| t.status.clone()).collect()));
+    let live: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(
+        tracked.iter().map(|t| t.status.clone()).collect(),
+    ));
     std::thread::scope(|scope| {
         let mut handles = Vec::new();
         for (i, t) in tracked.iter_mut().enumerate() {
@@ -425,11 +498,20 @@ fn wait_all(api: &Forgejo, p: &Params, major: u64, tracked: &mut [Tracked], ctx:
             }
             let live = live.clone();
             handles.push(scope.spawn(move || {
-                wait_one(api, major, t, interval, timeout, pickup, p.skipped_is_success, |s| {
-                    if let Ok(mut l) = live.lock() {
-                        l[i] = s.to_string();
-                    }
-                })
+                wait_one(
+                    api,
+                    major,
+                    t,
+                    interval,
+                    timeout,
+                    pickup,
+                    p.skipped_is_success,
+                    |s| {
+                        if let Ok(mut l) = live.lock() {
+                            l[i] = s.to_string();
+                        }
+                    },
+                )
             }));
         }
         while handles.iter().any(|h| !h.is_finished()) {
@@ -441,7 +523,11 @@ fn wait_all(api: &Forgejo, p: &Params, major: u64, tracked: &mut [Tracked], ctx:
                     *by.entry(s.as_str()).or_default() += 1;
                 }
                 let summary: Vec<String> = by.iter().map(|(s, n)| format!("{n} {s}")).collect();
-                ctx.progress(&format!("{done}/{} runs done: {}", l.len(), summary.join(", ")));
+                ctx.progress(&format!(
+                    "{done}/{} runs done: {}",
+                    l.len(),
+                    summary.join(", ")
+                ));
             }
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -504,7 +590,10 @@ fn wait_one(
             t.problem = match status {
                 "success" => None,
                 "skipped" if skipped_is_success => None,
-                "skipped" => Some("was skipped (every job's `if:` was false; set skipped_is_success to accept)".into()),
+                "skipped" => Some(
+                    "was skipped (every job's `if:` was false; set skipped_is_success to accept)"
+                        .into(),
+                ),
                 "failure" => Some("failed".into()),
                 other => Some(format!("ended {other}")),
             };
@@ -520,8 +609,14 @@ fn wait_one(
         }
         if elapsed >= timeout {
             t.problem = Some(match &last_error {
-                Some(e) => format!("timed out after {}s; the last status request failed: {e}", timeout.as_secs()),
-                None if picked_up => format!("timed out running after {}s (still {status})", timeout.as_secs()),
+                Some(e) => format!(
+                    "timed out after {}s; the last status request failed: {e}",
+                    timeout.as_secs()
+                ),
+                None if picked_up => format!(
+                    "timed out running after {}s (still {status})",
+                    timeout.as_secs()
+                ),
                 None => format!("timed out after {}s (still {status})", timeout.as_secs()),
             });
             return;

@@ -92,7 +92,9 @@ pub fn parse(text: &str) -> Result<Workflow, String> {
                             InputKind::Choice(options)
                         }
                         Some(other) => {
-                            return Err(format!("declares input '{name}' of unknown type '{other}'"))
+                            return Err(format!(
+                                "declares input '{name}' of unknown type '{other}'"
+                            ))
                         }
                     };
                     inputs.push(InputSpec {
@@ -100,7 +102,9 @@ pub fn parse(text: &str) -> Result<Workflow, String> {
                         kind,
                         required: field("required").and_then(|v| v.as_bool()).unwrap_or(false),
                         default: field("default").and_then(scalar),
-                        description: field("description").and_then(scalar).filter(|d| !d.is_empty()),
+                        description: field("description")
+                            .and_then(scalar)
+                            .filter(|d| !d.is_empty()),
                     });
                 }
             }
@@ -286,9 +290,16 @@ jobs:
         assert!(wf.dispatchable);
         assert_eq!(wf.jobs, vec!["deploy"]);
         assert_eq!(wf.inputs.len(), 4);
-        assert_eq!(wf.inputs[2].kind, InputKind::Choice(vec!["a".into(), "b".into()]));
+        assert_eq!(
+            wf.inputs[2].kind,
+            InputKind::Choice(vec!["a".into(), "b".into()])
+        );
         assert!(!parse("on: push\njobs: {}\n").unwrap().dispatchable);
-        assert!(parse("on: [push, workflow_dispatch]\n").unwrap().dispatchable);
+        assert!(
+            parse("on: [push, workflow_dispatch]\n")
+                .unwrap()
+                .dispatchable
+        );
         assert!(parse("on: [\n").unwrap_err().contains("not valid YAML"));
     }
 
@@ -302,7 +313,10 @@ jobs:
         .unwrap_err();
         let all = errs.join("\n");
         assert!(all.contains("unknown input 'nope'"), "{all}");
-        assert!(all.contains("missing required input 'reason' (Why)"), "{all}");
+        assert!(
+            all.contains("missing required input 'reason' (Why)"),
+            "{all}"
+        );
         assert!(all.contains("boolean"), "{all}");
         assert!(all.contains("must be one of: a, b"), "{all}");
         assert!(all.contains("is a number"), "{all}");
@@ -319,6 +333,9 @@ jobs:
         assert_eq!(ok["dry_run"].encode(14), "true");
         assert_eq!(InputValue::Bool(false).encode(13), "false");
         assert_eq!(ok["count"], InputValue::Text("3".into()));
-        assert!(!ok.contains_key("mode"), "defaults of other types are left to the server");
+        assert!(
+            !ok.contains_key("mode"),
+            "defaults of other types are left to the server"
+        );
     }
 }
