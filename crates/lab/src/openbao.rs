@@ -65,7 +65,9 @@ impl OpenBao {
 
     fn launch(dir: &Path, tls: bool) -> Result<Self> {
         std::fs::create_dir_all(dir).ctx(|| format!("creating {}", dir.display()))?;
-        let dir = dir.canonicalize().ctx(|| format!("resolving {}", dir.display()))?;
+        let dir = dir
+            .canonicalize()
+            .ctx(|| format!("resolving {}", dir.display()))?;
         let mut last_err = None;
         // A port can be taken between probing and binding: try a few times.
         for _ in 0..3 {
@@ -92,7 +94,8 @@ impl OpenBao {
         let cert_dir = dir.join(format!("tls-{port}"));
         if tls {
             std::fs::create_dir_all(&cert_dir).ctx(|| "creating TLS dir".into())?;
-            cmd.arg("-dev-tls").arg(format!("-dev-tls-cert-dir={}", cert_dir.display()));
+            cmd.arg("-dev-tls")
+                .arg(format!("-dev-tls-cert-dir={}", cert_dir.display()));
         }
         cmd.env("HOME", dir)
             .env_remove("VAULT_ADDR")
@@ -131,7 +134,11 @@ impl OpenBao {
             if server.child.exited() {
                 return Some(false);
             }
-            match server.request("POST", "/v1/secret/data/lab-ready", Some(json!({"data": {"ok": "1"}}))) {
+            match server.request(
+                "POST",
+                "/v1/secret/data/lab-ready",
+                Some(json!({"data": {"ok": "1"}})),
+            ) {
                 Ok((200, _)) => Some(true),
                 _ => {
                     std::thread::sleep(Duration::from_millis(50));
@@ -176,14 +183,26 @@ impl OpenBao {
     }
 
     /// One request with `token`.
-    pub fn request_as(&self, token: &str, method: &str, path: &str, body: Option<Value>) -> Result<(u16, Value)> {
+    pub fn request_as(
+        &self,
+        token: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<(u16, Value)> {
         let body = match body {
             Some(v) => Body::Json(v),
             None => Body::None,
         };
         let resp = self
             .client
-            .send(method, path, &[("X-Vault-Token", token)], body, Retry::Never)
+            .send(
+                method,
+                path,
+                &[("X-Vault-Token", token)],
+                body,
+                Retry::Never,
+            )
             .map_err(|e| LabError::msg(e.to_string()))?;
         let v = if resp.body.is_empty() {
             Value::Null
@@ -198,13 +217,19 @@ impl OpenBao {
         if (200..300).contains(&status) {
             Ok(v)
         } else {
-            Err(LabError::msg(format!("OpenBao (lab) {method} {path} → {status}: {v}")))
+            Err(LabError::msg(format!(
+                "OpenBao (lab) {method} {path} → {status}: {v}"
+            )))
         }
     }
 
     /// Creates or replaces an ACL policy.
     pub fn write_policy(&self, name: &str, hcl: &str) -> Result<()> {
-        self.expect("PUT", &format!("/v1/sys/policies/acl/{name}"), Some(json!({ "policy": hcl })))?;
+        self.expect(
+            "PUT",
+            &format!("/v1/sys/policies/acl/{name}"),
+            Some(json!({ "policy": hcl })),
+        )?;
         Ok(())
     }
 
@@ -222,11 +247,17 @@ impl OpenBao {
     }
 
     fn enable_auth(&self, kind: &str) -> Result<()> {
-        let (status, v) = self.request("POST", &format!("/v1/sys/auth/{kind}"), Some(json!({ "type": kind })))?;
+        let (status, v) = self.request(
+            "POST",
+            &format!("/v1/sys/auth/{kind}"),
+            Some(json!({ "type": kind })),
+        )?;
         if (200..300).contains(&status) || v.to_string().contains("already in use") {
             Ok(())
         } else {
-            Err(LabError::msg(format!("enabling {kind} auth → {status}: {v}")))
+            Err(LabError::msg(format!(
+                "enabling {kind} auth → {status}: {v}"
+            )))
         }
     }
 
@@ -238,10 +269,24 @@ impl OpenBao {
             &format!("/v1/auth/approle/role/{role}"),
             Some(json!({"token_policies": policies, "token_no_default_policy": true, "token_ttl": "1h"})),
         )?;
-        let r = self.expect("GET", &format!("/v1/auth/approle/role/{role}/role-id"), None)?;
-        let s = self.expect("POST", &format!("/v1/auth/approle/role/{role}/secret-id"), Some(json!({})))?;
-        let role_id = r["data"]["role_id"].as_str().unwrap_or_default().to_string();
-        let secret_id = s["data"]["secret_id"].as_str().unwrap_or_default().to_string();
+        let r = self.expect(
+            "GET",
+            &format!("/v1/auth/approle/role/{role}/role-id"),
+            None,
+        )?;
+        let s = self.expect(
+            "POST",
+            &format!("/v1/auth/approle/role/{role}/secret-id"),
+            Some(json!({})),
+        )?;
+        let role_id = r["data"]["role_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let secret_id = s["data"]["secret_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         Ok((role_id, secret_id))
     }
 
@@ -264,7 +309,11 @@ impl OpenBao {
 
     /// Full write of `secret/<path>` (no cas); returns the new version.
     pub fn kv_put(&self, path: &str, data: Value) -> Result<u64> {
-        let v = self.expect("POST", &format!("/v1/secret/data/{path}"), Some(json!({ "data": data })))?;
+        let v = self.expect(
+            "POST",
+            &format!("/v1/secret/data/{path}"),
+            Some(json!({ "data": data })),
+        )?;
         Ok(v["data"]["version"].as_u64().unwrap_or(0))
     }
 
@@ -299,18 +348,28 @@ impl OpenBao {
 
     /// `current_version` from the metadata (0 if the path has none).
     pub fn current_version(&self, path: &str) -> Result<u64> {
-        Ok(self.metadata(path)?["current_version"].as_u64().unwrap_or(0))
+        Ok(self.metadata(path)?["current_version"]
+            .as_u64()
+            .unwrap_or(0))
     }
 
     /// Soft-deletes versions of `secret/<path>`.
     pub fn kv_delete_versions(&self, path: &str, versions: &[u64]) -> Result<()> {
-        self.expect("POST", &format!("/v1/secret/delete/{path}"), Some(json!({ "versions": versions })))?;
+        self.expect(
+            "POST",
+            &format!("/v1/secret/delete/{path}"),
+            Some(json!({ "versions": versions })),
+        )?;
         Ok(())
     }
 
     /// Destroys versions of `secret/<path>`.
     pub fn kv_destroy_versions(&self, path: &str, versions: &[u64]) -> Result<()> {
-        self.expect("POST", &format!("/v1/secret/destroy/{path}"), Some(json!({ "versions": versions })))?;
+        self.expect(
+            "POST",
+            &format!("/v1/secret/destroy/{path}"),
+            Some(json!({ "versions": versions })),
+        )?;
         Ok(())
     }
 
@@ -335,7 +394,11 @@ impl OpenBao {
             .lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
             .filter(|v| v["type"] == "response")
-            .filter(|v| v["request"]["path"].as_str().is_some_and(|s| s.starts_with(prefix)))
+            .filter(|v| {
+                v["request"]["path"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with(prefix))
+            })
             .count()
     }
 

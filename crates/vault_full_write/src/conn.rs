@@ -74,9 +74,8 @@ pub fn conn_options() -> Vec<Opt> {
 /// `VAULT_SKIP_VERIFY` as Vault's CLI reads it (a boolean); invalid values are an error.
 fn skip_verify_from_env() -> Result<bool, VaultError> {
     match std::env::var("VAULT_SKIP_VERIFY") {
-        Ok(v) if !v.trim().is_empty() => to_bool(&Value::String(v)).map_err(|e| {
-            VaultError::Usage(format!("VAULT_SKIP_VERIFY is not a boolean: {e}"))
-        }),
+        Ok(v) if !v.trim().is_empty() => to_bool(&Value::String(v))
+            .map_err(|e| VaultError::Usage(format!("VAULT_SKIP_VERIFY is not a boolean: {e}"))),
         _ => Ok(false),
     }
 }
@@ -84,7 +83,11 @@ fn skip_verify_from_env() -> Result<bool, VaultError> {
 impl ConnParams {
     /// The KV path as users write it (`mount/path`).
     pub fn display_path(&self) -> String {
-        format!("{}/{}", self.mount.trim_matches('/'), self.path.trim_matches('/'))
+        format!(
+            "{}/{}",
+            self.mount.trim_matches('/'),
+            self.path.trim_matches('/')
+        )
     }
 
     fn validate(&self) -> Result<(), VaultError> {
@@ -96,10 +99,14 @@ impl ConnParams {
             )));
         }
         if self.mount.trim_matches('/').is_empty() {
-            return Err(VaultError::Usage("`mount` must not be empty (KV v2 mounts are usually `secret`)".into()));
+            return Err(VaultError::Usage(
+                "`mount` must not be empty (KV v2 mounts are usually `secret`)".into(),
+            ));
         }
         if self.timeout == 0 {
-            return Err(VaultError::Usage("`timeout` must be at least 1 second".into()));
+            return Err(VaultError::Usage(
+                "`timeout` must be at least 1 second".into(),
+            ));
         }
         Ok(())
     }
@@ -112,7 +119,11 @@ impl ConnParams {
             None => !skip_verify_from_env()?,
         };
         let mut cfg = HttpConfig::new("Vault", self.url.trim());
-        cfg.ca_cert = self.ca_cert.as_ref().filter(|s| !s.is_empty()).map(PathBuf::from);
+        cfg.ca_cert = self
+            .ca_cert
+            .as_ref()
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from);
         cfg.validate_certs = validate_certs;
         cfg.timeout = Duration::from_secs(self.timeout);
         let http = Client::new(cfg)?;

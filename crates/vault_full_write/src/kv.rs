@@ -80,7 +80,11 @@ pub struct Kv {
 }
 
 fn encode_path(p: &str) -> String {
-    p.split('/').filter(|s| !s.is_empty()).map(encode).collect::<Vec<_>>().join("/")
+    p.split('/')
+        .filter(|s| !s.is_empty())
+        .map(encode)
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 impl Kv {
@@ -111,7 +115,12 @@ impl Kv {
     }
 
     fn url_path(&self, kind: &str, path: &str) -> String {
-        format!("/v1/{}/{}/{}", encode_path(&self.mount), kind, encode_path(path))
+        format!(
+            "/v1/{}/{}/{}",
+            encode_path(&self.mount),
+            kind,
+            encode_path(path)
+        )
     }
 
     fn send(
@@ -122,7 +131,10 @@ impl Kv {
         content_type: Option<&str>,
         retry: Retry,
     ) -> Result<Response, VaultError> {
-        let mut headers: Vec<(&str, &str)> = vec![("X-Vault-Token", self.token.expose()), ("X-Vault-Request", "true")];
+        let mut headers: Vec<(&str, &str)> = vec![
+            ("X-Vault-Token", self.token.expose()),
+            ("X-Vault-Request", "true"),
+        ];
         if let Some(ns) = &self.namespace {
             headers.push(("X-Vault-Namespace", ns));
         }
@@ -134,7 +146,13 @@ impl Kv {
 
     /// Maps the errors every endpoint shares (sealed, denied, missing mount); `None` if the
     /// answer is not one of them.
-    fn common_error(&self, resp: &Response, op: &str, api_path: &str, capability: &'static str) -> Option<VaultError> {
+    fn common_error(
+        &self,
+        resp: &Response,
+        op: &str,
+        api_path: &str,
+        capability: &'static str,
+    ) -> Option<VaultError> {
         match resp.status {
             503 => Some(VaultError::Sealed {
                 url: self.http.base_url().to_string(),
@@ -171,7 +189,9 @@ impl Kv {
         resp.json::<Value>()
             .ok()
             .and_then(|v| v["errors"].as_array().cloned())
-            .is_some_and(|e| e.len() == 1 && e[0].as_str().map(str::trim) == Some("permission denied"))
+            .is_some_and(|e| {
+                e.len() == 1 && e[0].as_str().map(str::trim) == Some("permission denied")
+            })
     }
 
     fn api_error(&self, resp: &Response, op: &str, api_path: &str) -> VaultError {
@@ -200,14 +220,21 @@ impl Kv {
             None => "read of".to_string(),
         };
         let q = version.map(|v| format!("?version={v}")).unwrap_or_default();
-        let resp = self.send("GET", &format!("{}{q}", self.url_path("data", path)), Body::None, None, Retry::Safe)?;
+        let resp = self.send(
+            "GET",
+            &format!("{}{q}", self.url_path("data", path)),
+            Body::None,
+            None,
+            Retry::Safe,
+        )?;
         if let Some(e) = self.common_error(&resp, &op, &api, "read") {
             return Err(e);
         }
         let body: Value = if resp.body.is_empty() {
             Value::Null
         } else {
-            resp.json().map_err(|e| self.decode_error(&op, &api, e.to_string()))?
+            resp.json()
+                .map_err(|e| self.decode_error(&op, &api, e.to_string()))?
         };
         match resp.status {
             200 | 404 => {
@@ -226,7 +253,14 @@ impl Kv {
                         version: v,
                         destroyed: meta["destroyed"].as_bool().unwrap_or(false),
                     }),
-                    _ if resp.status == 404 => Ok(ReadResult::Missing),
+                    // `{"errors":[]}`: never written / unknown version. A 404 with a
+                    // message (e.g. `namespace not found`) is an error, not a missing secret.
+                    _ if resp.status == 404
+                        && body["errors"].as_array().is_none_or(|e| e.is_empty()) =>
+                    {
+                        Ok(ReadResult::Missing)
+                    }
+                    _ if resp.status == 404 => Err(self.api_error(&resp, &op, &api)),
                     _ => Err(self.decode_error(&op, &api, "no data.data/data.metadata.version")),
                 }
             }
@@ -238,13 +272,21 @@ impl Kv {
     pub fn metadata(&self, path: &str) -> Result<Option<Value>, VaultError> {
         let api = self.api_path("metadata", path);
         let op = "metadata read of";
-        let resp = self.send("GET", &self.url_path("metadata", path), Body::None, None, Retry::Safe)?;
+        let resp = self.send(
+            "GET",
+            &self.url_path("metadata", path),
+            Body::None,
+            None,
+            Retry::Safe,
+        )?;
         if let Some(e) = self.common_error(&resp, op, &api, "read") {
             return Err(e);
         }
         match resp.status {
             200 => {
-                let v: Value = resp.json().map_err(|e| self.decode_error(op, &api, e.to_string()))?;
+                let v: Value = resp
+                    .json()
+                    .map_err(|e| self.decode_error(op, &api, e.to_string()))?;
                 Ok(Some(v["data"].clone()))
             }
             404 => Ok(None),
@@ -268,7 +310,9 @@ impl Kv {
         }
         match resp.status {
             200 => {
-                let v: Value = resp.json().map_err(|e| self.decode_error(op, &api, e.to_string()))?;
+                let v: Value = resp
+                    .json()
+                    .map_err(|e| self.decode_error(op, &api, e.to_string()))?;
                 match &v["data"]["subkeys"] {
                     Value::Object(m) => Ok(Some(m.keys().cloned().collect())),
                     _ => Ok(None),
@@ -279,25 +323,39 @@ impl Kv {
         }
     }
 
-    fn write_result(&self, resp: Response, op: &str, api: &str, path: &str, cas: Option<u64>, capability: &'static str) -> Result<u64, VaultError> {
+    fn write_result(
+        &self,
+        resp: Response,
+        op: &str,
+        api: &str,
+        path: &str,
+        cas: Option<u64>,
+        capability: &'static str,
+    ) -> Result<u64, VaultError> {
         if let Some(e) = self.common_error(&resp, op, api, capability) {
             return Err(e);
         }
         let text = resp.safe_text();
         match resp.status {
             200 | 204 => {
-                let v: Value = resp.json().map_err(|e| self.decode_error(op, api, e.to_string()))?;
+                let v: Value = resp
+                    .json()
+                    .map_err(|e| self.decode_error(op, api, e.to_string()))?;
                 v["data"]["version"]
                     .as_u64()
                     .ok_or_else(|| self.decode_error(op, api, "no data.version in the answer"))
             }
-            400 if text.contains("check-and-set parameter did not match") => Err(VaultError::CasMismatch {
-                path: self.display_path(path),
-                expected: cas.unwrap_or(0),
-            }),
-            400 if text.contains("check-and-set parameter required") => Err(VaultError::CasRequired {
-                path: self.display_path(path),
-            }),
+            400 if text.contains("check-and-set parameter did not match") => {
+                Err(VaultError::CasMismatch {
+                    path: self.display_path(path),
+                    expected: cas.unwrap_or(0),
+                })
+            }
+            400 if text.contains("check-and-set parameter required") => {
+                Err(VaultError::CasRequired {
+                    path: self.display_path(path),
+                })
+            }
             _ => Err(self.api_error(&resp, op, api)),
         }
     }
@@ -305,13 +363,24 @@ impl Kv {
     /// Full write: `POST data/P {"data":…, "options":{"cas":N}}`; returns the new version. The
     /// stored map is exactly `data`. Sent once (never retried: a lost answer plus a retry would
     /// turn our own write into a CAS conflict).
-    pub fn write(&self, path: &str, data: &Map<String, Value>, cas: Option<u64>) -> Result<u64, VaultError> {
+    pub fn write(
+        &self,
+        path: &str,
+        data: &Map<String, Value>,
+        cas: Option<u64>,
+    ) -> Result<u64, VaultError> {
         let api = self.api_path("data", path);
         let mut body = json!({ "data": data });
         if let Some(c) = cas {
             body["options"] = json!({ "cas": c });
         }
-        let resp = self.send("POST", &self.url_path("data", path), Body::Json(body), None, Retry::Never)?;
+        let resp = self.send(
+            "POST",
+            &self.url_path("data", path),
+            Body::Json(body),
+            None,
+            Retry::Never,
+        )?;
         let cap = if cas == Some(0) { "create" } else { "update" };
         self.write_result(resp, "write to", &api, path, cas, cap)
     }
@@ -320,7 +389,12 @@ impl Kv {
     /// `Ok(None)` when the server cannot patch this path (403 without the `patch` capability, 405,
     /// or 404 because the secret or its latest version is missing): the caller falls back to a
     /// read-modify-write with CAS.
-    pub fn patch(&self, path: &str, patch: &Map<String, Value>, cas: Option<u64>) -> Result<Option<u64>, VaultError> {
+    pub fn patch(
+        &self,
+        path: &str,
+        patch: &Map<String, Value>,
+        cas: Option<u64>,
+    ) -> Result<Option<u64>, VaultError> {
         let api = self.api_path("data", path);
         let mut body = json!({ "data": patch });
         if let Some(c) = cas {
@@ -342,12 +416,20 @@ impl Kv {
             404 if !resp.safe_text().contains("no handler for route") => return Ok(None),
             _ => {}
         }
-        self.write_result(resp, "patch of", &api, path, cas, "patch").map(Some)
+        self.write_result(resp, "patch of", &api, path, cas, "patch")
+            .map(Some)
     }
 }
 
 /// Login to an auth method; returns the client token (registered as a secret).
-pub fn login(http: &Client, namespace: Option<&str>, method: &'static str, mount: &str, url_tail: &str, body: Value) -> Result<Secret, VaultError> {
+pub fn login(
+    http: &Client,
+    namespace: Option<&str>,
+    method: &'static str,
+    mount: &str,
+    url_tail: &str,
+    body: Value,
+) -> Result<Secret, VaultError> {
     let mut headers: Vec<(&str, &str)> = vec![("X-Vault-Request", "true")];
     if let Some(ns) = namespace {
         headers.push(("X-Vault-Namespace", ns));

@@ -63,12 +63,26 @@ impl Module for VaultKvRead {
         let kv = p.conn.connect()?;
         let path = p.conn.path.trim_matches('/').to_string();
         let (data, version, metadata) = match kv.read(&path, p.version)? {
-            ReadResult::Present { data, version, metadata } => (data, version, metadata),
+            ReadResult::Present {
+                data,
+                version,
+                metadata,
+            } => (data, version, metadata),
             other => {
                 let what = match (&other, p.version) {
-                    (ReadResult::Deleted { destroyed: true, version }, _) => format!("version {version} is destroyed"),
-                    (ReadResult::Deleted { version, .. }, _) => format!("version {version} is deleted"),
-                    (_, Some(v)) => format!("version {v} does not exist (never written, or pruned by max_versions)"),
+                    (
+                        ReadResult::Deleted {
+                            destroyed: true,
+                            version,
+                        },
+                        _,
+                    ) => format!("version {version} is destroyed"),
+                    (ReadResult::Deleted { version, .. }, _) => {
+                        format!("version {version} is deleted")
+                    }
+                    (_, Some(v)) => format!(
+                        "version {v} does not exist (never written, or pruned by max_versions)"
+                    ),
                     _ => "it does not exist".to_string(),
                 };
                 if p.missing_ok {
@@ -88,11 +102,16 @@ impl Module for VaultKvRead {
         };
         let selected: Map<String, Value> = match &p.keys {
             Some(keys) => {
-                let missing: Vec<&String> = keys.iter().filter(|k| !data.contains_key(*k)).collect();
+                let missing: Vec<&String> =
+                    keys.iter().filter(|k| !data.contains_key(*k)).collect();
                 if !missing.is_empty() {
                     return Err(Failure::new(format!(
                         "{display} version {version} has no key(s) {}",
-                        missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                        missing
+                            .iter()
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     )));
                 }
                 keys.iter().map(|k| (k.clone(), data[k].clone())).collect()
@@ -106,11 +125,19 @@ impl Module for VaultKvRead {
             .set("version", version)
             .set("keys", Value::Array(key_names))
             .set("metadata", metadata)
-            .msg(format!("read {display} version {version} ({} keys)", selected.len()));
+            .msg(format!(
+                "read {display} version {version} ({} keys)",
+                selected.len()
+            ));
         if let Some(salt) = salt {
             let fps: Map<String, Value> = selected
                 .iter()
-                .map(|(k, v)| (k.clone(), Value::String(fingerprint(salt.expose(), &value_text(v)))))
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        Value::String(fingerprint(salt.expose(), &value_text(v))),
+                    )
+                })
                 .collect();
             out = out.set("fingerprints", Value::Object(fps));
         }

@@ -96,7 +96,9 @@ pub fn merge_patch(target: &mut Map<String, Value>, patch: &Map<String, Value>) 
                 target.remove(k);
             }
             Value::Object(p) => {
-                let entry = target.entry(k.clone()).or_insert_with(|| Value::Object(Map::new()));
+                let entry = target
+                    .entry(k.clone())
+                    .or_insert_with(|| Value::Object(Map::new()));
                 if !entry.is_object() {
                     *entry = Value::Object(Map::new());
                 }
@@ -138,7 +140,11 @@ impl KeyChanges {
                 Some(_) => c.unchanged.insert(k.clone()),
             };
         }
-        c.removed = before.keys().filter(|k| !after.contains_key(*k)).cloned().collect();
+        c.removed = before
+            .keys()
+            .filter(|k| !after.contains_key(*k))
+            .cloned()
+            .collect();
         c
     }
     pub fn is_empty(&self) -> bool {
@@ -182,7 +188,9 @@ impl KeyChanges {
 }
 
 fn test_pause() {
-    let Some(path) = std::env::var_os(TEST_PAUSE_ENV) else { return };
+    let Some(path) = std::env::var_os(TEST_PAUSE_ENV) else {
+        return;
+    };
     let path = PathBuf::from(path);
     let mut reached = path.clone().into_os_string();
     reached.push(".reached");
@@ -217,7 +225,12 @@ fn read_current(kv: &Kv, path: &str, ctx: &mut Context) -> Result<Current, Vault
             latest_deleted: true,
             read_denied: None,
         }),
-        Err(e @ VaultError::PermissionDenied { token_refused: true, .. }) => Err(e),
+        Err(
+            e @ VaultError::PermissionDenied {
+                token_refused: true,
+                ..
+            },
+        ) => Err(e),
         Err(denied @ VaultError::PermissionDenied { .. }) => {
             // Write-only token (contract §2.4): learn what the policy allows without values.
             let version = match kv.metadata(path) {
@@ -285,8 +298,18 @@ impl Module for VaultFullWrite {
         let cas = Cas::parse(&p.cas).map_err(Failure::new)?;
         let display = p.conn.display_path();
         let path = p.conn.path.trim_matches('/').to_string();
-        let remove_keys: BTreeSet<String> = p.remove_keys.clone().unwrap_or_default().into_iter().collect();
-        let required: BTreeSet<String> = p.required_keys.clone().unwrap_or_default().into_iter().collect();
+        let remove_keys: BTreeSet<String> = p
+            .remove_keys
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        let required: BTreeSet<String> = p
+            .required_keys
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
         match (&p.data, p.rollback_to) {
             (Some(_), Some(_)) => return Err(Failure::new("`data` and `rollback_to` are mutually exclusive: a rollback writes version N's data")),
             (None, None) => return Err(Failure::new("one of `data` or `rollback_to` is required")),
@@ -298,7 +321,9 @@ impl Module for VaultFullWrite {
             ));
         }
         if p.rollback_to.is_some() && p.patch {
-            return Err(Failure::new("`rollback_to` writes a whole version: it cannot be combined with `patch: true`"));
+            return Err(Failure::new(
+                "`rollback_to` writes a whole version: it cannot be combined with `patch: true`",
+            ));
         }
         let kv = p.conn.connect()?;
 
@@ -325,7 +350,11 @@ impl Module for VaultFullWrite {
         let previous_version = current.version;
         if let (Cas::Explicit(want), Some(have)) = (cas, current.version) {
             if want != have {
-                return Err(VaultError::CasMismatch { path: display.clone(), expected: want }.into());
+                return Err(VaultError::CasMismatch {
+                    path: display.clone(),
+                    expected: want,
+                }
+                .into());
             }
         }
         let cas_value = match cas {
@@ -364,24 +393,46 @@ impl Module for VaultFullWrite {
             (Some(cur), Some(new)) => Some(KeyChanges::between(cur, new)),
             _ => None,
         };
-        let (added, removed, changed_keys, resulting_keys): (BTreeSet<String>, BTreeSet<String>, BTreeSet<String>, Option<BTreeSet<String>>) =
-            match (&changes, &full_data, &current.keys) {
-                (Some(c), Some(new), _) => (c.added.clone(), c.removed.clone(), c.changed.clone(), Some(new.keys().cloned().collect())),
-                (None, Some(new), Some(keys)) => {
-                    let newk: BTreeSet<String> = new.keys().cloned().collect();
-                    (&newk - keys, keys - &newk, &newk & keys, Some(newk))
-                }
-                (None, Some(new), None) => (BTreeSet::new(), BTreeSet::new(), BTreeSet::new(), Some(new.keys().cloned().collect())),
-                (None, None, Some(keys)) => {
-                    // write-only patch: keys after = keys + data - remove_keys
-                    let doc = patch_doc.clone().unwrap_or_default();
-                    let set: BTreeSet<String> = doc.iter().filter(|(_, v)| !v.is_null()).map(|(k, _)| k.clone()).collect();
-                    let rm: BTreeSet<String> = doc.iter().filter(|(_, v)| v.is_null()).map(|(k, _)| k.clone()).collect();
-                    let after: BTreeSet<String> = &(keys | &set) - &rm;
-                    (&set - keys, keys & &rm, keys & &set, Some(after))
-                }
-                _ => (BTreeSet::new(), BTreeSet::new(), BTreeSet::new(), None),
-            };
+        let (added, removed, changed_keys, resulting_keys): (
+            BTreeSet<String>,
+            BTreeSet<String>,
+            BTreeSet<String>,
+            Option<BTreeSet<String>>,
+        ) = match (&changes, &full_data, &current.keys) {
+            (Some(c), Some(new), _) => (
+                c.added.clone(),
+                c.removed.clone(),
+                c.changed.clone(),
+                Some(new.keys().cloned().collect()),
+            ),
+            (None, Some(new), Some(keys)) => {
+                let newk: BTreeSet<String> = new.keys().cloned().collect();
+                (&newk - keys, keys - &newk, &newk & keys, Some(newk))
+            }
+            (None, Some(new), None) => (
+                BTreeSet::new(),
+                BTreeSet::new(),
+                BTreeSet::new(),
+                Some(new.keys().cloned().collect()),
+            ),
+            (None, None, Some(keys)) => {
+                // write-only patch: keys after = keys + data - remove_keys
+                let doc = patch_doc.clone().unwrap_or_default();
+                let set: BTreeSet<String> = doc
+                    .iter()
+                    .filter(|(_, v)| !v.is_null())
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                let rm: BTreeSet<String> = doc
+                    .iter()
+                    .filter(|(_, v)| v.is_null())
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                let after: BTreeSet<String> = &(keys | &set) - &rm;
+                (&set - keys, keys & &rm, keys & &set, Some(after))
+            }
+            _ => (BTreeSet::new(), BTreeSet::new(), BTreeSet::new(), None),
+        };
 
         // Guards, before any write.
         match &resulting_keys {
@@ -421,19 +472,32 @@ impl Module for VaultFullWrite {
         }
 
         let values_known = changes.is_some();
-        let nothing_to_do = changes.as_ref().is_some_and(KeyChanges::is_empty) && !current.latest_deleted;
+        let nothing_to_do =
+            changes.as_ref().is_some_and(KeyChanges::is_empty) && !current.latest_deleted;
         let prev = previous_version.unwrap_or(0);
         let mut out = Outcome::new(false)
             .set("path", display.clone())
-            .set("previous_version", previous_version.map(Value::from).unwrap_or(Value::Null))
+            .set(
+                "previous_version",
+                previous_version.map(Value::from).unwrap_or(Value::Null),
+            )
             .set("added_keys", names(added.clone()))
             .set("removed_keys", names(removed.clone()))
             .set("changed_keys", names(changed_keys.clone()))
-            .set("mode", if p.rollback_to.is_some() { "rollback" } else if p.patch { "patch" } else { "full" });
+            .set(
+                "mode",
+                if p.rollback_to.is_some() {
+                    "rollback"
+                } else if p.patch {
+                    "patch"
+                } else {
+                    "full"
+                },
+            );
         if nothing_to_do {
-            return Ok(out
-                .set("version", prev)
-                .msg(format!("{display} version {prev} already holds this data; nothing written")));
+            return Ok(out.set("version", prev).msg(format!(
+                "{display} version {prev} already holds this data; nothing written"
+            )));
         }
         let diff_changes = changes.clone().unwrap_or_else(|| KeyChanges {
             added: added.clone(),
@@ -501,5 +565,59 @@ impl Module for VaultFullWrite {
                 removed.len()
             ))
             .diff_value(diff_changes.diff(&display, prev, Some(version))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn cas_option_forms() {
+        assert_eq!(Cas::parse(&Value::Null), Ok(Cas::Read));
+        assert_eq!(Cas::parse(&json!("auto")), Ok(Cas::Read));
+        assert_eq!(Cas::parse(&json!("3")), Ok(Cas::Explicit(3)));
+        assert_eq!(Cas::parse(&json!("3.0")), Ok(Cas::Explicit(3)));
+        assert_eq!(Cas::parse(&json!(0)), Ok(Cas::Explicit(0)));
+        assert_eq!(Cas::parse(&json!("disabled")), Ok(Cas::Disabled));
+        assert_eq!(Cas::parse(&json!(false)), Ok(Cas::Disabled));
+        assert!(Cas::parse(&json!(-1)).is_err());
+        assert!(Cas::parse(&json!("3.5")).is_err());
+    }
+
+    #[test]
+    fn merge_patch_is_rfc7386() {
+        let mut t = json!({"a": "1", "b": "2", "n": {"x": 1, "y": 2}})
+            .as_object()
+            .unwrap()
+            .clone();
+        let p = json!({"a": "A", "b": null, "d": "4", "n": {"y": null}})
+            .as_object()
+            .unwrap()
+            .clone();
+        merge_patch(&mut t, &p);
+        assert_eq!(Value::Object(t), json!({"a": "A", "d": "4", "n": {"x": 1}}));
+    }
+
+    #[test]
+    fn key_changes_and_diff_carry_names_only() {
+        let before = json!({"a": "secret-a", "b": "secret-b", "c": "secret-c"})
+            .as_object()
+            .unwrap()
+            .clone();
+        let after = json!({"a": "secret-a", "b": "secret-B", "d": "secret-d"})
+            .as_object()
+            .unwrap()
+            .clone();
+        let c = KeyChanges::between(&before, &after);
+        assert_eq!(c.added, ["d".to_string()].into());
+        assert_eq!(c.removed, ["c".to_string()].into());
+        assert_eq!(c.changed, ["b".to_string()].into());
+        let d = c.diff("secret/x", 1, Some(2)).to_string();
+        assert!(!d.contains("secret-"), "{d}");
+        assert!(
+            d.contains("d: <added>") && d.contains("c: <removed>") && d.contains("b: <changed")
+        );
     }
 }

@@ -57,7 +57,14 @@ fn result(dir: &Path, name: &str) -> Value {
 }
 
 fn library(dir: &Path) -> std::path::PathBuf {
-    module_library(dir, &[("vault_full_write", Path::new(WRITE)), ("vault_kv_read", Path::new(READ))]).unwrap()
+    module_library(
+        dir,
+        &[
+            ("vault_full_write", Path::new(WRITE)),
+            ("vault_kv_read", Path::new(READ)),
+        ],
+    )
+    .unwrap()
 }
 
 #[test]
@@ -65,7 +72,8 @@ fn string_inputs_check_mode_and_fingerprints_through_ansible() {
     let dir = tempfile::tempdir().unwrap();
     let bao = start(&dir.path().join("bao"));
     for i in 0..3 {
-        bao.kv_put("app", json!({"key_01": format!("old-{i}")})).unwrap();
+        bao.kv_put("app", json!({"key_01": format!("old-{i}")}))
+            .unwrap();
     }
     let work = dir.path().join("pb");
     std::fs::create_dir_all(&work).unwrap();
@@ -94,7 +102,10 @@ fn string_inputs_check_mode_and_fingerprints_through_ansible() {
     let r = result(&work, "r.json");
     assert_eq!(
         r["fingerprints"]["key_03"],
-        json!(vault_full_write::fingerprint("run-salt-1", "canary-pb-03-Zq8x"))
+        json!(vault_full_write::fingerprint(
+            "run-salt-1",
+            "canary-pb-03-Zq8x"
+        ))
     );
     assert!(r.get("data").is_none());
     assert_no_secrets(&run2.all_output(), &["canary-pb-", &bao.root_token]);
@@ -111,7 +122,14 @@ fn failures_at_vvvv_never_show_the_token_or_a_value() {
     let root = bao.root_token.clone();
 
     // Wrong token.
-    vars(&work, &bao.addr, "s.wrong-token-canary-Zq8x", &canary, "auto", true);
+    vars(
+        &work,
+        &bao.addr,
+        "s.wrong-token-canary-Zq8x",
+        &canary,
+        "auto",
+        true,
+    );
     let run = run_playbook(&work, &lib, PLAYBOOK, &["-vvvv"], &[]).unwrap();
     let out = run.all_output();
     assert!(out.contains("permission denied"), "{out}");

@@ -9,32 +9,68 @@ use serde_json::json;
 fn read_returns_data_version_metadata_and_salted_fingerprints() {
     let dir = tempfile::tempdir().unwrap();
     let bao = start(dir.path());
-    bao.kv_put("app", json!({"client_secret": "read-canary-1-Zq8x", "port": 8080})).unwrap();
-    bao.kv_put("app", json!({"client_secret": "read-canary-2-Zq8x", "port": 8080})).unwrap();
-    let r = run(READ, args(&bao, "app", json!({"salt": "salt-for-run-1"})), &[]);
+    bao.kv_put(
+        "app",
+        json!({"client_secret": "read-canary-1-Zq8x", "port": 8080}),
+    )
+    .unwrap();
+    bao.kv_put(
+        "app",
+        json!({"client_secret": "read-canary-2-Zq8x", "port": 8080}),
+    )
+    .unwrap();
+    let r = run(
+        READ,
+        args(&bao, "app", json!({"salt": "salt-for-run-1"})),
+        &[],
+    );
     r.ok();
     assert_eq!(r.json["changed"], json!(false));
     assert_eq!(r.json["version"], json!(2));
-    assert_eq!(r.json["data"], json!({"client_secret": "read-canary-2-Zq8x", "port": 8080}));
+    assert_eq!(
+        r.json["data"],
+        json!({"client_secret": "read-canary-2-Zq8x", "port": 8080})
+    );
     assert_eq!(r.json["metadata"]["version"], json!(2));
     assert_eq!(
         r.json["fingerprints"]["client_secret"],
-        json!(vault_full_write::fingerprint("salt-for-run-1", "read-canary-2-Zq8x"))
+        json!(vault_full_write::fingerprint(
+            "salt-for-run-1",
+            "read-canary-2-Zq8x"
+        ))
     );
-    assert_eq!(r.json["fingerprints"]["port"], json!(vault_full_write::fingerprint("salt-for-run-1", "8080")));
+    assert_eq!(
+        r.json["fingerprints"]["port"],
+        json!(vault_full_write::fingerprint("salt-for-run-1", "8080"))
+    );
 
     // Fingerprints only: no values anywhere in the output.
-    let r = run(READ, args(&bao, "app", json!({"salt": "salt-for-run-1", "return_values": "false", "version": "1"})), &[]);
+    let r = run(
+        READ,
+        args(
+            &bao,
+            "app",
+            json!({"salt": "salt-for-run-1", "return_values": "false", "version": "1"}),
+        ),
+        &[],
+    );
     r.ok();
     assert_eq!(r.json["version"], json!(1));
     assert!(r.json.get("data").is_none());
     assert_no_secrets(&r.output, &["read-canary-"]);
     assert_eq!(
         r.json["fingerprints"]["client_secret"],
-        json!(vault_full_write::fingerprint("salt-for-run-1", "read-canary-1-Zq8x"))
+        json!(vault_full_write::fingerprint(
+            "salt-for-run-1",
+            "read-canary-1-Zq8x"
+        ))
     );
 
-    let r = run(READ, args(&bao, "app", json!({"return_values": false})), &[]);
+    let r = run(
+        READ,
+        args(&bao, "app", json!({"return_values": false})),
+        &[],
+    );
     r.fails();
     assert!(r.msg().contains("salt"), "{}", r.msg());
     let r = run(READ, args(&bao, "app", json!({"keys": ["nope"]})), &[]);
@@ -49,7 +85,11 @@ fn missing_and_deleted_secrets() {
     let r = run(READ, args(&bao, "nothing", json!({})), &[]);
     r.fails();
     assert!(r.msg().contains("does not exist"), "{}", r.msg());
-    let r = run(READ, args(&bao, "nothing", json!({"missing_ok": true})), &[]);
+    let r = run(
+        READ,
+        args(&bao, "nothing", json!({"missing_ok": true})),
+        &[],
+    );
     r.ok();
     assert_eq!(r.json["found"], json!(false));
     bao.kv_put("gone", json!({"k": "value-deleted"})).unwrap();

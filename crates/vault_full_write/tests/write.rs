@@ -11,7 +11,15 @@ fn full_write_then_unchanged_second_run_adds_no_version() {
     let dir = tempfile::tempdir().unwrap();
     let bao = start(dir.path());
     let data = fifteen("a");
-    let r = run(WRITE, args(&bao, "homelab-sso", json!({"data": data, "_ansible_diff": true})), &[]);
+    let r = run(
+        WRITE,
+        args(
+            &bao,
+            "homelab-sso",
+            json!({"data": data, "_ansible_diff": true}),
+        ),
+        &[],
+    );
     r.ok();
     assert_eq!(r.json["changed"], json!(true));
     assert_eq!(r.json["version"], json!(1));
@@ -21,7 +29,15 @@ fn full_write_then_unchanged_second_run_adds_no_version() {
     assert!(diff.contains("key_01: <added>"), "{diff}");
     assert_no_secrets(&r.output, &["canary-a-"]);
 
-    let r2 = run(WRITE, args(&bao, "homelab-sso", json!({"data": data, "_ansible_diff": true})), &[]);
+    let r2 = run(
+        WRITE,
+        args(
+            &bao,
+            "homelab-sso",
+            json!({"data": data, "_ansible_diff": true}),
+        ),
+        &[],
+    );
     r2.ok();
     assert_eq!(r2.json["changed"], json!(false), "{}", r2.output);
     assert_eq!(r2.json["version"], json!(1));
@@ -32,12 +48,23 @@ fn full_write_then_unchanged_second_run_adds_no_version() {
     // One changed value: changed_keys names it, diff shows markers only.
     let mut d2 = data.clone();
     d2["key_07"] = json!("canary-a-07-new");
-    let r3 = run(WRITE, args(&bao, "homelab-sso", json!({"data": d2, "_ansible_diff": true})), &[]);
+    let r3 = run(
+        WRITE,
+        args(
+            &bao,
+            "homelab-sso",
+            json!({"data": d2, "_ansible_diff": true}),
+        ),
+        &[],
+    );
     r3.ok();
     assert_eq!(r3.json["changed_keys"], json!(["key_07"]));
     assert_eq!(r3.json["version"], json!(2));
     assert_eq!(r3.json["previous_version"], json!(1));
-    assert!(r3.json["diff"]["after"].as_str().unwrap().contains("key_07: <changed"));
+    assert!(r3.json["diff"]["after"]
+        .as_str()
+        .unwrap()
+        .contains("key_07: <changed"));
     assert_no_secrets(&r3.output, &["canary-a-"]);
 }
 
@@ -49,13 +76,20 @@ fn concurrent_writer_between_read_and_write_is_a_cas_conflict() {
     let gate = dir.path().join("gate");
     let gate_s = gate.display().to_string();
     let a = args(&bao, "app", json!({"data": {"a": "ours", "b": "2"}}));
-    let handle = std::thread::spawn(move || run(WRITE, a, &[(vault_full_write::TEST_PAUSE_ENV, gate_s.as_str())]));
+    let handle = std::thread::spawn(move || {
+        run(
+            WRITE,
+            a,
+            &[(vault_full_write::TEST_PAUSE_ENV, gate_s.as_str())],
+        )
+    });
     let reached = dir.path().join("gate.reached");
     assert!(
         lab::proc::wait_for(Duration::from_secs(120), || reached.exists().then_some(())).is_some(),
         "module never reached the write"
     );
-    bao.kv_put("app", json!({"a": "theirs", "b": "2", "c": "3"})).unwrap();
+    bao.kv_put("app", json!({"a": "theirs", "b": "2", "c": "3"}))
+        .unwrap();
     std::fs::write(&gate, b"").unwrap();
     let r = handle.join().unwrap();
     r.fails();
@@ -70,23 +104,47 @@ fn concurrent_writer_between_read_and_write_is_a_cas_conflict() {
 fn guards_required_keys_and_dropped_keys_leave_vault_unchanged() {
     let dir = tempfile::tempdir().unwrap();
     let bao = start(dir.path());
-    bao.kv_put("app", json!({"a": "1", "b": "2", "c": "3"})).unwrap();
+    bao.kv_put("app", json!({"a": "1", "b": "2", "c": "3"}))
+        .unwrap();
 
-    let r = run(WRITE, args(&bao, "app", json!({"data": {"a": "1", "b": "2", "c": "9"}, "required_keys": ["a", "d"]})), &[]);
+    let r = run(
+        WRITE,
+        args(
+            &bao,
+            "app",
+            json!({"data": {"a": "1", "b": "2", "c": "9"}, "required_keys": ["a", "d"]}),
+        ),
+        &[],
+    );
     r.fails();
     assert!(r.msg().contains("required key(s) d"), "{}", r.msg());
     assert_eq!(bao.current_version("app").unwrap(), 1);
 
-    let r = run(WRITE, args(&bao, "app", json!({"data": {"a": "1", "b": "2"}})), &[]);
+    let r = run(
+        WRITE,
+        args(&bao, "app", json!({"data": {"a": "1", "b": "2"}})),
+        &[],
+    );
     r.fails();
     assert!(r.msg().contains("remove existing key(s) c"), "{}", r.msg());
     assert!(r.msg().contains("allow_remove"), "{}", r.msg());
     assert_eq!(bao.current_version("app").unwrap(), 1);
 
-    let r = run(WRITE, args(&bao, "app", json!({"data": {"a": "1", "b": "2"}, "allow_remove": "yes"})), &[]);
+    let r = run(
+        WRITE,
+        args(
+            &bao,
+            "app",
+            json!({"data": {"a": "1", "b": "2"}, "allow_remove": "yes"}),
+        ),
+        &[],
+    );
     r.ok();
     assert_eq!(r.json["removed_keys"], json!(["c"]));
-    assert_eq!(bao.kv_get("app").unwrap().unwrap(), (json!({"a": "1", "b": "2"}), 2));
+    assert_eq!(
+        bao.kv_get("app").unwrap().unwrap(),
+        (json!({"a": "1", "b": "2"}), 2)
+    );
 }
 
 #[test]
@@ -96,7 +154,11 @@ fn check_mode_predicts_and_writes_nothing() {
     bao.kv_put("app", json!({"a": "1"})).unwrap();
     let r = run(
         WRITE,
-        args(&bao, "app", json!({"data": {"a": "2", "b": "x"}, "_ansible_check_mode": true, "_ansible_diff": true})),
+        args(
+            &bao,
+            "app",
+            json!({"data": {"a": "2", "b": "x"}, "_ansible_check_mode": true, "_ansible_diff": true}),
+        ),
         &[],
     );
     r.ok();
@@ -104,10 +166,21 @@ fn check_mode_predicts_and_writes_nothing() {
     assert_eq!(r.json["version"], json!(2));
     assert_eq!(r.json["added_keys"], json!(["b"]));
     assert_eq!(r.json["changed_keys"], json!(["a"]));
-    assert!(r.json["diff"]["after"].as_str().unwrap().contains("b: <added>"));
+    assert!(r.json["diff"]["after"]
+        .as_str()
+        .unwrap()
+        .contains("b: <added>"));
     assert_eq!(bao.kv_get("app").unwrap().unwrap(), (json!({"a": "1"}), 1));
     // Guards apply in check mode too.
-    let r = run(WRITE, args(&bao, "app", json!({"data": {"b": "x"}, "_ansible_check_mode": true})), &[]);
+    let r = run(
+        WRITE,
+        args(
+            &bao,
+            "app",
+            json!({"data": {"b": "x"}, "_ansible_check_mode": true}),
+        ),
+        &[],
+    );
     r.fails();
 }
 
@@ -115,33 +188,60 @@ fn check_mode_predicts_and_writes_nothing() {
 fn patch_mode_merges_removes_named_keys_and_falls_back_without_patch_capability() {
     let dir = tempfile::tempdir().unwrap();
     let bao = start(dir.path());
-    bao.kv_put("app", json!({"a": "1", "b": "2", "c": "3"})).unwrap();
-    let r = run(WRITE, args(&bao, "app", json!({"data": {"a": "A", "d": "4"}, "remove_keys": ["b"], "patch": "true"})), &[]);
+    bao.kv_put("app", json!({"a": "1", "b": "2", "c": "3"}))
+        .unwrap();
+    let r = run(
+        WRITE,
+        args(
+            &bao,
+            "app",
+            json!({"data": {"a": "A", "d": "4"}, "remove_keys": ["b"], "patch": "true"}),
+        ),
+        &[],
+    );
     r.ok();
     assert!(r.msg().contains("by patch"), "{}", r.msg());
     assert_eq!(r.json["added_keys"], json!(["d"]));
     assert_eq!(r.json["removed_keys"], json!(["b"]));
     assert_eq!(r.json["changed_keys"], json!(["a"]));
-    assert_eq!(bao.kv_get("app").unwrap().unwrap(), (json!({"a": "A", "c": "3", "d": "4"}), 2));
+    assert_eq!(
+        bao.kv_get("app").unwrap().unwrap(),
+        (json!({"a": "A", "c": "3", "d": "4"}), 2)
+    );
 
     // Unchanged patch: no new version.
-    let r = run(WRITE, args(&bao, "app", json!({"data": {"a": "A"}, "patch": true})), &[]);
+    let r = run(
+        WRITE,
+        args(&bao, "app", json!({"data": {"a": "A"}, "patch": true})),
+        &[],
+    );
     r.ok();
     assert_eq!(r.json["changed"], json!(false));
     assert_eq!(bao.current_version("app").unwrap(), 2);
 
     // No `patch` capability: read-modify-write with CAS.
-    bao.write_policy("rw", r#"path "secret/data/app" { capabilities = ["read", "create", "update"] }"#).unwrap();
+    bao.write_policy(
+        "rw",
+        r#"path "secret/data/app" { capabilities = ["read", "create", "update"] }"#,
+    )
+    .unwrap();
     let token = bao.token_with_policy(&["rw"]).unwrap();
     let mut a = args(&bao, "app", json!({"data": {"e": "5"}, "patch": true}));
     a["token"] = json!(token);
     let r = run(WRITE, a, &[]);
     r.ok();
     assert!(r.msg().contains("read-modify-write"), "{}", r.msg());
-    assert_eq!(bao.kv_get("app").unwrap().unwrap(), (json!({"a": "A", "c": "3", "d": "4", "e": "5"}), 3));
+    assert_eq!(
+        bao.kv_get("app").unwrap().unwrap(),
+        (json!({"a": "A", "c": "3", "d": "4", "e": "5"}), 3)
+    );
 
     // Patch of a path that does not exist creates it.
-    let r = run(WRITE, args(&bao, "new", json!({"data": {"x": "1"}, "patch": true})), &[]);
+    let r = run(
+        WRITE,
+        args(&bao, "new", json!({"data": {"x": "1"}, "patch": true})),
+        &[],
+    );
     r.ok();
     assert_eq!(bao.kv_get("new").unwrap().unwrap(), (json!({"x": "1"}), 1));
 }
@@ -151,19 +251,49 @@ fn cas_explicit_string_disabled_and_mismatch() {
     let dir = tempfile::tempdir().unwrap();
     let bao = start(dir.path());
     for i in 0..3 {
-        bao.kv_put("app", json!({"a": format!("value-{i}")})).unwrap();
+        bao.kv_put("app", json!({"a": format!("value-{i}")}))
+            .unwrap();
     }
-    let r = run(WRITE, args(&bao, "app", json!({"data": {"a": "value-x"}, "cas": "2"})), &[]);
+    let r = run(
+        WRITE,
+        args(&bao, "app", json!({"data": {"a": "value-x"}, "cas": "2"})),
+        &[],
+    );
     r.fails();
-    assert!(r.msg().contains("changed since read (check-and-set expected version 2)"), "{}", r.msg());
+    assert!(
+        r.msg()
+            .contains("changed since read (check-and-set expected version 2)"),
+        "{}",
+        r.msg()
+    );
     assert_eq!(bao.current_version("app").unwrap(), 3);
-    let r = run(WRITE, args(&bao, "app", json!({"data": {"a": "value-x"}, "cas": "3"})), &[]);
+    let r = run(
+        WRITE,
+        args(&bao, "app", json!({"data": {"a": "value-x"}, "cas": "3"})),
+        &[],
+    );
     r.ok();
     assert_eq!(r.json["version"], json!(4));
-    let r = run(WRITE, args(&bao, "app", json!({"data": {"a": "value-y"}, "cas": "disabled"})), &[]);
+    let r = run(
+        WRITE,
+        args(
+            &bao,
+            "app",
+            json!({"data": {"a": "value-y"}, "cas": "disabled"}),
+        ),
+        &[],
+    );
     r.ok();
     assert_eq!(r.json["version"], json!(5));
-    let r = run(WRITE, args(&bao, "app", json!({"data": {"a": "value-y"}, "cas": "later"})), &[]);
+    let r = run(
+        WRITE,
+        args(
+            &bao,
+            "app",
+            json!({"data": {"a": "value-y"}, "cas": "later"}),
+        ),
+        &[],
+    );
     r.fails();
     assert!(r.msg().contains("`cas` must be"), "{}", r.msg());
 }
@@ -173,14 +303,26 @@ fn rollback_rewrites_an_old_version_and_refuses_deleted_ones() {
     let dir = tempfile::tempdir().unwrap();
     let bao = start(dir.path());
     bao.kv_put("app", json!({"a": "1", "b": "2"})).unwrap();
-    bao.kv_put("app", json!({"a": "changed", "b": "2"})).unwrap();
+    bao.kv_put("app", json!({"a": "changed", "b": "2"}))
+        .unwrap();
     bao.kv_put("app", json!({"a": "3"})).unwrap();
-    let r = run(WRITE, args(&bao, "app", json!({"rollback_to": 1, "_ansible_diff": true})), &[]);
+    let r = run(
+        WRITE,
+        args(
+            &bao,
+            "app",
+            json!({"rollback_to": 1, "_ansible_diff": true}),
+        ),
+        &[],
+    );
     r.ok();
     assert_eq!(r.json["version"], json!(4));
     assert_eq!(r.json["previous_version"], json!(3));
     assert_eq!(r.json["mode"], json!("rollback"));
-    assert_eq!(bao.kv_get("app").unwrap().unwrap(), (json!({"a": "1", "b": "2"}), 4));
+    assert_eq!(
+        bao.kv_get("app").unwrap().unwrap(),
+        (json!({"a": "1", "b": "2"}), 4)
+    );
     // Rolling back to what is current changes nothing.
     let r = run(WRITE, args(&bao, "app", json!({"rollback_to": "1"})), &[]);
     r.ok();
@@ -194,7 +336,11 @@ fn rollback_rewrites_an_old_version_and_refuses_deleted_ones() {
     let r = run(WRITE, args(&bao, "app", json!({"rollback_to": 2})), &[]);
     r.fails();
     assert!(r.msg().contains("deleted"), "{}", r.msg());
-    let r = run(WRITE, args(&bao, "app", json!({"rollback_to": 3, "allow_remove": true})), &[]);
+    let r = run(
+        WRITE,
+        args(&bao, "app", json!({"rollback_to": 3, "allow_remove": true})),
+        &[],
+    );
     r.fails();
     assert!(r.msg().contains("destroyed"), "{}", r.msg());
     let r = run(WRITE, args(&bao, "app", json!({"rollback_to": 40})), &[]);
@@ -207,10 +353,17 @@ fn rollback_rewrites_an_old_version_and_refuses_deleted_ones() {
 fn approle_with_exact_policy_userpass_and_token_from_env() {
     let dir = tempfile::tempdir().unwrap();
     let bao = start(dir.path());
-    bao.write_policy("app-write", r#"path "secret/data/app" { capabilities = ["read", "create", "update"] }"#)
-        .unwrap();
+    bao.write_policy(
+        "app-write",
+        r#"path "secret/data/app" { capabilities = ["read", "create", "update"] }"#,
+    )
+    .unwrap();
     let (role_id, secret_id) = bao.enable_approle("deployer", &["app-write"]).unwrap();
-    let mut a = args(&bao, "app", json!({"data": {"k": "v1"}, "auth_method": "approle", "role_id": role_id, "secret_id": secret_id}));
+    let mut a = args(
+        &bao,
+        "app",
+        json!({"data": {"k": "v1"}, "auth_method": "approle", "role_id": role_id, "secret_id": secret_id}),
+    );
     a.as_object_mut().unwrap().remove("token");
     let r = run(WRITE, a.clone(), &[]);
     r.ok();
@@ -220,11 +373,20 @@ fn approle_with_exact_policy_userpass_and_token_from_env() {
     a["path"] = json!("other");
     let r = run(WRITE, a, &[]);
     r.fails();
-    assert!(r.msg().contains("permission denied") && r.msg().contains("`read`"), "{}", r.msg());
+    assert!(
+        r.msg().contains("permission denied") && r.msg().contains("`read`"),
+        "{}",
+        r.msg()
+    );
     assert!(r.msg().contains("secret/data/other"), "{}", r.msg());
 
-    bao.enable_userpass("alice", "pw-canary-Zq8x", &["app-write"]).unwrap();
-    let mut a = args(&bao, "app", json!({"data": {"k": "v2"}, "auth_method": "userpass", "username": "alice", "password": "pw-canary-Zq8x"}));
+    bao.enable_userpass("alice", "pw-canary-Zq8x", &["app-write"])
+        .unwrap();
+    let mut a = args(
+        &bao,
+        "app",
+        json!({"data": {"k": "v2"}, "auth_method": "userpass", "username": "alice", "password": "pw-canary-Zq8x"}),
+    );
     a.as_object_mut().unwrap().remove("token");
     let r = run(WRITE, a.clone(), &[]);
     r.ok();
@@ -238,12 +400,19 @@ fn approle_with_exact_policy_userpass_and_token_from_env() {
     let r = run(
         WRITE,
         json!({"path": "app", "data": {"k": "v3"}}),
-        &[("VAULT_ADDR", bao.addr.as_str()), ("VAULT_TOKEN", bao.root_token.as_str())],
+        &[
+            ("VAULT_ADDR", bao.addr.as_str()),
+            ("VAULT_TOKEN", bao.root_token.as_str()),
+        ],
     );
     r.ok();
     assert_eq!(r.json["version"], json!(3));
     assert_no_secrets(&r.output, &[&bao.root_token]);
-    let r = run(WRITE, json!({"path": "app", "data": {"k": "v3"}}), &[("VAULT_ADDR", bao.addr.as_str())]);
+    let r = run(
+        WRITE,
+        json!({"path": "app", "data": {"k": "v3"}}),
+        &[("VAULT_ADDR", bao.addr.as_str())],
+    );
     r.fails();
     assert!(r.msg().contains("no Vault token"), "{}", r.msg());
 }
@@ -253,7 +422,11 @@ fn write_only_token_behaviour_is_explicit() {
     let dir = tempfile::tempdir().unwrap();
     let bao = start(dir.path());
     bao.kv_put("wo", json!({"a": "1", "b": "2"})).unwrap();
-    bao.write_policy("wo", r#"path "secret/data/wo" { capabilities = ["create", "update"] }"#).unwrap();
+    bao.write_policy(
+        "wo",
+        r#"path "secret/data/wo" { capabilities = ["create", "update"] }"#,
+    )
+    .unwrap();
     let wo = bao.token_with_policy(&["wo"]).unwrap();
     let with = |tok: &str, extra: Value| {
         let mut a = args(&bao, "wo", extra);
@@ -266,17 +439,38 @@ fn write_only_token_behaviour_is_explicit() {
     assert!(r.msg().contains("metadata"), "{}", r.msg());
     assert_eq!(bao.current_version("wo").unwrap(), 1);
     // Explicit cas but unknown keys: the removal guard needs allow_remove.
-    let r = run(WRITE, with(&wo, json!({"data": {"a": "1", "b": "3"}, "cas": 1})), &[]);
+    let r = run(
+        WRITE,
+        with(&wo, json!({"data": {"a": "1", "b": "3"}, "cas": 1})),
+        &[],
+    );
     r.fails();
     assert!(r.msg().contains("allow_remove"), "{}", r.msg());
-    let r = run(WRITE, with(&wo, json!({"data": {"a": "1", "b": "3"}, "cas": 1, "allow_remove": true})), &[]);
+    let r = run(
+        WRITE,
+        with(
+            &wo,
+            json!({"data": {"a": "1", "b": "3"}, "cas": 1, "allow_remove": true}),
+        ),
+        &[],
+    );
     r.ok();
     assert_eq!(r.json["changed"], json!(true));
     assert_eq!(r.json["values_compared"], json!(false));
-    assert!(r.json["warnings"].to_string().contains("cannot read the values"), "{}", r.output);
+    assert!(
+        r.json["warnings"]
+            .to_string()
+            .contains("cannot read the values"),
+        "{}",
+        r.output
+    );
     assert_eq!(bao.current_version("wo").unwrap(), 2);
     // Patch needs the `patch` capability or read.
-    let r = run(WRITE, with(&wo, json!({"data": {"c": "1"}, "patch": true, "cas": 2})), &[]);
+    let r = run(
+        WRITE,
+        with(&wo, json!({"data": {"c": "1"}, "patch": true, "cas": 2})),
+        &[],
+    );
     r.fails();
     assert!(r.msg().contains("`patch` capability"), "{}", r.msg());
 
@@ -292,7 +486,11 @@ path "secret/subkeys/wo" { capabilities = ["read"] }"#,
     let r = run(WRITE, with(&mid, json!({"data": {"a": "1"}})), &[]);
     r.fails();
     assert!(r.msg().contains("key(s) b"), "{}", r.msg());
-    let r = run(WRITE, with(&mid, json!({"data": {"a": "1", "b": "3", "c": "4"}})), &[]);
+    let r = run(
+        WRITE,
+        with(&mid, json!({"data": {"a": "1", "b": "3", "c": "4"}})),
+        &[],
+    );
     r.ok();
     assert_eq!(r.json["changed"], json!(true));
     assert_eq!(r.json["previous_version"], json!(2));
@@ -309,7 +507,11 @@ fn tls_needs_the_ca_or_validate_certs_false() {
     no_ca.as_object_mut().unwrap().remove("ca_cert");
     let r = run(WRITE, no_ca.clone(), &[]);
     r.fails();
-    assert!(r.msg().contains("TLS") && r.msg().contains("ca_cert"), "{}", r.msg());
+    assert!(
+        r.msg().contains("TLS") && r.msg().contains("ca_cert"),
+        "{}",
+        r.msg()
+    );
     assert_eq!(bao.current_version("tls").unwrap(), 0);
 
     run(WRITE, args(&bao, "tls", json!({"data": {"a": "1"}})), &[]).ok();
@@ -337,18 +539,35 @@ fn sealed_stopped_wrong_token_and_missing_mount_fail_clearly_without_secrets() {
     a["token"] = json!("s.wrong-token-canary-Zq8x");
     let r = run(WRITE, a, &[]);
     r.fails();
-    assert!(r.msg().contains("permission denied") && r.msg().contains("wrong, expired"), "{}", r.msg());
+    assert!(
+        r.msg().contains("permission denied") && r.msg().contains("wrong, expired"),
+        "{}",
+        r.msg()
+    );
     assert_no_secrets(&r.output, &["wrong-token-canary", "canary-leak-"]);
 
-    let r = run(WRITE, args(&bao, "app", json!({"data": data, "mount": "nosuchmount"})), &[]);
+    let r = run(
+        WRITE,
+        args(&bao, "app", json!({"data": data, "mount": "nosuchmount"})),
+        &[],
+    );
     r.fails();
-    assert!(r.msg().contains("no KV v2 secrets engine is mounted at `nosuchmount/`"), "{}", r.msg());
+    assert!(
+        r.msg()
+            .contains("no KV v2 secrets engine is mounted at `nosuchmount/`"),
+        "{}",
+        r.msg()
+    );
     assert_no_secrets(&r.output, &canaries);
 
     bao.seal().unwrap();
     let r = run(WRITE, args(&bao, "app", json!({"data": data})), &[]);
     r.fails();
-    assert!(r.msg().contains("sealed") && r.msg().contains("unseal"), "{}", r.msg());
+    assert!(
+        r.msg().contains("sealed") && r.msg().contains("unseal"),
+        "{}",
+        r.msg()
+    );
     assert_no_secrets(&r.output, &canaries);
 
     let token = bao.root_token.clone();
@@ -364,7 +583,11 @@ fn timeout_on_a_frozen_server_is_reported() {
     let dir = tempfile::tempdir().unwrap();
     let bao = start(dir.path());
     bao.freeze();
-    let r = run(WRITE, args(&bao, "app", json!({"data": {"a": "1"}, "timeout": 1})), &[]);
+    let r = run(
+        WRITE,
+        args(&bao, "app", json!({"data": {"a": "1"}, "timeout": 1})),
+        &[],
+    );
     bao.thaw();
     r.fails();
     assert!(r.msg().contains("did not answer within"), "{}", r.msg());
@@ -372,16 +595,100 @@ fn timeout_on_a_frozen_server_is_reported() {
 
 #[test]
 fn bad_arguments_are_refused_with_ansible_texts() {
-    let r = run(WRITE, json!({"url": "http://127.0.0.1:9", "token": "s.some-token-value", "path": "p", "data": {"a": "1"}, "patch": "maybe"}), &[]);
+    let r = run(
+        WRITE,
+        json!({"url": "http://127.0.0.1:9", "token": "s.some-token-value", "path": "p", "data": {"a": "1"}, "patch": "maybe"}),
+        &[],
+    );
     r.fails();
-    assert!(r.msg().contains("argument 'patch' is of type str and we were unable to convert to bool"), "{}", r.msg());
-    let r = run(WRITE, json!({"url": "http://127.0.0.1:9", "token": "s.some-token-value", "path": "p", "data": {"a": "1"}, "bogus": 1}), &[]);
+    assert!(
+        r.msg()
+            .contains("argument 'patch' is of type str and we were unable to convert to bool"),
+        "{}",
+        r.msg()
+    );
+    let r = run(
+        WRITE,
+        json!({"url": "http://127.0.0.1:9", "token": "s.some-token-value", "path": "p", "data": {"a": "1"}, "bogus": 1}),
+        &[],
+    );
     r.fails();
-    assert!(r.msg().starts_with("Unsupported parameters for (vault_full_write) module: bogus."), "{}", r.msg());
-    let r = run(WRITE, json!({"url": "http://127.0.0.1:9", "token": "s.some-token-value", "path": "p"}), &[]);
+    assert!(
+        r.msg()
+            .starts_with("Unsupported parameters for (vault_full_write) module: bogus."),
+        "{}",
+        r.msg()
+    );
+    let r = run(
+        WRITE,
+        json!({"url": "http://127.0.0.1:9", "token": "s.some-token-value", "path": "p"}),
+        &[],
+    );
     r.fails();
-    assert!(r.msg().contains("one of `data` or `rollback_to`"), "{}", r.msg());
-    let r = run(WRITE, json!({"url": "http://127.0.0.1:9", "token": "s.some-token-value", "path": "p", "data": {"a": "1"}, "remove_keys": ["a"]}), &[]);
+    assert!(
+        r.msg().contains("one of `data` or `rollback_to`"),
+        "{}",
+        r.msg()
+    );
+    let r = run(
+        WRITE,
+        json!({"url": "http://127.0.0.1:9", "token": "s.some-token-value", "path": "p", "data": {"a": "1"}, "remove_keys": ["a"]}),
+        &[],
+    );
     r.fails();
     assert!(r.msg().contains("needs `patch: true`"), "{}", r.msg());
+}
+
+#[test]
+fn namespace_from_env_is_sent_and_cli_mode_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let bao = start(dir.path());
+    let r = run(
+        WRITE,
+        args(&bao, "app", json!({"data": {"a": "value-1"}})),
+        &[("VAULT_NAMESPACE", "team-x")],
+    );
+    r.fails();
+    assert!(r.msg().contains("namespace not found"), "{}", r.msg());
+    assert_eq!(bao.current_version("app").unwrap(), 0);
+
+    let help = std::process::Command::new(WRITE)
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(help.status.success());
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--allow-remove"));
+    let out = std::process::Command::new(WRITE)
+        .args([
+            "--path",
+            "app",
+            "--data",
+            "a=cli-value-1",
+            "--data",
+            "b=cli-value-2",
+            "--json",
+        ])
+        .env("VAULT_ADDR", &bao.addr)
+        .env("VAULT_TOKEN", &bao.root_token)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["version"], json!(1));
+    let human = std::process::Command::new(WRITE)
+        .args(["--path", "app", "--data", "a=cli-value-1", "--check"])
+        .env("VAULT_ADDR", &bao.addr)
+        .env("VAULT_TOKEN", &bao.root_token)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(
+        !human.status.success() && text.contains("key(s) b"),
+        "{text}"
+    );
+    assert!(!text.contains("cli-value"), "{text}");
 }

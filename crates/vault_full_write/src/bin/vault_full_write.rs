@@ -1,1 +1,3 @@
-fn main() { ansible_module::main::<vault_full_write::VaultFullWrite>() }
+fn main() {
+    ansible_module::main::<vault_full_write::VaultFullWrite>()
+}

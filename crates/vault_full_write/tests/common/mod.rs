@@ -41,7 +41,14 @@ pub fn run(bin: &str, args: Value, env: &[(&str, &str)]) -> Run {
     std::fs::write(&file, serde_json::to_vec(&args).unwrap()).unwrap();
     let mut cmd = Command::new(bin);
     cmd.arg(&file);
-    for v in ["VAULT_ADDR", "VAULT_TOKEN", "VAULT_CACERT", "VAULT_NAMESPACE", "VAULT_SKIP_VERIFY", write_pause()] {
+    for v in [
+        "VAULT_ADDR",
+        "VAULT_TOKEN",
+        "VAULT_CACERT",
+        "VAULT_NAMESPACE",
+        "VAULT_SKIP_VERIFY",
+        write_pause(),
+    ] {
         cmd.env_remove(v);
     }
     for (k, v) in env {
@@ -50,7 +57,8 @@ pub fn run(bin: &str, args: Value, env: &[(&str, &str)]) -> Run {
     let out = cmd.output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let json: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("not one JSON object ({e}): {stdout} / {stderr}"));
+    let json: Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("not one JSON object ({e}): {stdout} / {stderr}"));
     Run {
         code: out.status.code().unwrap_or(-1),
         json,
@@ -91,7 +99,10 @@ pub fn start(dir: &Path) -> OpenBao {
 pub fn fifteen(tag: &str) -> Value {
     let mut m = Map::new();
     for i in 1..=15 {
-        m.insert(format!("key_{i:02}"), json!(format!("canary-{tag}-{i:02}-Zq8x")));
+        m.insert(
+            format!("key_{i:02}"),
+            json!(format!("canary-{tag}-{i:02}-Zq8x")),
+        );
     }
     Value::Object(m)
 }
