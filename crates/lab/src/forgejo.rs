@@ -1234,7 +1234,6 @@ fn user_json(s: &State) -> Value {
         "active": true,
         "prohibit_login": false,
         "visibility": "public",
-        "username": "deploy-bot",
     })
 }
 
@@ -1246,7 +1245,6 @@ fn repo_json(s: &State) -> Value {
             "id": 2, "login": s.opts.owner, "full_name": "", "email": "",
             "avatar_url": format!("{}/avatars/{}", s.base_url, s.opts.owner),
             "html_url": format!("{}/{}", s.base_url, s.opts.owner),
-            "username": s.opts.owner,
         },
         "name": s.opts.repo,
         "full_name": full,

@@ -1,0 +1,442 @@
+//! The Forgejo emulator against `contracts/forgejo-api.md`, its answers checked against the stored
+//! v15.0.3 swagger spec.
+
+use httpx::{Body, Client, HttpConfig, Response, Retry};
+use lab::forgejo::{Behaviour, Forgejo, ForgejoOpts, RunOutcome, Token, DEFAULT_TOKEN};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+fn spec() -> &'static Value {
+    static SPEC: OnceLock<Value> = OnceLock::new();
+    SPEC.get_or_init(|| {
+        let p = std::env::var("HOMELAB_SSO_SHARED")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| lab::tools::repo_root().join("../shared"))
+            .join("contracts/forgejo-v15.0.3.swagger.v1.json");
+        serde_json::from_slice(
+            &std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())),
+        )
+        .unwrap()
+    })
+}
+
+/// Checks `v` against definition `def`: every property present has the schema's type (recursing
+/// into `$ref`s and arrays), and no property is unknown to the schema.
+fn check(v: &Value, schema: &Value, at: &str, errors: &mut Vec<String>) {
+    if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
+        let name = r.trim_start_matches("#/definitions/");
+        return check(v, &spec()["definitions"][name], at, errors);
+    }
+    let ty = schema
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("object");
+    let ok = match (ty, v) {
+        (_, Value::Null) => true, // Go pointers and omitted content
+        ("integer", Value::Number(n)) => n.is_i64() || n.is_u64(),
+        ("number", Value::Number(_)) => true,
+        ("string", Value::String(_)) => true,
+        ("boolean", Value::Bool(_)) => true,
+        ("array", Value::Array(items)) => {
+            for (i, it) in items.iter().enumerate() {
+                check(it, &schema["items"], &format!("{at}[{i}]"), errors);
+            }
+            true
+        }
+        ("object", Value::Object(m)) => {
+            if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+                for (k, x) in m {
+                    match props.get(k) {
+                        Some(ps) => check(x, ps, &format!("{at}.{k}"), errors),
+                        None => errors.push(format!("{at}.{k}: not in the schema")),
+                    }
+                }
+            }
+            true
+        }
+        _ => false,
+    };
+    if !ok {
+        errors.push(format!("{at}: expected {ty}, got {v}"));
+    }
+    if ty == "string" && schema.get("format").and_then(Value::as_str) == Some("date-time") {
+        if let Some(s) = v.as_str() {
+            if s.len() < 20 || !s.contains('T') {
+                errors.push(format!("{at}: {s:?} is not RFC 3339"));
+            }
+        }
+    }
+}
+
+fn assert_schema(v: &Value, def: &str, required: &[&str]) {
+    let mut errors = Vec::new();
+    check(
+        v,
+        &json!({"$ref": format!("#/definitions/{def}")}),
+        def,
+        &mut errors,
+    );
+    for r in required {
+        if v.get(r).is_none() {
+            errors.push(format!("{def}.{r} missing"));
+        }
+    }
+    assert!(errors.is_empty(), "{def}: {errors:?}\n{v}");
+}
+
+struct Api {
+    http: Client,
+    repo: String,
+}
+
+impl Api {
+    fn new(fj: &Forgejo) -> Self {
+        let mut cfg = HttpConfig::new("Forgejo", fj.url());
+        cfg.timeout = Duration::from_secs(20);
+        Api {
+            http: Client::new(cfg).unwrap(),
+            repo: fj.repo(),
+        }
+    }
+    fn call(&self, method: &str, path: &str, auth: Option<&str>, body: Option<Value>) -> Response {
+        let path = path.replace("{repo}", &format!("/api/v1/repos/{}", self.repo));
+        let mut headers = vec![];
+        if let Some(a) = auth {
+            headers.push(("Authorization", a));
+        }
+        let body = match body {
+            Some(v) => Body::Json(v),
+            None => Body::None,
+        };
+        self.http
+            .send(method, &path, &headers, body, Retry::Never)
+            .unwrap()
+    }
+    fn get(&self, path: &str) -> (u16, Value) {
+        let r = self.call("GET", path, Some(&format!("token {DEFAULT_TOKEN}")), None);
+        (r.status, r.json().unwrap_or(Value::Null))
+    }
+    fn dispatch(&self, file: &str, body: Value) -> (u16, Value) {
+        let r = self.call(
+            "POST",
+            &format!("{{repo}}/actions/workflows/{file}/dispatches"),
+            Some(&format!("Bearer {DEFAULT_TOKEN}")),
+            Some(body),
+        );
+        (r.status, r.json().unwrap_or(Value::Null))
+    }
+}
+
+fn wait_status(api: &Api, id: i64, want: &str) -> Value {
+    lab::proc::wait_for(Duration::from_secs(30), || {
+        let (_, run) = api.get(&format!("{{repo}}/actions/runs/{id}"));
+        (run["status"] == want).then_some(run)
+    })
+    .unwrap_or_else(|| panic!("run {id} never became {want}"))
+}
+
+#[test]
+fn version_and_auth() {
+    let fj = Forgejo::start(ForgejoOpts::default().token(Token::new(
+        "ro-token-55aa",
+        &["read:repository"],
+        true,
+    )))
+    .unwrap();
+    let api = Api::new(&fj);
+    let (s, v) = api.get("/api/v1/version");
+    assert_eq!(s, 200);
+    assert_eq!(v, json!({"version": "15.0.3+gitea-1.22.0"}));
+    assert_schema(&v, "ServerVersion", &["version"]);
+    let path = "{repo}/actions/workflows/deploy-n8n.yml/dispatches";
+    let r = api.call("POST", path, None, Some(json!({"ref": "main"})));
+    assert_eq!(
+        (r.status, r.json::<Value>().unwrap()["message"].clone()),
+        (401, json!("token is required"))
+    );
+    let r = api.call(
+        "POST",
+        path,
+        Some("token wrong"),
+        Some(json!({"ref": "main"})),
+    );
+    assert_eq!(r.status, 401);
+    assert_schema(&r.json().unwrap(), "APIError", &["message", "url"]);
+    let r = api.call(
+        "POST",
+        path,
+        Some("TOKEN ro-token-55aa"),
+        Some(json!({"ref": "main"})),
+    );
+    assert_eq!(r.status, 403);
+    assert_eq!(
+        r.json::<Value>().unwrap()["message"],
+        "token does not have at least one of required scope(s): [write:repository]"
+    );
+    let r = api.call(
+        "GET",
+        "{repo}/actions/runs",
+        Some("bearer ro-token-55aa"),
+        None,
+    );
+    assert_eq!(r.status, 200);
+    // The log never holds a header value.
+    let log = format!("{:?}", fj.request_log());
+    assert!(
+        !log.contains(DEFAULT_TOKEN) && !log.contains("ro-token-55aa") && !log.contains("wrong")
+    );
+    assert_eq!(fj.requests(), fj.request_log().len() as u64);
+}
+
+#[test]
+fn dispatch_answers_and_traps() {
+    let fj = Forgejo::start(ForgejoOpts::default()).unwrap();
+    let api = Api::new(&fj);
+    let (s, v) = api.dispatch(
+        "deploy-n8n.yml",
+        json!({"ref": "main", "inputs": {"reason": "x"}, "return_run_info": true}),
+    );
+    assert_eq!(s, 201, "{v}");
+    assert_schema(&v, "DispatchWorkflowRun", &["id", "run_number", "jobs"]);
+    assert_eq!(v["jobs"], json!(["deploy"]));
+    let (s, v) = api.dispatch("deploy-n8n.yml", json!({"ref": "refs/heads/main"}));
+    assert_eq!((s, v), (204, Value::Null));
+    let cases = [
+        ("deploy-n8n.yml", json!({"ref": ""}), 400, "ref is empty"),
+        ("deploy-nope.yml", json!({"ref": "main"}), 500, ""),
+        ("deploy-n8n.yml", json!({"ref": "nope"}), 500, ""),
+        (
+            "deploy-n8n.yml",
+            json!({"ref": "main", "inputs": {"dry_run": true}}),
+            422,
+            "[]: json: cannot unmarshal bool",
+        ),
+    ];
+    for (file, body, status, msg) in cases {
+        let (s, v) = api.dispatch(file, body.clone());
+        assert_eq!(s, status, "{body}: {v}");
+        assert!(
+            v["message"].as_str().unwrap().starts_with(msg),
+            "{body}: {v}"
+        );
+        assert_schema(&v, "APIError", &["message", "url"]);
+    }
+    let (s, v) = api.dispatch("deploy-n8n.yml", json!({"ref": "refs/heads/nope"}));
+    assert_eq!(s, 404, "{v}");
+    // Unknown inputs are dropped; a required input names its description.
+    let strict = "on:\n  workflow_dispatch:\n    inputs:\n      t:\n        description: Ticket\n        required: true\njobs:\n  a:\n    runs-on: self-hosted\n    steps:\n      - run: 'true'\n";
+    fj.set_file("main", ".forgejo/workflows/strict.yml", strict);
+    let (s, v) = api.dispatch("strict.yml", json!({"ref": "main", "inputs": {"zzz": "1"}}));
+    assert_eq!(
+        (s, v["message"].clone()),
+        (400, json!("input required for 'Ticket'"))
+    );
+    let (s, _) = api.dispatch(
+        "strict.yml",
+        json!({"ref": "main", "inputs": {"t": "1", "zzz": "1"}}),
+    );
+    assert_eq!(s, 204);
+    let last = fj.runs().pop().unwrap();
+    assert_eq!(last.info.inputs.keys().collect::<Vec<_>>(), vec!["t"]);
+    assert_eq!(last.info.git_ref, "refs/heads/main");
+}
+
+#[test]
+fn booleans_by_version() {
+    for (version, sent, got) in [
+        ("13.0.0", "true", "false"),
+        ("13.0.0", "on", "true"),
+        ("14.0.0", "true", "true"),
+        ("15.0.3", "on", "true"),
+        ("15.0.3", "false", "false"),
+    ] {
+        let fj = Forgejo::start(ForgejoOpts::version(version)).unwrap();
+        let api = Api::new(&fj);
+        let (s, _) = api.dispatch(
+            "deploy-glance.yml",
+            json!({"ref": "main", "inputs": {"dry_run": sent}}),
+        );
+        assert_eq!(s, 204);
+        assert_eq!(fj.runs()[0].info.inputs["dry_run"], got, "{version} {sent}");
+    }
+}
+
+#[test]
+fn runs_progress_filter_and_validate_against_the_spec() {
+    let fj = Forgejo::start(ForgejoOpts::default()).unwrap();
+    fj.set_behaviour(
+        "deploy-n8n.yml",
+        Behaviour::lasting(Duration::from_millis(300)),
+    );
+    fj.set_behaviour(
+        "deploy-gatus.yml",
+        Behaviour::lasting(Duration::from_millis(300)).outcome(RunOutcome::Failure),
+    );
+    fj.set_behaviour("deploy-glance.yml", Behaviour::no_runner());
+    let hook_seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = hook_seen.clone();
+    fj.set_hook(
+        "deploy-n8n.yml",
+        Box::new(move |run| {
+            seen.lock().unwrap().push(run.inputs.clone());
+            Ok(())
+        }),
+    );
+    fj.set_hook(
+        "deploy-seedbox.yml",
+        Box::new(|_| Err("vault sealed".into())),
+    );
+    let api = Api::new(&fj);
+    let mut ids = Vec::new();
+    for f in [
+        "deploy-n8n.yml",
+        "deploy-gatus.yml",
+        "deploy-glance.yml",
+        "deploy-seedbox.yml",
+    ] {
+        let (s, v) = api.dispatch(f, json!({"ref": "main", "return_run_info": true}));
+        assert_eq!(s, 201);
+        ids.push(v["id"].as_i64().unwrap());
+    }
+    let (_, first) = api.get(&format!("{{repo}}/actions/runs/{}", ids[2]));
+    assert_eq!(first["status"], "waiting");
+    assert_eq!(first["started"], "1970-01-01T00:00:00Z");
+    assert!(first.get("duration").is_none());
+    let done = wait_status(&api, ids[0], "success");
+    assert_schema(
+        &done,
+        "ActionRun",
+        &[
+            "id",
+            "status",
+            "html_url",
+            "index_in_repo",
+            "workflow_id",
+            "duration",
+            "prettyref",
+        ],
+    );
+    assert_eq!(done["prettyref"], "main");
+    assert!(done["duration"].as_i64().unwrap() >= 300_000_000);
+    assert!(done["html_url"]
+        .as_str()
+        .unwrap()
+        .ends_with(&format!("/actions/runs/{}", done["index_in_repo"])));
+    assert_eq!(hook_seen.lock().unwrap().len(), 1);
+    wait_status(&api, ids[1], "failure");
+    wait_status(&api, ids[3], "failure");
+    assert_eq!(fj.runs()[3].hook_error.as_deref(), Some("vault sealed"));
+    let (_, still) = api.get(&format!("{{repo}}/actions/runs/{}", ids[2]));
+    assert_eq!(still["status"], "waiting");
+
+    let (s, list) = api.get("{repo}/actions/runs?status=failure");
+    assert_eq!(s, 200);
+    assert_schema(
+        &list,
+        "ListActionRunResponse",
+        &["workflow_runs", "total_count"],
+    );
+    assert_eq!(list["total_count"], 2);
+    let (_, list) = api.get("{repo}/actions/runs?workflow_id=deploy-n8n.yml&ref=refs/heads/main");
+    assert_eq!(list["total_count"], 1);
+    let (_, page) = api.get("{repo}/actions/runs?limit=3&page=2");
+    assert_eq!(
+        (
+            page["total_count"].clone(),
+            page["workflow_runs"].as_array().unwrap().len()
+        ),
+        (json!(4), 1)
+    );
+    assert_eq!(page["workflow_runs"][0]["id"], json!(ids[0]), "id DESC");
+    let (s, v) = api.get("{repo}/actions/runs?status=bogus");
+    assert_eq!(
+        (s, v["message"].clone()),
+        (400, json!("unknown status: bogus"))
+    );
+    let (s, v) = api.get("{repo}/actions/runs/999999");
+    assert_eq!(s, 404);
+    assert_schema(&v, "APINotFound", &["message", "errors"]);
+    let (_, tasks) = api.get("{repo}/actions/tasks");
+    assert_schema(
+        &tasks,
+        "ActionTaskResponse",
+        &["workflow_runs", "total_count"],
+    );
+    assert_eq!(
+        tasks["total_count"], 3,
+        "the run nobody picked up has no task"
+    );
+}
+
+#[test]
+fn contents_serve_workflow_files_base64() {
+    let fj = Forgejo::start(ForgejoOpts::default()).unwrap();
+    let api = Api::new(&fj);
+    let (s, v) = api.get("{repo}/contents/.forgejo/workflows/deploy-n8n.yml?ref=main");
+    assert_eq!(s, 200);
+    assert_schema(
+        &v,
+        "ContentsResponse",
+        &["content", "encoding", "sha", "type"],
+    );
+    assert_eq!(v["encoding"], "base64");
+    use base64::Engine;
+    let text = base64::engine::general_purpose::STANDARD
+        .decode(v["content"].as_str().unwrap())
+        .unwrap();
+    let on_disk =
+        std::fs::read(lab::tools::repo_root().join(".forgejo/workflows/deploy-n8n.yml")).unwrap();
+    assert_eq!(text, on_disk);
+    let (s, dir) = api.get("{repo}/contents/.forgejo/workflows");
+    assert_eq!(s, 200);
+    assert!(dir.as_array().unwrap().len() >= 9);
+    assert_eq!(api.get("{repo}/contents/.forgejo/workflows/x.yml").0, 404);
+    assert_eq!(api.get("{repo}/contents?ref=nope").0, 404);
+}
+
+#[test]
+fn old_versions_lack_newer_endpoints() {
+    let fj = Forgejo::start(ForgejoOpts::version("11.0.0")).unwrap();
+    let api = Api::new(&fj);
+    let (s, v) = api.dispatch(
+        "deploy-n8n.yml",
+        json!({"ref": "main", "return_run_info": true}),
+    );
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(
+        api.get(&format!("{{repo}}/actions/runs/{}", v["id"])).0,
+        404
+    );
+    assert_eq!(api.get("{repo}/actions/tasks").0, 200);
+    let fj = Forgejo::start(ForgejoOpts::version("8.0.0")).unwrap();
+    let api = Api::new(&fj);
+    let (s, _) = api.dispatch(
+        "deploy-n8n.yml",
+        json!({"ref": "main", "return_run_info": true}),
+    );
+    assert_eq!(s, 204);
+}
+
+#[test]
+fn every_redeploy_target_has_a_dispatchable_workflow() {
+    let files = lab::forgejo::repo_workflow_files();
+    for (svc, wf) in lab::forgejo::deploy_workflows() {
+        let text = files
+            .get(&format!(".forgejo/workflows/{wf}"))
+            .unwrap_or_else(|| panic!("{wf} missing"));
+        assert!(text.contains("workflow_dispatch:"), "{wf}");
+        assert!(text.contains(&format!("VMID: \"{}\"", svc.vmid)), "{wf}");
+        for (key, env) in &svc.keys {
+            assert!(
+                text.contains(&format!("{key}={env}")),
+                "{wf} lacks {key}={env}"
+            );
+        }
+    }
+    assert_eq!(
+        lab::forgejo::deploy_workflows().len(),
+        lab::catalog::REDEPLOY_TARGETS.len()
+    );
+}
