@@ -9,6 +9,7 @@ pub mod openbao;
 pub mod pocketid;
 pub mod proc;
 pub mod sshd;
+pub mod stack;
 pub mod tools;
 
 /// Why a lab component could not be started or used.

@@ -1,0 +1,302 @@
+//! The whole lab at once, as `sso-lab up` and the end-to-end tests use it: OpenBao with the
+//! runbook's secrets and an AppRole for the playbooks, PocketID with the oauth2-gateway client,
+//! the fixture containers rendered from Vault, sshd with the `pct` stand-in, and Forgejo whose
+//! deploy runs re-render each service's `.env` from Vault.
+
+use crate::catalog::{self, COOKIE_SERVICES};
+use crate::fixtures::Containers;
+use crate::forgejo::{self, Forgejo, ForgejoOpts, RunInfo};
+use crate::openbao::{random_hex, OpenBao};
+use crate::pocketid::{PocketId, PocketIdOptions};
+use crate::sshd::Sshd;
+use crate::{IoContext, LabError, Result};
+use base64::Engine;
+use serde_json::{json, Value};
+use sha2::Digest;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Versions the emulators pretend to be.
+#[derive(Debug, Clone)]
+pub struct LabOptions {
+    pub pocketid_version: String,
+    pub forgejo_version: String,
+}
+
+impl Default for LabOptions {
+    fn default() -> Self {
+        LabOptions {
+            pocketid_version: "2.14.0".into(),
+            forgejo_version: "15.0.3".into(),
+        }
+    }
+}
+
+/// The client oauth2-proxy uses; its secret is `pocketid_client_secret` in Vault.
+pub const OIDC_CLIENT_ID: &str = "oauth2-gateway";
+pub const OIDC_GROUP: &str = "homelab-users";
+/// Where Grafana's effective admin password lives in the loki-stack container (the lab's stand-in
+/// for Grafana's database: only a deploy with `reset_grafana_admin: true` changes it).
+pub const GRAFANA_DB_PATH: &str = "/var/lib/grafana/admin-password.sha256";
+/// Policy of the playbooks' AppRole: exactly what the modules need on the two secrets.
+pub const PLAYBOOK_POLICY: &str = r#"
+path "secret/data/homelab-sso" { capabilities = ["create", "read", "update", "patch"] }
+path "secret/metadata/homelab-sso" { capabilities = ["read"] }
+path "secret/subkeys/homelab-sso" { capabilities = ["read"] }
+path "secret/data/pocketid" { capabilities = ["create", "read", "update", "patch"] }
+path "secret/metadata/pocketid" { capabilities = ["read"] }
+path "secret/subkeys/pocketid" { capabilities = ["read"] }
+"#;
+
+/// A running lab. Dropping it stops every process and server it started.
+pub struct Lab {
+    pub dir: PathBuf,
+    pub bao: OpenBao,
+    pub containers: Containers,
+    pub sshd: Sshd,
+    pub pocketid: PocketId,
+    pub forgejo: Forgejo,
+    pub role_id: String,
+    pub secret_id: String,
+}
+
+/// New values as the runbook generates them: oauth2-proxy cookie secrets are 32 random bytes in
+/// URL-safe base64; passwords and tokens are random text.
+pub fn generate_initial_values(client_secret: &str) -> BTreeMap<String, String> {
+    let mut v = BTreeMap::new();
+    v.insert("pocketid_client_id".to_string(), OIDC_CLIENT_ID.to_string());
+    v.insert(
+        "pocketid_client_secret".to_string(),
+        client_secret.to_string(),
+    );
+    for s in COOKIE_SERVICES {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).expect("random bytes");
+        v.insert(
+            format!("{s}_cookie_secret"),
+            base64::engine::general_purpose::URL_SAFE.encode(bytes),
+        );
+    }
+    v.insert("grafana_admin_password".into(), random_hex(16));
+    v.insert("n8n_webhook_token".into(), random_hex(32));
+    v
+}
+
+fn sha256_hex(s: &str) -> String {
+    hex(&sha2::Sha256::digest(s.as_bytes()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Lab {
+    pub fn up(dir: &Path, opts: &LabOptions) -> Result<Lab> {
+        std::fs::create_dir_all(dir).ctx(|| format!("creating {}", dir.display()))?;
+        let bao = OpenBao::start(&dir.join("openbao"))?;
+        bao.write_policy("homelab-sso", PLAYBOOK_POLICY)?;
+        let (role_id, secret_id) = bao.enable_approle("homelab-sso", &["homelab-sso"])?;
+
+        let pocketid = PocketId::start(PocketIdOptions {
+            version: opts.pocketid_version.clone(),
+            ..Default::default()
+        })?;
+        pocketid.seed_groups(&[OIDC_GROUP]);
+        pocketid.seed_client(
+            Some(OIDC_CLIENT_ID),
+            json!({
+                "name": OIDC_CLIENT_ID,
+                "callbackURLs": ["https://auth.example.org/oauth2/callback"],
+                "logoutCallbackURLs": ["https://auth.example.org/oauth2/sign_out"],
+                "isPublic": false,
+                "pkceEnabled": true
+            }),
+        );
+        let (_, client_secret) = pocketid.add_client_secret(OIDC_CLIENT_ID).ok_or_else(|| {
+            LabError::msg("the PocketID emulator minted no secret for the lab client")
+        })?;
+
+        let values = generate_initial_values(&client_secret);
+        bao.kv_put(catalog::VAULT_PATH, json!(values))?;
+        bao.kv_put("pocketid", json!({"api_key": pocketid.admin_key()}))?;
+
+        let containers = Containers::create(dir.join("containers"))?;
+        containers.populate_runbook(&values)?;
+        containers.write_file(
+            138,
+            GRAFANA_DB_PATH,
+            sha256_hex(&values["grafana_admin_password"]).as_bytes(),
+        )?;
+        let sshd = Sshd::start(&dir.join("sshd"), &containers)?;
+
+        let forgejo = Forgejo::start(ForgejoOpts::version(&opts.forgejo_version))?;
+        let fetch = vault_fetcher(&bao);
+        for (svc, workflow) in forgejo::deploy_workflows() {
+            let render = forgejo::render_env_hook(containers.clone(), svc.clone(), fetch.clone());
+            if svc.name == "loki-stack" {
+                let containers = containers.clone();
+                let fetch = fetch.clone();
+                forgejo.set_hook(
+                    &workflow,
+                    Box::new(move |run: &RunInfo| {
+                        render(run)?;
+                        if run.inputs.get("reset_grafana_admin").map(String::as_str) == Some("true")
+                        {
+                            let values = fetch()?;
+                            let pw = values
+                                .get("grafana_admin_password")
+                                .ok_or("grafana_admin_password is not in Vault")?;
+                            containers
+                                .write_file(138, GRAFANA_DB_PATH, sha256_hex(pw).as_bytes())
+                                .map_err(|e| e.to_string())?;
+                        }
+                        Ok(())
+                    }),
+                );
+            } else {
+                forgejo.set_hook(&workflow, render);
+            }
+        }
+        Ok(Lab {
+            dir: dir.to_path_buf(),
+            bao,
+            containers,
+            sshd,
+            pocketid,
+            forgejo,
+            role_id,
+            secret_id,
+        })
+    }
+
+    /// Current `secret/homelab-sso` data (for tests; never print it).
+    pub fn vault_values(&self) -> Result<BTreeMap<String, String>> {
+        read_values(
+            &self.bao.addr,
+            &self.bao.root_token,
+            self.bao.ca_cert.as_deref(),
+        )
+    }
+
+    /// Whether Grafana's effective admin password is `password` (lab stand-in for its DB).
+    pub fn grafana_password_is(&self, password: &str) -> bool {
+        self.containers
+            .read_file(138, GRAFANA_DB_PATH)
+            .map(|b| b == sha256_hex(password).as_bytes())
+            .unwrap_or(false)
+    }
+
+    /// Variables for playbooks, workflows and the modules' environment fallbacks.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let s = &self.sshd;
+        vec![
+            ("LAB_DIR".into(), self.dir.display().to_string()),
+            ("VAULT_ADDR".into(), self.bao.addr.clone()),
+            ("VAULT_ROLE_ID".into(), self.role_id.clone()),
+            ("VAULT_SECRET_ID".into(), self.secret_id.clone()),
+            ("LAB_VAULT_ROOT_TOKEN".into(), self.bao.root_token.clone()),
+            ("POCKETID_URL".into(), self.pocketid.url().to_string()),
+            (
+                "POCKETID_API_KEY".into(),
+                self.pocketid.admin_key().to_string(),
+            ),
+            ("FORGEJO_URL".into(), self.forgejo.url().to_string()),
+            ("FORGEJO_TOKEN".into(), self.forgejo.token()),
+            ("FORGEJO_REPO".into(), self.forgejo.repo()),
+            ("PROXMOX_SSH_HOST".into(), s.host.clone()),
+            ("PROXMOX_SSH_PORT".into(), s.port.to_string()),
+            ("PROXMOX_SSH_USER".into(), s.user.clone()),
+            (
+                "PROXMOX_SSH_KEY_FILE".into(),
+                s.private_key.display().to_string(),
+            ),
+            (
+                "PROXMOX_KNOWN_HOSTS_FILE".into(),
+                s.known_hosts.display().to_string(),
+            ),
+            ("PROXMOX_PCT_PATH".into(), s.pct_path.display().to_string()),
+        ]
+    }
+
+    /// An inventory for the lab: the controller plus one Proxmox node (`pve`) reached over the lab
+    /// sshd.
+    pub fn inventory(&self) -> String {
+        let s = &self.sshd;
+        format!(
+            "all:\n  hosts:\n    localhost:\n      ansible_connection: local\n  children:\n    proxmox_nodes:\n      vars:\n        ansible_connection: local\n      hosts:\n        pve:\n          proxmox_ssh_host: \"{}\"\n          proxmox_ssh_port: {}\n          proxmox_ssh_user: \"{}\"\n          proxmox_pct_path: \"{}\"\n",
+            s.host,
+            s.port,
+            s.user,
+            s.pct_path.display()
+        )
+    }
+
+    /// Writes `lab.env` (shell `KEY='value'` lines, mode 0600) and `inventory.yml` into the lab dir.
+    pub fn write_files(&self) -> Result<(PathBuf, PathBuf)> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let env_path = self.dir.join("lab.env");
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&env_path)
+            .ctx(|| format!("writing {}", env_path.display()))?;
+        for (k, v) in self.env() {
+            writeln!(f, "{k}='{}'", v.replace('\'', "'\\''")).ctx(|| "writing lab.env".into())?;
+        }
+        let inv = self.dir.join("inventory.yml");
+        std::fs::write(&inv, self.inventory()).ctx(|| format!("writing {}", inv.display()))?;
+        Ok((env_path, inv))
+    }
+}
+
+fn vault_fetcher(
+    bao: &OpenBao,
+) -> Arc<dyn Fn() -> std::result::Result<BTreeMap<String, String>, String> + Send + Sync> {
+    let addr = bao.addr.clone();
+    let token = bao.root_token.clone();
+    let ca = bao.ca_cert.clone();
+    Arc::new(move || read_values(&addr, &token, ca.as_deref()).map_err(|e| e.to_string()))
+}
+
+/// Reads `secret/homelab-sso` the way a deploy does (a plain KV v2 GET).
+fn read_values(addr: &str, token: &str, ca: Option<&Path>) -> Result<BTreeMap<String, String>> {
+    let mut cfg = httpx::HttpConfig::new("Vault", addr);
+    cfg.ca_cert = ca.map(Path::to_path_buf);
+    cfg.retries = 1;
+    let client = httpx::Client::new(cfg).map_err(|e| LabError::msg(e.to_string()))?;
+    let path = format!("/v1/{}/data/{}", catalog::VAULT_MOUNT, catalog::VAULT_PATH);
+    let resp = client
+        .send(
+            "GET",
+            &path,
+            &[("X-Vault-Token", token)],
+            httpx::Body::None,
+            httpx::Retry::Safe,
+        )
+        .map_err(|e| LabError::msg(e.to_string()))?;
+    if !resp.is_success() {
+        return Err(LabError::msg(format!(
+            "reading Vault {path}: HTTP {}",
+            resp.status
+        )));
+    }
+    let body: Value = resp.json().map_err(|e| LabError::msg(e.to_string()))?;
+    let data = body["data"]["data"]
+        .as_object()
+        .ok_or_else(|| LabError::msg("Vault answered without data"))?;
+    Ok(data
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string()),
+            )
+        })
+        .collect())
+}
