@@ -173,7 +173,7 @@ pub fn validate(
     for opt in spec.iter().filter(|o| o.no_log) {
         for name in std::iter::once(&opt.name).chain(opt.aliases.iter()) {
             if let Some(v) = params.get(*name) {
-                register_secret_json(v);
+                register_no_log(v);
             }
         }
     }
@@ -269,13 +269,31 @@ pub fn validate(
             }
             (_, _, v) => v,
         };
-        check_choices(opt, &coerced)?;
         if opt.no_log {
-            register_secret_json(&coerced);
+            register_no_log(&coerced);
         }
+        check_choices(opt, &coerced)?;
         out.insert(opt.name.to_string(), coerced);
     }
     Ok(out)
+}
+
+/// Registers a `no_log` value and, for each string in it, the escaped form Python's `repr` shows
+/// in error texts (`\\`, `\n`, `\x7f`, quotes), so a value with such characters is masked there too.
+fn register_no_log(v: &Value) {
+    register_secret_json(v);
+    match v {
+        Value::String(s) => {
+            let r = pyfmt::repr(v);
+            let inner = &r[1..r.len() - 1];
+            if inner != s {
+                crate::secret::register_secret(inner);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(register_no_log),
+        Value::Object(map) => map.values().for_each(register_no_log),
+        _ => {}
+    }
 }
 
 fn check_choices(opt: &Opt, value: &Value) -> Result<(), ArgsError> {
