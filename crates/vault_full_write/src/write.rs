@@ -70,6 +70,38 @@ pub struct WriteParams {
     pub allow_remove: bool,
     pub cas: Value,
     pub rollback_to: Option<u64>,
+    pub generate: Option<Map<String, Value>>,
+}
+
+/// How a generated value is made (the `generate` option).
+pub fn generate_value(kind: &str) -> Result<String, String> {
+    use base64::Engine;
+    let random = |n: usize| {
+        let mut b = vec![0u8; n];
+        getrandom::fill(&mut b).map_err(|e| format!("the system random source failed: {e}"))?;
+        Ok::<Vec<u8>, String>(b)
+    };
+    match kind {
+        // oauth2-proxy's cookie_secret: 32 random bytes, URL-safe base64 (decodes to 32 bytes).
+        "cookie_secret" => Ok(base64::engine::general_purpose::URL_SAFE.encode(random(32)?)),
+        "password" => {
+            const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+            // Rejection sampling keeps every character equally likely.
+            let mut out = String::with_capacity(32);
+            while out.len() < 32 {
+                for b in random(64)? {
+                    if (b as usize) < 248 && out.len() < 32 {
+                        out.push(ALPHABET[b as usize % ALPHABET.len()] as char);
+                    }
+                }
+            }
+            Ok(out)
+        }
+        "token" => Ok(random(32)?.iter().map(|b| format!("{b:02x}")).collect()),
+        other => Err(format!(
+            "unknown generator {other:?}: use cookie_secret (32 random bytes, URL-safe base64), password (32 letters and digits) or token (32 random bytes, hex)"
+        )),
+    }
 }
 
 pub struct VaultFullWrite;
@@ -290,12 +322,28 @@ impl Module for VaultFullWrite {
                 .help("Allow a full write (or rollback) to drop keys the current secret has"),
             Opt::raw("cas").help("Check-and-set: `auto` (default, the version just read), a version number, or `disabled`"),
             Opt::int("rollback_to").help("Write version N's data again as a new version (like `vault kv rollback`)"),
+            Opt::dict("generate").help(
+                "Keys whose new values the module generates itself (never shown, never returned): key -> cookie_secret | password | token; merged over `data`",
+            ),
         ]);
         o
     }
 
-    fn run(p: WriteParams, ctx: &mut Context) -> Result<Outcome, Failure> {
+    fn run(mut p: WriteParams, ctx: &mut Context) -> Result<Outcome, Failure> {
         let cas = Cas::parse(&p.cas).map_err(Failure::new)?;
+        let mut generated_keys = Vec::new();
+        if let Some(generate) = p.generate.take() {
+            if p.rollback_to.is_some() {
+                return Err(Failure::new("`generate` and `rollback_to` are mutually exclusive"));
+            }
+            let data = p.data.get_or_insert_with(Map::new);
+            for (key, kind) in generate {
+                let kind = kind.as_str().unwrap_or_default().to_string();
+                let value = ansible_module::Secret::new(generate_value(&kind).map_err(|e| Failure::new(format!("generate.{key}: {e}")))?);
+                data.insert(key.clone(), Value::String(value.expose().to_string()));
+                generated_keys.push(key);
+            }
+        }
         let display = p.conn.display_path();
         let path = p.conn.path.trim_matches('/').to_string();
         let remove_keys: BTreeSet<String> = p
@@ -477,6 +525,7 @@ impl Module for VaultFullWrite {
         let prev = previous_version.unwrap_or(0);
         let mut out = Outcome::new(false)
             .set("path", display.clone())
+            .set("generated_keys", names(generated_keys.clone()))
             .set(
                 "previous_version",
                 previous_version.map(Value::from).unwrap_or(Value::Null),
@@ -619,5 +668,22 @@ mod tests {
         assert!(
             d.contains("d: <added>") && d.contains("c: <removed>") && d.contains("b: <changed")
         );
+    }
+
+    #[test]
+    fn generators_make_the_documented_shapes() {
+        use base64::Engine;
+        let c = generate_value("cookie_secret").unwrap();
+        let decoded = base64::engine::general_purpose::URL_SAFE.decode(&c).unwrap();
+        assert_eq!(decoded.len(), 32);
+        assert!(!c.contains('+') && !c.contains('/') && !c.contains('\n'));
+        let p = generate_value("password").unwrap();
+        assert_eq!(p.len(), 32);
+        assert!(p.chars().all(|c| c.is_ascii_alphanumeric()));
+        let t = generate_value("token").unwrap();
+        assert_eq!(t.len(), 64);
+        assert!(t.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(generate_value("token").unwrap(), t);
+        assert!(generate_value("nope").unwrap_err().contains("cookie_secret"));
     }
 }
