@@ -1,0 +1,3 @@
+//! `sso-bench`: the measurements behind `make bench` (see `scripts/bench.sh`).
+
+fn main() {}
