@@ -308,3 +308,20 @@ fn api_key_rotation_verifies_and_revokes_the_old_key() {
         assert!(!text.contains(&new.token) && !text.contains(&old));
     }
 }
+
+#[test]
+fn cli_mode_with_env_fallbacks() {
+    let pid = start("2.14.0");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pocketid_client"))
+        .args(["--client-id", "cli-app", "--name", "CLI App", "--secret", "keep", "--json"])
+        .env("POCKETID_URL", pid.url())
+        .env("POCKETID_API_KEY", pid.admin_key())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text} {}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_str(text.trim()).unwrap();
+    assert_eq!(v["changed"], json!(true));
+    assert!(pid.client("cli-app").is_some());
+    assert!(!text.contains(pid.admin_key()));
+}
