@@ -150,7 +150,10 @@ impl ClientRec {
         self.fields.get("id").and_then(Value::as_str).unwrap_or("")
     }
     fn name(&self) -> &str {
-        self.fields.get("name").and_then(Value::as_str).unwrap_or("")
+        self.fields
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
     }
 }
 
@@ -265,7 +268,9 @@ impl PocketId {
             std::thread::Builder::new()
                 .name("pocketid-emulator".into())
                 .spawn(move || serve(&server, &state))
-                .map_err(|e| LabError::msg(format!("PocketID emulator: cannot start thread: {e}")))?
+                .map_err(|e| {
+                    LabError::msg(format!("PocketID emulator: cannot start thread: {e}"))
+                })?
         };
         Ok(PocketId {
             url: format!("http://127.0.0.1:{port}"),
@@ -321,7 +326,10 @@ impl PocketId {
     pub fn api_key_valid(&self, token: &str) -> bool {
         let h = sha256_hex(token);
         let now = now_secs();
-        self.st().keys.iter().any(|k| k.hash == h && k.expires_at > now)
+        self.st()
+            .keys
+            .iter()
+            .any(|k| k.hash == h && k.expires_at > now)
     }
     /// Ids of the admin user's keys.
     pub fn admin_key_ids(&self) -> Vec<String> {
@@ -340,7 +348,10 @@ impl PocketId {
             let id = st.uuid();
             let mut body = Map::new();
             body.insert("name".into(), json!(format!("seed-client-{i}")));
-            body.insert("callbackURLs".into(), json!([format!("https://app{i}.example.org/callback")]));
+            body.insert(
+                "callbackURLs".into(),
+                json!([format!("https://app{i}.example.org/callback")]),
+            );
             st.insert_client(&id, &body, "standard");
         }
     }
@@ -357,7 +368,10 @@ impl PocketId {
         let mut st = self.st();
         let mut body = Map::new();
         body.insert("name".into(), json!(name));
-        body.insert("callbackURLs".into(), json!(["https://cimd.example.org/cb"]));
+        body.insert(
+            "callbackURLs".into(),
+            json!(["https://cimd.example.org/cb"]),
+        );
         st.insert_client(url_id, &body, "cimd");
     }
     /// Creates groups by name; returns their ids in the same order.
@@ -383,7 +397,10 @@ impl PocketId {
     /// The client as `GET /api/oidc/clients/{id}` returns it.
     pub fn client(&self, id: &str) -> Option<Value> {
         let st = self.st();
-        st.clients.iter().find(|c| c.id() == id).map(|c| st.client_dto(c, true))
+        st.clients
+            .iter()
+            .find(|c| c.id() == id)
+            .map(|c| st.client_dto(c, true))
     }
     /// Ids of every client with this exact name.
     pub fn client_ids_named(&self, name: &str) -> Vec<String> {
@@ -571,7 +588,11 @@ impl State {
             let secrets: Vec<Value> = c.secrets.iter().map(|s| s.dto(now)).collect();
             creds.insert(
                 "secrets".into(),
-                if secrets.is_empty() { Value::Null } else { Value::Array(secrets) },
+                if secrets.is_empty() {
+                    Value::Null
+                } else {
+                    Value::Array(secrets)
+                },
             );
         }
         m.insert("credentials".into(), Value::Object(creds));
@@ -619,8 +640,14 @@ fn apply_update(fields: &mut Map<String, Value>, body: &Map<String, Value>, cimd
                 .unwrap_or(Value::Array(vec![])),
         );
     }
-    fields.insert("description".into(), json!(s("description").unwrap_or_default()));
-    fields.insert("requiresReauthentication".into(), json!(b("requiresReauthentication")));
+    fields.insert(
+        "description".into(),
+        json!(s("description").unwrap_or_default()),
+    );
+    fields.insert(
+        "requiresReauthentication".into(),
+        json!(b("requiresReauthentication")),
+    );
     fields.insert(
         "requiresPushedAuthorizationRequests".into(),
         json!(b("requiresPushedAuthorizationRequests")),
@@ -631,7 +658,10 @@ fn apply_update(fields: &mut Map<String, Value>, body: &Map<String, Value>, cimd
         s("launchURL").map(Value::String).unwrap_or(Value::Null),
     );
     fields.insert("isGroupRestricted".into(), json!(b("isGroupRestricted")));
-    fields.insert("accessTokenDurationMinutes".into(), json!(dur("accessTokenDurationMinutes", 60)));
+    fields.insert(
+        "accessTokenDurationMinutes".into(),
+        json!(dur("accessTokenDurationMinutes", 60)),
+    );
     fields.insert(
         "refreshTokenDurationMinutes".into(),
         json!(dur("refreshTokenDurationMinutes", 43200)),
@@ -652,7 +682,10 @@ struct Req {
 
 impl Req {
     fn q(&self, k: &str) -> Option<&str> {
-        self.query.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str())
+        self.query
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -821,7 +854,12 @@ fn handle(st: &mut State, req: &Req) -> Resp {
     let segs = &segs[1..];
     let m = req.method.as_str();
     // Public route.
-    if m == "GET" && segs.len() == 4 && segs[0] == "oidc" && segs[1] == "clients" && segs[3] == "meta" {
+    if m == "GET"
+        && segs.len() == 4
+        && segs[0] == "oidc"
+        && segs[1] == "clients"
+        && segs[3] == "meta"
+    {
         let id = decode_client_id(segs[2]);
         return match st.clients.iter().find(|c| c.id() == id) {
             Some(c) => Resp::json(
@@ -876,7 +914,11 @@ fn handle(st: &mut State, req: &Req) -> Resp {
         _ => {}
     }
     if !is_admin {
-        return err(403, "forbidden", "You don't have permission to access this resource");
+        return err(
+            403,
+            "forbidden",
+            "You don't have permission to access this resource",
+        );
     }
     // Bodies of JSON routes need the JSON content type (2.13+).
     let needs_json = matches!(m, "POST" | "PUT");
@@ -889,12 +931,21 @@ fn handle(st: &mut State, req: &Req) -> Resp {
                 .content_type
                 .as_deref()
                 .map(|c| {
-                    let base = c.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+                    let base = c
+                        .split(';')
+                        .next()
+                        .unwrap_or("")
+                        .trim()
+                        .to_ascii_lowercase();
                     base == "application/json" || base.ends_with("+json")
                 })
                 .unwrap_or(false);
             if !ct_ok {
-                return err(400, "invalid_request_body", "Content-Type must be application/json");
+                return err(
+                    400,
+                    "invalid_request_body",
+                    "Content-Type must be application/json",
+                );
             }
             match serde_json::from_slice::<Value>(&req.body) {
                 Ok(Value::Object(o)) => Some(o),
@@ -915,7 +966,9 @@ fn handle(st: &mut State, req: &Req) -> Resp {
                 None => client_not_found(),
             }
         }
-        ("PUT", ["oidc", "clients", id]) => update_client(st, &decode_client_id(id), body.unwrap_or_default()),
+        ("PUT", ["oidc", "clients", id]) => {
+            update_client(st, &decode_client_id(id), body.unwrap_or_default())
+        }
         ("DELETE", ["oidc", "clients", id]) => {
             let id = decode_client_id(id);
             let before = st.clients.len();
@@ -929,9 +982,17 @@ fn handle(st: &mut State, req: &Req) -> Resp {
         ("PUT", ["oidc", "clients", id, "allowed-user-groups"]) => {
             let id = decode_client_id(id);
             let ids = match body.as_ref().and_then(|b| b.get("userGroupIds")) {
-                Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(str::to_string).collect::<Vec<_>>(),
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect::<Vec<_>>(),
                 _ => {
-                    return validation(vec![("userGroupIds".into(), "required", "is required".into())]);
+                    return validation(vec![(
+                        "userGroupIds".into(),
+                        "required",
+                        "is required".into(),
+                    )]);
                 }
             };
             let known: Vec<String> = ids
@@ -952,11 +1013,16 @@ fn handle(st: &mut State, req: &Req) -> Resp {
             let id = decode_client_id(id);
             let now = now_secs();
             match st.clients.iter().find(|c| c.id() == id) {
-                Some(c) => Resp::json(200, Value::Array(c.secrets.iter().map(|s| s.dto(now)).collect())),
+                Some(c) => Resp::json(
+                    200,
+                    Value::Array(c.secrets.iter().map(|s| s.dto(now)).collect()),
+                ),
                 None => client_not_found(),
             }
         }
-        ("POST", ["oidc", "clients", id, "secrets"]) => create_secret(st, &decode_client_id(id), body),
+        ("POST", ["oidc", "clients", id, "secrets"]) => {
+            create_secret(st, &decode_client_id(id), body)
+        }
         ("DELETE", ["oidc", "clients", id, "secrets", sid]) => {
             let id = decode_client_id(id);
             let Some(c) = st.clients.iter_mut().find(|c| c.id() == id) else {
@@ -973,7 +1039,9 @@ fn handle(st: &mut State, req: &Req) -> Resp {
                 )
             }
         }
-        ("POST", ["oidc", "clients", id, "secret"]) => legacy_secret(st, &decode_client_id(id), body),
+        ("POST", ["oidc", "clients", id, "secret"]) => {
+            legacy_secret(st, &decode_client_id(id), body)
+        }
         _ => Resp::not_found_route(),
     }
 }
@@ -1012,7 +1080,11 @@ fn authenticate(st: &mut State, req: &Req) -> std::result::Result<Auth, Resp> {
     };
     let h = sha256_hex(token);
     let now = now_secs();
-    let Some(key) = st.keys.iter_mut().find(|k| k.hash == h && k.expires_at > now) else {
+    let Some(key) = st
+        .keys
+        .iter_mut()
+        .find(|k| k.hash == h && k.expires_at > now)
+    else {
         return Err(unauth());
     };
     key.last_used_at = Some(now);
@@ -1023,14 +1095,20 @@ fn authenticate(st: &mut State, req: &Req) -> std::result::Result<Auth, Resp> {
     if user.disabled {
         return Err(err(403, "user_disabled", "User account is disabled"));
     }
-    Ok(if user.is_admin { Auth::Admin(uid) } else { Auth::User(uid) })
+    Ok(if user.is_admin {
+        Auth::Admin(uid)
+    } else {
+        Auth::User(uid)
+    })
 }
 
 fn decode_client_id(raw: &str) -> String {
     let raw = percent_decode(raw);
     if let Some(b64) = raw.strip_prefix('~') {
         use base64::Engine;
-        if let Ok(bytes) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(b64.trim_end_matches('=')) {
+        if let Ok(bytes) =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(b64.trim_end_matches('='))
+        {
             return String::from_utf8_lossy(&bytes).into_owned();
         }
     }
@@ -1051,17 +1129,27 @@ fn paginate(st: &mut State, req: &Req, mut items: Vec<(Value, String, u64)>) -> 
             }
         }
     }
-    if req.q("sort[column]").is_some() && req.q("sort[direction]").is_some_and(|d| d.eq_ignore_ascii_case("desc")) {
+    if req.q("sort[column]").is_some()
+        && req
+            .q("sort[direction]")
+            .is_some_and(|d| d.eq_ignore_ascii_case("desc"))
+    {
         items.reverse();
     }
-    let limit = match req.q("pagination[limit]").and_then(|v| v.parse::<i64>().ok()) {
+    let limit = match req
+        .q("pagination[limit]")
+        .and_then(|v| v.parse::<i64>().ok())
+    {
         Some(l) if l > 100 => 100,
         Some(l) if l >= 1 => l as usize,
         _ => 20,
     };
     let total = items.len();
     let total_pages = total.div_ceil(limit).max(1);
-    let page = match req.q("pagination[page]").and_then(|v| v.parse::<i64>().ok()) {
+    let page = match req
+        .q("pagination[page]")
+        .and_then(|v| v.parse::<i64>().ok())
+    {
         Some(p) if p >= 1 => (p as usize).min(total_pages),
         _ => 1,
     };
@@ -1145,10 +1233,20 @@ fn validate_client(body: &Map<String, Value>, create: bool) -> std::result::Resu
         }
     }
     if create {
-        if let Some(id) = body.get("id").and_then(Value::as_str).filter(|s| !s.is_empty()) {
-            let ok_chars = id.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+        if let Some(id) = body
+            .get("id")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+        {
+            let ok_chars = id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
             if !ok_chars || id.len() < 2 || id.len() > 128 {
-                fields.push(("id".into(), "client_id", "must match ^[a-zA-Z0-9._-]+$ and be 2-128 characters".into()));
+                fields.push((
+                    "id".into(),
+                    "client_id",
+                    "must match ^[a-zA-Z0-9._-]+$ and be 2-128 characters".into(),
+                ));
             }
         }
     }
@@ -1158,8 +1256,16 @@ fn validate_client(body: &Map<String, Value>, create: bool) -> std::result::Resu
     } else if name.chars().count() > 50 {
         fields.push(("name".into(), "max", "must be at most 50 characters".into()));
     }
-    if body.get("description").and_then(Value::as_str).is_some_and(|d| d.chars().count() > 150) {
-        fields.push(("description".into(), "max", "must be at most 150 characters".into()));
+    if body
+        .get("description")
+        .and_then(Value::as_str)
+        .is_some_and(|d| d.chars().count() > 150)
+    {
+        fields.push((
+            "description".into(),
+            "max",
+            "must be at most 150 characters".into(),
+        ));
     }
     for k in ["callbackURLs", "logoutCallbackURLs"] {
         match body.get(k) {
@@ -1201,7 +1307,11 @@ fn validate_client(body: &Map<String, Value>, create: bool) -> std::result::Resu
             // The emulator never downloads: private and loopback hosts are refused like PocketID's
             // SSRF guard, anything else fails the download.
             let _ = u;
-            return Err(err(400, "logo_download_failed", "Failed to download the logo"));
+            return Err(err(
+                400,
+                "logo_download_failed",
+                "Failed to download the logo",
+            ));
         }
     }
     if fields.is_empty() {
@@ -1222,8 +1332,13 @@ fn valid_callback(u: &str) -> bool {
     match u.split_once(':') {
         Some((scheme, rest)) => {
             !scheme.is_empty()
-                && scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '*')
-                && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.*".contains(c))
+                && scheme
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic() || c == '*')
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.*".contains(c))
                 && !rest.is_empty()
         }
         None => false,
@@ -1234,7 +1349,9 @@ fn valid_url(u: &str) -> bool {
     match u.split_once("://") {
         Some((scheme, rest)) => {
             !scheme.is_empty()
-                && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
                 && !rest.is_empty()
                 && !rest.starts_with('/')
         }
@@ -1246,7 +1363,11 @@ fn create_client(st: &mut State, body: Map<String, Value>) -> Resp {
     if let Err(r) = validate_client(&body, true) {
         return r;
     }
-    let id = match body.get("id").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+    let id = match body
+        .get("id")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+    {
         Some(id) => {
             if st.clients.iter().any(|c| c.id() == id) {
                 return err(409, "client_id_already_exists", "Client ID already in use");
@@ -1276,7 +1397,9 @@ fn update_client(st: &mut State, id: &str, body: Map<String, Value>) -> Resp {
     Resp::json(200, st.client_dto(&st.clients[idx], true))
 }
 
-fn secret_from_body(body: &Option<Map<String, Value>>) -> std::result::Result<Option<String>, Resp> {
+fn secret_from_body(
+    body: &Option<Map<String, Value>>,
+) -> std::result::Result<Option<String>, Resp> {
     match body.as_ref().and_then(|b| b.get("secret")) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => {
@@ -1308,17 +1431,29 @@ fn create_secret(st: &mut State, id: &str, body: Option<Map<String, Value>>) -> 
         Some(Value::String(s)) => match parse_rfc3339(s) {
             Some(t) if t > now => Some(t),
             Some(_) => {
-                return validation(vec![("expiresAt".into(), "future", "must be in the future".into())])
+                return validation(vec![(
+                    "expiresAt".into(),
+                    "future",
+                    "must be in the future".into(),
+                )])
             }
             None => return err(400, "invalid_request_body", "Invalid request body"),
         },
         Some(_) => return err(400, "invalid_request_body", "Invalid request body"),
     };
     if st.clients[idx].fields.get("isPublic") == Some(&Value::Bool(true)) {
-        return err(400, "bad_request", "Cannot create a secret for a public client");
+        return err(
+            400,
+            "bad_request",
+            "Cannot create a secret for a public client",
+        );
     }
     if st.clients[idx].secrets.len() >= 20 {
-        return err(400, "bad_request", "A client cannot have more than 20 secrets");
+        return err(
+            400,
+            "bad_request",
+            "A client cannot have more than 20 secrets",
+        );
     }
     if std::mem::take(&mut st.fail_next_secret_post) {
         return err(500, "internal_error", "Something went wrong");
@@ -1347,7 +1482,11 @@ fn legacy_secret(st: &mut State, id: &str, body: Option<Map<String, Value>>) -> 
         Err(r) => return r,
     };
     if st.clients[idx].fields.get("isPublic") == Some(&Value::Bool(true)) {
-        return err(400, "bad_request", "Cannot create a secret for a public client");
+        return err(
+            400,
+            "bad_request",
+            "Cannot create a secret for a public client",
+        );
     }
     if std::mem::take(&mut st.fail_next_secret_post) {
         return err(500, "internal_error", "Something went wrong");
@@ -1452,7 +1591,14 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
         return None;
     }
     let num = |a: usize, b: usize| s.get(a..b)?.parse::<i64>().ok();
-    let (y, mo, d, h, mi, se) = (num(0, 4)?, num(5, 7)?, num(8, 10)?, num(11, 13)?, num(14, 16)?, num(17, 19)?);
+    let (y, mo, d, h, mi, se) = (
+        num(0, 4)?,
+        num(5, 7)?,
+        num(8, 10)?,
+        num(11, 13)?,
+        num(14, 16)?,
+        num(17, 19)?,
+    );
     if &s[4..5] != "-" || &s[7..8] != "-" || !matches!(&s[10..11], "T" | "t" | " ") {
         return None;
     }
@@ -1507,7 +1653,10 @@ mod tests {
         let t = 1_787_000_000;
         assert_eq!(parse_rfc3339(&rfc3339(t)), Some(t));
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(parse_rfc3339("2026-08-18T12:00:00+02:00"), parse_rfc3339("2026-08-18T10:00:00Z"));
+        assert_eq!(
+            parse_rfc3339("2026-08-18T12:00:00+02:00"),
+            parse_rfc3339("2026-08-18T10:00:00Z")
+        );
     }
 
     #[test]

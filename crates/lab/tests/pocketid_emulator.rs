@@ -14,7 +14,8 @@ fn start(v: &str) -> (PocketId, Client) {
 
 fn req(c: &Client, key: &str, method: &str, path: &str, body: Option<Value>) -> Response {
     let b = body.map(Body::Json).unwrap_or(Body::None);
-    c.send(method, path, &[("X-API-Key", key)], b, Retry::Never).unwrap()
+    c.send(method, path, &[("X-API-Key", key)], b, Retry::Never)
+        .unwrap()
 }
 
 fn json(r: &Response) -> Value {
@@ -33,18 +34,44 @@ fn assert_err(r: &Response, status: u16, code: &str) -> Value {
 #[test]
 fn auth_failures() {
     let (pid, c) = start("2.14.0");
-    let v = assert_err(&req(&c, "", "GET", "/api/oidc/clients", None), 401, "not_signed_in");
+    let v = assert_err(
+        &req(&c, "", "GET", "/api/oidc/clients", None),
+        401,
+        "not_signed_in",
+    );
     assert_eq!(v["error"], json!("You are not signed in"));
-    assert_err(&req(&c, "nope", "GET", "/api/version/current", None), 401, "not_signed_in");
+    assert_err(
+        &req(&c, "nope", "GET", "/api/version/current", None),
+        401,
+        "not_signed_in",
+    );
     let expired = pid.add_expired_admin_api_key("old");
-    assert_err(&req(&c, &expired.token, "GET", "/api/oidc/clients", None), 401, "not_signed_in");
-    assert_err(&req(&c, pid.non_admin_key(), "GET", "/api/oidc/clients", None), 403, "forbidden");
+    assert_err(
+        &req(&c, &expired.token, "GET", "/api/oidc/clients", None),
+        401,
+        "not_signed_in",
+    );
+    assert_err(
+        &req(&c, pid.non_admin_key(), "GET", "/api/oidc/clients", None),
+        403,
+        "forbidden",
+    );
     let disabled = pid.add_disabled_admin_api_key("d");
-    assert_err(&req(&c, &disabled.token, "GET", "/api/oidc/clients", None), 403, "user_disabled");
+    assert_err(
+        &req(&c, &disabled.token, "GET", "/api/oidc/clients", None),
+        403,
+        "user_disabled",
+    );
     // Any user may read the version; API keys may not create keys.
     let r = req(&c, pid.non_admin_key(), "GET", "/api/version/current", None);
     assert_eq!(json(&r), json!({"currentVersion": "2.14.0"}));
-    let r = req(&c, pid.admin_key(), "POST", "/api/api-keys", Some(json!({"name": "abc", "expiresAt": "2099-01-01T00:00:00Z"})));
+    let r = req(
+        &c,
+        pid.admin_key(),
+        "POST",
+        "/api/api-keys",
+        Some(json!({"name": "abc", "expiresAt": "2099-01-01T00:00:00Z"})),
+    );
     assert_err(&r, 403, "api_key_auth_not_allowed");
 }
 
@@ -53,19 +80,52 @@ fn client_crud_validation_and_full_replace() {
     for v in ["2.14.0", "2.13.0"] {
         let (pid, c) = start(v);
         let k = pid.admin_key();
-        let r = req(&c, k, "POST", "/api/oidc/clients", Some(json!({"callbackURLs": ["https://a.example.org/cb"]})));
+        let r = req(
+            &c,
+            k,
+            "POST",
+            "/api/oidc/clients",
+            Some(json!({"callbackURLs": ["https://a.example.org/cb"]})),
+        );
         let e = assert_err(&r, 400, "validation_failed");
         assert_eq!(e["details"]["fields"][0]["field"], json!("name"));
         assert_eq!(e["details"]["fields"][0]["code"], json!("required"));
-        let r = req(&c, k, "POST", "/api/oidc/clients", Some(json!({"name": "A", "callbackURLs": ["javascript:alert(1)"]})));
+        let r = req(
+            &c,
+            k,
+            "POST",
+            "/api/oidc/clients",
+            Some(json!({"name": "A", "callbackURLs": ["javascript:alert(1)"]})),
+        );
         assert_err(&r, 400, "validation_failed");
-        let r = req(&c, k, "POST", "/api/oidc/clients", Some(json!({"name": "A", "launchURL": ""})));
+        let r = req(
+            &c,
+            k,
+            "POST",
+            "/api/oidc/clients",
+            Some(json!({"name": "A", "launchURL": ""})),
+        );
         assert_err(&r, 400, "validation_failed");
-        let r = req(&c, k, "POST", "/api/oidc/clients", Some(json!({"name": "A", "id": "x"})));
+        let r = req(
+            &c,
+            k,
+            "POST",
+            "/api/oidc/clients",
+            Some(json!({"name": "A", "id": "x"})),
+        );
         assert_err(&r, 400, "validation_failed");
         // Content-Type is mandatory.
         let r = c
-            .send("POST", "/api/oidc/clients", &[("X-API-Key", k)], Body::Raw { content_type: "text/plain", bytes: b"{\"name\":\"A\"}".to_vec() }, Retry::Never)
+            .send(
+                "POST",
+                "/api/oidc/clients",
+                &[("X-API-Key", k)],
+                Body::Raw {
+                    content_type: "text/plain",
+                    bytes: b"{\"name\":\"A\"}".to_vec(),
+                },
+                Retry::Never,
+            )
             .unwrap();
         assert_err(&r, 400, "invalid_request_body");
 
@@ -75,11 +135,25 @@ fn client_crud_validation_and_full_replace() {
         assert_eq!(r.status, 201);
         let created = json(&r);
         assert_eq!(created["pkceEnabled"], json!(true), "public forces PKCE");
-        assert_eq!(created["callbackURLs"], json!(["https://b.example.org/cb", "https://a.example.org/cb"]), "verbatim");
-        assert_err(&req(&c, k, "POST", "/api/oidc/clients", Some(body)), 409, "client_id_already_exists");
+        assert_eq!(
+            created["callbackURLs"],
+            json!(["https://b.example.org/cb", "https://a.example.org/cb"]),
+            "verbatim"
+        );
+        assert_err(
+            &req(&c, k, "POST", "/api/oidc/clients", Some(body)),
+            409,
+            "client_id_already_exists",
+        );
 
         // PUT is a full replace.
-        let r = req(&c, k, "PUT", "/api/oidc/clients/app", Some(json!({"name": "App2"})));
+        let r = req(
+            &c,
+            k,
+            "PUT",
+            "/api/oidc/clients/app",
+            Some(json!({"name": "App2"})),
+        );
         assert_eq!(r.status, 200);
         let after = json(&r);
         assert_eq!(after["description"], json!(""));
@@ -88,12 +162,33 @@ fn client_crud_validation_and_full_replace() {
         assert_eq!(after["callbackURLs"], Value::Null);
         assert_eq!(after["id"], json!("app"));
 
-        let nf = assert_err(&req(&c, k, "GET", "/api/oidc/clients/missing", None), 404, "not_found");
+        let nf = assert_err(
+            &req(&c, k, "GET", "/api/oidc/clients/missing", None),
+            404,
+            "not_found",
+        );
         assert_eq!(nf["error"], json!("OIDC client not found"));
         assert_eq!(nf["details"]["resource"], json!("OIDC client"));
-        assert_err(&req(&c, k, "PUT", "/api/oidc/clients/missing", Some(json!({"name": "x"}))), 404, "not_found");
-        assert_eq!(req(&c, k, "DELETE", "/api/oidc/clients/app", None).status, 204);
-        assert_err(&req(&c, k, "DELETE", "/api/oidc/clients/app", None), 404, "not_found");
+        assert_err(
+            &req(
+                &c,
+                k,
+                "PUT",
+                "/api/oidc/clients/missing",
+                Some(json!({"name": "x"})),
+            ),
+            404,
+            "not_found",
+        );
+        assert_eq!(
+            req(&c, k, "DELETE", "/api/oidc/clients/app", None).status,
+            204
+        );
+        assert_err(
+            &req(&c, k, "DELETE", "/api/oidc/clients/app", None),
+            404,
+            "not_found",
+        );
     }
 }
 
@@ -106,22 +201,75 @@ fn pagination_clamps_and_has_no_default_order() {
     let r = json(&req(&c, k, "GET", "/api/oidc/clients", None));
     assert_eq!(r["data"].as_array().unwrap().len(), 20, "default limit 20");
     assert_eq!(r["pagination"]["totalItems"], json!(251));
-    let r = json(&req(&c, k, "GET", "/api/oidc/clients?pagination%5Blimit%5D=500&sort%5Bcolumn%5D=name", None));
-    assert_eq!(r["pagination"]["itemsPerPage"], json!(100), "clamped to 100");
+    let r = json(&req(
+        &c,
+        k,
+        "GET",
+        "/api/oidc/clients?pagination%5Blimit%5D=500&sort%5Bcolumn%5D=name",
+        None,
+    ));
+    assert_eq!(
+        r["pagination"]["itemsPerPage"],
+        json!(100),
+        "clamped to 100"
+    );
     assert_eq!(r["pagination"]["totalPages"], json!(3));
-    let last = json(&req(&c, k, "GET", "/api/oidc/clients?pagination%5Blimit%5D=100&pagination%5Bpage%5D=3&sort%5Bcolumn%5D=name", None));
-    let past = json(&req(&c, k, "GET", "/api/oidc/clients?pagination%5Blimit%5D=100&pagination%5Bpage%5D=9&sort%5Bcolumn%5D=name", None));
-    assert_eq!(past["pagination"]["currentPage"], json!(3), "past the end → last page");
+    let last = json(&req(
+        &c,
+        k,
+        "GET",
+        "/api/oidc/clients?pagination%5Blimit%5D=100&pagination%5Bpage%5D=3&sort%5Bcolumn%5D=name",
+        None,
+    ));
+    let past = json(&req(
+        &c,
+        k,
+        "GET",
+        "/api/oidc/clients?pagination%5Blimit%5D=100&pagination%5Bpage%5D=9&sort%5Bcolumn%5D=name",
+        None,
+    ));
+    assert_eq!(
+        past["pagination"]["currentPage"],
+        json!(3),
+        "past the end → last page"
+    );
     assert_eq!(past["data"], last["data"]);
     // Without sort the order differs between requests.
-    let ids = |v: &Value| v["data"].as_array().unwrap().iter().map(|c| c["id"].clone()).collect::<Vec<_>>();
-    let a = ids(&json(&req(&c, k, "GET", "/api/oidc/clients?pagination%5Blimit%5D=100", None)));
-    let differs = (0..5).any(|_| ids(&json(&req(&c, k, "GET", "/api/oidc/clients?pagination%5Blimit%5D=100", None))) != a);
+    let ids = |v: &Value| {
+        v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].clone())
+            .collect::<Vec<_>>()
+    };
+    let a = ids(&json(&req(
+        &c,
+        k,
+        "GET",
+        "/api/oidc/clients?pagination%5Blimit%5D=100",
+        None,
+    )));
+    let differs = (0..5).any(|_| {
+        ids(&json(&req(
+            &c,
+            k,
+            "GET",
+            "/api/oidc/clients?pagination%5Blimit%5D=100",
+            None,
+        ))) != a
+    });
     assert!(differs, "no ORDER BY without sort");
     // CIMD clients are in the list; search is a case-sensitive substring of the name.
     let r = json(&req(&c, k, "GET", "/api/oidc/clients?search=CIMD", None));
     assert_eq!(r["data"][0]["clientType"], json!("cimd"));
-    let r = json(&req(&c, k, "GET", "/api/oidc/clients?search=cimd%20APP", None));
+    let r = json(&req(
+        &c,
+        k,
+        "GET",
+        "/api/oidc/clients?search=cimd%20APP",
+        None,
+    ));
     assert_eq!(r["pagination"]["totalItems"], json!(0));
     assert_eq!(r["pagination"]["totalPages"], json!(1));
 }
@@ -131,20 +279,58 @@ fn groups_and_allowed_groups() {
     let (pid, c) = start("2.14.0");
     let k = pid.admin_key();
     let g = pid.seed_groups(&["admins", "family"]);
-    req(&c, k, "POST", "/api/oidc/clients", Some(json!({"id": "app", "name": "App", "isGroupRestricted": true})));
-    assert_err(&req(&c, k, "PUT", "/api/oidc/clients/app/allowed-user-groups", Some(json!({}))), 400, "validation_failed");
-    let r = req(&c, k, "PUT", "/api/oidc/clients/app/allowed-user-groups", Some(json!({"userGroupIds": [g[0], "unknown-id"]})));
+    req(
+        &c,
+        k,
+        "POST",
+        "/api/oidc/clients",
+        Some(json!({"id": "app", "name": "App", "isGroupRestricted": true})),
+    );
+    assert_err(
+        &req(
+            &c,
+            k,
+            "PUT",
+            "/api/oidc/clients/app/allowed-user-groups",
+            Some(json!({})),
+        ),
+        400,
+        "validation_failed",
+    );
+    let r = req(
+        &c,
+        k,
+        "PUT",
+        "/api/oidc/clients/app/allowed-user-groups",
+        Some(json!({"userGroupIds": [g[0], "unknown-id"]})),
+    );
     assert_eq!(r.status, 200);
     assert!(json(&r).get("allowedUserGroups").is_none());
     let client = json(&req(&c, k, "GET", "/api/oidc/clients/app", None));
-    assert_eq!(client["allowedUserGroups"].as_array().unwrap().len(), 1, "unknown ids dropped silently");
+    assert_eq!(
+        client["allowedUserGroups"].as_array().unwrap().len(),
+        1,
+        "unknown ids dropped silently"
+    );
     let list = json(&req(&c, k, "GET", "/api/oidc/clients?search=App", None));
     assert_eq!(list["data"][0]["allowedUserGroupsCount"], json!(1));
     assert!(list["data"][0].get("allowedUserGroups").is_none());
     // isGroupRestricted=false in a PUT deletes all groups.
-    req(&c, k, "PUT", "/api/oidc/clients/app", Some(json!({"name": "App", "isGroupRestricted": false})));
+    req(
+        &c,
+        k,
+        "PUT",
+        "/api/oidc/clients/app",
+        Some(json!({"name": "App", "isGroupRestricted": false})),
+    );
     assert!(pid.client_group_ids("app").is_empty());
-    let groups = json(&req(&c, k, "GET", "/api/user-groups?sort%5Bcolumn%5D=name", None));
+    let groups = json(&req(
+        &c,
+        k,
+        "GET",
+        "/api/user-groups?sort%5Bcolumn%5D=name",
+        None,
+    ));
     assert_eq!(groups["data"][1]["name"], json!("family"));
 }
 
@@ -152,26 +338,84 @@ fn groups_and_allowed_groups() {
 fn secrets_on_2_14() {
     let (pid, c) = start("2.14.0");
     let k = pid.admin_key();
-    req(&c, k, "POST", "/api/oidc/clients", Some(json!({"id": "app", "name": "App"})));
-    req(&c, k, "POST", "/api/oidc/clients", Some(json!({"id": "pub", "name": "Pub", "isPublic": true})));
-    assert_eq!(json(&req(&c, k, "GET", "/api/oidc/clients/app/secrets", None)), json!([]), "new client has no secret");
+    req(
+        &c,
+        k,
+        "POST",
+        "/api/oidc/clients",
+        Some(json!({"id": "app", "name": "App"})),
+    );
+    req(
+        &c,
+        k,
+        "POST",
+        "/api/oidc/clients",
+        Some(json!({"id": "pub", "name": "Pub", "isPublic": true})),
+    );
+    assert_eq!(
+        json(&req(&c, k, "GET", "/api/oidc/clients/app/secrets", None)),
+        json!([]),
+        "new client has no secret"
+    );
     let r = req(&c, k, "POST", "/api/oidc/clients/app/secrets", None);
     assert_eq!(r.status, 201);
     let s1 = json(&r);
     assert_eq!(s1["secret"].as_str().unwrap().len(), 32);
-    assert_eq!(s1["prefix"].as_str().unwrap(), &s1["secret"].as_str().unwrap()[..4]);
-    let s2 = json(&req(&c, k, "POST", "/api/oidc/clients/app/secrets", Some(json!({"expiresAt": "2099-01-01T00:00:00Z"}))));
-    assert!(pid.client_secret_valid("app", s1["secret"].as_str().unwrap()), "additive");
+    assert_eq!(
+        s1["prefix"].as_str().unwrap(),
+        &s1["secret"].as_str().unwrap()[..4]
+    );
+    let s2 = json(&req(
+        &c,
+        k,
+        "POST",
+        "/api/oidc/clients/app/secrets",
+        Some(json!({"expiresAt": "2099-01-01T00:00:00Z"})),
+    ));
+    assert!(
+        pid.client_secret_valid("app", s1["secret"].as_str().unwrap()),
+        "additive"
+    );
     assert!(pid.client_secret_valid("app", s2["secret"].as_str().unwrap()));
     let list = json(&req(&c, k, "GET", "/api/oidc/clients/app/secrets", None));
     assert_eq!(list.as_array().unwrap().len(), 2);
     assert!(list[0].get("secret").is_none(), "values never read back");
-    assert_err(&req(&c, k, "POST", "/api/oidc/clients/app/secrets", Some(json!({"expiresAt": "2001-01-01T00:00:00Z"}))), 400, "validation_failed");
+    assert_err(
+        &req(
+            &c,
+            k,
+            "POST",
+            "/api/oidc/clients/app/secrets",
+            Some(json!({"expiresAt": "2001-01-01T00:00:00Z"})),
+        ),
+        400,
+        "validation_failed",
+    );
     let r = req(&c, k, "POST", "/api/oidc/clients/pub/secrets", None);
-    assert_eq!(json(&assert_err_status(&r, 400))["error"], json!("Cannot create a secret for a public client"));
-    assert_eq!(req(&c, k, "DELETE", &format!("/api/oidc/clients/app/secrets/{}", s1["id"].as_str().unwrap()), None).status, 204);
+    assert_eq!(
+        json(&assert_err_status(&r, 400))["error"],
+        json!("Cannot create a secret for a public client")
+    );
+    assert_eq!(
+        req(
+            &c,
+            k,
+            "DELETE",
+            &format!(
+                "/api/oidc/clients/app/secrets/{}",
+                s1["id"].as_str().unwrap()
+            ),
+            None
+        )
+        .status,
+        204
+    );
     assert!(!pid.client_secret_valid("app", s1["secret"].as_str().unwrap()));
-    let nf = assert_err(&req(&c, k, "DELETE", "/api/oidc/clients/app/secrets/nope", None), 404, "not_found");
+    let nf = assert_err(
+        &req(&c, k, "DELETE", "/api/oidc/clients/app/secrets/nope", None),
+        404,
+        "not_found",
+    );
     assert_eq!(nf["error"], json!("Client secret not found"));
     // The legacy route is gone.
     let r = req(&c, k, "POST", "/api/oidc/clients/app/secret", None);
@@ -181,12 +425,28 @@ fn secrets_on_2_14() {
         req(&c, k, "POST", "/api/oidc/clients/app/secrets", None);
     }
     let r = req(&c, k, "POST", "/api/oidc/clients/app/secrets", None);
-    assert_eq!(json(&assert_err_status(&r, 400))["error"], json!("A client cannot have more than 20 secrets"));
+    assert_eq!(
+        json(&assert_err_status(&r, 400))["error"],
+        json!("A client cannot have more than 20 secrets")
+    );
     // One-shot 500.
-    req(&c, k, "POST", "/api/oidc/clients", Some(json!({"id": "bb", "name": "B"})));
+    req(
+        &c,
+        k,
+        "POST",
+        "/api/oidc/clients",
+        Some(json!({"id": "bb", "name": "B"})),
+    );
     pid.fail_next_secret_post();
-    assert_err(&req(&c, k, "POST", "/api/oidc/clients/bb/secrets", None), 500, "internal_error");
-    assert_eq!(req(&c, k, "POST", "/api/oidc/clients/bb/secrets", None).status, 201);
+    assert_err(
+        &req(&c, k, "POST", "/api/oidc/clients/bb/secrets", None),
+        500,
+        "internal_error",
+    );
+    assert_eq!(
+        req(&c, k, "POST", "/api/oidc/clients/bb/secrets", None).status,
+        201
+    );
 }
 
 fn assert_err_status(r: &Response, status: u16) -> Response {
@@ -198,18 +458,40 @@ fn assert_err_status(r: &Response, status: u16) -> Response {
 fn legacy_secret_on_2_13() {
     let (pid, c) = start("2.13.0");
     let k = pid.admin_key();
-    req(&c, k, "POST", "/api/oidc/clients", Some(json!({"id": "app", "name": "App"})));
+    req(
+        &c,
+        k,
+        "POST",
+        "/api/oidc/clients",
+        Some(json!({"id": "app", "name": "App"})),
+    );
     let s1 = json(&req(&c, k, "POST", "/api/oidc/clients/app/secret", None));
     let s2 = json(&req(&c, k, "POST", "/api/oidc/clients/app/secret", None));
-    assert!(!pid.client_secret_valid("app", s1["secret"].as_str().unwrap()), "replaced");
+    assert!(
+        !pid.client_secret_valid("app", s1["secret"].as_str().unwrap()),
+        "replaced"
+    );
     assert!(pid.client_secret_valid("app", s2["secret"].as_str().unwrap()));
-    assert_eq!(req(&c, k, "POST", "/api/oidc/clients/app/secrets", None).status, 404);
-    assert_eq!(json(&req(&c, k, "GET", "/api/version/current", None))["currentVersion"], json!("2.13.0"));
+    assert_eq!(
+        req(&c, k, "POST", "/api/oidc/clients/app/secrets", None).status,
+        404
+    );
+    assert_eq!(
+        json(&req(&c, k, "GET", "/api/version/current", None))["currentVersion"],
+        json!("2.13.0")
+    );
 }
 
 #[test]
 fn rate_limit_and_api_keys() {
-    let pid = PocketId::start(PocketIdOptions { version: "2.14.0".into(), rate_limit: Some(RateLimit { per_second: 0.5, burst: 2 }) }).unwrap();
+    let pid = PocketId::start(PocketIdOptions {
+        version: "2.14.0".into(),
+        rate_limit: Some(RateLimit {
+            per_second: 0.5,
+            burst: 2,
+        }),
+    })
+    .unwrap();
     let mut cfg = HttpConfig::new("PocketID", pid.url());
     cfg.retries = 0;
     let c = Client::new(cfg).unwrap();
@@ -218,20 +500,55 @@ fn rate_limit_and_api_keys() {
     req(&c, k, "GET", "/api/version/current", None);
     let r = req(&c, k, "GET", "/api/version/current", None);
     assert_err(&r, 429, "rate_limited");
-    assert!(r.header("retry-after").and_then(|v| v.parse::<u64>().ok()).is_some_and(|s| s >= 1));
+    assert!(r
+        .header("retry-after")
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|s| s >= 1));
 
     let (pid, c) = start("2.14.0");
     let k = pid.admin_key();
     let extra = pid.add_admin_api_key("second");
     pid.add_user_api_key("not mine");
     let list = json(&req(&c, k, "GET", "/api/api-keys", None));
-    assert_eq!(list["pagination"]["totalItems"], json!(2), "only the caller's keys");
-    assert_err(&req(&c, k, "DELETE", "/api/api-keys/unknown", None), 404, "api_key_not_found");
-    assert_eq!(req(&c, k, "DELETE", &format!("/api/api-keys/{}", extra.id), None).status, 204);
+    assert_eq!(
+        list["pagination"]["totalItems"],
+        json!(2),
+        "only the caller's keys"
+    );
+    assert_err(
+        &req(&c, k, "DELETE", "/api/api-keys/unknown", None),
+        404,
+        "api_key_not_found",
+    );
+    assert_eq!(
+        req(
+            &c,
+            k,
+            "DELETE",
+            &format!("/api/api-keys/{}", extra.id),
+            None
+        )
+        .status,
+        204
+    );
     assert!(!pid.api_key_valid(&extra.token));
     // A key may delete itself.
-    assert_eq!(req(&c, k, "DELETE", &format!("/api/api-keys/{}", pid.admin_key_id()), None).status, 204);
-    assert_err(&req(&c, k, "GET", "/api/version/current", None), 401, "not_signed_in");
+    assert_eq!(
+        req(
+            &c,
+            k,
+            "DELETE",
+            &format!("/api/api-keys/{}", pid.admin_key_id()),
+            None
+        )
+        .status,
+        204
+    );
+    assert_err(
+        &req(&c, k, "GET", "/api/version/current", None),
+        401,
+        "not_signed_in",
+    );
     // The request log holds methods and paths only.
     assert!(pid.requests().iter().all(|r| !r.path.contains(k)));
 }

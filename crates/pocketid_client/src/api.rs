@@ -41,9 +41,13 @@ pub fn connection_options() -> Vec<Opt> {
             .required()
             .no_log()
             .help("API key of an admin user, sent as X-API-Key (env POCKETID_API_KEY)"),
-        Opt::bool("validate_certs").default(true).help("verify the server's TLS certificate"),
+        Opt::bool("validate_certs")
+            .default(true)
+            .help("verify the server's TLS certificate"),
         Opt::path("ca_cert").help("PEM file of the CA that signed PocketID's certificate"),
-        Opt::int("timeout").default(30).help("seconds per HTTP request"),
+        Opt::int("timeout")
+            .default(30)
+            .help("seconds per HTTP request"),
     ]
 }
 
@@ -54,7 +58,9 @@ pub enum ApiError {
     Http(#[from] HttpError),
     #[error(transparent)]
     Status(Box<StatusError>),
-    #[error("PocketID answered {method} {path} with a body that is not the expected JSON ({detail})")]
+    #[error(
+        "PocketID answered {method} {path} with a body that is not the expected JSON ({detail})"
+    )]
     Decode {
         method: String,
         path: String,
@@ -101,7 +107,11 @@ impl ServerVersion {
     pub fn parse(s: &str) -> Option<Self> {
         let s = s.trim().trim_start_matches('v');
         let mut it = s.split(['.', '-', '+']).map(|p| p.parse::<u32>().ok());
-        Some(ServerVersion(it.next()??, it.next().flatten().unwrap_or(0), it.next().flatten().unwrap_or(0)))
+        Some(ServerVersion(
+            it.next()??,
+            it.next().flatten().unwrap_or(0),
+            it.next().flatten().unwrap_or(0),
+        ))
     }
     /// 2.14+: additive `/secrets`; before: the legacy `/secret` that replaces.
     pub fn has_multiple_secrets(self) -> bool {
@@ -151,9 +161,18 @@ impl PocketIdApi {
         self.http.requests_sent()
     }
 
-    fn call(&self, method: &str, path: &str, body: Option<Value>, retry: Retry) -> Result<Option<Value>, ApiError> {
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        retry: Retry,
+    ) -> Result<Option<Value>, ApiError> {
         let full = format!("/api{path}");
-        let headers = [("X-API-Key", self.key.expose()), ("Accept", "application/json")];
+        let headers = [
+            ("X-API-Key", self.key.expose()),
+            ("Accept", "application/json"),
+        ];
         let mk = |b: &Option<Value>| b.clone().map(Body::Json).unwrap_or(Body::None);
         let mut resp = self.http.send(method, &full, &headers, mk(&body), retry)?;
         // A 429 comes from the rate-limit middleware, before any handler ran: nothing was minted,
@@ -177,15 +196,19 @@ impl PocketIdApi {
         if resp.body.iter().all(u8::is_ascii_whitespace) {
             return Ok(None);
         }
-        resp.json::<Value>().map(Some).map_err(|e| ApiError::Decode {
-            method: method.into(),
-            path: full,
-            detail: e.to_string(),
-        })
+        resp.json::<Value>()
+            .map(Some)
+            .map_err(|e| ApiError::Decode {
+                method: method.into(),
+                path: full,
+                detail: e.to_string(),
+            })
     }
 
     fn get(&self, path: &str) -> Result<Value, ApiError> {
-        Ok(self.call("GET", path, None, Retry::Safe)?.unwrap_or(Value::Null))
+        Ok(self
+            .call("GET", path, None, Retry::Safe)?
+            .unwrap_or(Value::Null))
     }
 
     /// `GET /api/version/current`; `Ok(None)` on 404 (a server older than 2.3.0).
@@ -207,7 +230,12 @@ impl PocketIdApi {
 
     /// Every item of a paginated list: sorted (there is no default order), 100 per page, looping
     /// on `totalPages` (pages past the end repeat the last page) and de-duplicated by `id`.
-    pub fn list_all(&self, path: &str, search: Option<&str>, sort: &str) -> Result<Vec<Value>, ApiError> {
+    pub fn list_all(
+        &self,
+        path: &str,
+        search: Option<&str>,
+        sort: &str,
+    ) -> Result<Vec<Value>, ApiError> {
         let mut out: Vec<Value> = Vec::new();
         let mut seen = std::collections::HashSet::new();
         let mut page = 1u64;
@@ -220,9 +248,17 @@ impl PocketIdApi {
                 q.push_str(&format!("&search={}", httpx::encode(s)));
             }
             let v = self.get(&q)?;
-            let data = v.get("data").and_then(Value::as_array).cloned().unwrap_or_default();
+            let data = v
+                .get("data")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
             for item in data {
-                let id = item.get("id").and_then(Value::as_str).unwrap_or("").to_string();
+                let id = item
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
                 if seen.insert(id) {
                     out.push(item);
                 }
@@ -301,7 +337,9 @@ impl PocketIdApi {
     /// `POST …/secrets` (2.14+): adds a secret. Sent exactly once.
     pub fn add_secret(&self, id: &str) -> Result<MintedSecret, ApiError> {
         let path = format!("{}/secrets", client_path(id));
-        let v = self.call("POST", &path, None, Retry::Never)?.unwrap_or(Value::Null);
+        let v = self
+            .call("POST", &path, None, Retry::Never)?
+            .unwrap_or(Value::Null);
         let value = v.get("secret").and_then(Value::as_str).unwrap_or("");
         if value.is_empty() {
             return Err(ApiError::Decode {
@@ -332,7 +370,9 @@ impl PocketIdApi {
     /// `POST …/secret` (≤2.13): replaces the one secret, the old one dies at once. Sent once.
     pub fn replace_secret_legacy(&self, id: &str) -> Result<MintedSecret, ApiError> {
         let path = format!("{}/secret", client_path(id));
-        let v = self.call("POST", &path, None, Retry::Never)?.unwrap_or(Value::Null);
+        let v = self
+            .call("POST", &path, None, Retry::Never)?
+            .unwrap_or(Value::Null);
         let value = v.get("secret").and_then(Value::as_str).unwrap_or("");
         if value.is_empty() {
             return Err(ApiError::Decode {
@@ -356,7 +396,12 @@ impl PocketIdApi {
 
     /// `DELETE /api/api-keys/{id}`; `false` when unknown (404 `api_key_not_found`).
     pub fn revoke_api_key(&self, key_id: &str) -> Result<bool, ApiError> {
-        match self.call("DELETE", &format!("/api-keys/{}", httpx::encode(key_id)), None, Retry::Safe) {
+        match self.call(
+            "DELETE",
+            &format!("/api-keys/{}", httpx::encode(key_id)),
+            None,
+            Retry::Safe,
+        ) {
             Ok(_) => Ok(true),
             Err(e) if e.status() == Some(404) => Ok(false),
             Err(e) => Err(e),
@@ -379,7 +424,11 @@ fn status_error(method: &str, path: &str, f: &ApiFailure) -> ApiError {
         .and_then(Value::as_str)
         .map(httpx::safe_text)
         .unwrap_or_default();
-    let code_note = if code.is_empty() { String::new() } else { format!(" ({code})") };
+    let code_note = if code.is_empty() {
+        String::new()
+    } else {
+        format!(" ({code})")
+    };
     let mut message = parsed
         .as_ref()
         .and_then(|v| v.get("error"))
@@ -397,7 +446,9 @@ fn status_error(method: &str, path: &str, f: &ApiFailure) -> ApiError {
                 Some(format!(
                     "{} {}",
                     f.get("field")?.as_str()?,
-                    f.get("message").and_then(Value::as_str).unwrap_or("is invalid")
+                    f.get("message")
+                        .and_then(Value::as_str)
+                        .unwrap_or("is invalid")
                 ))
             })
             .collect();

@@ -39,7 +39,8 @@ pub enum KeyError {
 
 impl Module for PocketIdApiKey {
     const NAME: &'static str = "pocketid_api_key";
-    const ABOUT: &'static str = "Verify a new PocketID API key (works, admin) and revoke the owner's old keys";
+    const ABOUT: &'static str =
+        "Verify a new PocketID API key (works, admin) and revoke the owner's old keys";
     type Params = Params;
 
     fn options() -> Vec<Opt> {
@@ -89,16 +90,30 @@ fn conn(p: &Params, key: &Secret) -> Connection {
 fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
     let new = PocketIdApi::new(&conn(&p, &p.new_api_key))?;
     // 1. The new key works and belongs to an enabled admin (401/403 say otherwise).
-    let me = new.me().map_err(|e| Failure::new(format!("the new API key does not work: {e}")))?;
-    let user_id = me.get("id").and_then(Value::as_str).unwrap_or("").to_string();
-    let username = me.get("username").and_then(Value::as_str).unwrap_or("").to_string();
+    let me = new
+        .me()
+        .map_err(|e| Failure::new(format!("the new API key does not work: {e}")))?;
+    let user_id = me
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let username = me
+        .get("username")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     if !me.get("isAdmin").and_then(Value::as_bool).unwrap_or(false) {
         return Err(KeyError::NotAdmin(username).into());
     }
     // An admin route, to be sure the key really has admin rights.
     new.list_all("/user-groups", None, "name")
         .map_err(|e| Failure::new(format!("the new API key cannot use admin routes: {e}")))?;
-    if let Some(old) = p.api_key.as_ref().filter(|k| !k.is_empty() && **k != p.new_api_key) {
+    if let Some(old) = p
+        .api_key
+        .as_ref()
+        .filter(|k| !k.is_empty() && **k != p.new_api_key)
+    {
         let old_api = PocketIdApi::new(&conn(&p, old))?;
         match old_api.me() {
             Ok(old_me) => {
@@ -106,13 +121,19 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
                 if old_id != user_id {
                     return Err(KeyError::OtherUser {
                         new: username,
-                        old: old_me.get("username").and_then(Value::as_str).unwrap_or("").to_string(),
+                        old: old_me
+                            .get("username")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_string(),
                     }
                     .into());
                 }
             }
             Err(e) if e.status() == Some(401) => {
-                ctx.warn("the current API key (api_key) is already invalid; nothing to compare it with");
+                ctx.warn(
+                    "the current API key (api_key) is already invalid; nothing to compare it with",
+                );
             }
             Err(e) => return Err(e.into()),
         }
@@ -120,8 +141,18 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
 
     // 2. Which keys to revoke (the owner's own keys only, as PocketID lists them).
     let keys = new.list_api_keys()?;
-    let name_of = |k: &Value| k.get("name").and_then(Value::as_str).unwrap_or("").to_string();
-    let id_of = |k: &Value| k.get("id").and_then(Value::as_str).unwrap_or("").to_string();
+    let name_of = |k: &Value| {
+        k.get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let id_of = |k: &Value| {
+        k.get("id")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
     let mut keep_id: Option<String> = None;
     if let Some(n) = &p.new_api_key_name {
         let named: Vec<&Value> = keys.iter().filter(|k| name_of(k) == *n).collect();
@@ -172,7 +203,11 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
     if !unknown.is_empty() {
         ctx.warn(format!(
             "API key id(s) {} are not keys of {username:?} (already revoked?)",
-            unknown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            unknown
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
 
@@ -189,9 +224,11 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
         if let Err(e) = new.me() {
             if e.status() == Some(401) {
                 let names: Vec<String> = targets.iter().map(|k| name_of(k)).collect();
-                return Err(Failure::new(KeyError::RevokedSelf(names.join(", ")).to_string())
-                    .set("changed", true)
-                    .set("revoked", json!(revoked)));
+                return Err(
+                    Failure::new(KeyError::RevokedSelf(names.join(", ")).to_string())
+                        .set("changed", true)
+                        .set("revoked", json!(revoked)),
+                );
             }
             return Err(e.into());
         }
@@ -199,7 +236,10 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
     let changed = !revoked.is_empty();
     Ok(Outcome::new(changed)
         .msg(if changed {
-            format!("new API key verified (admin {username}); {} old key(s) revoked", revoked.len())
+            format!(
+                "new API key verified (admin {username}); {} old key(s) revoked",
+                revoked.len()
+            )
         } else {
             format!("new API key verified (admin {username})")
         })

@@ -1,6 +1,8 @@
 //! The `pocketid_client` module: one OIDC client as code, and its secrets.
 
-use crate::api::{connection_options, ApiError, Connection, MintedSecret, PocketIdApi, ServerVersion};
+use crate::api::{
+    connection_options, ApiError, Connection, MintedSecret, PocketIdApi, ServerVersion,
+};
 use ansible_module::{Context, Failure, Kind, Module, Opt, Outcome};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -36,7 +38,11 @@ pub struct Params {
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("{count} PocketID clients are named {name:?} (ids: {ids}); names are not unique, so set `client_id` to the one to manage")]
-    Ambiguous { name: String, count: usize, ids: String },
+    Ambiguous {
+        name: String,
+        count: usize,
+        ids: String,
+    },
     #[error("unknown PocketID user group(s): {0}; create them first (group names are exact and case-sensitive)")]
     UnknownGroups(String),
     #[error("client {0:?} is a CIMD client (its metadata document is the source of truth); PocketID ignores most fields on update, so it is not managed here")]
@@ -44,12 +50,17 @@ pub enum ClientError {
     #[error("{0}")]
     Invalid(String),
     #[error("PocketID did not apply the allowed groups of client {id:?}: expected {expected}, it holds {actual}")]
-    GroupsNotApplied { id: String, expected: String, actual: String },
+    GroupsNotApplied {
+        id: String,
+        expected: String,
+        actual: String,
+    },
 }
 
 impl Module for PocketIdClient {
     const NAME: &'static str = "pocketid_client";
-    const ABOUT: &'static str = "Ensure a PocketID OIDC client (fields, allowed groups, secrets) idempotently";
+    const ABOUT: &'static str =
+        "Ensure a PocketID OIDC client (fields, allowed groups, secrets) idempotently";
     type Params = Params;
 
     fn options() -> Vec<Opt> {
@@ -106,7 +117,10 @@ fn desired_fields(p: &Params) -> Vec<(&'static str, Value)> {
     }
     if let Some(v) = &p.launch_url {
         // PocketID rejects "" (url validator): null clears it.
-        d.push(("launchURL", if v.is_empty() { Value::Null } else { json!(v) }));
+        d.push((
+            "launchURL",
+            if v.is_empty() { Value::Null } else { json!(v) },
+        ));
     }
     if let Some(v) = p.public {
         d.push(("isPublic", json!(v)));
@@ -139,21 +153,36 @@ fn effective(field: &str, v: Option<&Value>, obj: &Map<String, Value>) -> Value 
             // Stored verbatim; compared as sets (null == []), sent exactly.
             let set: BTreeSet<String> = v
                 .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
                 .unwrap_or_default();
             json!(set)
         }
         "description" | "name" => json!(v.and_then(Value::as_str).unwrap_or("")),
-        "launchURL" => v.filter(|v| v.as_str().is_some_and(|s| !s.is_empty())).cloned().unwrap_or(Value::Null),
+        "launchURL" => v
+            .filter(|v| v.as_str().is_some_and(|s| !s.is_empty()))
+            .cloned()
+            .unwrap_or(Value::Null),
         "accessTokenDurationMinutes" | "refreshTokenDurationMinutes" => {
-            let default = if field == "accessTokenDurationMinutes" { 60 } else { 43200 };
+            let default = if field == "accessTokenDurationMinutes" {
+                60
+            } else {
+                43200
+            };
             match v.and_then(Value::as_i64) {
                 Some(n) if n > 0 => json!(n),
                 _ => json!(default),
             }
         }
         "pkceEnabled" => {
-            let public = obj.get("isPublic").and_then(Value::as_bool).unwrap_or(false);
+            let public = obj
+                .get("isPublic")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
             json!(public || v.and_then(Value::as_bool).unwrap_or(false))
         }
         _ => json!(v.and_then(Value::as_bool).unwrap_or(false)),
@@ -164,7 +193,11 @@ fn group_names(client: &Value) -> Vec<String> {
     let mut names: Vec<String> = client
         .get("allowedUserGroups")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|g| g.get("name")?.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|g| g.get("name")?.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default();
     names.sort();
     names
@@ -174,7 +207,11 @@ fn group_ids(client: &Value) -> BTreeSet<String> {
     client
         .get("allowedUserGroups")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|g| g.get("id")?.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|g| g.get("id")?.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -186,7 +223,12 @@ fn view(obj: &Map<String, Value>, fields: &[&str], groups: Option<Vec<String>>) 
         m.insert(f.to_string(), v);
     }
     if let Some(g) = groups {
-        m.insert("isGroupRestricted".into(), obj.get("isGroupRestricted").cloned().unwrap_or(json!(false)));
+        m.insert(
+            "isGroupRestricted".into(),
+            obj.get("isGroupRestricted")
+                .cloned()
+                .unwrap_or(json!(false)),
+        );
         m.insert("allowedUserGroups".into(), json!(g));
     }
     Value::Object(m)
@@ -204,13 +246,21 @@ fn secrets_of(client: &Value) -> Vec<Value> {
 /// through) minus read-only parts, with the desired fields laid over it.
 fn put_body(current: &Value, desired: &[(&'static str, Value)], restricted: Option<bool>) -> Value {
     let mut body = current.as_object().cloned().unwrap_or_default();
-    for k in ["allowedUserGroups", "allowedUserGroupsCount", "pkceSupported", "createdAt"] {
+    for k in [
+        "allowedUserGroups",
+        "allowedUserGroupsCount",
+        "pkceSupported",
+        "createdAt",
+    ] {
         body.remove(k);
     }
     if let Some(Value::Object(c)) = body.get_mut("credentials") {
         c.remove("secrets");
     }
-    if body.get("launchURL").is_some_and(|v| v.as_str() == Some("")) {
+    if body
+        .get("launchURL")
+        .is_some_and(|v| v.as_str() == Some(""))
+    {
         body.insert("launchURL".into(), Value::Null);
     }
     for (k, v) in desired {
@@ -242,10 +292,15 @@ impl Run<'_> {
 
 fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
     if p.client_id.is_none() && p.name.is_none() {
-        return Err(Failure::new("one of `client_id` or `name` is required to identify the client"));
+        return Err(Failure::new(
+            "one of `client_id` or `name` is required to identify the client",
+        ));
     }
     if let Some(id) = &p.client_id {
-        let ok = id.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) && (2..=128).contains(&id.len());
+        let ok = id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+            && (2..=128).contains(&id.len());
         if !ok {
             return Err(Failure::new(format!(
                 "client_id {id:?} is not a valid PocketID custom client id: use 2-128 characters of letters, digits, '.', '_' and '-'"
@@ -277,11 +332,18 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
             match matches.len() {
                 0 => None,
                 1 => {
-                    let id = matches[0].get("id").and_then(Value::as_str).unwrap_or("").to_string();
+                    let id = matches[0]
+                        .get("id")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string();
                     r.api.get_client(&id)?
                 }
                 n => {
-                    let ids: Vec<&str> = matches.iter().filter_map(|c| c.get("id")?.as_str()).collect();
+                    let ids: Vec<&str> = matches
+                        .iter()
+                        .filter_map(|c| c.get("id")?.as_str())
+                        .collect();
                     return Err(ClientError::Ambiguous {
                         name: name.to_string(),
                         count: n,
@@ -294,7 +356,10 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
     };
     if let Some(c) = &existing {
         if c.get("clientType").and_then(Value::as_str) == Some("cimd") {
-            return Err(ClientError::Cimd(c.get("id").and_then(Value::as_str).unwrap_or("").into()).into());
+            return Err(ClientError::Cimd(
+                c.get("id").and_then(Value::as_str).unwrap_or("").into(),
+            )
+            .into());
         }
         r.client_id = c.get("id").and_then(Value::as_str).map(str::to_string);
     }
@@ -311,8 +376,17 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
             let mut resolved = Vec::new();
             let mut unknown = Vec::new();
             for n in names {
-                match all.iter().find(|g| g.get("name").and_then(Value::as_str) == Some(n.as_str())) {
-                    Some(g) => resolved.push((n.clone(), g.get("id").and_then(Value::as_str).unwrap_or("").to_string())),
+                match all
+                    .iter()
+                    .find(|g| g.get("name").and_then(Value::as_str) == Some(n.as_str()))
+                {
+                    Some(g) => resolved.push((
+                        n.clone(),
+                        g.get("id")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_string(),
+                    )),
                     None => unknown.push(n.clone()),
                 }
             }
@@ -325,10 +399,12 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
         }
     };
     let restricted = wanted_groups.as_ref().map(|g| !g.is_empty());
-    let wanted_group_ids: Option<BTreeSet<String>> =
-        wanted_groups.as_ref().map(|g| g.iter().map(|(_, id)| id.clone()).collect());
-    let wanted_group_names: Option<Vec<String>> =
-        wanted_groups.as_ref().map(|g| g.iter().map(|(n, _)| n.clone()).collect());
+    let wanted_group_ids: Option<BTreeSet<String>> = wanted_groups
+        .as_ref()
+        .map(|g| g.iter().map(|(_, id)| id.clone()).collect());
+    let wanted_group_names: Option<Vec<String>> = wanted_groups
+        .as_ref()
+        .map(|g| g.iter().map(|(n, _)| n.clone()).collect());
 
     let desired = desired_fields(&p);
     let fields: Vec<&str> = desired.iter().map(|(k, _)| *k).collect();
@@ -352,20 +428,36 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
             if let Some(id) = &p.client_id {
                 body["id"] = json!(id);
             }
-            after_view = view(body.as_object().unwrap_or(&Map::new()), &fields, wanted_group_names.clone());
+            after_view = view(
+                body.as_object().unwrap_or(&Map::new()),
+                &fields,
+                wanted_group_names.clone(),
+            );
             if r.ctx.check_mode {
                 r.changed = true;
                 let minted = p.secret != "keep" && p.public != Some(true);
                 return Ok(Outcome::new(true)
-                    .msg(format!("client {} would be created", p.name.as_deref().unwrap_or_default()))
-                    .set("client_id", p.client_id.clone().map(Value::String).unwrap_or(Value::Null))
+                    .msg(format!(
+                        "client {} would be created",
+                        p.name.as_deref().unwrap_or_default()
+                    ))
+                    .set(
+                        "client_id",
+                        p.client_id
+                            .clone()
+                            .map(Value::String)
+                            .unwrap_or(Value::Null),
+                    )
                     .set("created", true)
                     .set("secret_minted", minted)
                     .diff(before_view, after_view));
             }
             current = r.api.create_client(body).map_err(|e| r.fail(e))?;
             r.changed = true;
-            r.client_id = current.get("id").and_then(Value::as_str).map(str::to_string);
+            r.client_id = current
+                .get("id")
+                .and_then(Value::as_str)
+                .map(str::to_string);
         }
         Some(c) => {
             current = c;
@@ -373,20 +465,30 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
             // What the object would hold after the PUT (pkceEnabled depends on isPublic).
             let merged = put_body(&current, &desired, restricted);
             let merged_obj = merged.as_object().cloned().unwrap_or_default();
-            let mut field_changed = desired
-                .iter()
-                .any(|(k, v)| effective(k, Some(v), &merged_obj) != effective(k, obj.get(*k), &obj));
+            let mut field_changed = desired.iter().any(|(k, v)| {
+                effective(k, Some(v), &merged_obj) != effective(k, obj.get(*k), &obj)
+            });
             if let Some(rs) = restricted {
-                field_changed |= obj.get("isGroupRestricted").and_then(Value::as_bool).unwrap_or(false) != rs;
+                field_changed |= obj
+                    .get("isGroupRestricted")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false)
+                    != rs;
             }
-            let groups_changed = wanted_group_ids.as_ref().is_some_and(|w| *w != group_ids(&current));
+            let groups_changed = wanted_group_ids
+                .as_ref()
+                .is_some_and(|w| *w != group_ids(&current));
             let mut before_obj = obj.clone();
             let mut after_obj = merged_obj.clone();
             for f in &fields {
                 before_obj.insert(f.to_string(), effective(f, obj.get(*f), &obj));
                 after_obj.insert(f.to_string(), effective(f, merged_obj.get(*f), &merged_obj));
             }
-            before_view = view(&before_obj, &fields, wanted_group_names.as_ref().map(|_| group_names(&current)));
+            before_view = view(
+                &before_obj,
+                &fields,
+                wanted_group_names.as_ref().map(|_| group_names(&current)),
+            );
             after_view = view(&after_obj, &fields, wanted_group_names.clone());
             if field_changed || groups_changed {
                 r.changed = true;
@@ -411,7 +513,11 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
                 .api
                 .get_client(&id)
                 .map_err(|e| r.fail(e))?
-                .ok_or_else(|| r.fail(format!("client {id:?} disappeared while its groups were set")))?;
+                .ok_or_else(|| {
+                    r.fail(format!(
+                        "client {id:?} disappeared while its groups were set"
+                    ))
+                })?;
             let actual = group_ids(&current);
             if actual != *wanted {
                 return Err(r.fail(ClientError::GroupsNotApplied {
@@ -424,7 +530,10 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
     }
 
     // Secrets.
-    let is_public = current.get("isPublic").and_then(Value::as_bool).unwrap_or(false)
+    let is_public = current
+        .get("isPublic")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
         || (r.ctx.check_mode && p.public == Some(true));
     let secrets = secrets_of(&current);
     let active_ids: Vec<String> = secrets
@@ -438,7 +547,9 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
             created
                 || (multi
                     && (active_ids.is_empty()
-                        || p.secret_id.as_ref().is_some_and(|sid| !active_ids.contains(sid))))
+                        || p.secret_id
+                            .as_ref()
+                            .is_some_and(|sid| !active_ids.contains(sid))))
         }
         _ => false,
     };
@@ -528,11 +639,19 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
             "client {id} {}{}{}",
             verb,
             if want_mint {
-                if r.ctx.check_mode { "; a secret would be minted" } else { "; a secret was minted" }
+                if r.ctx.check_mode {
+                    "; a secret would be minted"
+                } else {
+                    "; a secret was minted"
+                }
             } else {
                 ""
             },
-            if retired.is_empty() { String::new() } else { format!("; {} old secret(s) retired", retired.len()) }
+            if retired.is_empty() {
+                String::new()
+            } else {
+                format!("; {} old secret(s) retired", retired.len())
+            }
         ))
         .set("client_id", id.clone())
         .set("created", created)
@@ -558,11 +677,21 @@ fn mint_error(e: ApiError) -> String {
     )
 }
 
-fn absent(mut r: Run<'_>, existing: Option<Value>, _version: Option<ServerVersion>) -> Result<Outcome, Failure> {
+fn absent(
+    mut r: Run<'_>,
+    existing: Option<Value>,
+    _version: Option<ServerVersion>,
+) -> Result<Outcome, Failure> {
     let Some(c) = existing else {
-        return Ok(Outcome::new(false).msg("client already absent").set("client_id", Value::Null));
+        return Ok(Outcome::new(false)
+            .msg("client already absent")
+            .set("client_id", Value::Null));
     };
-    let id = c.get("id").and_then(Value::as_str).unwrap_or("").to_string();
+    let id = c
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     if !r.ctx.check_mode {
         r.api.delete_client(&id).map_err(|e| r.fail(e))?;
     }

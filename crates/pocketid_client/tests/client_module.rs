@@ -24,12 +24,21 @@ fn run(pid: &PocketId, extra: Value) -> Map<String, Value> {
 }
 
 fn ok(r: &Map<String, Value>) -> &Map<String, Value> {
-    assert!(r.get("failed").is_none(), "module failed: {}", Value::Object(r.clone()));
+    assert!(
+        r.get("failed").is_none(),
+        "module failed: {}",
+        Value::Object(r.clone())
+    );
     r
 }
 
 fn failed(r: &Map<String, Value>) -> String {
-    assert_eq!(r.get("failed"), Some(&json!(true)), "expected a failure: {}", Value::Object(r.clone()));
+    assert_eq!(
+        r.get("failed"),
+        Some(&json!(true)),
+        "expected a failure: {}",
+        Value::Object(r.clone())
+    );
     r["msg"].as_str().unwrap_or_default().to_string()
 }
 
@@ -47,14 +56,24 @@ fn custom_id_among_250_clients_created_once_then_unchanged() {
         let r = run(&pid, spec.clone());
         assert!(changed(ok(&r)), "{v}");
         assert_eq!(r["created"], json!(true));
-        assert_eq!(pid.count_requests("POST", "/api/oidc/clients"), 1, "{v}: exactly one create");
-        assert!(r["client_secret"].as_str().is_some_and(|s| s.len() == 32), "{v}: secret minted on create");
+        assert_eq!(
+            pid.count_requests("POST", "/api/oidc/clients"),
+            1,
+            "{v}: exactly one create"
+        );
+        assert!(
+            r["client_secret"].as_str().is_some_and(|s| s.len() == 32),
+            "{v}: secret minted on create"
+        );
         assert!(pid.client_secret_valid("grafana", r["client_secret"].as_str().unwrap()));
         assert_eq!(pid.client_count(), 251);
 
         let r2 = run(&pid, spec);
         assert!(!changed(ok(&r2)), "{v}: second run must not change: {r2:?}");
-        assert!(r2.get("client_secret").is_none(), "{v}: no secret when nothing was minted");
+        assert!(
+            r2.get("client_secret").is_none(),
+            "{v}: no secret when nothing was minted"
+        );
         assert_eq!(pid.count_requests("POST", "/api/oidc/clients"), 1, "{v}");
         assert_eq!(pid.client_count(), 251);
     }
@@ -70,15 +89,26 @@ fn name_lookup_finds_a_client_on_any_page_without_looping() {
             let r = run(&pid, json!({"name": name, "secret": "keep"}));
             assert!(!changed(ok(&r)), "{v} {name}: {r:?}");
             assert_eq!(r["created"], json!(false));
-            assert_eq!(pid.count_requests("POST", "/api/oidc/clients"), 0, "{v} {name}");
+            assert_eq!(
+                pid.count_requests("POST", "/api/oidc/clients"),
+                0,
+                "{v} {name}"
+            );
             assert!(pid.requests().len() < 20, "{v}: bounded number of requests");
         }
         // Listing all 250 without a search loops over every page exactly once.
         pid.clear_requests();
-        let api = pocketid_client::PocketIdApi::new(&serde_json::from_value(args(&pid, json!({}))).unwrap()).unwrap();
+        let api = pocketid_client::PocketIdApi::new(
+            &serde_json::from_value(args(&pid, json!({}))).unwrap(),
+        )
+        .unwrap();
         let all = api.list_clients(None).unwrap();
         assert_eq!(all.len(), 250, "{v}");
-        assert_eq!(pid.count_requests("GET", "/api/oidc/clients"), 3, "{v}: 3 pages of 100");
+        assert_eq!(
+            pid.count_requests("GET", "/api/oidc/clients"),
+            3,
+            "{v}: 3 pages of 100"
+        );
     }
 }
 
@@ -93,16 +123,28 @@ fn unmanaged_fields_survive_an_update() {
         pid.set_client_field("wiki", "skipConsent", json!(true));
         pid.set_client_field("wiki", "accessTokenDurationMinutes", json!(120));
         let mut next = base.clone();
-        next["callback_urls"] = json!(["https://wiki.example.org/cb", "https://wiki.example.org/cb2"]);
+        next["callback_urls"] = json!([
+            "https://wiki.example.org/cb",
+            "https://wiki.example.org/cb2"
+        ]);
         let r = run(&pid, next.clone());
         assert!(changed(ok(&r)), "{v}");
         let c = pid.client("wiki").unwrap();
         assert_eq!(c["description"], json!("set in the admin UI"), "{v}");
         assert_eq!(c["skipConsent"], json!(true), "{v}");
         assert_eq!(c["accessTokenDurationMinutes"], json!(120), "{v}");
-        assert_eq!(c["callbackURLs"], json!(["https://wiki.example.org/cb", "https://wiki.example.org/cb2"]));
+        assert_eq!(
+            c["callbackURLs"],
+            json!([
+                "https://wiki.example.org/cb",
+                "https://wiki.example.org/cb2"
+            ])
+        );
         // Same URLs in another order: compared as stored sets, no change.
-        next["callback_urls"] = json!(["https://wiki.example.org/cb2", "https://wiki.example.org/cb"]);
+        next["callback_urls"] = json!([
+            "https://wiki.example.org/cb2",
+            "https://wiki.example.org/cb"
+        ]);
         assert!(!changed(ok(&run(&pid, next))), "{v}");
     }
 }
@@ -114,7 +156,10 @@ fn duplicate_names_fail_with_the_ambiguity() {
         pid.seed_client(None, json!({"name": "Nextcloud"}));
         pid.seed_client(None, json!({"name": "Nextcloud"}));
         let msg = failed(&run(&pid, json!({"name": "Nextcloud"})));
-        assert!(msg.contains("2 PocketID clients are named \"Nextcloud\"") && msg.contains("client_id"), "{msg}");
+        assert!(
+            msg.contains("2 PocketID clients are named \"Nextcloud\"") && msg.contains("client_id"),
+            "{msg}"
+        );
         assert_eq!(pid.client_count(), 2);
     }
 }
@@ -135,13 +180,29 @@ fn groups_by_name_and_unknown_group_fails() {
         assert_eq!(got, want, "{v}");
         assert!(!changed(ok(&run(&pid, spec))), "{v}: groups idempotent");
 
-        let msg = failed(&run(&pid, json!({"client_id": "jellyfin", "name": "Jellyfin", "allowed_groups": ["family", "nobody"]})));
-        assert!(msg.contains("unknown PocketID user group(s): nobody"), "{msg}");
-        assert_eq!(pid.client_group_ids("jellyfin").len(), 2, "nothing changed on failure");
+        let msg = failed(&run(
+            &pid,
+            json!({"client_id": "jellyfin", "name": "Jellyfin", "allowed_groups": ["family", "nobody"]}),
+        ));
+        assert!(
+            msg.contains("unknown PocketID user group(s): nobody"),
+            "{msg}"
+        );
+        assert_eq!(
+            pid.client_group_ids("jellyfin").len(),
+            2,
+            "nothing changed on failure"
+        );
 
         // [] opens the client to everyone.
-        assert!(changed(ok(&run(&pid, json!({"client_id": "jellyfin", "name": "Jellyfin", "allowed_groups": [], "secret": "keep"})))));
-        assert_eq!(pid.client("jellyfin").unwrap()["isGroupRestricted"], json!(false));
+        assert!(changed(ok(&run(
+            &pid,
+            json!({"client_id": "jellyfin", "name": "Jellyfin", "allowed_groups": [], "secret": "keep"})
+        ))));
+        assert_eq!(
+            pid.client("jellyfin").unwrap()["isGroupRestricted"],
+            json!(false)
+        );
         assert!(pid.client_group_ids("jellyfin").is_empty());
     }
 }
@@ -166,7 +227,10 @@ fn rotation_on_2_14_is_additive_then_retired() {
     let s2 = ok(&r2)["client_secret"].as_str().unwrap().to_string();
     let id2 = r2["secret_id"].as_str().unwrap().to_string();
     assert_ne!(s1, s2);
-    assert!(pid.client_secret_valid("forgejo", &s1), "old secret still valid after rotate");
+    assert!(
+        pid.client_secret_valid("forgejo", &s1),
+        "old secret still valid after rotate"
+    );
     assert!(pid.client_secret_valid("forgejo", &s2));
 
     let mut retire = base.clone();
@@ -176,7 +240,10 @@ fn rotation_on_2_14_is_additive_then_retired() {
     let r3 = run(&pid, retire.clone());
     assert!(changed(ok(&r3)));
     assert_eq!(r3["retired_secret_ids"], json!([id1]));
-    assert!(!pid.client_secret_valid("forgejo", &s1), "old secret gone after retire");
+    assert!(
+        !pid.client_secret_valid("forgejo", &s1),
+        "old secret gone after retire"
+    );
     assert!(pid.client_secret_valid("forgejo", &s2));
     assert!(!changed(ok(&run(&pid, retire))), "retire is idempotent");
 
@@ -194,12 +261,18 @@ fn rotation_on_2_13_replaces() {
     let r1 = run(&pid, base.clone());
     let s1 = ok(&r1)["client_secret"].as_str().unwrap().to_string();
     assert_eq!(r1["secret_api"], json!("legacy"));
-    assert_eq!(pid.count_requests("POST", "/api/oidc/clients/forgejo/secret"), 1);
+    assert_eq!(
+        pid.count_requests("POST", "/api/oidc/clients/forgejo/secret"),
+        1
+    );
     let mut rotate = base;
     rotate["secret"] = json!("rotate");
     let r2 = run(&pid, rotate);
     let s2 = ok(&r2)["client_secret"].as_str().unwrap().to_string();
-    assert!(!pid.client_secret_valid("forgejo", &s1), "legacy rotation replaces the secret");
+    assert!(
+        !pid.client_secret_valid("forgejo", &s1),
+        "legacy rotation replaces the secret"
+    );
     assert!(pid.client_secret_valid("forgejo", &s2));
 }
 
@@ -207,21 +280,40 @@ fn rotation_on_2_13_replaces() {
 fn rate_limit_storm_succeeds_after_retry_after() {
     for v in VERSIONS {
         let pid = start(v);
-        ok(&run(&pid, json!({"client_id": "immich", "name": "Immich", "secret": "keep"})));
+        ok(&run(
+            &pid,
+            json!({"client_id": "immich", "name": "Immich", "secret": "keep"}),
+        ));
         pid.clear_requests();
         pid.throttle_next(3);
-        let r = run(&pid, json!({"client_id": "immich", "name": "Immich Photos", "secret": "keep"}));
+        let r = run(
+            &pid,
+            json!({"client_id": "immich", "name": "Immich Photos", "secret": "keep"}),
+        );
         assert!(changed(ok(&r)), "{v}: {r:?}");
-        assert_eq!(pid.client("immich").unwrap()["name"], json!("Immich Photos"));
-        assert_eq!(pid.count_requests("GET", "/api/version/current"), 4, "{v}: 3 throttled + 1");
+        assert_eq!(
+            pid.client("immich").unwrap()["name"],
+            json!("Immich Photos")
+        );
+        assert_eq!(
+            pid.count_requests("GET", "/api/version/current"),
+            4,
+            "{v}: 3 throttled + 1"
+        );
     }
     // A real token bucket: a tiny burst still lets the module finish.
     let pid = PocketId::start(PocketIdOptions {
         version: "2.14.0".into(),
-        rate_limit: Some(RateLimit { per_second: 2.0, burst: 2 }),
+        rate_limit: Some(RateLimit {
+            per_second: 2.0,
+            burst: 2,
+        }),
     })
     .unwrap();
-    ok(&run(&pid, json!({"client_id": "slow", "name": "Slow", "secret": "keep"})));
+    ok(&run(
+        &pid,
+        json!({"client_id": "slow", "name": "Slow", "secret": "keep"}),
+    ));
 }
 
 #[test]
@@ -231,12 +323,26 @@ fn secret_post_500_is_reported_and_not_retried() {
         pid.fail_next_secret_post();
         let r = run(&pid, json!({"client_id": "paperless", "name": "Paperless"}));
         let msg = failed(&r);
-        assert!(msg.contains("HTTP 500") && msg.contains("not retried"), "{msg}");
+        assert!(
+            msg.contains("HTTP 500") && msg.contains("not retried"),
+            "{msg}"
+        );
         assert_eq!(r["changed"], json!(true), "the client was created");
-        let path = if v == "2.14.0" { "/api/oidc/clients/paperless/secrets" } else { "/api/oidc/clients/paperless/secret" };
-        assert_eq!(pid.count_requests("POST", path), 1, "{v}: secret POST sent once");
+        let path = if v == "2.14.0" {
+            "/api/oidc/clients/paperless/secrets"
+        } else {
+            "/api/oidc/clients/paperless/secret"
+        };
+        assert_eq!(
+            pid.count_requests("POST", path),
+            1,
+            "{v}: secret POST sent once"
+        );
         // Re-running converges: the client exists, the secret is minted now (2.14: none active).
-        let r2 = run(&pid, json!({"client_id": "paperless", "name": "Paperless", "secret": "rotate"}));
+        let r2 = run(
+            &pid,
+            json!({"client_id": "paperless", "name": "Paperless", "secret": "rotate"}),
+        );
         assert!(ok(&r2)["client_secret"].is_string());
         assert_eq!(pid.count_requests("POST", "/api/oidc/clients"), 1);
     }
@@ -246,17 +352,26 @@ fn secret_post_500_is_reported_and_not_retried() {
 fn check_mode_changes_nothing_and_diff_has_no_secret() {
     for v in VERSIONS {
         let pid = start(v);
-        let r = run(&pid, json!({"client_id": "x1", "name": "X", "_ansible_check_mode": true, "_ansible_diff": true}));
+        let r = run(
+            &pid,
+            json!({"client_id": "x1", "name": "X", "_ansible_check_mode": true, "_ansible_diff": true}),
+        );
         assert!(changed(ok(&r)));
         assert_eq!(pid.client_count(), 0);
         ok(&run(&pid, json!({"client_id": "x1", "name": "X"})));
         pid.clear_requests();
-        let r = run(&pid, json!({"client_id": "x1", "name": "Y", "secret": "rotate", "_ansible_check_mode": true, "_ansible_diff": true}));
+        let r = run(
+            &pid,
+            json!({"client_id": "x1", "name": "Y", "secret": "rotate", "_ansible_check_mode": true, "_ansible_diff": true}),
+        );
         assert!(changed(ok(&r)));
         assert_eq!(r["diff"]["before"]["name"], json!("X"));
         assert_eq!(r["diff"]["after"]["name"], json!("Y"));
         assert!(r.get("client_secret").is_none());
-        assert!(pid.requests().iter().all(|q| q.method == "GET"), "{v}: only reads in check mode");
+        assert!(
+            pid.requests().iter().all(|q| q.method == "GET"),
+            "{v}: only reads in check mode"
+        );
         assert_eq!(pid.client("x1").unwrap()["name"], json!("X"));
     }
 }
@@ -265,22 +380,43 @@ fn check_mode_changes_nothing_and_diff_has_no_secret() {
 fn state_absent_deletes_and_is_idempotent() {
     for v in VERSIONS {
         let pid = start(v);
-        ok(&run(&pid, json!({"client_id": "gone", "name": "Gone", "secret": "keep"})));
-        assert!(changed(ok(&run(&pid, json!({"client_id": "gone", "state": "absent"})))));
+        ok(&run(
+            &pid,
+            json!({"client_id": "gone", "name": "Gone", "secret": "keep"}),
+        ));
+        assert!(changed(ok(&run(
+            &pid,
+            json!({"client_id": "gone", "state": "absent"})
+        ))));
         assert!(pid.client("gone").is_none());
-        assert!(!changed(ok(&run(&pid, json!({"client_id": "gone", "state": "absent"})))));
+        assert!(!changed(ok(&run(
+            &pid,
+            json!({"client_id": "gone", "state": "absent"})
+        ))));
     }
 }
 
 #[test]
 fn auth_errors_are_clear_and_keyless() {
     let pid = start("2.14.0");
-    let r = run_for_test::<PocketIdClient>(json!({"url": pid.url(), "api_key": "wrong-key-value-123", "name": "A"}));
+    let r = run_for_test::<PocketIdClient>(
+        json!({"url": pid.url(), "api_key": "wrong-key-value-123", "name": "A"}),
+    );
     let msg = failed(&r);
-    assert!(msg.contains("HTTP 401") && msg.contains("not_signed_in") && !msg.contains("wrong-key-value-123"), "{msg}");
-    let r = run_for_test::<PocketIdClient>(json!({"url": pid.url(), "api_key": pid.non_admin_key(), "name": "A"}));
+    assert!(
+        msg.contains("HTTP 401")
+            && msg.contains("not_signed_in")
+            && !msg.contains("wrong-key-value-123"),
+        "{msg}"
+    );
+    let r = run_for_test::<PocketIdClient>(
+        json!({"url": pid.url(), "api_key": pid.non_admin_key(), "name": "A"}),
+    );
     let msg = failed(&r);
-    assert!(msg.contains("HTTP 403") && msg.contains("forbidden"), "{msg}");
+    assert!(
+        msg.contains("HTTP 403") && msg.contains("forbidden"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -291,11 +427,15 @@ fn api_key_rotation_verifies_and_revokes_the_old_key() {
         let new = pid.add_admin_api_key("automation-2026");
         // Non-admin new key is refused before anything is revoked.
         let user = pid.add_user_api_key("user-key");
-        let r = run_for_test::<PocketIdApiKey>(json!({"url": pid.url(), "api_key": old, "new_api_key": user.token}));
+        let r = run_for_test::<PocketIdApiKey>(
+            json!({"url": pid.url(), "api_key": old, "new_api_key": user.token}),
+        );
         assert!(failed(&r).contains("not an admin"));
 
-        let r = run_for_test::<PocketIdApiKey>(json!({"url": pid.url(), "api_key": old, "new_api_key": new.token,
-            "new_api_key_name": "automation-2026", "revoke_others": true}));
+        let r = run_for_test::<PocketIdApiKey>(
+            json!({"url": pid.url(), "api_key": old, "new_api_key": new.token,
+            "new_api_key_name": "automation-2026", "revoke_others": true}),
+        );
         assert!(changed(ok(&r)), "{v}");
         assert_eq!(r["kept_key_id"], json!(new.id));
         assert!(!pid.api_key_valid(&old), "old key revoked");
@@ -313,13 +453,25 @@ fn api_key_rotation_verifies_and_revokes_the_old_key() {
 fn cli_mode_with_env_fallbacks() {
     let pid = start("2.14.0");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_pocketid_client"))
-        .args(["--client-id", "cli-app", "--name", "CLI App", "--secret", "keep", "--json"])
+        .args([
+            "--client-id",
+            "cli-app",
+            "--name",
+            "CLI App",
+            "--secret",
+            "keep",
+            "--json",
+        ])
         .env("POCKETID_URL", pid.url())
         .env("POCKETID_API_KEY", pid.admin_key())
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_str(text.trim()).unwrap();
     assert_eq!(v["changed"], json!(true));
     assert!(pid.client("cli-app").is_some());

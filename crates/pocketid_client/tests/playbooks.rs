@@ -20,11 +20,21 @@ fn vault_full_write_bin() -> PathBuf {
     let bin = dir.join("vault_full_write");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
-        .args(["build", "-q", "-p", "vault_full_write", "--bin", "vault_full_write"])
+        .args([
+            "build",
+            "-q",
+            "-p",
+            "vault_full_write",
+            "--bin",
+            "vault_full_write",
+        ])
         .current_dir(repo_root())
         .status()
         .expect("run cargo build -p vault_full_write");
-    assert!(status.success() && bin.exists(), "vault_full_write did not build");
+    assert!(
+        status.success() && bin.exists(),
+        "vault_full_write did not build"
+    );
     bin
 }
 
@@ -74,7 +84,14 @@ fn setup_and_api_key_playbooks_end_to_end_without_leaks() {
     //    minted and written to Vault with its id.
     let e = env(&[]);
     let e2: Vec<(&str, &str)> = e.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let run = run_playbook(&work, &lib, &playbook("pocketid-setup.yml"), &["-vvvv"], &e2).unwrap();
+    let run = run_playbook(
+        &work,
+        &lib,
+        &playbook("pocketid-setup.yml"),
+        &["-vvvv"],
+        &e2,
+    )
+    .unwrap();
     run.assert_ok();
     let (data, _) = bao.kv_get("homelab-sso").unwrap().expect("secret written");
     assert_eq!(data["pocketid_client_id"], json!("oauth2-gateway"));
@@ -87,55 +104,119 @@ fn setup_and_api_key_playbooks_end_to_end_without_leaks() {
 
     // 2. Second run: nothing changes, nothing minted, Vault untouched.
     let v1 = bao.current_version("homelab-sso").unwrap();
-    let run = run_playbook(&work, &lib, &playbook("pocketid-setup.yml"), &["-vvvv"], &e2).unwrap();
+    let run = run_playbook(
+        &work,
+        &lib,
+        &playbook("pocketid-setup.yml"),
+        &["-vvvv"],
+        &e2,
+    )
+    .unwrap();
     run.assert_ok();
     assert_eq!(bao.current_version("homelab-sso").unwrap(), v1);
     assert_eq!(pid.count_requests("POST", "/api/oidc/clients"), 1);
 
     // 3. Rotation: a new secret in Vault, the old one still valid (2.14 is additive).
-    let rot: Vec<(&str, &str)> = e2.iter().cloned().chain([("ROTATE_SECRETS", "true")]).collect();
-    let run = run_playbook(&work, &lib, &playbook("pocketid-setup.yml"), &["-vvvv"], &rot).unwrap();
+    let rot: Vec<(&str, &str)> = e2
+        .iter()
+        .cloned()
+        .chain([("ROTATE_SECRETS", "true")])
+        .collect();
+    let run = run_playbook(
+        &work,
+        &lib,
+        &playbook("pocketid-setup.yml"),
+        &["-vvvv"],
+        &rot,
+    )
+    .unwrap();
     run.assert_ok();
     let (data, _) = bao.kv_get("homelab-sso").unwrap().unwrap();
     let rotated = data["pocketid_client_secret"].as_str().unwrap().to_string();
     assert_ne!(rotated, secret);
-    assert!(pid.client_secret_valid("oauth2-gateway", &secret) && pid.client_secret_valid("oauth2-gateway", &rotated));
+    assert!(
+        pid.client_secret_valid("oauth2-gateway", &secret)
+            && pid.client_secret_valid("oauth2-gateway", &rotated)
+    );
     let out = run.all_output();
-    assert!(!out.contains(&rotated) && !out.contains(&secret) && !out.contains(&admin), "leak on rotation");
+    assert!(
+        !out.contains(&rotated) && !out.contains(&secret) && !out.contains(&admin),
+        "leak on rotation"
+    );
 
     // 4. A failure (unknown group) at -vvvv: fails, says why, leaks nothing.
     let vars = json!({"pocketid_clients": [{"client_id": "oauth2-gateway", "name": "oauth2-gateway", "allowed_groups": ["no-such-group"]}]});
     std::fs::write(work.join("bad.json"), vars.to_string()).unwrap();
-    let run = run_playbook(&work, &lib, &playbook("pocketid-setup.yml"), &["-vvvv", "-e", "@bad.json"], &e2).unwrap();
+    let run = run_playbook(
+        &work,
+        &lib,
+        &playbook("pocketid-setup.yml"),
+        &["-vvvv", "-e", "@bad.json"],
+        &e2,
+    )
+    .unwrap();
     run.assert_failed();
     let out = run.all_output();
-    assert!(!out.contains(&admin) && !out.contains(&rotated) && !out.contains(&secret), "leak on failure");
+    assert!(
+        !out.contains(&admin) && !out.contains(&rotated) && !out.contains(&secret),
+        "leak on failure"
+    );
 
     // 5. API-key rotation: verify → Vault → revoke. A non-admin new key fails first, Vault untouched.
     let user_key = pid.add_user_api_key("user-key");
     let bad: Vec<(&str, &str)> = e2
         .iter()
         .cloned()
-        .chain([("POCKETID_NEW_API_KEY", user_key.token.as_str()), ("POCKETID_NEW_API_KEY_NAME", "user-key")])
+        .chain([
+            ("POCKETID_NEW_API_KEY", user_key.token.as_str()),
+            ("POCKETID_NEW_API_KEY_NAME", "user-key"),
+        ])
         .collect();
-    let run = run_playbook(&work, &lib, &playbook("pocketid-api-key.yml"), &["-vvvv"], &bad).unwrap();
+    let run = run_playbook(
+        &work,
+        &lib,
+        &playbook("pocketid-api-key.yml"),
+        &["-vvvv"],
+        &bad,
+    )
+    .unwrap();
     run.assert_failed();
-    assert!(run.all_output().contains("not an admin"), "{}", run.all_output());
-    assert!(bao.kv_get("pocketid").unwrap().is_none(), "Vault untouched when the new key is bad");
+    assert!(
+        run.all_output().contains("not an admin"),
+        "{}",
+        run.all_output()
+    );
+    assert!(
+        bao.kv_get("pocketid").unwrap().is_none(),
+        "Vault untouched when the new key is bad"
+    );
     assert!(!run.all_output().contains(&user_key.token) && !run.all_output().contains(&admin));
 
     let new = pid.add_admin_api_key("automation-2026");
     let good: Vec<(&str, &str)> = e2
         .iter()
         .cloned()
-        .chain([("POCKETID_NEW_API_KEY", new.token.as_str()), ("POCKETID_NEW_API_KEY_NAME", "automation-2026")])
+        .chain([
+            ("POCKETID_NEW_API_KEY", new.token.as_str()),
+            ("POCKETID_NEW_API_KEY_NAME", "automation-2026"),
+        ])
         .collect();
-    let run = run_playbook(&work, &lib, &playbook("pocketid-api-key.yml"), &["-vvvv"], &good).unwrap();
+    let run = run_playbook(
+        &work,
+        &lib,
+        &playbook("pocketid-api-key.yml"),
+        &["-vvvv"],
+        &good,
+    )
+    .unwrap();
     run.assert_ok();
     let (data, _) = bao.kv_get("pocketid").unwrap().expect("api key stored");
     assert_eq!(data["api_key"], json!(new.token));
     assert!(!pid.api_key_valid(&admin), "old key answers 401");
     assert!(pid.api_key_valid(&new.token), "new key works");
     let out = run.all_output();
-    assert!(!out.contains(&new.token) && !out.contains(&admin), "API key leaked");
+    assert!(
+        !out.contains(&new.token) && !out.contains(&admin),
+        "API key leaked"
+    );
 }
