@@ -1,0 +1,350 @@
+//! Fault matrix for env_harvest (docs/faults.md): the real binary in module mode against the lab's
+//! real sshd and `pct` stand-in, with the server down, frozen, killed mid-harvest, its host key
+//! changed, the user's key refused and a container stopped mid-run. Each case: exactly one JSON
+//! result, no panic, an error naming the system and what to do, no value in the output, and a
+//! re-run after the fault is repaired converges.
+
+use lab::fixtures::Containers;
+use lab::proc::wait_for;
+use lab::sshd::Sshd;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const VALUE: &str = "fault-canary-7Qx2-value";
+
+struct Lab {
+    tmp: tempfile::TempDir,
+    cts: Containers,
+    sshd: Sshd,
+}
+
+fn lab() -> Option<Lab> {
+    if !lab::tools::system_bin("sshd").is_absolute() {
+        eprintln!("sshd not installed (run scripts/setup.sh); skipping");
+        return None;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let cts = Containers::create(tmp.path().join("cts")).unwrap();
+    for (vmid, name) in [(301, "alpha"), (302, "beta")] {
+        cts.add(vmid, name, true).unwrap();
+        cts.write_file(
+            vmid,
+            &format!("/opt/homelab/{name}/.env"),
+            format!("SERVICE={name}\nSECRET_KEY=\"{VALUE}-{vmid}\"\n").as_bytes(),
+        )
+        .unwrap();
+    }
+    let sshd = Sshd::start(&tmp.path().join("sshd"), &cts).unwrap();
+    Some(Lab { tmp, cts, sshd })
+}
+
+fn target(vmid: u32, name: &str) -> Value {
+    json!({"name": name, "vmid": vmid, "path": format!("/opt/homelab/{name}/.env"), "keys": {format!("{name}_secret"): "SECRET_KEY"}})
+}
+
+impl Lab {
+    fn args(&self, targets: Vec<Value>) -> Value {
+        json!({
+            "host": self.sshd.host,
+            "port": self.sshd.port,
+            "user": self.sshd.user,
+            "private_key": self.sshd.private_key,
+            "known_hosts": self.sshd.known_hosts,
+            "pct_path": self.sshd.pct_path,
+            "timeout": 5,
+            "parallel": 1,
+            "targets": targets,
+        })
+    }
+    fn both(&self) -> Value {
+        self.args(vec![target(301, "alpha"), target(302, "beta")])
+    }
+}
+
+fn spawn(dir: &Path, args: &Value) -> Child {
+    let args_file = dir.join(format!("args-{}.json", lab::openbao::random_hex(4)));
+    std::fs::write(&args_file, args.to_string()).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_env_harvest"))
+        .arg(&args_file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits (at most 120 s) for the module; checks the protocol: one JSON line, no panic report.
+fn finish(mut child: Child) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("env_harvest did not finish within 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8(out.stdout).expect("stdout is UTF-8");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stdout.contains("internal error (panic"), "panic: {stdout}");
+    assert!(!stderr.contains("panicked"), "panic: {stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "exactly one JSON line expected");
+    let r: Value = serde_json::from_str(lines[0]).unwrap();
+    let code = out.status.code();
+    // Shown with --nocapture: the messages quoted in docs/faults.md.
+    eprintln!("module msg: {}", r["msg"]);
+    if r["failed"] == true {
+        assert_eq!(code, Some(1), "a failed result exits 1");
+        assert!(!stdout.contains(VALUE), "a value in a failed result");
+    } else {
+        assert_eq!(code, Some(0));
+    }
+    assert!(!stderr.contains(VALUE), "a value on stderr");
+    r
+}
+
+fn run(dir: &Path, args: &Value) -> Value {
+    finish(spawn(dir, args))
+}
+
+fn msg(r: &Value) -> String {
+    r["msg"].as_str().unwrap_or_default().to_string()
+}
+
+/// The run after the repair: every target read, values intact.
+fn assert_converges(l: &Lab, args: &Value) {
+    let r = run(l.tmp.path(), args);
+    assert_eq!(r["failed"], Value::Null, "re-run failed: {}", msg(&r));
+    for (vmid, name) in [(301, "alpha"), (302, "beta")] {
+        assert_eq!(
+            r["values"][format!("{name}_secret")].as_str(),
+            Some(format!("{VALUE}-{vmid}").as_str()),
+            "value of {name}"
+        );
+    }
+}
+
+fn assert_mentions(m: &str, needles: &[&str]) {
+    let lower = m.to_lowercase();
+    for n in needles {
+        assert!(lower.contains(&n.to_lowercase()), "{n:?} not in: {m}");
+    }
+}
+
+/// PIDs of `root` and all its descendants (from /proc), children first.
+fn process_tree(root: u32) -> Vec<i32> {
+    let mut parent_of: Vec<(i32, i32)> = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid …`; comm may hold spaces, so split after the last ')'.
+        if let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) {
+            if let Some(ppid) = rest.split_whitespace().nth(1).and_then(|p| p.parse().ok()) {
+                parent_of.push((pid, ppid));
+            }
+        }
+    }
+    let mut out = vec![root as i32];
+    let mut i = 0;
+    while i < out.len() {
+        let p = out[i];
+        out.extend(parent_of.iter().filter(|(_, pp)| *pp == p).map(|(c, _)| *c));
+        i += 1;
+    }
+    out.reverse();
+    out
+}
+
+fn kill_tree(root: u32, signal: i32) {
+    for pid in process_tree(root) {
+        // SAFETY: kill(2) on processes of the lab sshd this test started.
+        unsafe {
+            libc::kill(pid, signal);
+        }
+    }
+}
+
+/// Makes a target's `.env` a FIFO: `cat` blocks on it until a writer shows up, which holds the
+/// module mid-harvest.
+fn make_fifo(p: &PathBuf) {
+    let _ = std::fs::remove_file(p);
+    let c = std::ffi::CString::new(p.as_os_str().to_string_lossy().as_bytes()).unwrap();
+    // SAFETY: mkfifo with a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+}
+
+/// Waits until something reads the FIFO; returns its write end (held open by the caller).
+fn wait_for_reader(p: &Path) -> std::fs::File {
+    use std::os::unix::fs::OpenOptionsExt;
+    wait_for(Duration::from_secs(60), || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(p)
+            .ok()
+    })
+    .expect("the module never reached the blocked target")
+}
+
+#[test]
+fn server_down_connection_refused() {
+    let Some(mut l) = lab() else { return };
+    let args = l.both();
+    l.sshd.stop();
+    let r = run(l.tmp.path(), &args);
+    assert_eq!(r["failed"], true);
+    let m = msg(&r);
+    assert_mentions(&m, &[&format!("{}:{}", l.sshd.host, l.sshd.port)]);
+    assert!(
+        m.to_lowercase().contains("refused") || m.to_lowercase().contains("connect"),
+        "{m}"
+    );
+    // Repair: the server back (a new one, on its own port).
+    let sshd = Sshd::start(&l.tmp.path().join("sshd2"), &l.cts).unwrap();
+    l.sshd = sshd;
+    assert_converges(&l, &l.both());
+}
+
+#[test]
+fn frozen_server_times_out() {
+    let Some(l) = lab() else { return };
+    l.sshd.process().signal(libc::SIGSTOP);
+    let mut args = l.both();
+    args["timeout"] = json!(2);
+    let r = run(l.tmp.path(), &args);
+    l.sshd.process().signal(libc::SIGCONT);
+    assert_eq!(r["failed"], true);
+    let m = msg(&r);
+    assert_mentions(&m, &[&l.sshd.host]);
+    assert!(m.to_lowercase().contains("time"), "names the timeout: {m}");
+    assert_converges(&l, &l.both());
+}
+
+#[test]
+fn host_key_changed_fails_before_authentication() {
+    let Some(l) = lab() else { return };
+    // A second server: the "reinstalled" host, whose key differs from the one on record.
+    let other = Sshd::start(&l.tmp.path().join("sshd-other"), &l.cts).unwrap();
+    let old_key = std::fs::read_to_string(&l.sshd.known_hosts).unwrap();
+    let old_key = old_key
+        .split_whitespace()
+        .skip(1)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let kh = l.tmp.path().join("known_hosts_changed");
+    std::fs::write(&kh, format!("[{}]:{} {old_key}\n", other.host, other.port)).unwrap();
+    let mut args = l.both();
+    args["port"] = json!(other.port);
+    args["known_hosts"] = json!(kh);
+    let r = run(l.tmp.path(), &args);
+    assert_eq!(r["failed"], true);
+    let m = msg(&r);
+    assert_mentions(&m, &["host key"]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !other.log().contains("Accepted publickey"),
+        "authenticated to a host whose key changed"
+    );
+    // Repair: the operator records the new key (pinning it here).
+    args["known_hosts"] = json!(other.known_hosts);
+    args["private_key"] = json!(other.private_key);
+    let r = run(l.tmp.path(), &args);
+    assert_eq!(r["failed"], Value::Null, "{}", msg(&r));
+}
+
+#[test]
+fn refused_user_key_names_the_user_and_host() {
+    let Some(l) = lab() else { return };
+    let key = l.tmp.path().join("stranger");
+    let st = Command::new(lab::tools::system_bin("ssh-keygen"))
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut args = l.both();
+    args["private_key"] = json!(key);
+    let r = run(l.tmp.path(), &args);
+    assert_eq!(r["failed"], true);
+    let m = msg(&r);
+    assert_mentions(&m, &[&l.sshd.user, "auth"]);
+    assert_converges(&l, &l.both());
+}
+
+#[test]
+fn sshd_killed_mid_harvest() {
+    let Some(l) = lab() else { return };
+    let fifo = l.cts.file(301, "/opt/homelab/alpha/.env");
+    make_fifo(&fifo);
+    let mut args = l.both();
+    args["timeout"] = json!(60);
+    let child = spawn(l.tmp.path(), &args);
+    let writer = wait_for_reader(&fifo);
+    kill_tree(l.sshd.process().pid(), libc::SIGKILL);
+    let r = finish(child);
+    drop(writer);
+    assert_eq!(r["failed"], true, "a harvest cut short must fail");
+    assert_eq!(r["values"], Value::Null, "no partial values");
+    let m = msg(&r);
+    // Today the run names the targets and their `ssh_error` status, and each target's msg the
+    // transport failure; it does not yet name the host (open item in docs/faults.md).
+    assert_mentions(&m, &["alpha (ssh_error)", "beta (ssh_error)"]);
+    for t in r["targets"].as_array().unwrap() {
+        assert_eq!(t["status"], "ssh_error", "{t}");
+    }
+    // Repair: the file back, a server back.
+    std::fs::remove_file(&fifo).unwrap();
+    l.cts
+        .write_file(
+            301,
+            "/opt/homelab/alpha/.env",
+            format!("SECRET_KEY=\"{VALUE}-301\"\n").as_bytes(),
+        )
+        .unwrap();
+    let sshd = Sshd::start(&l.tmp.path().join("sshd2"), &l.cts).unwrap();
+    let l = Lab { sshd, ..l };
+    assert_converges(&l, &l.both());
+}
+
+#[test]
+fn container_stopped_mid_run() {
+    let Some(l) = lab() else { return };
+    let fifo = l.cts.file(301, "/opt/homelab/alpha/.env");
+    make_fifo(&fifo);
+    let mut args = l.both();
+    args["timeout"] = json!(60);
+    let child = spawn(l.tmp.path(), &args);
+    // The module is reading alpha (CT 301); beta (CT 302) stops now, before its turn.
+    let mut writer = wait_for_reader(&fifo);
+    l.cts.set_running(302, false).unwrap();
+    use std::io::Write;
+    writer
+        .write_all(format!("SECRET_KEY=\"{VALUE}-301\"\n").as_bytes())
+        .unwrap();
+    drop(writer);
+    let r = finish(child);
+    assert_eq!(
+        r["failed"], true,
+        "a required key in a stopped container fails the run"
+    );
+    let m = msg(&r);
+    assert_mentions(&m, &["beta"]);
+    assert!(m.contains("stopped") || m.contains("missing"), "{m}");
+    // Repair: the container started again (and alpha's file back in place).
+    std::fs::remove_file(&fifo).unwrap();
+    l.cts
+        .write_file(
+            301,
+            "/opt/homelab/alpha/.env",
+            format!("SECRET_KEY=\"{VALUE}-301\"\n").as_bytes(),
+        )
+        .unwrap();
+    l.cts.set_running(302, true).unwrap();
+    assert_converges(&l, &l.both());
+}
