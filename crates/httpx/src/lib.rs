@@ -258,7 +258,7 @@ impl Client {
     }
 
     /// Sends a request and returns any HTTP answer (4xx/5xx included) with its body. Transport
-    /// errors, and 429/502/503/504 for `Retry::Safe` requests, are retried with backoff;
+    /// errors, and 429/5xx gateway or server errors for `Retry::Safe` requests, are retried with backoff;
     /// `Retry-After` is honoured up to `max_retry_after`.
     pub fn send(
         &self,
@@ -294,7 +294,7 @@ impl Client {
             match result {
                 Ok(mut resp) => {
                     resp.attempts = attempt;
-                    let retryable = matches!(resp.status, 429 | 502 | 503 | 504);
+                    let retryable = matches!(resp.status, 429 | 500 | 502 | 503 | 504);
                     if !retryable || last {
                         return Ok(resp);
                     }

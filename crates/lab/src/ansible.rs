@@ -44,18 +44,30 @@ impl PlaybookRun {
     }
 }
 
-/// A directory laid out as an Ansible `library/`: each module binary copied next to its sidecar
-/// doc from `ansible/collection/plugins/modules/`.
+/// A directory laid out as an Ansible `library/` (each module binary copied next to its sidecar
+/// doc from `ansible/collection/plugins/modules/`), plus the same modules as the installed
+/// collection `homelab.sso` in `collections/` beside it, so playbooks may call them by short name
+/// or by FQCN.
 pub fn module_library(dir: &Path, modules: &[(&str, &Path)]) -> Result<PathBuf> {
     let lib = dir.join("library");
-    std::fs::create_dir_all(&lib).ctx(|| format!("creating {}", lib.display()))?;
-    let docs = repo_root().join("ansible/collection/plugins/modules");
+    let src = repo_root().join("ansible/collection");
+    let coll = dir.join("collections/ansible_collections/homelab/sso");
+    let coll_modules = coll.join("plugins/modules");
+    for d in [&lib, &coll_modules, &coll.join("meta")] {
+        std::fs::create_dir_all(d).ctx(|| format!("creating {}", d.display()))?;
+    }
+    for f in ["galaxy.yml", "meta/runtime.yml", "README.md"] {
+        std::fs::copy(src.join(f), coll.join(f)).ctx(|| format!("copying collection file {f}"))?;
+    }
+    let docs = src.join("plugins/modules");
     for (name, bin) in modules {
-        std::fs::copy(bin, lib.join(name)).ctx(|| format!("copying {}", bin.display()))?;
-        let doc = docs.join(format!("{name}.yml"));
-        if doc.exists() {
-            std::fs::copy(&doc, lib.join(format!("{name}.yml")))
-                .ctx(|| "copying sidecar doc".into())?;
+        for target in [&lib, &coll_modules] {
+            std::fs::copy(bin, target.join(name)).ctx(|| format!("copying {}", bin.display()))?;
+            let doc = docs.join(format!("{name}.yml"));
+            if doc.exists() {
+                std::fs::copy(&doc, target.join(format!("{name}.yml")))
+                    .ctx(|| "copying sidecar doc".into())?;
+            }
         }
     }
     Ok(lib)
@@ -95,7 +107,10 @@ pub fn run_playbook(
         .env("ANSIBLE_RETRY_FILES_ENABLED", "0")
         .env("ANSIBLE_LOCAL_TEMP", dir.join("tmp-local"))
         .env("ANSIBLE_REMOTE_TEMP", dir.join("tmp-remote"))
-        .env("ANSIBLE_COLLECTIONS_PATH", dir.join("collections"))
+        .env(
+            "ANSIBLE_COLLECTIONS_PATH",
+            library.parent().unwrap_or(dir).join("collections"),
+        )
         .env("ANSIBLE_STDOUT_CALLBACK", "default")
         .env("ANSIBLE_DEPRECATION_WARNINGS", "0")
         .env_remove("VAULT_ADDR")

@@ -1,6 +1,6 @@
 //! The lab's homelab, as the runbook describes it: the 15 keys of `secret/homelab-sso`, the LXC
 //! containers, which Vault key each `.env` holds under which name, and the nine deploy targets.
-//! `ansible/group_vars/all/catalog.yml` describes the same homelab for the playbooks; a test keeps
+//! `ansible/playbooks/group_vars/all/catalog.yml` describes the same homelab for the playbooks; a test keeps
 //! the two in agreement.
 
 /// Vault mount and path of the SSO secret.

@@ -130,35 +130,12 @@ impl Lab {
         )?;
         let sshd = Sshd::start(&dir.join("sshd"), &containers)?;
 
-        let forgejo = Forgejo::start(ForgejoOpts::version(&opts.forgejo_version))?;
-        let fetch = vault_fetcher(&bao);
-        for (svc, workflow) in forgejo::deploy_workflows() {
-            let render = forgejo::render_env_hook(containers.clone(), svc.clone(), fetch.clone());
-            if svc.name == "loki-stack" {
-                let containers = containers.clone();
-                let fetch = fetch.clone();
-                forgejo.set_hook(
-                    &workflow,
-                    Box::new(move |run: &RunInfo| {
-                        render(run)?;
-                        if run.inputs.get("reset_grafana_admin").map(String::as_str) == Some("true")
-                        {
-                            let values = fetch()?;
-                            let pw = values
-                                .get("grafana_admin_password")
-                                .ok_or("grafana_admin_password is not in Vault")?;
-                            containers
-                                .write_file(138, GRAFANA_DB_PATH, sha256_hex(pw).as_bytes())
-                                .map_err(|e| e.to_string())?;
-                        }
-                        Ok(())
-                    }),
-                );
-            } else {
-                forgejo.set_hook(&workflow, render);
-            }
-        }
-        Ok(Lab {
+        let forgejo = Forgejo::start(ForgejoOpts {
+            owner: "homelab".into(),
+            repo: "deploys".into(),
+            ..ForgejoOpts::version(&opts.forgejo_version)
+        })?;
+        let lab = Lab {
             dir: dir.to_path_buf(),
             bao,
             containers,
@@ -167,7 +144,45 @@ impl Lab {
             forgejo,
             role_id,
             secret_id,
-        })
+        };
+        for (svc, _) in forgejo::deploy_workflows() {
+            lab.install_deploy_hook(svc.name);
+        }
+        Ok(lab)
+    }
+
+    /// (Re)installs the real deploy of `service`: its run re-renders the `.env` from Vault; the
+    /// loki-stack deploy also resets Grafana's admin password when its input asks for it.
+    pub fn install_deploy_hook(&self, service: &str) {
+        let Some((svc, workflow)) = forgejo::deploy_workflows()
+            .into_iter()
+            .find(|(s, _)| s.name == service)
+        else {
+            return;
+        };
+        let fetch = vault_fetcher(&self.bao);
+        let render = forgejo::render_env_hook(self.containers.clone(), svc.clone(), fetch.clone());
+        if svc.name != "loki-stack" {
+            self.forgejo.set_hook(&workflow, render);
+            return;
+        }
+        let containers = self.containers.clone();
+        self.forgejo.set_hook(
+            &workflow,
+            Box::new(move |run: &RunInfo| {
+                render(run)?;
+                if run.inputs.get("reset_grafana_admin").map(String::as_str) == Some("true") {
+                    let values = fetch()?;
+                    let pw = values
+                        .get("grafana_admin_password")
+                        .ok_or("grafana_admin_password is not in Vault")?;
+                    containers
+                        .write_file(138, GRAFANA_DB_PATH, sha256_hex(pw).as_bytes())
+                        .map_err(|e| e.to_string())?;
+                }
+                Ok(())
+            }),
+        );
     }
 
     /// Current `secret/homelab-sso` data (for tests; never print it).

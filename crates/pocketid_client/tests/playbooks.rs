@@ -54,7 +54,7 @@ fn setup_and_api_key_playbooks_end_to_end_without_leaks() {
     // The homelab catalog next to the playbook, as in the repository.
     std::fs::create_dir_all(work.join("group_vars/all")).unwrap();
     std::fs::copy(
-        repo_root().join("ansible/group_vars/all/catalog.yml"),
+        repo_root().join("ansible/playbooks/group_vars/all/catalog.yml"),
         work.join("group_vars/all/catalog.yml"),
     )
     .unwrap();

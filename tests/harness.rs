@@ -1,0 +1,169 @@
+//! Harness for end-to-end tests: a whole lab, the module binaries as the installed collection
+//! `homelab.sso`, and the repository's playbooks run by the real `ansible-playbook`.
+//!
+//! The module binaries are taken from the build directory (`make test` builds them first with
+//! `cargo build --workspace --bins`).
+
+use lab::ansible::{module_library, PlaybookRun};
+use lab::stack::{Lab, LabOptions};
+use lab::tools::{repo_root, venv_bin};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The module binaries of the collection.
+pub const MODULES: [&str; 6] = [
+    "vault_full_write",
+    "vault_kv_read",
+    "env_harvest",
+    "pocketid_client",
+    "pocketid_api_key",
+    "redeploy_trigger",
+];
+
+/// Where cargo put the debug binaries.
+pub fn target_dir() -> PathBuf {
+    std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo_root().join("target"))
+}
+
+/// A built binary of the workspace; panics with what to run when it is missing.
+pub fn built_bin(name: &str) -> PathBuf {
+    let p = target_dir().join("debug").join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo build --workspace --bins` (make test does) before the end-to-end tests",
+        p.display()
+    );
+    p
+}
+
+pub struct E2e {
+    pub dir: tempfile::TempDir,
+    pub lab: Lab,
+    pub library: PathBuf,
+    pub inventory: PathBuf,
+}
+
+impl E2e {
+    pub fn up() -> E2e {
+        Self::up_with(&LabOptions::default())
+    }
+
+    pub fn up_with(opts: &LabOptions) -> E2e {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let lab = Lab::up(&dir.path().join("lab"), opts).expect("lab up");
+        let (_, inventory) = lab.write_files().expect("lab files");
+        let bins: Vec<(&str, PathBuf)> = MODULES.iter().map(|m| (*m, built_bin(m))).collect();
+        let refs: Vec<(&str, &Path)> = bins.iter().map(|(n, p)| (*n, p.as_path())).collect();
+        let library = module_library(&dir.path().join("ansible"), &refs).expect("module library");
+        E2e {
+            dir,
+            lab,
+            library,
+            inventory,
+        }
+    }
+
+    /// Runs `ansible/playbooks/<name>` against the lab with the lab's environment.
+    pub fn playbook(&self, name: &str, args: &[&str], env: &[(&str, &str)]) -> PlaybookRun {
+        let root = repo_root();
+        let work = self.dir.path().join("ansible");
+        let mut cmd = Command::new(venv_bin("ansible-playbook"));
+        cmd.arg("-i")
+            .arg(&self.inventory)
+            .arg(root.join("ansible/playbooks").join(name))
+            .args(args)
+            .current_dir(root.join("ansible"))
+            .env("ANSIBLE_CONFIG", root.join("ansible/ansible.cfg"))
+            .env("ANSIBLE_COLLECTIONS_PATH", work.join("collections"))
+            .env("ANSIBLE_LOCAL_TEMP", work.join("tmp-local"))
+            .env("ANSIBLE_REMOTE_TEMP", work.join("tmp-remote"))
+            .env("ANSIBLE_NOCOLOR", "1")
+            .env("ANSIBLE_FORCE_COLOR", "0")
+            .env("ANSIBLE_PYTHON_INTERPRETER", venv_bin("python"))
+            .env_remove("VAULT_TOKEN");
+        for (k, v) in self.lab.env() {
+            if k != "LAB_VAULT_ROOT_TOKEN" {
+                cmd.env(k, v);
+            }
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd
+            .output()
+            .expect("running ansible-playbook (run `make setup`)");
+        PlaybookRun {
+            status: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    pub fn vault(&self) -> BTreeMap<String, String> {
+        self.lab.vault_values().expect("reading Vault")
+    }
+
+    pub fn vault_version(&self) -> u64 {
+        self.lab
+            .bao
+            .current_version("homelab-sso")
+            .expect("Vault metadata")
+    }
+
+    /// What a service's deployed `.env` holds for each of its catalog keys.
+    pub fn deployed(&self, service: &str) -> BTreeMap<String, String> {
+        let svc = lab::catalog::services()
+            .into_iter()
+            .find(|s| s.name == service)
+            .expect("service in the catalog");
+        let text = String::from_utf8(
+            self.lab
+                .containers
+                .read_file(svc.vmid, &svc.env_path)
+                .expect(".env"),
+        )
+        .expect("utf-8 .env");
+        let mut out = BTreeMap::new();
+        for (key, env) in &svc.keys {
+            let prefix = format!("{env}=\"");
+            if let Some(line) = text.lines().find(|l| l.starts_with(&prefix)) {
+                let v = line[prefix.len()..line.len() - 1]
+                    .replace("$$", "$")
+                    .replace("\\\"", "\"")
+                    .replace("\\\\", "\\");
+                out.insert(key.clone(), v);
+            }
+        }
+        out
+    }
+
+    /// Every deployed value equals Vault's.
+    pub fn assert_deployed_matches_vault(&self) {
+        let vault = self.vault();
+        for svc in lab::catalog::services() {
+            for (key, value) in self.deployed(svc.name) {
+                assert!(
+                    vault.get(&key) == Some(&value),
+                    "{} holds a {key} that differs from Vault",
+                    svc.name
+                );
+            }
+        }
+    }
+}
+
+/// Asserts that none of `secrets` appears in `text` (names the key, never the value).
+pub fn assert_no_secret(text: &str, secrets: &BTreeMap<String, String>, what: &str) {
+    for (k, v) in secrets {
+        // The client id is an identifier, printed on purpose.
+        if k != "pocketid_client_id" && v.len() >= 8 {
+            assert!(
+                !text.contains(v.as_str()),
+                "{what} contains the value of {k}"
+            );
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! The full rotation of secret/homelab-sso end to end: real ansible-playbook, real OpenBao and
+//! sshd, the PocketID and Forgejo emulators whose deploy runs re-render the fixture `.env` files.
+
+use e2e::{assert_no_secret, E2e};
+use lab::forgejo::{Behaviour, RunOutcome};
+use std::time::Duration;
+
+fn fast(e: &E2e) {
+    for (_, wf) in lab::forgejo::deploy_workflows() {
+        e.lab
+            .forgejo
+            .set_behaviour(&wf, Behaviour::lasting(Duration::from_millis(300)));
+    }
+}
+
+#[test]
+fn full_rotation_changes_every_key_redeploys_verifies_and_retires() {
+    let e = E2e::up();
+    fast(&e);
+    let before = e.vault();
+    let v_before = e.vault_version();
+    let old_secret = before["pocketid_client_secret"].clone();
+    let run = e.playbook("rotate-homelab-sso.yml", &["-vvvv"], &[]);
+    run.assert_ok();
+    let after = e.vault();
+    assert_eq!(after.len(), 15, "one version holding all 15 keys");
+    assert_eq!(
+        e.vault_version(),
+        v_before + 1,
+        "exactly one new Vault version"
+    );
+    for (k, v) in &before {
+        if k == "pocketid_client_id" {
+            assert_eq!(&after[k], v, "the client id is an identifier, not rotated");
+        } else {
+            assert_ne!(&after[k], v, "{k} was not rotated");
+        }
+    }
+    // Nine deploy runs, all successful.
+    let runs = e.lab.forgejo.runs();
+    assert_eq!(runs.len(), 9, "nine deploy runs");
+    assert!(
+        runs.iter().all(|r| r.status == "success"),
+        "a deploy run did not succeed"
+    );
+    // Deployed == Vault, the new secret works, the old one is retired.
+    e.assert_deployed_matches_vault();
+    let pid = &e.lab.pocketid;
+    assert!(pid.client_secret_valid("oauth2-gateway", &after["pocketid_client_secret"]));
+    assert!(
+        !pid.client_secret_valid("oauth2-gateway", &old_secret),
+        "old secret must be retired"
+    );
+    // Grafana's admin password really changed (not just the .env).
+    assert!(e.lab.grafana_password_is(&after["grafana_admin_password"]));
+    // The summary names keys, versions and runs.
+    assert!(run.stdout.contains("Rotation complete"), "{}", run.stdout);
+    assert!(run.stdout.contains("drift check: clean"), "{}", run.stdout);
+    // No secret value, old or new, in the complete output at -vvvv.
+    let all = run.all_output();
+    assert_no_secret(&all, &before, "rotation output");
+    assert_no_secret(&all, &after, "rotation output");
+    assert!(
+        !all.contains(e.lab.pocketid.admin_key()),
+        "PocketID API key in the output"
+    );
+    assert!(
+        !all.contains(&e.lab.secret_id),
+        "AppRole secret_id in the output"
+    );
+
+    // A second rotation of a subset changes only that subset.
+    let run = e.playbook(
+        "rotate-homelab-sso.yml",
+        &["-e", "rotate_keys=n8n_webhook_token,glance_cookie_secret"],
+        &[],
+    );
+    run.assert_ok();
+    let third = e.vault();
+    for (k, v) in &after {
+        if k == "n8n_webhook_token" || k == "glance_cookie_secret" {
+            assert_ne!(&third[k], v, "{k} should rotate");
+        } else {
+            assert_eq!(&third[k], v, "{k} should be carried over");
+        }
+    }
+    e.assert_deployed_matches_vault();
+    assert!(pid.client_secret_valid("oauth2-gateway", &third["pocketid_client_secret"]));
+}
+
+#[test]
+fn dry_run_changes_nothing_and_names_what_would_change() {
+    let e = E2e::up();
+    fast(&e);
+    let before = e.vault();
+    let v = e.vault_version();
+    let run = e.playbook("rotate-homelab-sso.yml", &["-e", "dry_run=true"], &[]);
+    run.assert_ok();
+    assert_eq!(e.vault(), before);
+    assert_eq!(e.vault_version(), v);
+    assert!(
+        e.lab.forgejo.runs().is_empty(),
+        "a dry run dispatches nothing"
+    );
+    assert!(
+        run.stdout.contains("Dry run: nothing was changed"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("n8n_cookie_secret"), "{}", run.stdout);
+    assert_eq!(
+        e.lab.pocketid.client_secrets("oauth2-gateway").len(),
+        1,
+        "no secret minted"
+    );
+}
+
+#[test]
+fn kill_point_vault_down_before_the_write_keeps_sso_working_and_rerun_converges() {
+    let e = E2e::up();
+    fast(&e);
+    let before = e.vault();
+    let v = e.vault_version();
+    let gate = e.dir.path().join("write-gate");
+    let reached = e.dir.path().join("write-gate.reached");
+    let gate_s = gate.display().to_string();
+    std::thread::scope(|s| {
+        let h = s.spawn(|| {
+            e.playbook(
+                "rotate-homelab-sso.yml",
+                &["-e", "homelab_sso_vault_timeout=3"],
+                &[("HOMELAB_SSO_TEST_PAUSE_BEFORE_WRITE", &gate_s)],
+            )
+        });
+        lab::proc::wait_for(Duration::from_secs(120), || reached.exists().then_some(()))
+            .expect("the write was never reached");
+        e.lab.bao.freeze();
+        std::fs::write(&gate, "go").unwrap();
+        let run = h.join().unwrap();
+        e.lab.bao.thaw();
+        run.assert_failed();
+        assert!(
+            run.all_output().contains("step 3 (write)"),
+            "{}",
+            run.all_output()
+        );
+    });
+    assert_eq!(
+        e.vault(),
+        before,
+        "Vault holds the complete previous version"
+    );
+    assert_eq!(e.vault_version(), v);
+    assert!(e
+        .lab
+        .pocketid
+        .client_secret_valid("oauth2-gateway", &before["pocketid_client_secret"]));
+    e.assert_deployed_matches_vault();
+    // Re-run converges.
+    e.playbook("rotate-homelab-sso.yml", &[], &[]).assert_ok();
+    e.assert_deployed_matches_vault();
+    assert_eq!(
+        e.lab.pocketid.client_secrets("oauth2-gateway").len(),
+        1,
+        "orphan secrets retired"
+    );
+}
+
+#[test]
+fn kill_point_failed_deploy_keeps_sso_working_and_rerun_converges() {
+    let e = E2e::up();
+    fast(&e);
+    let before = e.vault();
+    e.lab.forgejo.set_behaviour(
+        "deploy-gatus.yml",
+        Behaviour::lasting(Duration::from_millis(300)).outcome(RunOutcome::Failure),
+    );
+    let run = e.playbook("rotate-homelab-sso.yml", &[], &[]);
+    run.assert_failed();
+    let out = run.all_output();
+    assert!(out.contains("step 4 (redeploy)"), "{out}");
+    assert!(out.contains("deploy-gatus.yml"), "{out}");
+    let mid = e.vault();
+    assert_eq!(mid.len(), 15, "Vault holds a complete version");
+    // Both secrets work: the old one is not retired yet, the new one is deployed on the gateway.
+    let pid = &e.lab.pocketid;
+    assert!(pid.client_secret_valid("oauth2-gateway", &before["pocketid_client_secret"]));
+    assert!(pid.client_secret_valid(
+        "oauth2-gateway",
+        &e.deployed("oauth2-gateway")["pocketid_client_secret"]
+    ));
+    e.lab.forgejo.set_behaviour(
+        "deploy-gatus.yml",
+        Behaviour::lasting(Duration::from_millis(300)),
+    );
+    e.playbook("rotate-homelab-sso.yml", &[], &[]).assert_ok();
+    e.assert_deployed_matches_vault();
+    let now = e.vault();
+    assert!(!pid.client_secret_valid("oauth2-gateway", &before["pocketid_client_secret"]));
+    assert!(pid.client_secret_valid("oauth2-gateway", &now["pocketid_client_secret"]));
+}
+
+#[test]
+fn kill_point_drift_keeps_the_old_secret_and_rerun_converges() {
+    let e = E2e::up();
+    fast(&e);
+    let before = e.vault();
+    // A deploy that reports success but renders nothing: n8n keeps its old token.
+    e.lab
+        .forgejo
+        .set_hook("deploy-n8n.yml", Box::new(|_| Ok(())));
+    let run = e.playbook("rotate-homelab-sso.yml", &[], &[]);
+    run.assert_failed();
+    let out = run.all_output();
+    assert!(out.contains("Drift:"), "{out}");
+    assert!(out.contains("n8n n8n_webhook_token DRIFT"), "{out}");
+    assert!(
+        e.lab
+            .pocketid
+            .client_secret_valid("oauth2-gateway", &before["pocketid_client_secret"]),
+        "the old secret stays valid when verification fails"
+    );
+    assert_eq!(e.vault().len(), 15);
+    // Restore the real deploy and re-run.
+    e.lab.install_deploy_hook("n8n");
+    e.playbook("rotate-homelab-sso.yml", &[], &[]).assert_ok();
+    e.assert_deployed_matches_vault();
+}
