@@ -85,9 +85,15 @@ impl OpenBao {
         let log = dir.join(format!("bao-{port}.log"));
         let log_file = std::fs::File::create(&log).ctx(|| format!("creating {}", log.display()))?;
         let log_err = log_file.try_clone().ctx(|| "cloning log handle".into())?;
+        // OpenBao ≥ 2.2 refuses audit devices created through the API unless the config allows
+        // it; `enable_audit` needs it.
+        let config = dir.join("lab-server.hcl");
+        std::fs::write(&config, "unsafe_allow_api_audit_creation = true\n")
+            .ctx(|| format!("writing {}", config.display()))?;
         let mut cmd = Command::new(venv_bin("bao"));
         cmd.arg("server")
             .arg("-dev")
+            .arg(format!("-config={}", config.display()))
             .arg(format!("-dev-root-token-id={token}"))
             .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
             .arg("-dev-no-store-token");
