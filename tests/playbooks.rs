@@ -1,3 +1,354 @@
-//! The other playbooks end to end against the lab: drift check, backfill (vault-write from a
-//! harvest), pocketid-setup and redeploy, and the collection built and installed offline.
-fn main() {}
+//! The other playbooks end to end against the lab (drift check, backfill and the other sources of
+//! vault-write, pocketid-setup, redeploy), the catalog agreeing with the lab, and the collection
+//! built, installed offline and documented.
+
+use e2e::{assert_no_secret, built_bin, E2e, MODULES};
+use lab::tools::{repo_root, venv_bin};
+use std::process::Command;
+
+#[test]
+fn drift_check_is_clean_then_names_the_drifted_service_and_key() {
+    let e = E2e::up();
+    let values = e.vault();
+    let run = e.playbook("drift-check.yml", &["-vvvv"], &[]);
+    run.assert_ok();
+    assert!(
+        run.stdout
+            .contains("oauth2-gateway | pocketid_client_secret | in sync"),
+        "{}",
+        run.stdout
+    );
+    assert_no_secret(&run.all_output(), &values, "drift-check output");
+
+    // A deployed value that differs from Vault.
+    let n8n = lab::catalog::services()
+        .into_iter()
+        .find(|s| s.name == "n8n")
+        .unwrap();
+    let mut drifted = values.clone();
+    drifted.insert(
+        "n8n_webhook_token".into(),
+        "drifted-token-0123456789".into(),
+    );
+    e.lab.containers.render_service(&n8n, &drifted).unwrap();
+    let run = e.playbook("drift-check.yml", &[], &[]);
+    run.assert_failed();
+    let out = run.all_output();
+    assert!(out.contains("n8n | n8n_webhook_token | DRIFT"), "{out}");
+    assert!(out.contains("n8n n8n_webhook_token DRIFT"), "{out}");
+    assert!(!out.contains("drifted-token-0123456789"));
+    assert_no_secret(&out, &values, "drift-check output");
+
+    // Only the selected services are checked.
+    let run = e.playbook(
+        "drift-check.yml",
+        &["-e", "drift_services=oauth2-gateway"],
+        &[],
+    );
+    run.assert_ok();
+    assert!(!run.stdout.contains("n8n |"), "{}", run.stdout);
+}
+
+#[test]
+fn backfill_from_the_deployed_files_restores_a_complete_secret() {
+    let e = E2e::up();
+    let deployed = e.vault();
+    // Vault lost keys (the classic partial write): only two remain.
+    e.lab
+        .bao
+        .kv_put(
+            "homelab-sso",
+            serde_json::json!({"pocketid_client_id": deployed["pocketid_client_id"], "n8n_webhook_token": "stale-token-0123456789"}),
+        )
+        .unwrap();
+    let v = e.vault_version();
+    let run = e.playbook(
+        "vault-write.yml",
+        &["--check", "--diff", "-e", "vault_write_source=harvest"],
+        &[],
+    );
+    run.assert_ok();
+    assert_eq!(e.vault_version(), v, "check mode writes nothing");
+    assert!(
+        run.stdout.contains("n8n_cookie_secret: <added>"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("n8n_webhook_token: <changed: new value>"),
+        "{}",
+        run.stdout
+    );
+    assert_no_secret(&run.all_output(), &deployed, "backfill --check output");
+
+    let run = e.playbook(
+        "vault-write.yml",
+        &["-vvvv", "-e", "vault_write_source=harvest"],
+        &[],
+    );
+    run.assert_ok();
+    assert_eq!(e.vault(), deployed, "Vault holds exactly what is deployed");
+    assert_eq!(e.vault_version(), v + 1);
+    assert_no_secret(&run.all_output(), &deployed, "backfill output");
+    // Idempotent.
+    let run = e.playbook(
+        "vault-write.yml",
+        &["-e", "vault_write_source=harvest"],
+        &[],
+    );
+    run.assert_ok();
+    assert_eq!(
+        e.vault_version(),
+        v + 1,
+        "an unchanged backfill adds no version"
+    );
+}
+
+#[test]
+fn vault_write_generates_a_subset_and_reads_an_ansible_vault_file() {
+    let e = E2e::up();
+    let before = e.vault();
+    let run = e.playbook(
+        "vault-write.yml",
+        &[],
+        &[
+            ("WRITE_SOURCE", "generate"),
+            ("WRITE_PATCH", "true"),
+            ("WRITE_KEYS", "n8n_webhook_token, homepage_cookie_secret"),
+        ],
+    );
+    run.assert_ok();
+    let after = e.vault();
+    for (k, v) in &before {
+        let rotated = k == "n8n_webhook_token" || k == "homepage_cookie_secret";
+        assert_eq!(&after[k] != v, rotated, "{k}");
+    }
+    assert_no_secret(&run.all_output(), &after, "generate output");
+
+    // A full write without every key is refused before anything is written.
+    let run = e.playbook(
+        "vault-write.yml",
+        &[],
+        &[
+            ("WRITE_SOURCE", "generate"),
+            ("WRITE_PATCH", "false"),
+            ("WRITE_KEYS", "n8n_webhook_token"),
+        ],
+    );
+    run.assert_failed();
+    assert_eq!(e.vault(), after, "a refused write changes nothing");
+
+    // An ansible-vault encrypted values file, patched in.
+    let dir = e.dir.path();
+    let pw = dir.join("vault-pass");
+    std::fs::write(&pw, "lab-vault-password\n").unwrap();
+    let file = dir.join("values.yml");
+    std::fs::write(
+        &file,
+        "homelab_sso_values:\n  gatus_cookie_secret: from-vault-file-0123456789abcdef\n",
+    )
+    .unwrap();
+    let enc = Command::new(venv_bin("ansible-vault"))
+        .args(["encrypt", "--vault-password-file"])
+        .arg(&pw)
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        enc.status.success(),
+        "{}",
+        String::from_utf8_lossy(&enc.stderr)
+    );
+    let file_arg = format!("vault_write_file={}", file.display());
+    let run = e.playbook(
+        "vault-write.yml",
+        &[
+            "--vault-password-file",
+            pw.to_str().unwrap(),
+            "-e",
+            "vault_write_source=vault_file",
+            "-e",
+            &file_arg,
+            "-e",
+            "vault_write_patch=true",
+        ],
+        &[],
+    );
+    run.assert_ok();
+    assert_eq!(
+        e.vault()["gatus_cookie_secret"],
+        "from-vault-file-0123456789abcdef"
+    );
+    assert!(!run
+        .all_output()
+        .contains("from-vault-file-0123456789abcdef"));
+}
+
+#[test]
+fn pocketid_setup_and_redeploy_playbooks_run_against_the_lab() {
+    let e = E2e::up();
+    let run = e.playbook("pocketid-setup.yml", &["-vvvv"], &[]);
+    run.assert_ok();
+    let values = e.vault();
+    assert_no_secret(&run.all_output(), &values, "pocketid-setup output");
+    let run = e.playbook(
+        "redeploy.yml",
+        &["-e", "{\"redeploy_services\": [\"n8n\", \"gatus\"]}"],
+        &[],
+    );
+    run.assert_ok();
+    let runs = e.lab.forgejo.runs();
+    assert_eq!(runs.len(), 2);
+    assert!(runs.iter().all(|r| r.status == "success"));
+    assert!(!run.all_output().contains(&e.lab.forgejo.token()));
+}
+
+#[test]
+fn catalog_yaml_describes_the_lab_homelab() {
+    let text =
+        std::fs::read_to_string(repo_root().join("ansible/playbooks/group_vars/all/catalog.yml"))
+            .unwrap();
+    let y: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let keys: Vec<String> = y["homelab_sso_keys"]
+        .as_mapping()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str().unwrap().to_string())
+        .collect();
+    let mut want = lab::catalog::vault_keys();
+    let mut got = keys.clone();
+    want.sort();
+    got.sort();
+    assert_eq!(got, want, "the 15 keys");
+    let services = y["homelab_sso_services"].as_sequence().unwrap();
+    let lab_services = lab::catalog::services();
+    assert_eq!(services.len(), lab_services.len());
+    for (s, l) in services.iter().zip(&lab_services) {
+        assert_eq!(s["name"].as_str(), Some(l.name));
+        assert_eq!(s["vmid"].as_u64(), Some(u64::from(l.vmid)));
+        assert_eq!(s["path"].as_str(), Some(l.env_path.as_str()));
+        assert_eq!(s["workflow"].as_str(), l.workflow.as_deref());
+        let keys: Vec<(String, String)> = s["keys"]
+            .as_mapping()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().unwrap().to_string(),
+                    v.as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(keys, l.keys, "{}", l.name);
+    }
+    let redeploy: Vec<&str> = services
+        .iter()
+        .filter(|s| s["redeploy"].as_bool() == Some(true))
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(redeploy, lab::catalog::REDEPLOY_TARGETS);
+}
+
+#[test]
+fn collection_builds_installs_offline_and_documents_every_module() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    let root = repo_root().join("ansible/collection");
+    // Copy the collection source, then the binaries next to their docs (what `make build` does).
+    let cp = Command::new("cp")
+        .arg("-r")
+        .arg(&root)
+        .arg(&src)
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    for m in MODULES {
+        let doc = src.join(format!("plugins/modules/{m}.yml"));
+        assert!(doc.exists(), "{m} has no sidecar doc");
+        std::fs::copy(built_bin(m), src.join(format!("plugins/modules/{m}"))).unwrap();
+    }
+    let dist = dir.path().join("dist");
+    let out = Command::new(venv_bin("ansible-galaxy"))
+        .args(["collection", "build"])
+        .arg(&src)
+        .arg("--output-path")
+        .arg(&dist)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tarball = std::fs::read_dir(&dist)
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    assert!(tarball
+        .display()
+        .to_string()
+        .ends_with("homelab-sso-0.1.0.tar.gz"));
+    let colls = dir.path().join("collections");
+    let out = Command::new(venv_bin("ansible-galaxy"))
+        .args(["collection", "install", "--offline", "-p"])
+        .arg(&colls)
+        .arg(&tarball)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let installed = colls.join("ansible_collections/homelab/sso/plugins/modules");
+    for m in MODULES {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(installed.join(m))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert!(mode & 0o111 != 0, "{m} lost its execute bit");
+        let out = Command::new(venv_bin("ansible-doc"))
+            .arg(format!("homelab.sso.{m}"))
+            .env("ANSIBLE_COLLECTIONS_PATH", &colls)
+            .env("ANSIBLE_NOCOLOR", "1")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "ansible-doc {m}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.contains("OPTIONS") && text.contains("RETURN VALUES"),
+            "{m}: {text}"
+        );
+    }
+    // module_defaults through the action group reach the binary (a check-mode read with no url
+    // in the task: it must come from group/homelab.sso.all).
+    let pb = dir.path().join("pb.yml");
+    std::fs::write(
+        &pb,
+        "- hosts: localhost\n  gather_facts: false\n  module_defaults:\n    group/homelab.sso.all:\n      url: http://127.0.0.1:9\n  tasks:\n    - homelab.sso.vault_kv_read:\n        path: x\n        token: t0ken-value-for-defaults\n        timeout: 2\n      register: r\n      ignore_errors: true\n    - assert:\n        that: \"'127.0.0.1:9' in r.msg\"\n",
+    )
+    .unwrap();
+    let out = Command::new(venv_bin("ansible-playbook"))
+        .arg("-i")
+        .arg("localhost,")
+        .arg("-c")
+        .arg("local")
+        .arg(&pb)
+        .env("ANSIBLE_COLLECTIONS_PATH", &colls)
+        .env("ANSIBLE_PYTHON_INTERPRETER", venv_bin("python"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

@@ -46,9 +46,9 @@ fn full_rotation_changes_every_key_redeploys_verifies_and_retires() {
     // Deployed == Vault, the new secret works, the old one is retired.
     e.assert_deployed_matches_vault();
     let pid = &e.lab.pocketid;
-    assert!(pid.client_secret_valid("oauth2-gateway", &after["pocketid_client_secret"]));
+    assert!(pid.client_secret_valid(lab::stack::OIDC_CLIENT_ID, &after["pocketid_client_secret"]));
     assert!(
-        !pid.client_secret_valid("oauth2-gateway", &old_secret),
+        !pid.client_secret_valid(lab::stack::OIDC_CLIENT_ID, &old_secret),
         "old secret must be retired"
     );
     // Grafana's admin password really changed (not just the .env).
@@ -85,7 +85,7 @@ fn full_rotation_changes_every_key_redeploys_verifies_and_retires() {
         }
     }
     e.assert_deployed_matches_vault();
-    assert!(pid.client_secret_valid("oauth2-gateway", &third["pocketid_client_secret"]));
+    assert!(pid.client_secret_valid(lab::stack::OIDC_CLIENT_ID, &third["pocketid_client_secret"]));
 }
 
 #[test]
@@ -109,7 +109,10 @@ fn dry_run_changes_nothing_and_names_what_would_change() {
     );
     assert!(run.stdout.contains("n8n_cookie_secret"), "{}", run.stdout);
     assert_eq!(
-        e.lab.pocketid.client_secrets("oauth2-gateway").len(),
+        e.lab
+            .pocketid
+            .client_secrets(lab::stack::OIDC_CLIENT_ID)
+            .len(),
         1,
         "no secret minted"
     );
@@ -151,16 +154,19 @@ fn kill_point_vault_down_before_the_write_keeps_sso_working_and_rerun_converges(
         "Vault holds the complete previous version"
     );
     assert_eq!(e.vault_version(), v);
-    assert!(e
-        .lab
-        .pocketid
-        .client_secret_valid("oauth2-gateway", &before["pocketid_client_secret"]));
+    assert!(e.lab.pocketid.client_secret_valid(
+        lab::stack::OIDC_CLIENT_ID,
+        &before["pocketid_client_secret"]
+    ));
     e.assert_deployed_matches_vault();
     // Re-run converges.
     e.playbook("rotate-homelab-sso.yml", &[], &[]).assert_ok();
     e.assert_deployed_matches_vault();
     assert_eq!(
-        e.lab.pocketid.client_secrets("oauth2-gateway").len(),
+        e.lab
+            .pocketid
+            .client_secrets(lab::stack::OIDC_CLIENT_ID)
+            .len(),
         1,
         "orphan secrets retired"
     );
@@ -184,7 +190,10 @@ fn kill_point_failed_deploy_keeps_sso_working_and_rerun_converges() {
     assert_eq!(mid.len(), 15, "Vault holds a complete version");
     // Both secrets work: the old one is not retired yet, the new one is deployed on the gateway.
     let pid = &e.lab.pocketid;
-    assert!(pid.client_secret_valid("oauth2-gateway", &before["pocketid_client_secret"]));
+    assert!(pid.client_secret_valid(
+        lab::stack::OIDC_CLIENT_ID,
+        &before["pocketid_client_secret"]
+    ));
     assert!(pid.client_secret_valid(
         "oauth2-gateway",
         &e.deployed("oauth2-gateway")["pocketid_client_secret"]
@@ -196,8 +205,11 @@ fn kill_point_failed_deploy_keeps_sso_working_and_rerun_converges() {
     e.playbook("rotate-homelab-sso.yml", &[], &[]).assert_ok();
     e.assert_deployed_matches_vault();
     let now = e.vault();
-    assert!(!pid.client_secret_valid("oauth2-gateway", &before["pocketid_client_secret"]));
-    assert!(pid.client_secret_valid("oauth2-gateway", &now["pocketid_client_secret"]));
+    assert!(!pid.client_secret_valid(
+        lab::stack::OIDC_CLIENT_ID,
+        &before["pocketid_client_secret"]
+    ));
+    assert!(pid.client_secret_valid(lab::stack::OIDC_CLIENT_ID, &now["pocketid_client_secret"]));
 }
 
 #[test]
@@ -215,9 +227,10 @@ fn kill_point_drift_keeps_the_old_secret_and_rerun_converges() {
     assert!(out.contains("Drift:"), "{out}");
     assert!(out.contains("n8n n8n_webhook_token DRIFT"), "{out}");
     assert!(
-        e.lab
-            .pocketid
-            .client_secret_valid("oauth2-gateway", &before["pocketid_client_secret"]),
+        e.lab.pocketid.client_secret_valid(
+            lab::stack::OIDC_CLIENT_ID,
+            &before["pocketid_client_secret"]
+        ),
         "the old secret stays valid when verification fails"
     );
     assert_eq!(e.vault().len(), 15);
