@@ -195,7 +195,7 @@ fn kill_point_failed_deploy_keeps_sso_working_and_rerun_converges() {
         &before["pocketid_client_secret"]
     ));
     assert!(pid.client_secret_valid(
-        "oauth2-gateway",
+        lab::stack::OIDC_CLIENT_ID,
         &e.deployed("oauth2-gateway")["pocketid_client_secret"]
     ));
     e.lab.forgejo.set_behaviour(
