@@ -167,3 +167,36 @@ pub fn assert_no_secret(text: &str, secrets: &BTreeMap<String, String>, what: &s
         }
     }
 }
+
+/// Builds the collection tarball from the debug binaries (what `make build` does with release
+/// binaries) into `dir/dist`, and returns its path.
+pub fn build_collection(dir: &Path) -> PathBuf {
+    let src = dir.join("collection-src");
+    let root = repo_root().join("ansible/collection");
+    let cp = Command::new("cp")
+        .arg("-r")
+        .arg(&root)
+        .arg(&src)
+        .status()
+        .expect("cp");
+    assert!(cp.success());
+    for m in MODULES {
+        let doc = src.join(format!("plugins/modules/{m}.yml"));
+        assert!(doc.exists(), "{m} has no sidecar doc");
+        std::fs::copy(built_bin(m), src.join(format!("plugins/modules/{m}"))).expect("copy module");
+    }
+    let dist = dir.join("dist");
+    let out = Command::new(venv_bin("ansible-galaxy"))
+        .args(["collection", "build"])
+        .arg(&src)
+        .arg("--output-path")
+        .arg(&dist)
+        .output()
+        .expect("ansible-galaxy");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dist.join("homelab-sso-0.1.0.tar.gz")
+}

@@ -2,7 +2,7 @@
 //! vault-write, pocketid-setup, redeploy), the catalog agreeing with the lab, and the collection
 //! built, installed offline and documented.
 
-use e2e::{assert_no_secret, built_bin, E2e, MODULES};
+use e2e::{assert_no_secret, E2e, MODULES};
 use lab::tools::{repo_root, venv_bin};
 use std::process::Command;
 
@@ -253,44 +253,8 @@ fn catalog_yaml_describes_the_lab_homelab() {
 #[test]
 fn collection_builds_installs_offline_and_documents_every_module() {
     let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("src");
-    let root = repo_root().join("ansible/collection");
-    // Copy the collection source, then the binaries next to their docs (what `make build` does).
-    let cp = Command::new("cp")
-        .arg("-r")
-        .arg(&root)
-        .arg(&src)
-        .status()
-        .unwrap();
-    assert!(cp.success());
-    for m in MODULES {
-        let doc = src.join(format!("plugins/modules/{m}.yml"));
-        assert!(doc.exists(), "{m} has no sidecar doc");
-        std::fs::copy(built_bin(m), src.join(format!("plugins/modules/{m}"))).unwrap();
-    }
-    let dist = dir.path().join("dist");
-    let out = Command::new(venv_bin("ansible-galaxy"))
-        .args(["collection", "build"])
-        .arg(&src)
-        .arg("--output-path")
-        .arg(&dist)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let tarball = std::fs::read_dir(&dist)
-        .unwrap()
-        .flatten()
-        .next()
-        .unwrap()
-        .path();
-    assert!(tarball
-        .display()
-        .to_string()
-        .ends_with("homelab-sso-0.1.0.tar.gz"));
+    let tarball = e2e::build_collection(dir.path());
+    assert!(tarball.exists());
     let colls = dir.path().join("collections");
     let out = Command::new(venv_bin("ansible-galaxy"))
         .args(["collection", "install", "--offline", "-p"])

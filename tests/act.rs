@@ -1,0 +1,149 @@
+//! The operational Forgejo workflows run end to end under `act` (host mode, `-P
+//! self-hosted=-self-hosted`) against the lab: checkout (act copies the working tree for
+//! `actions/checkout`), install the collection tarball, prepare SSH credentials from secrets, run
+//! the playbook with the workflow's inputs and the lab's inventory (`vars.HOMELAB_SSO_INVENTORY`).
+
+use e2e::{assert_no_secret, build_collection, E2e};
+use lab::tools::{repo_root, venv_bin};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+struct ActRun {
+    ok: bool,
+    output: String,
+}
+
+fn act(e: &E2e, tarball: &Path, workflow: &str, inputs: serde_json::Value) -> ActRun {
+    let dir = e.dir.path().join(format!("act-{workflow}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let event = dir.join("event.json");
+    std::fs::write(&event, serde_json::json!({ "inputs": inputs }).to_string()).unwrap();
+    let env: BTreeMap<String, String> = e.lab.env().into_iter().collect();
+    let root = repo_root();
+    let path = format!(
+        "{}:{}",
+        venv_bin("ansible-playbook").parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut cmd = Command::new(venv_bin("act"));
+    cmd.current_dir(&root)
+        .arg("workflow_dispatch")
+        .arg("-W")
+        .arg(root.join(".forgejo/workflows").join(workflow))
+        .args([
+            "-P",
+            "self-hosted=-self-hosted",
+            "--action-offline-mode",
+            "-e",
+        ])
+        .arg(&event)
+        .arg("--env")
+        .arg(format!("PATH={path}"))
+        .arg("--env")
+        .arg(format!(
+            "ANSIBLE_PYTHON_INTERPRETER={}",
+            venv_bin("python").display()
+        ))
+        .args(["--var", &format!("VAULT_ADDR={}", env["VAULT_ADDR"])])
+        .args(["--var", &format!("POCKETID_URL={}", env["POCKETID_URL"])])
+        .args(["--var", &format!("FORGEJO_URL={}", env["FORGEJO_URL"])])
+        .args([
+            "--var",
+            &format!("HOMELAB_SSO_COLLECTION={}", tarball.display()),
+        ])
+        .args([
+            "--var",
+            &format!("HOMELAB_SSO_INVENTORY={}", e.inventory.display()),
+        ])
+        .args(["--var", "VAULT_CACERT="]);
+    // Secrets come from this process's environment (`-s NAME`), so none is on act's command line.
+    let secrets = [
+        ("VAULT_ROLE_ID", env["VAULT_ROLE_ID"].clone()),
+        ("VAULT_SECRET_ID", env["VAULT_SECRET_ID"].clone()),
+        ("POCKETID_API_KEY", env["POCKETID_API_KEY"].clone()),
+        ("DEPLOY_TOKEN", env["FORGEJO_TOKEN"].clone()),
+        (
+            "PROXMOX_SSH_KEY",
+            std::fs::read_to_string(&env["PROXMOX_SSH_KEY_FILE"]).unwrap(),
+        ),
+        (
+            "PROXMOX_KNOWN_HOSTS",
+            std::fs::read_to_string(&env["PROXMOX_KNOWN_HOSTS_FILE"]).unwrap(),
+        ),
+    ];
+    for (k, v) in &secrets {
+        cmd.arg("-s").arg(k).env(k, v);
+    }
+    cmd.env_remove("VAULT_TOKEN").env("HOME", &dir);
+    let out = cmd.output().expect("running act (run `make setup`)");
+    ActRun {
+        ok: out.status.success(),
+        output: format!(
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
+}
+
+#[test]
+fn operational_workflows_run_end_to_end_under_act() {
+    let e = E2e::up();
+    for (_, wf) in lab::forgejo::deploy_workflows() {
+        e.lab.forgejo.set_behaviour(
+            &wf,
+            lab::forgejo::Behaviour::lasting(std::time::Duration::from_millis(300)),
+        );
+    }
+    let tarball = build_collection(e.dir.path());
+    let before = e.vault();
+    let mut secrets = before.clone();
+    secrets.insert("api_key".into(), e.lab.pocketid.admin_key().to_string());
+    secrets.insert("secret_id".into(), e.lab.secret_id.clone());
+
+    let r = act(
+        &e,
+        &tarball,
+        "drift-check.yml",
+        serde_json::json!({"services": ""}),
+    );
+    assert!(r.ok, "drift-check under act failed:\n{}", r.output);
+    assert!(r.output.contains("in sync"), "{}", r.output);
+
+    let r = act(
+        &e,
+        &tarball,
+        "pocketid-setup.yml",
+        serde_json::json!({"rotate_secrets": "false", "dry_run": "false"}),
+    );
+    assert!(r.ok, "pocketid-setup under act failed:\n{}", r.output);
+
+    let r = act(
+        &e,
+        &tarball,
+        "vault-write.yml",
+        serde_json::json!({"source": "harvest", "patch": "false", "keys": "", "dry_run": "true"}),
+    );
+    assert!(r.ok, "vault-write under act failed:\n{}", r.output);
+    assert_eq!(e.vault(), before, "a dry run writes nothing");
+
+    let r = act(
+        &e,
+        &tarball,
+        "rotate-homelab-sso.yml",
+        serde_json::json!({"keys": "", "dry_run": "false"}),
+    );
+    assert!(r.ok, "rotate-homelab-sso under act failed:\n{}", r.output);
+    assert!(r.output.contains("Rotation complete"), "{}", r.output);
+    let after = e.vault();
+    assert_ne!(after["n8n_cookie_secret"], before["n8n_cookie_secret"]);
+    e.assert_deployed_matches_vault();
+
+    // Nothing secret in act's logs, old values or new.
+    for text in [&r.output] {
+        assert_no_secret(text, &before, "act log");
+        assert_no_secret(text, &after, "act log");
+        assert_no_secret(text, &secrets, "act log");
+    }
+}
