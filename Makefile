@@ -7,6 +7,7 @@ export PATH := $(VENV)/bin:$(PATH)
 MODULES := vault_full_write vault_kv_read env_harvest pocketid_client pocketid_api_key redeploy_trigger
 COLLECTION := ansible/collection
 CARGO ?= cargo
+MODULE_CRATES := -p vault_full_write -p env_harvest -p pocketid_client -p redeploy_trigger
 
 .PHONY: help setup build build-debug test test-rust test-e2e demo lint bench clean
 
@@ -24,7 +25,7 @@ build-debug:
 	$(CARGO) build --workspace --bins
 
 build: setup
-	$(CARGO) build --release --workspace --bins
+	$(CARGO) build --release $(MODULE_CRATES)
 	@scripts/install-modules.sh release
 	@mkdir -p dist && $(VENV)/bin/ansible-galaxy collection build $(COLLECTION) --output-path dist --force
 
@@ -32,7 +33,8 @@ test: setup build-debug
 	$(CARGO) test --workspace --no-fail-fast 2>&1 | tee target/test-output.txt; exit $${PIPESTATUS[0]}
 
 demo: setup
-	$(CARGO) build --release --workspace --bins
+	$(CARGO) build --release $(MODULE_CRATES)
+	$(CARGO) build -p lab --bin sso-lab
 	@scripts/install-modules.sh release
 	@scripts/demo.sh
 
@@ -43,7 +45,7 @@ lint: setup
 	shellcheck scripts/*.sh .ci/run
 
 bench: setup
-	$(CARGO) build --release --workspace --bins
+	$(CARGO) build --release $(MODULE_CRATES)
 	@scripts/install-modules.sh release
 	@scripts/bench.sh
 
