@@ -87,6 +87,11 @@ fn act(e: &E2e, tarball: &Path, workflow: &str, inputs: serde_json::Value) -> Ac
     }
 }
 
+fn logged(logs: &mut Vec<String>, r: ActRun) -> ActRun {
+    logs.push(r.output.clone());
+    r
+}
+
 #[test]
 fn operational_workflows_run_end_to_end_under_act() {
     let e = E2e::up();
@@ -97,42 +102,55 @@ fn operational_workflows_run_end_to_end_under_act() {
         );
     }
     let tarball = build_collection(e.dir.path());
+    let mut logs: Vec<String> = Vec::new();
     let before = e.vault();
     let mut secrets = before.clone();
     secrets.insert("api_key".into(), e.lab.pocketid.admin_key().to_string());
     secrets.insert("secret_id".into(), e.lab.secret_id.clone());
 
-    let r = act(
-        &e,
-        &tarball,
-        "drift-check.yml",
-        serde_json::json!({"services": ""}),
+    let r = logged(
+        &mut logs,
+        act(
+            &e,
+            &tarball,
+            "drift-check.yml",
+            serde_json::json!({"services": ""}),
+        ),
     );
     assert!(r.ok, "drift-check under act failed:\n{}", r.output);
     assert!(r.output.contains("in sync"), "{}", r.output);
 
-    let r = act(
-        &e,
-        &tarball,
-        "pocketid-setup.yml",
-        serde_json::json!({"rotate_secrets": "false", "dry_run": "false"}),
+    let r = logged(
+        &mut logs,
+        act(
+            &e,
+            &tarball,
+            "pocketid-setup.yml",
+            serde_json::json!({"rotate_secrets": "false", "dry_run": "false"}),
+        ),
     );
     assert!(r.ok, "pocketid-setup under act failed:\n{}", r.output);
 
-    let r = act(
-        &e,
-        &tarball,
-        "vault-write.yml",
-        serde_json::json!({"source": "harvest", "patch": "false", "keys": "", "dry_run": "true"}),
+    let r = logged(
+        &mut logs,
+        act(
+            &e,
+            &tarball,
+            "vault-write.yml",
+            serde_json::json!({"source": "harvest", "patch": "false", "keys": "", "dry_run": "true"}),
+        ),
     );
     assert!(r.ok, "vault-write under act failed:\n{}", r.output);
     assert_eq!(e.vault(), before, "a dry run writes nothing");
 
-    let r = act(
-        &e,
-        &tarball,
-        "rotate-homelab-sso.yml",
-        serde_json::json!({"keys": "", "dry_run": "false"}),
+    let r = logged(
+        &mut logs,
+        act(
+            &e,
+            &tarball,
+            "rotate-homelab-sso.yml",
+            serde_json::json!({"keys": "", "dry_run": "false"}),
+        ),
     );
     assert!(r.ok, "rotate-homelab-sso under act failed:\n{}", r.output);
     assert!(r.output.contains("Rotation complete"), "{}", r.output);
@@ -141,7 +159,7 @@ fn operational_workflows_run_end_to_end_under_act() {
     e.assert_deployed_matches_vault();
 
     // Nothing secret in act's logs, old values or new.
-    for text in [&r.output] {
+    for text in &logs {
         assert_no_secret(text, &before, "act log");
         assert_no_secret(text, &after, "act log");
         assert_no_secret(text, &secrets, "act log");
