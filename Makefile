@@ -39,10 +39,7 @@ demo: setup
 	@scripts/demo.sh
 
 lint: setup
-	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(VENV)/bin/actionlint -config-file .forgejo/actionlint.yaml .forgejo/workflows/*.yml
-	shellcheck scripts/*.sh .ci/run
+	@scripts/lint.sh
 
 bench: setup
 	$(CARGO) build --release $(MODULE_CRATES)

@@ -217,3 +217,112 @@ fn sidecar_doc_renders_with_ansible_doc() {
     assert!(text.contains("A test module built on"), "{text}");
     assert!(text.contains("no_log"), "{text}");
 }
+
+/// Runs the probe in module mode on raw args-file bytes; returns (exit code, stdout).
+fn module_mode(bytes: &[u8]) -> (i32, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let args = dir.path().join("args");
+    std::fs::write(&args, bytes).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_protocol_probe"))
+        .arg(&args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).expect("stdout is UTF-8"),
+    )
+}
+
+/// Exactly one JSON object on stdout, failed, with a message.
+fn one_failed_object(stdout: &str) -> serde_json::Value {
+    let lines: Vec<&str> = stdout.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "exactly one line of output: {stdout:?}");
+    let v: serde_json::Value = serde_json::from_str(lines[0]).expect("a JSON object");
+    assert_eq!(v["failed"], true, "{v}");
+    assert!(v["msg"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
+    v
+}
+
+#[test]
+fn broken_args_files_still_give_one_failed_json_object() {
+    let secret_like = "s3cr3t-in-a-broken-args-file";
+    for bytes in [
+        b"{not json".to_vec(),
+        format!("{{\"name\": \"{secret_like}\", ").into_bytes(),
+        b"[1, 2, 3]".to_vec(),
+        vec![b'{', b'"', b'n', b'"', b':', b'"', 0xff, 0xfe, b'"', b'}'],
+        Vec::new(),
+    ] {
+        let (code, stdout) = module_mode(&bytes);
+        assert_eq!(code, 1);
+        let v = one_failed_object(&stdout);
+        assert!(
+            !v.to_string().contains(secret_like),
+            "the args file's content leaked: {v}"
+        );
+    }
+    // A missing args file.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_protocol_probe"))
+        .arg("/nonexistent/args")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    one_failed_object(&String::from_utf8(out.stdout).unwrap());
+}
+
+#[test]
+fn unknown_ansible_keys_are_ignored_and_ignore_unknown_opts_is_honoured() {
+    let (code, stdout) = module_mode(
+        br#"{"name": "x", "_ansible_future_key": {"a": 1}, "_ansible_check_mode": true, "_ansible_verbosity": 3}"#,
+    );
+    assert_eq!(code, 0, "{stdout}");
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(v["check_mode"], true);
+    let (code, stdout) =
+        module_mode(br#"{"name": "x", "bogus": 1, "_ansible_ignore_unknown_opts": true}"#);
+    assert_eq!(code, 0, "{stdout}");
+    let (code, stdout) = module_mode(br#"{"name": "x", "bogus": 1}"#);
+    assert_eq!(code, 1);
+    assert!(one_failed_object(&stdout)["msg"]
+        .as_str()
+        .unwrap()
+        .starts_with("Unsupported parameters for (protocol_probe) module: bogus."));
+}
+
+#[test]
+fn cli_mode_shares_the_options_and_prints_json_on_request() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_protocol_probe"))
+        .args([
+            "--name",
+            "cli",
+            "--count",
+            "7",
+            "--flag=false",
+            "--json",
+            "--check",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["count"], 7);
+    assert_eq!(v["flag"], false);
+    assert_eq!(v["check_mode"], true);
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_protocol_probe"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.status.success()
+            && text.contains("--want-changed")
+            && text.contains("[env: PROBE_SECRET]"),
+        "{text}"
+    );
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_protocol_probe"))
+        .args(["--name", "x", "--count", "abc"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stdout).contains("unable to convert to int"));
+}
