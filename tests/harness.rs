@@ -200,3 +200,19 @@ pub fn build_collection(dir: &Path) -> PathBuf {
     );
     dist.join("homelab-sso-0.1.0.tar.gz")
 }
+
+impl E2e {
+    /// Everything the lab's servers logged: OpenBao's server log, sshd's log, and the request logs
+    /// of the PocketID and Forgejo emulators (method and path).
+    pub fn lab_logs(&self) -> String {
+        let mut out = std::fs::read_to_string(&self.lab.bao.log).unwrap_or_default();
+        out.push_str(&self.lab.sshd.log());
+        for r in self.lab.pocketid.requests() {
+            out.push_str(&format!("{} {}\n", r.method, r.path));
+        }
+        for r in self.lab.forgejo.request_log() {
+            out.push_str(&format!("{} {} {}\n", r.method, r.path, r.status));
+        }
+        out
+    }
+}

@@ -239,3 +239,31 @@ fn kill_point_drift_keeps_the_old_secret_and_rerun_converges() {
     e.playbook("rotate-homelab-sso.yml", &[], &[]).assert_ok();
     e.assert_deployed_matches_vault();
 }
+
+#[test]
+fn legacy_pocketid_rotation_warns_about_the_outage_window_and_still_converges() {
+    let e = E2e::up_with(&lab::stack::LabOptions {
+        pocketid_version: "2.13.0".into(),
+        ..Default::default()
+    });
+    fast(&e);
+    let before = e.vault();
+    let run = e.playbook("rotate-homelab-sso.yml", &[], &[]);
+    run.assert_ok();
+    assert!(
+        run.stdout.contains("has only the legacy secret API"),
+        "{}",
+        run.stdout
+    );
+    let after = e.vault();
+    let pid = &e.lab.pocketid;
+    assert!(pid.client_secret_valid(lab::stack::OIDC_CLIENT_ID, &after["pocketid_client_secret"]));
+    assert!(
+        !pid.client_secret_valid(
+            lab::stack::OIDC_CLIENT_ID,
+            &before["pocketid_client_secret"]
+        ),
+        "on 2.13 the old secret is replaced"
+    );
+    e.assert_deployed_matches_vault();
+}
