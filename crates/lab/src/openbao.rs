@@ -313,6 +313,19 @@ impl OpenBao {
         Ok(())
     }
 
+    /// Unseals a sealed dev server with the unseal key it printed at start-up.
+    pub fn unseal(&self) -> Result<()> {
+        let log = std::fs::read_to_string(&self.log).ctx(|| "reading the OpenBao log".into())?;
+        let key = log
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Unseal Key: "))
+            .ok_or_else(|| LabError::msg("the OpenBao dev server printed no unseal key"))?
+            .trim()
+            .to_string();
+        self.expect("PUT", "/v1/sys/unseal", Some(serde_json::json!({ "key": key })))?;
+        Ok(())
+    }
+
     /// Full write of `secret/<path>` (no cas); returns the new version.
     pub fn kv_put(&self, path: &str, data: Value) -> Result<u64> {
         let v = self.expect(
