@@ -4,8 +4,8 @@
 //!
 //! Values are drawn without `*`: the mask itself is `********`, so a value made of or holding `*`
 //! can reappear next to a mask (see `docs/faults.md`). Short by default (256 cases); a long run
-//! (the process-wide value set grows with every case, so keep it to tens of thousands):
-//! `PROPTEST_CASES=20000 cargo test --release -p ansible_module --test proptest_mask`
+//! (the process-wide value set grows with every case, so keep it to a few thousand):
+//! `PROPTEST_CASES=4000 cargo test -p ansible_module --test proptest_mask`
 
 use ansible_module::{mask, mask_json, register_secret, Secret, MASK};
 use proptest::prelude::*;

@@ -2,7 +2,7 @@
 //! terminates on bounded input, and no error text ever carries a value of the file.
 //!
 //! Short by default (256 cases per property). A long run:
-//! `PROPTEST_CASES=100000 cargo test --release -p env_harvest --test proptest_dotenv`
+//! `PROPTEST_CASES=100000 cargo test -p env_harvest --test proptest_dotenv`
 //! (figures of one such run are in `docs/faults.md`).
 
 use env_harvest::dotenv;
