@@ -102,7 +102,9 @@ fn server_gone_while_waiting_reports_the_dispatched_runs() {
         fj.set_behaviour(w, Behaviour::lasting(Duration::from_secs(120)));
     }
     let token = fj.token();
-    let child = spawn(dir.path(), &args(&fj, &wf));
+    let mut a = args(&fj, &wf);
+    a["pickup_timeout"] = json!(10);
+    let child = spawn(dir.path(), &a);
     // Both dispatched: the module is now waiting.
     let dispatched = lab::proc::wait_for(Duration::from_secs(60), || {
         wf.iter()
