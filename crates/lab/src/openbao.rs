@@ -322,7 +322,11 @@ impl OpenBao {
             .ok_or_else(|| LabError::msg("the OpenBao dev server printed no unseal key"))?
             .trim()
             .to_string();
-        self.expect("PUT", "/v1/sys/unseal", Some(serde_json::json!({ "key": key })))?;
+        self.expect(
+            "PUT",
+            "/v1/sys/unseal",
+            Some(serde_json::json!({ "key": key })),
+        )?;
         Ok(())
     }
 
