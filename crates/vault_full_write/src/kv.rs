@@ -30,7 +30,7 @@ pub enum VaultError {
     CasRequired { path: String },
     #[error("no KV v2 secrets engine is mounted at `{mount}/` on {url} (HTTP 404 no handler for route): check `mount` (for example `secret`) and the namespace")]
     NoMount { mount: String, url: String },
-    #[error("{op} `{api_path}` failed with HTTP {status}: {body}")]
+    #[error("{op} `{api_path}` failed with HTTP {status}: {body}{}", next_step(*status))]
     Api {
         op: String,
         api_path: String,
@@ -456,5 +456,15 @@ pub fn login(
             status: r.status,
             body: safe_text(&String::from_utf8_lossy(&r.body)),
         }),
+    }
+}
+
+/// What to do about an unexpected HTTP status (sealed, 403 and CAS have their own errors).
+fn next_step(status: u16) -> &'static str {
+    match status {
+        429 => ". Vault is rate-limiting this client (a rate-limit quota) even after the retries: wait, lower the rate of runs, or raise the quota; nothing was written by this request",
+        500..=599 => ". Vault failed on its side: check its server log and health (`/v1/sys/health`), then re-run; a write either happened whole or not at all",
+        400 => ". Vault refused the request as invalid: check the options (path, data, cas)",
+        _ => "",
     }
 }

@@ -334,12 +334,17 @@ impl Module for VaultFullWrite {
         let mut generated_keys = Vec::new();
         if let Some(generate) = p.generate.take() {
             if p.rollback_to.is_some() {
-                return Err(Failure::new("`generate` and `rollback_to` are mutually exclusive"));
+                return Err(Failure::new(
+                    "`generate` and `rollback_to` are mutually exclusive",
+                ));
             }
             let data = p.data.get_or_insert_with(Map::new);
             for (key, kind) in generate {
                 let kind = kind.as_str().unwrap_or_default().to_string();
-                let value = ansible_module::Secret::new(generate_value(&kind).map_err(|e| Failure::new(format!("generate.{key}: {e}")))?);
+                let value = ansible_module::Secret::new(
+                    generate_value(&kind)
+                        .map_err(|e| Failure::new(format!("generate.{key}: {e}")))?,
+                );
                 data.insert(key.clone(), Value::String(value.expose().to_string()));
                 generated_keys.push(key);
             }
@@ -674,7 +679,9 @@ mod tests {
     fn generators_make_the_documented_shapes() {
         use base64::Engine;
         let c = generate_value("cookie_secret").unwrap();
-        let decoded = base64::engine::general_purpose::URL_SAFE.decode(&c).unwrap();
+        let decoded = base64::engine::general_purpose::URL_SAFE
+            .decode(&c)
+            .unwrap();
         assert_eq!(decoded.len(), 32);
         assert!(!c.contains('+') && !c.contains('/') && !c.contains('\n'));
         let p = generate_value("password").unwrap();
@@ -684,6 +691,8 @@ mod tests {
         assert_eq!(t.len(), 64);
         assert!(t.chars().all(|c| c.is_ascii_hexdigit()));
         assert_ne!(generate_value("token").unwrap(), t);
-        assert!(generate_value("nope").unwrap_err().contains("cookie_secret"));
+        assert!(generate_value("nope")
+            .unwrap_err()
+            .contains("cookie_secret"));
     }
 }

@@ -145,7 +145,10 @@ fn rate_limited_429_storm_fails_clearly_and_leaves_a_whole_version() {
     assert_clean(&r);
     r.fails();
     let m = r.msg();
-    assert!(m.contains("429"), "{m}");
+    assert!(
+        m.contains("429") && m.contains("rate-limiting") && m.contains("raise the quota"),
+        "{m}"
+    );
     let (status, _) = bao
         .request("DELETE", "/v1/sys/quotas/rate-limit/storm", None)
         .unwrap();
