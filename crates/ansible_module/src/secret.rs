@@ -27,7 +27,9 @@ fn masked_values() -> MutexGuard<'static, BTreeSet<String>> {
 /// every gap between characters).
 pub fn register_secret(value: &str) {
     let trimmed = value.trim();
-    if trimmed.is_empty() {
+    // A value made only of `*` is indistinguishable from the mask itself (masking it would grow
+    // the mask on every pass); it carries no information to hide.
+    if trimmed.is_empty() || trimmed.chars().all(|c| c == '*') {
         return;
     }
     let mut set = masked_values();
@@ -179,6 +181,15 @@ mod tests {
     fn trailing_newline_variant_is_masked_too() {
         register_secret("file-unit-secret\n");
         assert_eq!(mask("value file-unit-secret."), "value ********.");
+    }
+
+    #[test]
+    fn star_only_values_do_not_grow_the_mask() {
+        register_secret("**");
+        register_secret("s3cr3t-star-unit");
+        let once = mask("x s3cr3t-star-unit y");
+        assert_eq!(once, "x ******** y");
+        assert_eq!(mask(&once), once);
     }
 
     #[test]
