@@ -53,6 +53,15 @@ fn all_strings(v: &Value, out: &mut Vec<String>) {
     }
 }
 
+/// The masker's value set is process-wide and the tests of this file run on parallel threads: a
+/// value registered by one test may appear in another's random text between its two `mask` calls.
+/// Each property body holds this lock so the properties see a stable set.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn cases() -> u32 {
     std::env::var("PROPTEST_CASES")
         .ok()
@@ -67,6 +76,7 @@ proptest! {
     /// changes nothing.
     #[test]
     fn masking_removes_every_value_and_is_idempotent((values, text) in case()) {
+        let _serial = serial();
         for v in &values {
             register_secret(v);
         }
@@ -82,6 +92,7 @@ proptest! {
     /// the masker to hide the value anywhere.
     #[test]
     fn secret_never_prints((values, text) in case()) {
+        let _serial = serial();
         let secrets: Vec<Secret> = values.iter().map(|v| Secret::new(v.clone())).collect();
         // Debug and Display do not depend on the value at all.
         let reference = Secret::new("reference-value-for-debug");
@@ -99,6 +110,7 @@ proptest! {
     /// `mask_json` reaches keys, nested lists and objects.
     #[test]
     fn mask_json_reaches_everything((values, text) in case()) {
+        let _serial = serial();
         for v in &values {
             register_secret(v);
         }
