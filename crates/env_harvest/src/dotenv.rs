@@ -7,6 +7,13 @@
 
 use std::collections::BTreeMap;
 
+/// Largest value after interpolation. Interpolation can grow a file exponentially (`B=$A$A`,
+/// `C=$B$B`, …); this bound, checked before each append, keeps a hostile file from using more.
+pub const MAX_VALUE_BYTES: usize = 1024 * 1024;
+/// Largest total of all parsed keys and values (a file of many `B=$A` lines copying one large
+/// value would otherwise reach gigabytes while each value stays under [`MAX_VALUE_BYTES`]).
+pub const MAX_TOTAL_BYTES: usize = 4 * 1024 * 1024;
+
 /// What kind of mistake the file holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ParseErrorKind {
@@ -16,6 +23,8 @@ pub enum ParseErrorKind {
     UnterminatedQuote,
     InvalidTemplate,
     RequiredVariableMissing,
+    ValueTooLarge,
+    TooLarge,
 }
 
 impl ParseErrorKind {
@@ -28,6 +37,12 @@ impl ParseErrorKind {
             ParseErrorKind::InvalidTemplate => "invalid ${…} interpolation",
             ParseErrorKind::RequiredVariableMissing => {
                 "a ${VAR:?…} or ${VAR?…} variable is not set"
+            }
+            ParseErrorKind::ValueTooLarge => {
+                "the value is larger than 1 MiB after interpolation (refused)"
+            }
+            ParseErrorKind::TooLarge => {
+                "the parsed values together exceed 4 MiB after interpolation (refused)"
             }
         }
     }
@@ -68,6 +83,8 @@ struct Parser<'a> {
     line: usize,
     lookup: &'a dyn Fn(&str) -> Option<String>,
     out: EnvFile,
+    /// Bytes of keys and values now in `out.values` (bounded by [`MAX_TOTAL_BYTES`]).
+    total: usize,
 }
 
 /// Parses with `lookup` consulted before earlier keys of the file, as compose does with its
@@ -98,6 +115,7 @@ pub fn parse_with_lookup(
         line: 1,
         lookup,
         out: EnvFile::default(),
+        total: 0,
     };
     p.run()?;
     Ok(p.out)
@@ -193,15 +211,45 @@ impl<'a> Parser<'a> {
             }
             if inherited {
                 if let Some(v) = (self.lookup)(&key) {
-                    self.out.values.insert(key, v);
+                    self.store(line, key, v)?;
                 }
                 continue;
             }
             let n = self.rest().len() - self.rest().trim_start_matches(is_space).len();
             self.advance(n);
             let value = self.value(line, &key)?;
-            self.out.values.insert(key, value);
+            self.store(line, key, value)?;
         }
+        Ok(())
+    }
+
+    /// Inserts a value, keeping the total within [`MAX_TOTAL_BYTES`].
+    fn store(&mut self, line: usize, key: String, value: String) -> Result<(), ParseError> {
+        if value.len() > MAX_VALUE_BYTES {
+            return Err(self.err(line, Some(&key), ParseErrorKind::ValueTooLarge));
+        }
+        let old = self.out.values.get(&key).map_or(0, |v| key.len() + v.len());
+        let total = self.total - old + key.len() + value.len();
+        if total > MAX_TOTAL_BYTES {
+            return Err(self.err(line, Some(&key), ParseErrorKind::TooLarge));
+        }
+        self.total = total;
+        self.out.values.insert(key, value);
+        Ok(())
+    }
+
+    /// Appends `piece` to a value being built, refusing to pass [`MAX_VALUE_BYTES`].
+    fn append(
+        &self,
+        out: &mut String,
+        piece: &str,
+        line: usize,
+        key: &str,
+    ) -> Result<(), ParseError> {
+        if out.len() + piece.len() > MAX_VALUE_BYTES {
+            return Err(self.err(line, Some(key), ParseErrorKind::ValueTooLarge));
+        }
+        out.push_str(piece);
         Ok(())
     }
 
@@ -275,7 +323,8 @@ impl<'a> Parser<'a> {
                 let close = matching_brace(s, i + 1)
                     .ok_or_else(|| self.err(line, Some(key), ParseErrorKind::InvalidTemplate))?;
                 let inner = &s[i + 2..close];
-                out.push_str(&self.braced(inner, line, key)?);
+                let piece = self.braced(inner, line, key)?;
+                self.append(&mut out, &piece, line, key)?;
                 i = close + 1;
                 continue;
             }
@@ -287,7 +336,7 @@ impl<'a> Parser<'a> {
             }
             let name = &s[i + 1..i + 1 + name_len];
             match self.lookup_var(name) {
-                Some(v) => out.push_str(&v),
+                Some(v) => self.append(&mut out, &v, line, key)?,
                 None => self.out.unset_references.push((line, name.to_string())),
             }
             i += 1 + name_len;
@@ -542,6 +591,51 @@ mod tests {
             (3, ParseErrorKind::UnterminatedQuote, Some("U"))
         );
         assert!(!e.to_string().contains("s3cr3t"), "{e}");
+    }
+
+    #[test]
+    fn interpolation_growth_is_bounded() {
+        // A doubling chain: 1 KiB doubled per line reaches 1 MiB at line 12 (key L11), which
+        // is refused before the copy that would pass the bound is made.
+        let mut src = format!("L0={}\n", "x".repeat(1024));
+        for i in 1..64 {
+            src.push_str(&format!("L{i}=$L{p}${{L{p}}}\n", p = i - 1));
+        }
+        let e = parse(src.as_bytes()).unwrap_err();
+        assert_eq!(
+            (e.line, e.kind, e.key.as_deref()),
+            (12, ParseErrorKind::ValueTooLarge, Some("L11"))
+        );
+        assert!(!e.to_string().contains("xxxx"), "{e}");
+        // The same with defaults and quotes: `${X:-…}` and `"…"` go through the same bound.
+        let mut src = format!("L0=\"{}\"\n", "y".repeat(4096));
+        for i in 1..64 {
+            src.push_str(&format!("L{i}=\"${{NOPE:-$L{p}}}$L{p}\"\n", p = i - 1));
+        }
+        let e = parse(src.as_bytes()).unwrap_err();
+        assert_eq!(
+            (e.kind, e.key.as_deref()),
+            (ParseErrorKind::ValueTooLarge, Some("L9"))
+        );
+        // Values under the bound, but many copies of a large one: the total bound refuses it.
+        let mut src = format!("BIG={}\n", "z".repeat(900 * 1024));
+        for i in 0..100 {
+            src.push_str(&format!("C{i}=$BIG\n"));
+        }
+        let e = parse(src.as_bytes()).unwrap_err();
+        assert_eq!(
+            (e.line, e.kind, e.key.as_deref()),
+            (5, ParseErrorKind::TooLarge, Some("C3"))
+        );
+        // Redefining a key does not count twice; a value right at the bound is accepted.
+        let mut src = format!("A={}\n", "a".repeat(MAX_VALUE_BYTES));
+        for _ in 0..10 {
+            src.push_str("A=$A\n");
+        }
+        assert_eq!(
+            parse(src.as_bytes()).unwrap().values["A"].len(),
+            MAX_VALUE_BYTES
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ pub mod ssh;
 use ansible_module::{fingerprint, Context, Failure, Kind, Module, Opt, Outcome, Secret};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
-use ssh::{shell_quote, Auth, ConnectOptions, ExecResult, HostKeyChecking};
+use ssh::{shell_quote, Auth, ConnectOptions, ExecError, ExecResult, HostKeyChecking};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -120,10 +120,50 @@ pub fn build_command(
         .join(" ")
 }
 
-/// Per-target status (contract §1.2: classified by exit code and stderr prefix).
-pub fn classify(r: &ExecResult) -> (&'static str, String) {
+/// Where the commands ran, for messages: the SSH server and the login user.
+#[derive(Debug, Clone, Copy)]
+pub struct Place<'a> {
+    pub host: &'a str,
+    pub port: u16,
+    pub user: &'a str,
+}
+
+/// A target as messages name it: `CT 119's /opt/…/.env` (pct mode) or `/opt/…/.env on the node`.
+pub fn target_text(vmid: Option<&str>, path: &str) -> String {
+    match vmid {
+        Some(v) => format!("CT {v}'s {path}"),
+        None => format!("{path} on the node"),
+    }
+}
+
+/// The message of a channel- or connection-level failure: what failed, where, and what to do.
+/// Built from the target's name and libssh2's short reason only; never file content.
+pub fn exec_error_text(e: &ExecError, at: Place<'_>, what: &str) -> String {
+    let Place { host, port, user } = at;
+    match e {
+        ExecError::ConnectionLost { during, reason } => format!(
+            "the SSH connection to {host}:{port} (user {user}) was lost while {during} {what} ({reason}): check that sshd on the Proxmox node is up and re-run"
+        ),
+        ExecError::NotSent => format!(
+            "not read: the SSH connection to {host}:{port} (user {user}) was lost before {what} was requested; check that sshd on the Proxmox node is up and re-run"
+        ),
+        ExecError::TimedOut { secs } => format!(
+            "reading {what} over SSH on {host}:{port} (user {user}) did not finish within {secs} s (timeout): raise `timeout` or check the node's load (a hung pct or cat there holds the read)"
+        ),
+        ExecError::Channel { during, reason } => format!(
+            "{during} {what} failed on the SSH connection to {host}:{port} (user {user}) ({reason}): if sshd refused the channel, keep `parallel` below its MaxSessions (10 by default); otherwise check sshd's log on the node and re-run"
+        ),
+        ExecError::Signal(sig) => format!(
+            "the command reading {what} on {host}:{port} (user {user}) was killed by signal {sig}: check the node's logs (e.g. the OOM killer) and re-run"
+        ),
+    }
+}
+
+/// Per-target status (contract §1.2: classified by exit code and stderr prefix). `what` names
+/// the target in transport messages (see [`target_text`]).
+pub fn classify(r: &ExecResult, at: Place<'_>, what: &str) -> (&'static str, String) {
     if let Some(e) = &r.error {
-        return ("ssh_error", e.clone());
+        return ("ssh_error", exec_error_text(e, at, what));
     }
     let err = r.stderr.as_str();
     if err.starts_with("Configuration file '") && err.contains("does not exist") {
@@ -326,8 +366,27 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
     let mut required_missing: BTreeSet<String> = BTreeSet::new();
     let mut per_target = Vec::new();
     let mut failed_targets = Vec::new();
+    // The first problem's message, quoted in the top-level msg.
+    let mut first_problem: Option<String> = None;
+    // Connection loss: the first lost target's message, and every target left unread.
+    let mut lost_msg: Option<String> = None;
+    let mut unread: Vec<String> = Vec::new();
+    let place = Place {
+        host: &p.host,
+        port: p.port as u16,
+        user: &p.user,
+    };
     for (t, r) in planned.iter().zip(results) {
-        let (mut status, mut msg) = classify(&r);
+        let what = target_text(t.vmid.as_deref(), &t.target.path);
+        let (mut status, mut msg) = classify(&r, place, &what);
+        match &r.error {
+            Some(ExecError::ConnectionLost { .. }) => {
+                lost_msg.get_or_insert_with(|| msg.clone());
+                unread.push(t.name.clone());
+            }
+            Some(ExecError::NotSent) => unread.push(t.name.clone()),
+            _ => {}
+        }
         let mut found: BTreeMap<String, Secret> = BTreeMap::new();
         let mut unset_refs = Vec::new();
         if status == "ok" {
@@ -365,6 +424,9 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
         required_missing.extend(req_missing.iter().map(|k| (*k).clone()));
         if !req_missing.is_empty() || status != "ok" {
             failed_targets.push(format!("{} ({status})", t.name));
+            if first_problem.is_none() && !msg.is_empty() {
+                first_problem = Some(format!("{}: {msg}", t.name));
+            }
         }
         let mut tfp = Map::new();
         for (k, v) in &found {
@@ -422,16 +484,34 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
         required_missing.len()
     );
     let missing_list: Vec<&String> = required_missing.iter().collect();
-    if p.fail_on_missing && !required_missing.is_empty() {
-        let mut f = Failure::new(format!(
+    // A lost connection fails the run whatever fail_on_missing says: the unread targets' keys
+    // are unknown, not missing, and a partial `values` would look complete.
+    let failure_msg = if let Some(lost) = &lost_msg {
+        Some(format!(
+            "{lost}; nothing was returned for the unread targets ({} of {}: {}), and no values at all",
+            unread.len(),
+            planned.len(),
+            unread.join(", ")
+        ))
+    } else if p.fail_on_missing && !required_missing.is_empty() {
+        let mut m = format!(
             "required keys missing: {}; targets with problems: {}. Each target's status and msg say why",
             missing_list.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
             failed_targets.join(", ")
-        ))
-        .set("targets", Value::Array(per_target))
-        .set("missing_keys", json!(missing_list))
-        .set("host_key_fingerprint", host_fp)
-        .set("conflicting_keys", json!(conflicts));
+        );
+        if let Some(first) = &first_problem {
+            m.push_str(&format!(". First problem, {first}"));
+        }
+        Some(m)
+    } else {
+        None
+    };
+    if let Some(fmsg) = failure_msg {
+        let mut f = Failure::new(fmsg)
+            .set("targets", Value::Array(per_target))
+            .set("missing_keys", json!(missing_list))
+            .set("host_key_fingerprint", host_fp)
+            .set("conflicting_keys", json!(conflicts));
         if p.salt.is_some() {
             f = f.set("fingerprints", Value::Object(fingerprints));
         }

@@ -52,22 +52,37 @@ pub struct ConnectOptions {
     pub timeout: Duration,
 }
 
-/// Why the connection failed. Texts name the host and what to do; never key material.
+/// Why the connection failed. Texts name the host, port and user, and say what to do; never key
+/// material.
 #[derive(Debug, thiserror::Error)]
 pub enum SshError {
-    #[error(
-        "could not connect to {host}:{port}: {reason}. Check host, port and that sshd runs there"
-    )]
+    #[error("could not connect to {host}:{port} (user {user}): {reason}. Check host and port, and that sshd runs on the node")]
     Connect {
         host: String,
         port: u16,
+        user: String,
         reason: String,
     },
-    #[error("SSH handshake with {host}:{port} failed: {0}", .source)]
+    #[error("connecting to {host}:{port} (user {user}) timed out after {secs} s: raise `timeout` or check that the node is up and not overloaded (and that no firewall drops the port)")]
+    ConnectTimeout {
+        host: String,
+        port: u16,
+        user: String,
+        secs: u64,
+    },
+    #[error("the SSH handshake with {host}:{port} (user {user}) timed out after {secs} s: the TCP connection was accepted but sshd did not answer. Raise `timeout` or check the node's load (and that sshd there is not hung)")]
+    HandshakeTimeout {
+        host: String,
+        port: u16,
+        user: String,
+        secs: u64,
+    },
+    #[error("the SSH handshake with {host}:{port} (user {user}) failed ({reason}): check that an SSH server (sshd) listens on that port and accepts this client's algorithms, then re-run")]
     Handshake {
         host: String,
         port: u16,
-        source: ssh2::Error,
+        user: String,
+        reason: String,
     },
     #[error("HOST KEY MISMATCH for {host}:{port}: the server presented {fingerprint}, which differs from {expected}. Possible man-in-the-middle; nothing was sent to the server. If the key was changed on purpose, update the known_hosts entry or host_key_fingerprint")]
     HostKeyMismatch {
@@ -83,27 +98,44 @@ pub enum SshError {
         fingerprint: String,
         known_hosts: String,
     },
-    #[error("could not check the host key of {host}:{port} against {known_hosts}: {reason}")]
+    #[error("could not check the host key of {host}:{port} against {known_hosts}: {reason}. Check that the file is readable (and writable for host_key_checking=accept-new) and holds OpenSSH known_hosts lines")]
     KnownHosts {
         host: String,
         port: u16,
         known_hosts: String,
         reason: String,
     },
-    #[error("authentication as {user} on {host}:{port} failed ({method}): {reason}")]
+    #[error("authentication as {user} on {host}:{port} failed ({method}: {reason}): {hint}")]
     Auth {
         user: String,
         host: String,
         port: u16,
         method: &'static str,
         reason: String,
+        hint: String,
     },
-    #[error("SSH session error on {host}:{port}: {reason}")]
-    Session {
-        host: String,
-        port: u16,
+}
+
+/// Why one remote command produced no usable result (the texts are built by the caller, which
+/// knows the target; the `reason`s are libssh2's short local texts, never remote output).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecError {
+    /// The command did not finish within the timeout.
+    TimedOut { secs: u64 },
+    /// The SSH connection broke while this command was in flight (`during`: "reading", …).
+    ConnectionLost {
+        during: &'static str,
         reason: String,
     },
+    /// The connection had already broken before this command's turn: nothing was sent.
+    NotSent,
+    /// The server refused or failed this one channel; the connection itself still worked.
+    Channel {
+        during: &'static str,
+        reason: String,
+    },
+    /// The remote command was killed by a signal.
+    Signal(String),
 }
 
 /// The result of one remote command.
@@ -115,8 +147,8 @@ pub struct ExecResult {
     /// stderr with control characters removed, at most [`STDERR_CAP`] bytes kept.
     pub stderr: String,
     pub exit_status: Option<i32>,
-    /// A channel-level failure (open refused, timeout, transport error).
-    pub error: Option<String>,
+    /// A channel- or connection-level failure (open refused, timeout, connection lost).
+    pub error: Option<ExecError>,
 }
 
 /// An authenticated connection.
@@ -182,20 +214,45 @@ fn would_block(e: &ssh2::Error) -> bool {
     e.code() == ssh2::ErrorCode::Session(-37)
 }
 
+fn is_timeout(e: &ssh2::Error) -> bool {
+    matches!(
+        e.code(),
+        ssh2::ErrorCode::Session(-9) | ssh2::ErrorCode::Session(-30)
+    )
+}
+
+/// libssh2 codes meaning the connection itself is gone or unusable: banner recv/send (-2/-3),
+/// socket send (-7), decrypt (-12), disconnect (-13), socket recv (-43), encrypt (-44),
+/// bad socket (-45).
+fn connection_broken(code: ssh2::ErrorCode) -> bool {
+    matches!(
+        code,
+        ssh2::ErrorCode::Session(-2 | -3 | -7 | -12 | -13 | -43 | -44 | -45)
+    )
+}
+
+/// libssh2's short message of an error, cleaned for display (no code prefix).
+fn reason_of(e: &ssh2::Error) -> String {
+    sanitize(e.message().as_bytes())
+}
+
 impl Connection {
     /// Connects, verifies the host key, then authenticates.
     pub fn open(o: &ConnectOptions) -> Result<Connection, SshError> {
         let (host, port) = (o.host.clone(), o.port);
+        let secs = o.timeout.as_secs().max(1);
         let cerr = |reason: String| SshError::Connect {
             host: host.clone(),
             port,
+            user: o.user.clone(),
             reason,
         };
         let addrs: Vec<_> = (o.host.as_str(), o.port)
             .to_socket_addrs()
             .map_err(|e| cerr(format!("cannot resolve the host: {e}")))?
             .collect();
-        let mut last = "no address".to_string();
+        let mut last = "the name has no address".to_string();
+        let mut timed_out = false;
         let mut tcp = None;
         for a in addrs {
             match TcpStream::connect_timeout(&a, o.timeout) {
@@ -203,10 +260,24 @@ impl Connection {
                     tcp = Some(s);
                     break;
                 }
-                Err(e) => last = e.to_string(),
+                Err(e) => {
+                    timed_out = matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock);
+                    last = e.to_string();
+                }
             }
         }
-        let tcp = tcp.ok_or_else(|| cerr(last))?;
+        let tcp = match tcp {
+            Some(t) => t,
+            None if timed_out => {
+                return Err(SshError::ConnectTimeout {
+                    host,
+                    port,
+                    user: o.user.clone(),
+                    secs,
+                })
+            }
+            None => return Err(cerr(last)),
+        };
         let _ = tcp.set_nodelay(true);
         let fd = tcp.as_raw_fd();
         let mut sess = Session::new().map_err(|e| cerr(e.to_string()))?;
@@ -216,41 +287,70 @@ impl Connection {
                 .max(1),
         );
         sess.set_tcp_stream(tcp);
-        sess.handshake().map_err(|source| SshError::Handshake {
-            host: host.clone(),
-            port,
-            source,
+        sess.handshake().map_err(|e| {
+            if is_timeout(&e) {
+                SshError::HandshakeTimeout {
+                    host: host.clone(),
+                    port,
+                    user: o.user.clone(),
+                    secs,
+                }
+            } else {
+                SshError::Handshake {
+                    host: host.clone(),
+                    port,
+                    user: o.user.clone(),
+                    reason: reason_of(&e),
+                }
+            }
         })?;
 
         // Host key: checked here, before any authentication call.
         let fingerprint = fingerprint_of(&sess);
         let host_key_added = Self::check_host_key(&sess, o, &fingerprint)?;
 
-        let auth_err = |method: &'static str, reason: String| SshError::Auth {
-            user: o.user.clone(),
-            host: host.clone(),
-            port,
-            method,
-            reason,
+        let user = &o.user;
+        let auth_err = |method: &'static str, e: Option<&ssh2::Error>| {
+            let hint = match e {
+                Some(e) if is_timeout(e) => format!(
+                    "the node did not answer within {secs} s; raise `timeout` or check the node's load"
+                ),
+                Some(e) if connection_broken(e.code()) => {
+                    "the connection broke during authentication; check that sshd on the node is up and re-run".to_string()
+                }
+                _ if method == "ssh-agent" => format!(
+                    "check that ssh-agent runs (SSH_AUTH_SOCK is set) and holds a key that is in {user}'s ~/.ssh/authorized_keys on the node, or set private_key"
+                ),
+                _ => format!(
+                    "check that the key's public half is in {user}'s ~/.ssh/authorized_keys on the node (and that `passphrase` is right if the key has one)"
+                ),
+            };
+            SshError::Auth {
+                user: user.clone(),
+                host: host.clone(),
+                port,
+                method,
+                reason: e
+                    .map(reason_of)
+                    .unwrap_or_else(|| "the server did not accept the key".into()),
+                hint,
+            }
         };
         let pass = o.passphrase.as_ref().map(Secret::expose);
         let res = match &o.auth {
             Auth::KeyFile(p) => sess
                 .userauth_pubkey_file(&o.user, None, p, pass)
-                .map_err(|e| auth_err("private_key", e.message().to_string())),
+                .map_err(|e| auth_err("private_key", Some(&e))),
             Auth::KeyData(k) => sess
                 .userauth_pubkey_memory(&o.user, None, k.expose(), pass)
-                .map_err(|e| auth_err("private_key_data", e.message().to_string())),
+                .map_err(|e| auth_err("private_key_data", Some(&e))),
             Auth::Agent => sess
                 .userauth_agent(&o.user)
-                .map_err(|e| auth_err("ssh-agent", e.message().to_string())),
+                .map_err(|e| auth_err("ssh-agent", Some(&e))),
         };
         res?;
         if !sess.authenticated() {
-            return Err(auth_err(
-                "publickey",
-                "the server did not accept the key".into(),
-            ));
+            return Err(auth_err("publickey", None));
         }
         Ok(Connection {
             sess,
@@ -367,7 +467,24 @@ impl Connection {
         let mut next = 0;
         let mut active: Vec<Job> = Vec::new();
         let mut done = 0;
+        // Set when a job saw the connection break: the jobs in flight are lost with it and the
+        // ones not started are not sent at all.
+        let mut lost: Option<String> = None;
         loop {
+            if let Some(reason) = &lost {
+                for job in active.iter_mut() {
+                    job.lost(reason);
+                }
+                while next < commands.len() {
+                    results[next] = Some(ExecResult {
+                        error: Some(ExecError::NotSent),
+                        ..ExecResult::default()
+                    });
+                    next += 1;
+                    done += 1;
+                    progress(done, commands.len());
+                }
+            }
             while active.len() < parallel && next < commands.len() {
                 active.push(Job::new(next, timeout));
                 next += 1;
@@ -383,6 +500,9 @@ impl Connection {
             while i < active.len() {
                 if matches!(active[i].phase, Phase::Done) {
                     let job = active.swap_remove(i);
+                    if let Some(ExecError::ConnectionLost { reason, .. }) = &job.result.error {
+                        lost.get_or_insert_with(|| reason.clone());
+                    }
                     results[job.idx] = Some(job.result);
                     done += 1;
                     progress(done, commands.len());
@@ -457,6 +577,7 @@ struct Job {
     phase: Phase,
     ch: Option<ssh2::Channel>,
     deadline: Instant,
+    timeout_secs: u64,
     out_done: bool,
     err_done: bool,
     err_raw: Vec<u8>,
@@ -470,6 +591,7 @@ impl Job {
             phase: Phase::Open,
             ch: None,
             deadline: Instant::now() + timeout,
+            timeout_secs: timeout.as_secs().max(1),
             out_done: false,
             err_done: false,
             err_raw: Vec::new(),
@@ -477,9 +599,71 @@ impl Job {
         }
     }
 
-    fn fail(&mut self, what: &str, e: impl std::fmt::Display) {
-        self.result.error = Some(format!("{what}: {e}"));
+    fn fail(&mut self, e: ExecError) {
+        self.result.error = Some(e);
         self.finish();
+    }
+
+    /// What the job was doing, for "… was lost while {during} <target>".
+    fn during(&self) -> &'static str {
+        match self.phase {
+            Phase::Open => "opening a channel to read",
+            Phase::Exec | Phase::SendEof => "starting the command to read",
+            Phase::Read => "reading",
+            Phase::Close | Phase::WaitClose | Phase::Done => "finishing the read of",
+        }
+    }
+
+    /// Classifies a failed libssh2 call of this job.
+    fn fail_ssh(&mut self, e: &ssh2::Error) {
+        let during = self.during();
+        let err = if connection_broken(e.code()) {
+            ExecError::ConnectionLost {
+                during,
+                reason: reason_of(e),
+            }
+        } else if is_timeout(e) {
+            ExecError::TimedOut {
+                secs: self.timeout_secs,
+            }
+        } else {
+            ExecError::Channel {
+                during,
+                reason: reason_of(e),
+            }
+        };
+        self.fail(err);
+    }
+
+    /// A failed read: ssh2 turns the libssh2 error into an `io::Error` without its code, so the
+    /// session's last error says whether the connection broke.
+    fn fail_io(&mut self, sess: &Session, e: &std::io::Error) {
+        if e.kind() == ErrorKind::TimedOut {
+            return self.fail(ExecError::TimedOut {
+                secs: self.timeout_secs,
+            });
+        }
+        match ssh2::Error::last_session_error(sess) {
+            Some(se) if connection_broken(se.code()) || is_timeout(&se) => self.fail_ssh(&se),
+            _ => {
+                let during = self.during();
+                self.fail(ExecError::Channel {
+                    during,
+                    reason: sanitize(e.to_string().as_bytes()),
+                })
+            }
+        }
+    }
+
+    /// The connection broke under another job: this one is lost too.
+    fn lost(&mut self, reason: &str) {
+        if !matches!(self.phase, Phase::Done) {
+            let during = self.during();
+            self.fail(ExecError::ConnectionLost {
+                during,
+                reason: reason.to_string(),
+            });
+        }
     }
 
     fn finish(&mut self) {
@@ -494,7 +678,9 @@ impl Job {
             if let Some(ch) = self.ch.as_mut() {
                 let _ = ch.close();
             }
-            self.fail("timed out", "the command did not finish in time");
+            self.fail(ExecError::TimedOut {
+                secs: self.timeout_secs,
+            });
             return true;
         }
         let mut progressed = false;
@@ -509,7 +695,7 @@ impl Job {
                     }
                     Err(e) if would_block(&e) => return progressed,
                     Err(e) => {
-                        self.fail("could not open a channel", e);
+                        self.fail_ssh(&e);
                         return true;
                     }
                 },
@@ -520,7 +706,7 @@ impl Job {
                     }
                     Some(Err(e)) if would_block(&e) => return progressed,
                     Some(Err(e)) => {
-                        self.fail("could not start the command", e);
+                        self.fail_ssh(&e);
                         return true;
                     }
                     None => return progressed,
@@ -532,7 +718,7 @@ impl Job {
                     }
                     Some(Err(e)) if would_block(&e) => return progressed,
                     Some(Err(e)) => {
-                        self.fail("could not send EOF", e);
+                        self.fail_ssh(&e);
                         return true;
                     }
                     None => return progressed,
@@ -559,7 +745,7 @@ impl Job {
                             }
                             Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                             Err(e) => {
-                                self.fail("reading the command's output failed", e);
+                                self.fail_io(sess, &e);
                                 return true;
                             }
                         }
@@ -576,7 +762,7 @@ impl Job {
                             }
                             Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                             Err(e) => {
-                                self.fail("reading the command's stderr failed", e);
+                                self.fail_io(sess, &e);
                                 return true;
                             }
                         }
@@ -602,7 +788,7 @@ impl Job {
                     }
                     Some(Err(e)) if would_block(&e) => return progressed,
                     Some(Err(e)) => {
-                        self.fail("closing the channel failed", e);
+                        self.fail_ssh(&e);
                         return true;
                     }
                     None => return progressed,
@@ -617,10 +803,8 @@ impl Job {
                             self.result.exit_status = ch.exit_status().ok();
                             if let Ok(sig) = ch.exit_signal() {
                                 if let Some(name) = sig.exit_signal {
-                                    self.result.error = Some(format!(
-                                        "the command was killed by signal {}",
-                                        sanitize(name.as_bytes())
-                                    ));
+                                    self.result.error =
+                                        Some(ExecError::Signal(sanitize(name.as_bytes())));
                                 }
                             }
                             self.finish();
@@ -628,7 +812,7 @@ impl Job {
                         }
                         Err(e) if would_block(&e) => return progressed,
                         Err(e) => {
-                            self.fail("waiting for the channel to close failed", e);
+                            self.fail_ssh(&e);
                             return true;
                         }
                     }

@@ -8,6 +8,7 @@ use lab::fixtures::Containers;
 use lab::proc::wait_for;
 use lab::sshd::Sshd;
 use serde_json::{json, Value};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -181,7 +182,6 @@ fn make_fifo(p: &PathBuf) {
 
 /// Waits until something reads the FIFO; returns its write end (held open by the caller).
 fn wait_for_reader(p: &Path) -> std::fs::File {
-    use std::os::unix::fs::OpenOptionsExt;
     wait_for(Duration::from_secs(60), || {
         std::fs::OpenOptions::new()
             .write(true)
@@ -200,7 +200,15 @@ fn server_down_connection_refused() {
     let r = run(l.tmp.path(), &args);
     assert_eq!(r["failed"], true);
     let m = msg(&r);
-    assert_mentions(&m, &[&format!("{}:{}", l.sshd.host, l.sshd.port)]);
+    // What failed, where (host:port, user), what to do.
+    assert_mentions(
+        &m,
+        &[
+            &format!("{}:{}", l.sshd.host, l.sshd.port),
+            &format!("user {}", l.sshd.user),
+            "sshd runs on the node",
+        ],
+    );
     assert!(
         m.to_lowercase().contains("refused") || m.to_lowercase().contains("connect"),
         "{m}"
@@ -221,8 +229,15 @@ fn frozen_server_times_out() {
     l.sshd.process().signal(libc::SIGCONT);
     assert_eq!(r["failed"], true);
     let m = msg(&r);
-    assert_mentions(&m, &[&l.sshd.host]);
-    assert!(m.to_lowercase().contains("time"), "names the timeout: {m}");
+    assert_mentions(
+        &m,
+        &[
+            &format!("{}:{}", l.sshd.host, l.sshd.port),
+            &format!("user {}", l.sshd.user),
+            "timed out after 2 s",
+            "raise `timeout` or check the node's load",
+        ],
+    );
     assert_converges(&l, &l.both());
 }
 
@@ -273,7 +288,14 @@ fn refused_user_key_names_the_user_and_host() {
     let r = run(l.tmp.path(), &args);
     assert_eq!(r["failed"], true);
     let m = msg(&r);
-    assert_mentions(&m, &[&l.sshd.user, "auth"]);
+    assert_mentions(
+        &m,
+        &[
+            &format!("authentication as {}", l.sshd.user),
+            &format!("{}:{}", l.sshd.host, l.sshd.port),
+            "authorized_keys on the node",
+        ],
+    );
     assert_converges(&l, &l.both());
 }
 
@@ -292,12 +314,38 @@ fn sshd_killed_mid_harvest() {
     assert_eq!(r["failed"], true, "a harvest cut short must fail");
     assert_eq!(r["values"], Value::Null, "no partial values");
     let m = msg(&r);
-    // Today the run names the targets and their `ssh_error` status, and each target's msg the
-    // transport failure; it does not yet name the host (open item in docs/faults.md).
-    assert_mentions(&m, &["alpha (ssh_error)", "beta (ssh_error)"]);
-    for t in r["targets"].as_array().unwrap() {
+    let at = format!(
+        "the SSH connection to {}:{} (user {})",
+        l.sshd.host, l.sshd.port, l.sshd.user
+    );
+    // What failed (the connection), where (host:port, user, the target being read), what to do,
+    // and what it means for the rest.
+    assert_mentions(
+        &m,
+        &[
+            &format!("{at} was lost while reading CT 301's /opt/homelab/alpha/.env"),
+            "check that sshd on the Proxmox node is up and re-run",
+            "nothing was returned for the unread targets (2 of 2: alpha, beta)",
+        ],
+    );
+    let targets = r["targets"].as_array().unwrap();
+    for t in targets {
         assert_eq!(t["status"], "ssh_error", "{t}");
+        let tm = t["msg"].as_str().unwrap();
+        assert_mentions(tm, &[&at, "re-run"]);
     }
+    // alpha was in flight; beta (parallel 1) was never requested.
+    assert_mentions(
+        targets[0]["msg"].as_str().unwrap(),
+        &["was lost while reading CT 301's"],
+    );
+    assert_mentions(
+        targets[1]["msg"].as_str().unwrap(),
+        &[
+            "not read",
+            "before CT 302's /opt/homelab/beta/.env was requested",
+        ],
+    );
     // Repair: the file back, a server back.
     std::fs::remove_file(&fifo).unwrap();
     l.cts
@@ -346,5 +394,49 @@ fn container_stopped_mid_run() {
         )
         .unwrap();
     l.cts.set_running(302, true).unwrap();
+    assert_converges(&l, &l.both());
+}
+
+#[test]
+fn command_timeout_names_target_and_next_step() {
+    let Some(l) = lab() else { return };
+    // alpha's `cat` blocks on a FIFO past `timeout`; beta, on the same connection, is read.
+    let fifo = l.cts.file(301, "/opt/homelab/alpha/.env");
+    make_fifo(&fifo);
+    let mut args = l.both();
+    args["timeout"] = json!(2);
+    let r = run(l.tmp.path(), &args);
+    assert_eq!(r["failed"], true, "alpha's required key is unread");
+    let m = msg(&r);
+    let alpha = &r["targets"][0];
+    assert_eq!(alpha["status"], "ssh_error", "{alpha}");
+    let expected = [
+        "reading CT 301's /opt/homelab/alpha/.env over SSH on",
+        &format!("{}:{}", l.sshd.host, l.sshd.port),
+        &format!("user {}", l.sshd.user),
+        "did not finish within 2 s",
+        "raise `timeout` or check the node's load",
+    ];
+    assert_mentions(alpha["msg"].as_str().unwrap(), &expected);
+    // The top-level msg quotes the first problem.
+    assert_mentions(&m, &["alpha (ssh_error)"]);
+    assert_mentions(&m, &expected);
+    assert_eq!(r["targets"][1]["status"], "ok", "{}", r["targets"][1]);
+    // Repair: release the blocked reader, put the file back.
+    if let Ok(w) = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+    {
+        drop(w);
+    }
+    std::fs::remove_file(&fifo).unwrap();
+    l.cts
+        .write_file(
+            301,
+            "/opt/homelab/alpha/.env",
+            format!("SECRET_KEY=\"{VALUE}-301\"\n").as_bytes(),
+        )
+        .unwrap();
     assert_converges(&l, &l.both());
 }

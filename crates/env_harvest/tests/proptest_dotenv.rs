@@ -136,6 +136,61 @@ proptest! {
     }
 }
 
+/// One link of a growth chain: the previous key referenced `copies` times, in one of the ways
+/// interpolation can reach it (bare, braced, as a default, as a `:+` alternative, quoted).
+fn growth_line(i: usize, copies: usize, form: usize) -> String {
+    let p = format!("K{}", i - 1);
+    let one = match form % 5 {
+        0 => format!("${p}"),
+        1 => format!("${{{p}}}"),
+        2 => format!("${{UNSET_X:-${p}}}"),
+        3 => format!("${{{p}:+${p}}}"),
+        _ => format!("${{{p}-}}"),
+    };
+    let v = one.repeat(copies);
+    if form >= 5 {
+        format!("K{i}=\"{v}\"")
+    } else {
+        format!("K{i}={v}")
+    }
+}
+
+proptest! {
+    // Each case may build megabytes: fewer cases than the other properties.
+    #![proptest_config(ProptestConfig { cases: cases().min(64), ..ProptestConfig::default() })]
+
+    /// Interpolation chains (`K1=$K0$K0`, `K2=$K1$K1`, … with 2 to 4 copies a line) either parse
+    /// within the bounds or are refused with a size error naming a line and key of the chain,
+    /// never the text; the parser never builds a value over the bound.
+    #[test]
+    fn interpolation_growth_is_bounded(
+        seed_len in 1usize..5000,
+        links in proptest::collection::vec((2usize..5, 0usize..10), 1..60),
+    ) {
+        let mut text = format!("K0={}\n", "q".repeat(seed_len));
+        for (i, (copies, form)) in links.iter().enumerate() {
+            text.push_str(&growth_line(i + 1, *copies, *form));
+            text.push('\n');
+        }
+        match dotenv::parse(text.as_bytes()) {
+            Ok(f) => {
+                let total: usize = f.values.iter().map(|(k, v)| k.len() + v.len()).sum();
+                prop_assert!(total <= dotenv::MAX_TOTAL_BYTES, "total {total}");
+                prop_assert!(f.values.values().all(|v| v.len() <= dotenv::MAX_VALUE_BYTES));
+            }
+            Err(e) => {
+                prop_assert!(
+                    matches!(e.kind, dotenv::ParseErrorKind::ValueTooLarge | dotenv::ParseErrorKind::TooLarge),
+                    "unexpected error: {e}"
+                );
+                prop_assert!(e.line >= 2 && e.line <= links.len() + 1, "line {}", e.line);
+                prop_assert_eq!(e.key.clone(), Some(format!("K{}", e.line - 1)));
+                prop_assert!(!e.to_string().contains("qq"), "{e}");
+            }
+        }
+    }
+}
+
 /// `PROPTEST_CASES` (proptest reads it too, but an explicit config would shadow it).
 fn cases() -> u32 {
     std::env::var("PROPTEST_CASES")
