@@ -7,6 +7,7 @@ pub mod workflow;
 
 use ansible_module::{Context, Failure, Module, Opt, Outcome, Secret};
 use client::{Forgejo, ForgejoError, Settings, WORKFLOW_DIRS};
+use httpx::HttpError;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -227,6 +228,8 @@ struct Tracked {
     duration: Option<f64>,
     /// Why it counts as failed (None: success or not waited for).
     problem: Option<String>,
+    /// Set when the module stopped waiting because Forgejo stopped answering: the last error.
+    lost_contact: Option<String>,
 }
 
 impl Tracked {
@@ -398,6 +401,7 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
                     dispatched_at,
                     duration: None,
                     problem: None,
+                    lost_contact: None,
                 });
             }
             Err(e) => dispatch_errors.push(format!("{}: {}", w.file, explain_dispatch_error(e))),
@@ -417,10 +421,15 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
     if !failed.is_empty() {
         let mut parts: Vec<String> = tracked
             .iter()
-            .filter_map(|t| {
-                t.problem
-                    .as_ref()
-                    .map(|pr| format!("{} {pr} ({})", t.file, t.html_url))
+            .filter_map(|t| match (&t.problem, &t.lost_contact) {
+                (Some(_), Some(_)) => Some(format!(
+                    "{} status unknown, may still be running (run id {}: {})",
+                    t.file,
+                    t.id.unwrap_or_default(),
+                    t.html_url
+                )),
+                (Some(pr), None) => Some(format!("{} {pr} ({})", t.file, t.html_url)),
+                (None, _) => None,
             })
             .collect();
         parts.extend(
@@ -429,8 +438,21 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
                 .map(|e| format!("dispatch failed: {e}")),
         );
         let total = planned.len();
+        let lost: Vec<&Tracked> = tracked
+            .iter()
+            .filter(|t| t.lost_contact.is_some())
+            .collect();
+        // The server problem comes first: it explains the runs whose state is unknown.
+        let head = match lost.first().and_then(|t| t.lost_contact.as_ref()) {
+            Some(last) => format!(
+                "lost contact with Forgejo at {} while waiting for {} run(s) ({last}); they were dispatched and may still be running: check them there before re-running. ",
+                api.base_url(),
+                lost.len()
+            ),
+            None => String::new(),
+        };
         return Err(Failure::new(format!(
-            "{} of {total} deploy run(s) did not succeed: {}",
+            "{head}{} of {total} deploy run(s) did not succeed: {}",
             failed.len(),
             parts.join("; ")
         ))
@@ -481,6 +503,82 @@ fn explain_dispatch_error(e: ForgejoError) -> String {
 }
 
 const DONE: [&str; 4] = ["success", "failure", "cancelled", "skipped"];
+
+/// Consecutive failed status requests (transport failure or 5xx) before the module stops
+/// waiting on a run and reports it as `unknown`, provided [`lost_contact_window`] has passed too.
+const LOST_CONTACT_POLLS: u32 = 3;
+/// The shortest outage that counts as lost contact, whatever `poll_interval` is.
+const LOST_CONTACT_MIN: Duration = Duration::from_secs(30);
+
+/// How long status requests must keep failing (from the start of the first failed one) before
+/// the module gives up on a run: max(3 × poll_interval, 30 s). A shorter outage is tolerated.
+fn lost_contact_window(interval: Duration) -> Duration {
+    interval
+        .saturating_mul(LOST_CONTACT_POLLS)
+        .max(LOST_CONTACT_MIN)
+}
+
+/// Whether a failed status request means the server is unreachable or broken (connection
+/// refused, timeout, TLS, 5xx) rather than an answer about the run.
+fn server_trouble(e: &ForgejoError) -> bool {
+    match e {
+        ForgejoError::Http(h) => match h {
+            HttpError::Connect { .. }
+            | HttpError::Timeout { .. }
+            | HttpError::Tls { .. }
+            | HttpError::Other { .. } => true,
+            HttpError::GaveUp { status, .. } => *status >= 500,
+            HttpError::CaFile { .. } | HttpError::BadUrl { .. } | HttpError::Decode { .. } => false,
+        },
+        ForgejoError::Api { status, .. } => *status >= 500,
+        _ => false,
+    }
+}
+
+/// A run of consecutive status requests that failed with [`server_trouble`].
+#[derive(Debug, Clone)]
+struct Outage {
+    /// When the first failed request of the run of failures was started.
+    since: Instant,
+    polls: u32,
+    last: String,
+}
+
+impl Outage {
+    /// Records one more failed poll (started at `started`); true once the outage is long enough
+    /// (both [`LOST_CONTACT_POLLS`] polls and `window`) to stop waiting.
+    fn record(
+        slot: &mut Option<Outage>,
+        started: Instant,
+        error: String,
+        now: Instant,
+        window: Duration,
+    ) -> bool {
+        let o = slot.get_or_insert(Outage {
+            since: started,
+            polls: 0,
+            last: String::new(),
+        });
+        o.polls += 1;
+        o.last = error;
+        o.polls >= LOST_CONTACT_POLLS && now.saturating_duration_since(o.since) >= window
+    }
+}
+
+/// Stops waiting on a run whose status Forgejo no longer gives.
+fn give_up_lost(api: &Forgejo, t: &mut Tracked, o: &Outage, now: Instant) {
+    let secs = now.saturating_duration_since(o.since).as_secs();
+    t.status = "unknown".into();
+    t.problem = Some(format!(
+        "lost contact with Forgejo at {} while waiting ({} status request(s) in a row failed over {secs}s; the last: {}); the run was dispatched (id {}, {}) and may still be running: check it there",
+        api.base_url(),
+        o.polls,
+        o.last,
+        t.id.unwrap_or_default(),
+        t.html_url
+    ));
+    t.lost_contact = Some(o.last.clone());
+}
 
 /// Polls every run in its own thread until it ends, times out or is not picked up; shows progress.
 fn wait_all(api: &Forgejo, p: &Params, major: u64, tracked: &mut [Tracked], ctx: &Context) {
@@ -548,6 +646,8 @@ fn wait_one(
 ) {
     let Some(id) = t.id else { return };
     let mut picked_up = false;
+    let window = lost_contact_window(interval);
+    let mut outage: Option<Outage> = None;
     loop {
         let elapsed = t.dispatched_at.elapsed();
         let mut next = interval;
@@ -558,6 +658,7 @@ fn wait_one(
             next = next.min(timeout - elapsed);
         }
         std::thread::sleep(next);
+        let poll_started = Instant::now();
         let polled = if major >= 12 {
             api.run(id).map(|r| {
                 if !r.html_url.is_empty() {
@@ -571,6 +672,7 @@ fn wait_one(
         let mut last_error: Option<String> = None;
         match polled {
             Ok(status) => {
+                outage = None;
                 t.status = status;
                 report(&t.status);
             }
@@ -579,7 +681,20 @@ fn wait_one(
                 t.status = "unknown".into();
                 return;
             }
-            Err(e) => last_error = Some(e.to_string()),
+            Err(e) if server_trouble(&e) => {
+                let now = Instant::now();
+                if Outage::record(&mut outage, poll_started, e.to_string(), now, window) {
+                    if let Some(o) = &outage {
+                        give_up_lost(api, t, o, now);
+                    }
+                    return;
+                }
+                last_error = Some(e.to_string());
+            }
+            Err(e) => {
+                outage = None;
+                last_error = Some(e.to_string());
+            }
         }
         let status = t.status.as_str();
         if status == "running" {
@@ -600,7 +715,12 @@ fn wait_one(
             return;
         }
         let elapsed = t.dispatched_at.elapsed();
-        if !picked_up && matches!(status, "waiting" | "blocked" | "unknown") && elapsed >= pickup {
+        // Only a status just read counts: after a failed request it is stale.
+        if last_error.is_none()
+            && !picked_up
+            && matches!(status, "waiting" | "blocked" | "unknown")
+            && elapsed >= pickup
+        {
             t.problem = Some(format!(
                 "no runner picked it up within {}s (still {status}; check that a runner with the job's runs-on label is online)",
                 pickup.as_secs()
@@ -608,6 +728,10 @@ fn wait_one(
             return;
         }
         if elapsed >= timeout {
+            if let Some(o) = &outage {
+                give_up_lost(api, t, o, Instant::now());
+                return;
+            }
             t.problem = Some(match &last_error {
                 Some(e) => format!(
                     "timed out after {}s; the last status request failed: {e}",
@@ -650,5 +774,83 @@ fn tasks_status(tasks: &[client::Task], t: &Tracked) -> String {
         "failure".into()
     } else {
         "success".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lost_contact_window_is_three_polls_but_at_least_30s() {
+        assert_eq!(
+            lost_contact_window(Duration::from_millis(500)),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            lost_contact_window(Duration::from_secs(5)),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            lost_contact_window(Duration::from_secs(20)),
+            Duration::from_secs(60)
+        );
+    }
+
+    #[test]
+    fn an_outage_counts_only_after_three_polls_and_the_window() {
+        let window = Duration::from_secs(30);
+        let t0 = Instant::now();
+        let mut slot = None;
+        // Many quick failures: not yet (window not over).
+        for i in 0..10 {
+            let now = t0 + Duration::from_secs(i);
+            assert!(!Outage::record(&mut slot, now, "e".into(), now, window));
+        }
+        // Window over, and 3+ polls: lost.
+        let now = t0 + Duration::from_secs(31);
+        assert!(Outage::record(&mut slot, now, "last".into(), now, window));
+        assert_eq!(slot.as_ref().map(|o| o.last.as_str()), Some("last"));
+        // One or two failures spread over a long time are not enough.
+        let mut slot = None;
+        assert!(!Outage::record(&mut slot, t0, "e".into(), t0, window));
+        let late = t0 + Duration::from_secs(100);
+        assert!(!Outage::record(&mut slot, late, "e".into(), late, window));
+        assert!(Outage::record(&mut slot, late, "e".into(), late, window));
+    }
+
+    #[test]
+    fn server_trouble_is_transport_or_5xx_only() {
+        let connect = ForgejoError::Http(HttpError::Connect {
+            system: "Forgejo",
+            url: "https://forgejo.example.org".into(),
+            detail: "refused".into(),
+        });
+        let timeout = ForgejoError::Http(HttpError::Timeout {
+            system: "Forgejo",
+            url: "https://forgejo.example.org".into(),
+            secs: 30,
+        });
+        let tls = ForgejoError::Http(HttpError::Tls {
+            system: "Forgejo",
+            url: "https://forgejo.example.org".into(),
+            detail: "unknown issuer".into(),
+        });
+        let api = |status| ForgejoError::Api {
+            what: "reading run 1".into(),
+            status,
+            detail: String::new(),
+        };
+        assert!(server_trouble(&connect));
+        assert!(server_trouble(&timeout));
+        assert!(server_trouble(&tls));
+        assert!(server_trouble(&api(502)));
+        assert!(server_trouble(&api(500)));
+        assert!(!server_trouble(&api(404)));
+        assert!(!server_trouble(&api(429)));
+        assert!(!server_trouble(&ForgejoError::Shape {
+            what: "reading run 1".into(),
+            detail: "missing field".into(),
+        }));
     }
 }

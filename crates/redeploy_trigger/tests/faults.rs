@@ -6,8 +6,12 @@
 
 use lab::forgejo::{Behaviour, Forgejo, ForgejoOpts};
 use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 fn args(fj: &Forgejo, workflows: &[&str]) -> Value {
@@ -101,7 +105,7 @@ fn server_gone_while_waiting_reports_the_dispatched_runs() {
     for w in wf {
         fj.set_behaviour(w, Behaviour::lasting(Duration::from_secs(120)));
     }
-    let token = fj.token();
+    let (url, token) = (fj.url().to_string(), fj.token());
     let mut a = args(&fj, &wf);
     a["pickup_timeout"] = json!(10);
     let child = spawn(dir.path(), &a);
@@ -118,20 +122,169 @@ fn server_gone_while_waiting_reports_the_dispatched_runs() {
     drop(fj);
     let r = finish(child, &token);
     assert_eq!(r["failed"], true, "{r}");
-    // Each dispatched run is reported with its URL, so the user can look at it. Today the
-    // module polls the dead server until `pickup_timeout` and then says "no runner picked it
-    // up": a misleading diagnosis (open item in docs/faults.md).
+    // The server problem comes first, then each dispatched run with its URL so the user can
+    // look at it; never "no runner picked it up" (the runner is not the problem).
     let m = msg(&r);
+    assert!(
+        m.starts_with(&format!("lost contact with Forgejo at {url} while waiting")),
+        "names the server problem first: {m}"
+    );
+    assert!(!m.contains("no runner"), "not a runner problem: {m}");
     for n in [1, 2] {
         assert!(
             m.contains(&format!("/actions/runs/{n}")),
             "run {n} reported: {m}"
         );
     }
+    let runs = r["runs"].as_array().expect("runs");
+    assert_eq!(runs.len(), 2, "{r}");
+    for run in runs {
+        assert_eq!(run["status"], "unknown", "{run}");
+        let e = run["error"].as_str().unwrap_or_default();
+        assert!(
+            e.starts_with(&format!("lost contact with Forgejo at {url}")),
+            "{e}"
+        );
+        assert!(e.contains("may still be running"), "{e}");
+        assert!(e.contains(run["html_url"].as_str().unwrap()), "{e}");
+        assert!(!e.contains("no runner"), "{e}");
+    }
+    assert_eq!(r["failed_runs"].as_array().map(Vec::len), Some(2), "{r}");
     assert_eq!(r["changed"], true, "runs were dispatched: changed");
     let fj = Forgejo::start(ForgejoOpts::default()).unwrap();
     for w in wf {
         fj.set_behaviour(w, Behaviour::lasting(Duration::from_millis(300)));
     }
     assert_converges(dir.path(), &fj, &wf);
+}
+
+/// A TCP forwarder in front of the emulator that can cut every connection and drop new ones for
+/// a while: the short outage a server restart or a network blip makes.
+struct Flaky {
+    url: String,
+    down: Arc<AtomicBool>,
+    dropped: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    open: Arc<Mutex<Vec<TcpStream>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+fn pipe(mut from: TcpStream, mut to: TcpStream) {
+    let mut buf = [0u8; 16384];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = to.shutdown(Shutdown::Write);
+}
+
+impl Flaky {
+    fn start(upstream: &str) -> Flaky {
+        let upstream = upstream.trim_start_matches("http://").to_string();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let down = Arc::new(AtomicBool::new(false));
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let open: Arc<Mutex<Vec<TcpStream>>> = Arc::new(Mutex::new(Vec::new()));
+        let (d, dr, st, op) = (down.clone(), dropped.clone(), stop.clone(), open.clone());
+        let thread = std::thread::spawn(move || {
+            while !st.load(Ordering::SeqCst) {
+                let client = match listener.accept() {
+                    Ok((c, _)) => c,
+                    Err(_) => {
+                        std::thread::sleep(Duration::from_millis(10));
+                        continue;
+                    }
+                };
+                if d.load(Ordering::SeqCst) {
+                    dr.fetch_add(1, Ordering::SeqCst);
+                    let _ = client.shutdown(Shutdown::Both);
+                    continue;
+                }
+                let _ = client.set_nonblocking(false);
+                let Ok(server) = TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                if let (Ok(c2), Ok(s2), Ok(c3)) =
+                    (client.try_clone(), server.try_clone(), client.try_clone())
+                {
+                    op.lock().unwrap().push(c3);
+                    std::thread::spawn(move || pipe(client, server));
+                    std::thread::spawn(move || pipe(s2, c2));
+                }
+            }
+        });
+        Flaky {
+            url,
+            down,
+            dropped,
+            stop,
+            open,
+            thread: Some(thread),
+        }
+    }
+
+    /// Cuts the open connections and drops new ones until `up`.
+    fn down(&self) {
+        self.down.store(true, Ordering::SeqCst);
+        for c in self.open.lock().unwrap().drain(..) {
+            let _ = c.shutdown(Shutdown::Both);
+        }
+    }
+
+    fn up(&self) {
+        self.down.store(false, Ordering::SeqCst);
+    }
+
+    fn dropped(&self) -> usize {
+        self.dropped.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Flaky {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for c in self.open.lock().unwrap().drain(..) {
+            let _ = c.shutdown(Shutdown::Both);
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[test]
+fn short_outage_while_waiting_is_tolerated() {
+    let dir = tempfile::tempdir().unwrap();
+    let fj = Forgejo::start(ForgejoOpts::default()).unwrap();
+    let wf = "deploy-n8n.yml";
+    fj.set_behaviour(wf, Behaviour::lasting(Duration::from_secs(10)));
+    let proxy = Flaky::start(fj.url());
+    let mut a = args(&fj, &[wf]);
+    a["url"] = json!(proxy.url);
+    let child = spawn(dir.path(), &a);
+    let dispatched = lab::proc::wait_for(Duration::from_secs(60), || {
+        (fj.dispatch_requests(wf) == 1).then_some(())
+    });
+    assert!(dispatched.is_some(), "the module never dispatched");
+    // Cut long enough for at least two whole status polls to fail (each is up to 4 attempts),
+    // far shorter than the 30 s after which the module would stop waiting.
+    proxy.down();
+    let failed_polls = lab::proc::wait_for(Duration::from_secs(60), || {
+        (proxy.dropped() >= 8).then_some(())
+    });
+    assert!(failed_polls.is_some(), "the module stopped polling");
+    proxy.up();
+    let r = finish(child, &fj.token());
+    assert_ne!(r["failed"], true, "{}", msg(&r));
+    assert_eq!(r["runs"][0]["status"], "success", "{r}");
+    assert_eq!(fj.dispatch_requests(wf), 1, "dispatched once");
 }
