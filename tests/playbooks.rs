@@ -324,14 +324,23 @@ fn collection_builds_installs_offline_and_documents_every_module() {
 fn every_module_binary_has_a_sidecar_doc_and_is_shipped() {
     let root = repo_root();
     let mut bins = Vec::new();
-    for krate in ["vault_full_write", "env_harvest", "pocketid_client", "redeploy_trigger"] {
+    for krate in [
+        "vault_full_write",
+        "env_harvest",
+        "pocketid_client",
+        "redeploy_trigger",
+    ] {
         let src = root.join("crates").join(krate).join("src");
         if src.join("main.rs").exists() {
             bins.push(krate.to_string());
         }
         if let Ok(dir) = std::fs::read_dir(src.join("bin")) {
             for e in dir.flatten() {
-                let name = e.file_name().to_string_lossy().trim_end_matches(".rs").to_string();
+                let name = e
+                    .file_name()
+                    .to_string_lossy()
+                    .trim_end_matches(".rs")
+                    .to_string();
                 bins.push(name);
             }
         }
@@ -339,13 +348,21 @@ fn every_module_binary_has_a_sidecar_doc_and_is_shipped() {
     bins.sort();
     let mut shipped: Vec<String> = MODULES.iter().map(|m| m.to_string()).collect();
     shipped.sort();
-    assert_eq!(bins, shipped, "every module binary is in the collection, and nothing else");
-    let runtime = std::fs::read_to_string(root.join("ansible/collection/meta/runtime.yml")).unwrap();
+    assert_eq!(
+        bins, shipped,
+        "every module binary is in the collection, and nothing else"
+    );
+    let runtime =
+        std::fs::read_to_string(root.join("ansible/collection/meta/runtime.yml")).unwrap();
     for m in MODULES {
         assert!(
-            root.join(format!("ansible/collection/plugins/modules/{m}.yml")).exists(),
+            root.join(format!("ansible/collection/plugins/modules/{m}.yml"))
+                .exists(),
             "{m} has no sidecar doc"
         );
-        assert!(runtime.contains(&format!("- {m}")), "{m} is not in the action group");
+        assert!(
+            runtime.contains(&format!("- {m}")),
+            "{m} is not in the action group"
+        );
     }
 }
