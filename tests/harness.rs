@@ -12,14 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The module binaries of the collection.
-pub const MODULES: [&str; 6] = [
-    "vault_full_write",
-    "vault_kv_read",
-    "env_harvest",
-    "pocketid_client",
-    "pocketid_api_key",
-    "redeploy_trigger",
-];
+pub use lab::catalog::MODULE_BINARIES as MODULES;
 
 /// Where cargo put the debug binaries.
 pub fn target_dir() -> PathBuf {

@@ -15,14 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const MODULES: [&str; 6] = [
-    "vault_full_write",
-    "vault_kv_read",
-    "env_harvest",
-    "pocketid_client",
-    "pocketid_api_key",
-    "redeploy_trigger",
-];
+use lab::catalog::MODULE_BINARIES as MODULES;
 
 struct Opts {
     bin_dir: PathBuf,

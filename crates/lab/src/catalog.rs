@@ -3,6 +3,16 @@
 //! `ansible/playbooks/group_vars/all/catalog.yml` describes the same homelab for the playbooks; a test keeps
 //! the two in agreement.
 
+/// The module binaries the collection `homelab.sso` ships (one sidecar doc each).
+pub const MODULE_BINARIES: [&str; 6] = [
+    "vault_full_write",
+    "vault_kv_read",
+    "env_harvest",
+    "pocketid_client",
+    "pocketid_api_key",
+    "redeploy_trigger",
+];
+
 /// Vault mount and path of the SSO secret.
 pub const VAULT_MOUNT: &str = "secret";
 pub const VAULT_PATH: &str = "homelab-sso";
