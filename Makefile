@@ -30,7 +30,9 @@ build: setup
 	@mkdir -p dist && $(VENV)/bin/ansible-galaxy collection build $(COLLECTION) --output-path dist --force
 
 test: setup build-debug
-	$(CARGO) test --workspace --no-fail-fast 2>&1 | tee target/test-output.txt; exit $${PIPESTATUS[0]}
+	@set -o pipefail; status=0; \
+	$(CARGO) test --workspace --no-fail-fast 2>&1 | tee target/test-output.txt || status=$$?; \
+	scripts/test-summary.sh target/test-output.txt; exit $$status
 
 demo: setup
 	$(CARGO) build --release $(MODULE_CRATES)
