@@ -270,37 +270,31 @@ impl Kv {
 
     /// `GET metadata/P`: the `data` object, or `None` when the path has no metadata.
     pub fn metadata(&self, path: &str) -> Result<Option<Value>, VaultError> {
-        let api = self.api_path("metadata", path);
-        let op = "metadata read of";
-        let resp = self.send(
-            "GET",
-            &self.url_path("metadata", path),
-            Body::None,
-            None,
-            Retry::Safe,
-        )?;
-        if let Some(e) = self.common_error(&resp, op, &api, "read") {
-            return Err(e);
-        }
-        match resp.status {
-            200 => {
-                let v: Value = resp
-                    .json()
-                    .map_err(|e| self.decode_error(op, &api, e.to_string()))?;
-                Ok(Some(v["data"].clone()))
-            }
-            404 => Ok(None),
-            _ => Err(self.api_error(&resp, op, &api)),
-        }
+        let body = self.get_json("metadata", path, "", "metadata read of")?;
+        Ok(body.map(|v| v["data"].clone()))
     }
 
     /// `GET subkeys/P?depth=1`: the key names of the latest version, `None` when missing/deleted.
     pub fn subkeys(&self, path: &str) -> Result<Option<Vec<String>>, VaultError> {
-        let api = self.api_path("subkeys", path);
-        let op = "key-name (subkeys) read of";
+        let body = self.get_json("subkeys", path, "?depth=1", "key-name (subkeys) read of")?;
+        Ok(body.and_then(|v| match &v["data"]["subkeys"] {
+            Value::Object(m) => Some(m.keys().cloned().collect()),
+            _ => None,
+        }))
+    }
+
+    /// A read of `<kind>/P<query>`: the JSON body on 200, `None` on 404, a typed error otherwise.
+    fn get_json(
+        &self,
+        kind: &str,
+        path: &str,
+        query: &str,
+        op: &str,
+    ) -> Result<Option<Value>, VaultError> {
+        let api = self.api_path(kind, path);
         let resp = self.send(
             "GET",
-            &format!("{}?depth=1", self.url_path("subkeys", path)),
+            &format!("{}{query}", self.url_path(kind, path)),
             Body::None,
             None,
             Retry::Safe,
@@ -309,15 +303,10 @@ impl Kv {
             return Err(e);
         }
         match resp.status {
-            200 => {
-                let v: Value = resp
-                    .json()
-                    .map_err(|e| self.decode_error(op, &api, e.to_string()))?;
-                match &v["data"]["subkeys"] {
-                    Value::Object(m) => Ok(Some(m.keys().cloned().collect())),
-                    _ => Ok(None),
-                }
-            }
+            200 => resp
+                .json()
+                .map(Some)
+                .map_err(|e| self.decode_error(op, &api, e.to_string())),
             404 => Ok(None),
             _ => Err(self.api_error(&resp, op, &api)),
         }
