@@ -61,11 +61,22 @@ impl E2e {
 
     /// Runs `ansible/playbooks/<name>` against the lab with the lab's environment.
     pub fn playbook(&self, name: &str, args: &[&str], env: &[(&str, &str)]) -> PlaybookRun {
+        self.playbook_with_inventory(&self.inventory, name, args, env)
+    }
+
+    /// Like [`E2e::playbook`] with another inventory (e.g. a cluster of several Proxmox nodes).
+    pub fn playbook_with_inventory(
+        &self,
+        inventory: &Path,
+        name: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> PlaybookRun {
         let root = repo_root();
         let work = self.dir.path().join("ansible");
         let mut cmd = Command::new(venv_bin("ansible-playbook"));
         cmd.arg("-i")
-            .arg(&self.inventory)
+            .arg(inventory)
             .arg(root.join("ansible/playbooks").join(name))
             .args(args)
             .current_dir(root.join("ansible"))

@@ -366,3 +366,78 @@ fn every_module_binary_has_a_sidecar_doc_and_is_shipped() {
         );
     }
 }
+
+#[test]
+fn a_proxmox_cluster_is_harvested_once_per_node() {
+    let e = E2e::up();
+    let values = e.vault();
+    // Two nodes (both reached over the lab's sshd); the services are split between them.
+    let s = &e.lab.sshd;
+    let node = |name: &str| {
+        format!(
+            "        {name}:\n          proxmox_ssh_host: \"{}\"\n          proxmox_ssh_port: {}\n          proxmox_ssh_user: \"{}\"\n          proxmox_pct_path: \"{}\"\n",
+            s.host,
+            s.port,
+            s.user,
+            s.pct_path.display()
+        )
+    };
+    let inventory = e.dir.path().join("cluster.yml");
+    std::fs::write(
+        &inventory,
+        format!(
+            "all:\n  hosts:\n    localhost:\n      ansible_connection: local\n  children:\n    proxmox_nodes:\n      vars:\n        ansible_connection: local\n      hosts:\n{}{}",
+            node("pve"),
+            node("pve2")
+        ),
+    )
+    .unwrap();
+    let catalog =
+        std::fs::read_to_string(repo_root().join("ansible/playbooks/group_vars/all/catalog.yml"))
+            .unwrap();
+    let catalog: serde_yaml::Value = serde_yaml::from_str(&catalog).unwrap();
+    let mut services = catalog["homelab_sso_services"]
+        .as_sequence()
+        .unwrap()
+        .clone();
+    for svc in services.iter_mut() {
+        if svc["name"].as_str() != Some("oauth2-gateway") {
+            svc["node"] = serde_yaml::Value::from("pve2");
+        }
+    }
+    let vars = e.dir.path().join("cluster-vars.json");
+    std::fs::write(
+        &vars,
+        serde_json::json!({ "homelab_sso_services": services }).to_string(),
+    )
+    .unwrap();
+    let vars_arg = format!("@{}", vars.display());
+    let run = e.playbook_with_inventory(&inventory, "drift-check.yml", &["-e", &vars_arg], &[]);
+    run.assert_ok();
+    assert!(
+        run.stdout.contains("ok: [pve]") && run.stdout.contains("ok: [pve2]"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("oauth2-gateway | pocketid_client_secret | in sync"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("n8n | n8n_webhook_token | in sync"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("loki-stack | grafana_admin_password | in sync"),
+        "{}",
+        run.stdout
+    );
+    assert_no_secret(&run.all_output(), &values, "cluster drift-check output");
+    // Each node's SSH login: one connection per node, not one per service.
+    let logins = e.lab.sshd.log().matches("Accepted publickey").count();
+    assert_eq!(logins, 2, "one SSH connection per Proxmox node");
+}
