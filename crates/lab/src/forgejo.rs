@@ -262,6 +262,17 @@ struct State {
     behaviours: BTreeMap<String, Behaviour>,
     hooks: BTreeMap<String, Arc<Hook>>,
     log: Vec<LoggedRequest>,
+    inject: Option<Injected>,
+}
+
+/// Failures injected with [`Forgejo::fail_next`] / [`Forgejo::fail_next_dispatches`].
+#[derive(Debug, Clone)]
+struct Injected {
+    left: u32,
+    status: u16,
+    retry_after: Option<u64>,
+    /// Only workflow dispatch POSTs, or every API request.
+    dispatch_only: bool,
 }
 
 /// A running emulator; stopped on drop.
@@ -305,6 +316,7 @@ impl Forgejo {
             behaviours: BTreeMap::new(),
             hooks: BTreeMap::new(),
             log: Vec::new(),
+            inject: None,
         }));
         let stop = Arc::new(AtomicBool::new(false));
         let requests = Arc::new(AtomicU64::new(0));
@@ -383,6 +395,26 @@ impl Forgejo {
             .entry(branch.to_string())
             .or_default()
             .insert(path.to_string(), content.to_string());
+    }
+    /// The next `n` API requests (`/api/…`) answer `status` with a Forgejo-shaped error body
+    /// (`{"message", "url"}`; a 500 with the message blanked, as Forgejo shows it to non-admins)
+    /// and, when given, `Retry-After: <secs>`: a rate-limiting proxy (429) or a broken or
+    /// restarting server (5xx). They are logged like other requests and change nothing.
+    /// `n = 0` clears a previous switch.
+    pub fn fail_next(&self, n: u32, status: u16, retry_after: Option<u64>) {
+        self.inject(n, status, retry_after, false);
+    }
+    /// Like [`Forgejo::fail_next`], for workflow dispatch POSTs only (other requests are served).
+    pub fn fail_next_dispatches(&self, n: u32, status: u16, retry_after: Option<u64>) {
+        self.inject(n, status, retry_after, true);
+    }
+    fn inject(&self, n: u32, status: u16, retry_after: Option<u64>, dispatch_only: bool) {
+        lock(&self.state).inject = (n > 0).then_some(Injected {
+            left: n,
+            status,
+            retry_after,
+            dispatch_only,
+        });
     }
     /// Requests served so far.
     pub fn requests(&self) -> u64 {
@@ -549,9 +581,16 @@ fn serve(state: &Arc<Mutex<State>>, mut req: tiny_http::Request) {
         Some((p, q)) => (p.to_string(), parse_query(q)),
         None => (raw_url.clone(), Vec::new()),
     };
+    let mut retry_after = None;
     let reply = {
         let mut s = lock(state);
-        let reply = route(&mut s, &method, &path, &query, auth.as_deref(), &body);
+        let reply = match injected(&mut s, &method, &path) {
+            Some((reply, after)) => {
+                retry_after = after;
+                reply
+            }
+            None => route(&mut s, &method, &path, &query, auth.as_deref(), &body),
+        };
         let logged_query: Vec<String> = query
             .iter()
             .filter(|(k, _)| k != "token" && k != "access_token")
@@ -578,7 +617,38 @@ fn serve(state: &Arc<Mutex<State>>, mut req: tiny_http::Request) {
         }
         None => tiny_http::Response::from_data(Vec::new()).with_status_code(reply.status),
     };
+    let response = match retry_after {
+        Some(secs) => response.with_header(header("Retry-After", &secs.to_string())),
+        None => response,
+    };
     let _ = req.respond(response);
+}
+
+/// The injected failure for this request, if one is armed and applies (one use consumed).
+fn injected(s: &mut State, method: &str, path: &str) -> Option<(Reply, Option<u64>)> {
+    let inj = s.inject.as_mut()?;
+    let applies = if inj.dispatch_only {
+        method == "POST" && path.starts_with("/api/v1/") && path.ends_with("/dispatches")
+    } else {
+        path.starts_with("/api/")
+    };
+    if !applies {
+        return None;
+    }
+    let (status, after) = (inj.status, inj.retry_after);
+    inj.left -= 1;
+    if inj.left == 0 {
+        s.inject = None;
+    }
+    let message = match status {
+        500 => "",
+        429 => "Too Many Requests",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "injected failure",
+    };
+    Some((api_error(s, status, message), after))
 }
 
 fn header(k: &str, v: &str) -> tiny_http::Header {
