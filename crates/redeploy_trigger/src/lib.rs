@@ -493,7 +493,13 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
 fn explain_dispatch_error(e: ForgejoError) -> String {
     match e {
         ForgejoError::Api { status: 500, .. } => format!(
-            "{e} (Forgejo hides the reason of a 500; usually the workflow file or the ref does not exist at the server). The dispatch was not retried: a run may or may not have been created"
+            "{e} (Forgejo hides the reason of a 500; usually the workflow file or the ref does not exist at the server). The dispatch was not retried: a run may or may not have been created; check the Actions page before re-running"
+        ),
+        ForgejoError::Api { status: 429, .. } => format!(
+            "{e}. Forgejo (or a proxy in front of it) is rate-limiting this client; the dispatch was not retried (it is not idempotent), and a rate-limited request normally creates no run: wait and re-run (check the Actions page if unsure)"
+        ),
+        ForgejoError::Api { status, .. } if status >= 500 => format!(
+            "{e}. The dispatch was not retried (it is not idempotent): a run may or may not have been created; check the Actions page before re-running"
         ),
         ForgejoError::Http(ref h) => format!(
             "{h}. The dispatch was not retried (it is not idempotent): check the Actions page before re-running"

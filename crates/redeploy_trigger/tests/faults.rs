@@ -288,3 +288,241 @@ fn short_outage_while_waiting_is_tolerated() {
     assert_eq!(r["runs"][0]["status"], "success", "{r}");
     assert_eq!(fj.dispatch_requests(wf), 1, "dispatched once");
 }
+
+/// A TCP server that accepts every connection and never answers (a hung server or a dead
+/// backend behind a proxy that holds the connection). Counts the connections it accepted.
+struct BlackHole {
+    url: String,
+    accepted: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl BlackHole {
+    fn start() -> BlackHole {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (acc, st) = (accepted.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let mut held = Vec::new();
+            while !st.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((c, _)) => {
+                        acc.fetch_add(1, Ordering::SeqCst);
+                        held.push(c);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        BlackHole {
+            url,
+            accepted,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for BlackHole {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[test]
+fn tls_failure_names_forgejo_the_url_and_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    // A real TLS server whose certificate is signed by a CA the module does not trust: the
+    // handshake fails before any HTTP, so what answers behind it does not matter.
+    let bao = lab::openbao::OpenBao::start_tls(&dir.path().join("bao")).expect("OpenBao -dev-tls");
+    let fj = Forgejo::start(ForgejoOpts::default()).unwrap();
+    let mut a = args(&fj, &["deploy-n8n.yml"]);
+    a["url"] = json!(bao.addr);
+    let r = finish(spawn(dir.path(), &a), &fj.token());
+    assert_eq!(r["failed"], true, "{r}");
+    let m = msg(&r);
+    assert!(
+        m.contains("TLS to Forgejo at"),
+        "names TLS and Forgejo: {m}"
+    );
+    assert!(m.contains(&bao.addr), "names the URL: {m}");
+    assert!(m.contains("`ca_cert`"), "tells to set ca_cert: {m}");
+    assert!(m.contains("`validate_certs: false`"), "{m}");
+    assert_eq!(
+        fj.dispatch_requests("deploy-n8n.yml"),
+        0,
+        "nothing dispatched"
+    );
+    // The fix the message gives works: with the CA (from FORGEJO_CACERT here) the handshake
+    // succeeds and the failure is no longer about TLS (the server is OpenBao, not Forgejo).
+    let ca = bao.ca_cert.clone().expect("the dev CA");
+    let file = dir.path().join("args-ca.json");
+    std::fs::write(&file, a.to_string()).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_redeploy_trigger"))
+        .arg(&file)
+        .env_remove("FORGEJO_URL")
+        .env_remove("FORGEJO_TOKEN")
+        .env("FORGEJO_CACERT", &ca)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let r = finish(child, &fj.token());
+    assert_eq!(r["failed"], true, "{r}");
+    assert!(
+        !msg(&r).contains("TLS"),
+        "the CA is trusted now: {}",
+        msg(&r)
+    );
+    assert_eq!(fj.dispatch_requests("deploy-n8n.yml"), 0);
+    assert_converges(dir.path(), &fj, &["deploy-n8n.yml"]);
+}
+
+#[test]
+fn black_hole_server_times_out_after_request_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let hole = BlackHole::start();
+    let fj = Forgejo::start(ForgejoOpts::default()).unwrap();
+    let mut a = args(&fj, &["deploy-n8n.yml"]);
+    a["url"] = json!(hole.url);
+    a["request_timeout"] = json!(2);
+    let started = Instant::now();
+    let r = finish(spawn(dir.path(), &a), &fj.token());
+    let took = started.elapsed();
+    assert_eq!(r["failed"], true, "{r}");
+    let m = msg(&r);
+    assert!(m.contains(&format!("Forgejo at {}", hole.url)), "{m}");
+    assert!(
+        m.contains("did not answer within 2s"),
+        "says it timed out: {m}"
+    );
+    assert!(m.contains("raise `timeout`"), "says what to do: {m}");
+    // Loose: 4 attempts of 2 s plus backoff, far below this on any machine.
+    assert!(took < Duration::from_secs(60), "took {took:?}");
+    assert!(hole.accepted() >= 1, "the module connected");
+    assert_eq!(
+        fj.dispatch_requests("deploy-n8n.yml"),
+        0,
+        "nothing dispatched"
+    );
+    assert_converges(dir.path(), &fj, &["deploy-n8n.yml"]);
+}
+
+#[test]
+fn short_429_burst_while_waiting_is_tolerated() {
+    let dir = tempfile::tempdir().unwrap();
+    let fj = Forgejo::start(ForgejoOpts::default()).unwrap();
+    let wf = "deploy-n8n.yml";
+    fj.set_behaviour(wf, Behaviour::lasting(Duration::from_secs(4)));
+    let child = spawn(dir.path(), &args(&fj, &[wf]));
+    let dispatched = lab::proc::wait_for(Duration::from_secs(60), || {
+        (fj.dispatch_requests(wf) == 1).then_some(())
+    });
+    assert!(dispatched.is_some(), "the module never dispatched");
+    // From now on only status requests come: the next three are rate-limited.
+    fj.fail_next(3, 429, Some(1));
+    let r = finish(child, &fj.token());
+    assert_ne!(r["failed"], true, "{}", msg(&r));
+    assert_eq!(r["runs"][0]["status"], "success", "{r}");
+    assert_eq!(fj.dispatch_requests(wf), 1, "dispatched once");
+    let throttled = fj
+        .request_log()
+        .iter()
+        .filter(|l| l.status == 429 && l.method == "GET")
+        .count();
+    assert_eq!(throttled, 3, "the burst was served: {:?}", fj.request_log());
+}
+
+fn dispatch_failure_is_reported_and_not_resent(status: u16, retry_after: Option<u64>) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let fj = Forgejo::start(ForgejoOpts::default()).unwrap();
+    let wf = ["deploy-n8n.yml", "deploy-glance.yml"];
+    for w in wf {
+        fj.set_behaviour(w, Behaviour::lasting(Duration::from_millis(300)));
+    }
+    // Only the first dispatch POST fails; the second workflow is dispatched normally.
+    fj.fail_next_dispatches(1, status, retry_after);
+    let r = finish(spawn(dir.path(), &args(&fj, &wf)), &fj.token());
+    assert_eq!(r["failed"], true, "{r}");
+    let m = msg(&r);
+    assert!(
+        m.contains("dispatching deploy-n8n.yml at main"),
+        "names the workflow: {m}"
+    );
+    assert!(m.contains(&format!("HTTP {status}")), "{m}");
+    assert!(m.contains("not retried"), "says it was sent once: {m}");
+    assert_eq!(fj.dispatch_requests("deploy-n8n.yml"), 1, "never re-sent");
+    assert_eq!(fj.dispatch_requests("deploy-glance.yml"), 1);
+    assert_eq!(r["changed"], true, "one run was dispatched");
+    assert_eq!(r["runs"][0]["status"], "success", "{r}");
+    let failed = r["failed_runs"].as_array().expect("failed_runs");
+    assert_eq!(failed.len(), 1, "{r}");
+    let fj = Forgejo::start(ForgejoOpts::default()).unwrap();
+    for w in wf {
+        fj.set_behaviour(w, Behaviour::lasting(Duration::from_millis(300)));
+    }
+    assert_converges(dir.path(), &fj, &wf);
+    m
+}
+
+#[test]
+fn dispatch_429_is_reported_and_not_resent() {
+    let m = dispatch_failure_is_reported_and_not_resent(429, Some(1));
+    assert!(m.contains("rate-limit"), "{m}");
+}
+
+#[test]
+fn dispatch_5xx_is_reported_and_not_resent() {
+    for status in [500, 503] {
+        let m = dispatch_failure_is_reported_and_not_resent(status, None);
+        assert!(m.contains("may or may not have been created"), "{m}");
+        assert!(m.contains("Actions page"), "says where to check: {m}");
+    }
+}
+
+#[test]
+fn endless_5xx_while_waiting_ends_as_lost_contact() {
+    let dir = tempfile::tempdir().unwrap();
+    let fj = Forgejo::start(ForgejoOpts::default()).unwrap();
+    let wf = "deploy-n8n.yml";
+    fj.set_behaviour(wf, Behaviour::lasting(Duration::from_secs(300)));
+    let (url, token) = (fj.url().to_string(), fj.token());
+    let mut a = args(&fj, &[wf]);
+    a["timeout"] = json!(240);
+    let child = spawn(dir.path(), &a);
+    let dispatched = lab::proc::wait_for(Duration::from_secs(60), || {
+        (fj.dispatch_requests(wf) == 1).then_some(())
+    });
+    assert!(dispatched.is_some(), "the module never dispatched");
+    fj.fail_next(u32::MAX, 503, None);
+    let r = finish(child, &token);
+    assert_eq!(r["failed"], true, "{r}");
+    let m = msg(&r);
+    assert!(
+        m.starts_with(&format!("lost contact with Forgejo at {url} while waiting")),
+        "names the server problem first: {m}"
+    );
+    assert!(m.contains("503"), "names the answer: {m}");
+    assert!(!m.contains("no runner"), "{m}");
+    assert!(
+        !m.contains("timed out after 240s"),
+        "gave up before `timeout`: {m}"
+    );
+    assert_eq!(r["runs"][0]["status"], "unknown", "{r}");
+    assert_eq!(r["changed"], true);
+    assert_eq!(fj.dispatch_requests(wf), 1, "dispatched once");
+    let fj = Forgejo::start(ForgejoOpts::default()).unwrap();
+    fj.set_behaviour(wf, Behaviour::lasting(Duration::from_millis(300)));
+    assert_converges(dir.path(), &fj, &[wf]);
+}
