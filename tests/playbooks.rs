@@ -441,3 +441,34 @@ fn a_proxmox_cluster_is_harvested_once_per_node() {
     let logins = e.lab.sshd.log().matches("Accepted publickey").count();
     assert_eq!(logins, 2, "one SSH connection per Proxmox node");
 }
+
+#[test]
+fn pocketid_setup_converges_when_vault_lost_the_client_secret() {
+    let e = E2e::up();
+    let before = e.vault();
+    // Vault lost the client secret (e.g. the write after a mint failed).
+    let mut without: serde_json::Map<String, serde_json::Value> = before
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::Value::from(v.clone())))
+        .collect();
+    without.remove("pocketid_client_secret");
+    e.lab
+        .bao
+        .kv_put("homelab-sso", serde_json::Value::Object(without))
+        .unwrap();
+    let run = e.playbook("pocketid-setup.yml", &[], &[]);
+    run.assert_ok();
+    let after = e.vault();
+    let secret = after
+        .get("pocketid_client_secret")
+        .expect("Vault holds a client secret again");
+    assert!(e
+        .lab
+        .pocketid
+        .client_secret_valid(lab::stack::OIDC_CLIENT_ID, secret));
+    assert_no_secret(&run.all_output(), &after, "pocketid-setup output");
+    // And a second run changes nothing.
+    let v = e.vault_version();
+    e.playbook("pocketid-setup.yml", &[], &[]).assert_ok();
+    assert_eq!(e.vault_version(), v, "a converged setup writes nothing");
+}

@@ -15,19 +15,13 @@ const CLIENT_BIN: &str = env!("CARGO_BIN_EXE_pocketid_client");
 const KEY_BIN: &str = env!("CARGO_BIN_EXE_pocketid_api_key");
 
 /// vault_full_write lives in another package of the workspace: build it into the same target dir.
-fn vault_full_write_bin() -> PathBuf {
+/// Builds the Vault modules the playbooks also use and returns the path of `name`.
+fn vault_bin(name: &str) -> PathBuf {
     let dir = Path::new(CLIENT_BIN).parent().unwrap();
-    let bin = dir.join("vault_full_write");
+    let bin = dir.join(name);
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
-        .args([
-            "build",
-            "-q",
-            "-p",
-            "vault_full_write",
-            "--bin",
-            "vault_full_write",
-        ])
+        .args(["build", "-q", "-p", "vault_full_write", "--bins"])
         .current_dir(repo_root())
         .status()
         .expect("run cargo build -p vault_full_write");
@@ -58,13 +52,15 @@ fn setup_and_api_key_playbooks_end_to_end_without_leaks() {
         work.join("group_vars/all/catalog.yml"),
     )
     .unwrap();
-    let vfw = vault_full_write_bin();
+    let vfw = vault_bin("vault_full_write");
+    let vkr = vault_bin("vault_kv_read");
     let lib = module_library(
         &work,
         &[
             ("pocketid_client", Path::new(CLIENT_BIN)),
             ("pocketid_api_key", Path::new(KEY_BIN)),
             ("vault_full_write", vfw.as_path()),
+            ("vault_kv_read", vkr.as_path()),
         ],
     )
     .unwrap();
