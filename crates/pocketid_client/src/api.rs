@@ -44,7 +44,9 @@ pub fn connection_options() -> Vec<Opt> {
         Opt::bool("validate_certs")
             .default(true)
             .help("verify the server's TLS certificate"),
-        Opt::path("ca_cert").help("PEM file of the CA that signed PocketID's certificate"),
+        Opt::path("ca_cert")
+            .env("POCKETID_CACERT")
+            .help("PEM file of the CA that signed PocketID's certificate (env POCKETID_CACERT)"),
         Opt::int("timeout")
             .default(30)
             .help("seconds per HTTP request"),
