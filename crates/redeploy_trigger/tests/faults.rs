@@ -1,6 +1,7 @@
 //! Fault matrix for redeploy_trigger (docs/faults.md): the real binary in module mode against the
-//! Forgejo emulator with the server down, and the server gone while the module waits for the runs
-//! it dispatched. Each case: one JSON result, no panic, an error naming Forgejo and what to do, no
+//! Forgejo emulator with the server down, the server gone while the module waits for the runs it
+//! dispatched, an untrusted TLS certificate, a server that never answers, and 429/5xx answers
+//! (`Forgejo::fail_next`) on the dispatch and while waiting. Each case: one JSON result, no panic, an error naming Forgejo and what to do, no
 //! token in the output, never a second dispatch in the same run, and a re-run that converges.
 //! (401/403, "no runner" vs timeout and failed runs are in `tests/dispatch.rs`.)
 
