@@ -5,13 +5,14 @@
 //! re-run after the fault is repaired converges.
 
 use lab::fixtures::Containers;
+use lab::module::{spawn_module, Running};
 use lab::proc::wait_for;
 use lab::sshd::Sshd;
 use serde_json::{json, Value};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 const VALUE: &str = "fault-canary-7Qx2-value";
 
@@ -64,50 +65,23 @@ impl Lab {
     }
 }
 
-fn spawn(dir: &Path, args: &Value) -> Child {
-    let args_file = dir.join(format!("args-{}.json", lab::openbao::random_hex(4)));
-    std::fs::write(&args_file, args.to_string()).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_env_harvest"))
-        .arg(&args_file)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+fn spawn(args: &Value) -> Running {
+    spawn_module(Path::new(env!("CARGO_BIN_EXE_env_harvest")), args, &[], &[])
 }
 
-/// Waits (at most 120 s) for the module; checks the protocol: one JSON line, no panic report.
-fn finish(mut child: Child) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("env_harvest did not finish within 120 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
+/// Waits (at most 120 s) for the module: the module contract, and no value in a failed result or
+/// on stderr.
+fn finish(running: Running) -> Value {
+    let r = running.finish(Duration::from_secs(120));
+    if r.failed() {
+        assert!(!r.stdout.contains(VALUE), "a value in a failed result");
     }
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8(out.stdout).expect("stdout is UTF-8");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stdout.contains("internal error (panic"), "panic: {stdout}");
-    assert!(!stderr.contains("panicked"), "panic: {stderr}");
-    let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 1, "exactly one JSON line expected");
-    let r: Value = serde_json::from_str(lines[0]).unwrap();
-    let code = out.status.code();
-    // Shown with --nocapture: the messages quoted in docs/faults.md.
-    eprintln!("module msg: {}", r["msg"]);
-    if r["failed"] == true {
-        assert_eq!(code, Some(1), "a failed result exits 1");
-        assert!(!stdout.contains(VALUE), "a value in a failed result");
-    } else {
-        assert_eq!(code, Some(0));
-    }
-    assert!(!stderr.contains(VALUE), "a value on stderr");
-    r
+    assert!(!r.stderr.contains(VALUE), "a value on stderr");
+    r.json
 }
 
-fn run(dir: &Path, args: &Value) -> Value {
-    finish(spawn(dir, args))
+fn run(args: &Value) -> Value {
+    finish(spawn(args))
 }
 
 fn msg(r: &Value) -> String {
@@ -115,8 +89,8 @@ fn msg(r: &Value) -> String {
 }
 
 /// The run after the repair: every target read, values intact.
-fn assert_converges(l: &Lab, args: &Value) {
-    let r = run(l.tmp.path(), args);
+fn assert_converges(args: &Value) {
+    let r = run(args);
     assert_eq!(r["failed"], Value::Null, "re-run failed: {}", msg(&r));
     for (vmid, name) in [(301, "alpha"), (302, "beta")] {
         assert_eq!(
@@ -197,7 +171,7 @@ fn server_down_connection_refused() {
     let Some(mut l) = lab() else { return };
     let args = l.both();
     l.sshd.stop();
-    let r = run(l.tmp.path(), &args);
+    let r = run(&args);
     assert_eq!(r["failed"], true);
     let m = msg(&r);
     // What failed, where (host:port, user), what to do.
@@ -216,7 +190,7 @@ fn server_down_connection_refused() {
     // Repair: the server back (a new one, on its own port).
     let sshd = Sshd::start(&l.tmp.path().join("sshd2"), &l.cts).unwrap();
     l.sshd = sshd;
-    assert_converges(&l, &l.both());
+    assert_converges(&l.both());
 }
 
 #[test]
@@ -225,7 +199,7 @@ fn frozen_server_times_out() {
     l.sshd.process().signal(libc::SIGSTOP);
     let mut args = l.both();
     args["timeout"] = json!(2);
-    let r = run(l.tmp.path(), &args);
+    let r = run(&args);
     l.sshd.process().signal(libc::SIGCONT);
     assert_eq!(r["failed"], true);
     let m = msg(&r);
@@ -238,7 +212,7 @@ fn frozen_server_times_out() {
             "raise `timeout` or check the node's load",
         ],
     );
-    assert_converges(&l, &l.both());
+    assert_converges(&l.both());
 }
 
 #[test]
@@ -257,7 +231,7 @@ fn host_key_changed_fails_before_authentication() {
     let mut args = l.both();
     args["port"] = json!(other.port);
     args["known_hosts"] = json!(kh);
-    let r = run(l.tmp.path(), &args);
+    let r = run(&args);
     assert_eq!(r["failed"], true);
     let m = msg(&r);
     assert_mentions(&m, &["host key"]);
@@ -269,7 +243,7 @@ fn host_key_changed_fails_before_authentication() {
     // Repair: the operator records the new key (pinning it here).
     args["known_hosts"] = json!(other.known_hosts);
     args["private_key"] = json!(other.private_key);
-    let r = run(l.tmp.path(), &args);
+    let r = run(&args);
     assert_eq!(r["failed"], Value::Null, "{}", msg(&r));
 }
 
@@ -285,7 +259,7 @@ fn refused_user_key_names_the_user_and_host() {
     assert!(st.success());
     let mut args = l.both();
     args["private_key"] = json!(key);
-    let r = run(l.tmp.path(), &args);
+    let r = run(&args);
     assert_eq!(r["failed"], true);
     let m = msg(&r);
     assert_mentions(
@@ -296,7 +270,7 @@ fn refused_user_key_names_the_user_and_host() {
             "authorized_keys on the node",
         ],
     );
-    assert_converges(&l, &l.both());
+    assert_converges(&l.both());
 }
 
 #[test]
@@ -306,7 +280,7 @@ fn sshd_killed_mid_harvest() {
     make_fifo(&fifo);
     let mut args = l.both();
     args["timeout"] = json!(60);
-    let child = spawn(l.tmp.path(), &args);
+    let child = spawn(&args);
     let writer = wait_for_reader(&fifo);
     kill_tree(l.sshd.process().pid(), libc::SIGKILL);
     let r = finish(child);
@@ -357,7 +331,7 @@ fn sshd_killed_mid_harvest() {
         .unwrap();
     let sshd = Sshd::start(&l.tmp.path().join("sshd2"), &l.cts).unwrap();
     let l = Lab { sshd, ..l };
-    assert_converges(&l, &l.both());
+    assert_converges(&l.both());
 }
 
 #[test]
@@ -367,7 +341,7 @@ fn container_stopped_mid_run() {
     make_fifo(&fifo);
     let mut args = l.both();
     args["timeout"] = json!(60);
-    let child = spawn(l.tmp.path(), &args);
+    let child = spawn(&args);
     // The module is reading alpha (CT 301); beta (CT 302) stops now, before its turn.
     let mut writer = wait_for_reader(&fifo);
     l.cts.set_running(302, false).unwrap();
@@ -394,7 +368,7 @@ fn container_stopped_mid_run() {
         )
         .unwrap();
     l.cts.set_running(302, true).unwrap();
-    assert_converges(&l, &l.both());
+    assert_converges(&l.both());
 }
 
 #[test]
@@ -405,7 +379,7 @@ fn command_timeout_names_target_and_next_step() {
     make_fifo(&fifo);
     let mut args = l.both();
     args["timeout"] = json!(2);
-    let r = run(l.tmp.path(), &args);
+    let r = run(&args);
     assert_eq!(r["failed"], true, "alpha's required key is unread");
     let m = msg(&r);
     let alpha = &r["targets"][0];
@@ -438,5 +412,5 @@ fn command_timeout_names_target_and_next_step() {
             format!("SECRET_KEY=\"{VALUE}-301\"\n").as_bytes(),
         )
         .unwrap();
-    assert_converges(&l, &l.both());
+    assert_converges(&l.both());
 }

@@ -7,8 +7,7 @@ use lab::sshd::Sshd;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 struct Lab {
     tmp: tempfile::TempDir,
@@ -77,40 +76,14 @@ impl Lab {
 
     /// Runs the binary in module mode with a hard deadline; returns the result JSON.
     fn run(&self, args: &Value) -> Value {
-        run_module(self.tmp.path(), args)
+        run_module(args)
     }
 }
 
-fn run_module(dir: &Path, args: &Value) -> Value {
-    let args_file = dir.join(format!("args-{}.json", std::process::id()));
-    std::fs::write(&args_file, args.to_string()).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_env_harvest"))
-        .arg(&args_file)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("env_harvest did not finish within 120 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8(out.stdout).expect("stdout is UTF-8");
-    let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(
-        lines.len(),
-        1,
-        "exactly one JSON line expected (len {})",
-        text.len()
-    );
-    serde_json::from_str(lines[0]).unwrap()
+fn run_module(args: &Value) -> Value {
+    lab::module::spawn_module(Path::new(env!("CARGO_BIN_EXE_env_harvest")), args, &[], &[])
+        .finish(Duration::from_secs(120))
+        .json
 }
 
 fn status_of<'a>(r: &'a Value, name: &str) -> &'a str {

@@ -3,8 +3,10 @@
 
 pub mod ansible;
 pub mod catalog;
+pub mod faults;
 pub mod fixtures;
 pub mod forgejo;
+pub mod module;
 pub mod openbao;
 pub mod pocketid;
 pub mod proc;

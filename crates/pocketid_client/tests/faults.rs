@@ -4,71 +4,28 @@
 //! secret POST that never gets an answer. Each case: one JSON result, no panic, an error naming PocketID and what
 //! to do, no key or secret in the output, and a re-run that converges (creates nothing twice).
 
+use lab::faults::BlackHole;
+use lab::module::{run_module, ModuleRun};
 use lab::pocketid::{PocketId, PocketIdOptions};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-struct Run {
-    json: Value,
-    output: String,
-}
-
-impl Run {
-    fn failed(&self) -> bool {
-        self.json["failed"] == true
-    }
-    fn msg(&self) -> String {
-        self.json["msg"].as_str().unwrap_or_default().to_string()
-    }
-}
-
-fn run(args: &Value) -> Run {
+fn run(args: &Value) -> ModuleRun {
     run_with_env(args, &[])
 }
 
-fn run_with_env(args: &Value, env: &[(&str, &str)]) -> Run {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("args.json");
-    std::fs::write(&file, args.to_string()).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pocketid_client"))
-        .arg(&file)
-        .env_remove("POCKETID_URL")
-        .env_remove("POCKETID_API_KEY")
-        .env_remove("POCKETID_CACERT")
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(180);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("pocketid_client did not finish within 180 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!stdout.contains("internal error (panic"), "{stdout}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 1, "exactly one JSON line: {stdout}");
-    let json: Value = serde_json::from_str(lines[0]).unwrap();
-    let code = out.status.code();
-    assert_eq!(code, Some(if json["failed"] == true { 1 } else { 0 }));
-    // Shown with --nocapture: the messages quoted in docs/faults.md.
-    eprintln!("module msg: {}", json["msg"]);
-    Run {
-        json,
-        output: format!("{stdout}\n{stderr}"),
-    }
+fn run_with_env(args: &Value, env: &[(&str, &str)]) -> ModuleRun {
+    run_module(
+        Path::new(env!("CARGO_BIN_EXE_pocketid_client")),
+        args,
+        &["POCKETID_URL", "POCKETID_API_KEY", "POCKETID_CACERT"],
+        env,
+    )
 }
 
 fn start() -> PocketId {
@@ -113,7 +70,7 @@ fn server_down_connection_refused() {
         m.contains("PocketID") || m.contains(&url),
         "names the server: {m}"
     );
-    assert!(!r.output.contains(&key), "API key in the output");
+    assert!(!r.output().contains(&key), "API key in the output");
     let pid = start();
     assert_converges(&pid);
 }
@@ -130,7 +87,7 @@ fn refused_api_key_changes_nothing() {
         m.contains("401") || m.to_lowercase().contains("api key"),
         "{m}"
     );
-    assert!(!r.output.contains("not-a-valid-key-Zq8x-canary"));
+    assert!(!r.output().contains("not-a-valid-key-Zq8x-canary"));
     assert_eq!(pid.client_count(), 0, "nothing created");
     assert_converges(&pid);
 }
@@ -144,7 +101,7 @@ fn endless_429_storm_gives_up_without_creating() {
     let m = r.msg();
     assert!(m.contains("429"), "{m}");
     assert_eq!(pid.client_count(), 0, "nothing created");
-    assert!(!r.output.contains(pid.admin_key()));
+    assert!(!r.output().contains(pid.admin_key()));
     // Repair: the storm ends (a fresh server with no throttling left).
     let pid = start();
     assert_converges(&pid);
@@ -169,57 +126,6 @@ fn secret_post_500_then_rerun_mints_exactly_once() {
         "no secret was minted"
     );
     assert_converges(&pid);
-}
-
-/// A TCP server that accepts every connection and never answers (a hung server, or a dead
-/// backend behind a proxy that holds the connection). Counts the connections it accepted.
-struct BlackHole {
-    url: String,
-    accepted: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl BlackHole {
-    fn start() -> BlackHole {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (acc, st) = (accepted.clone(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            let mut held = Vec::new();
-            while !st.load(Ordering::SeqCst) {
-                match listener.accept() {
-                    Ok((c, _)) => {
-                        acc.fetch_add(1, Ordering::SeqCst);
-                        held.push(c);
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
-                }
-            }
-        });
-        BlackHole {
-            url,
-            accepted,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn accepted(&self) -> usize {
-        self.accepted.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for BlackHole {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }
 
 /// An HTTP/1.1 forwarder in front of the emulator that passes every request through (one
@@ -359,7 +265,10 @@ fn tls_failure_names_pocketid_the_url_and_the_fix() {
     assert!(m.contains(&bao.addr), "names the URL: {m}");
     assert!(m.contains("`ca_cert`"), "tells to set ca_cert: {m}");
     assert!(m.contains("`validate_certs: false`"), "{m}");
-    assert!(!r.output.contains(pid.admin_key()), "API key in the output");
+    assert!(
+        !r.output().contains(pid.admin_key()),
+        "API key in the output"
+    );
     assert_eq!(pid.client_count(), 0, "nothing created");
     // The fix the message gives works: with the CA (here from POCKETID_CACERT) the handshake
     // succeeds and the failure is no longer about TLS (the server is OpenBao, not PocketID).
@@ -394,7 +303,10 @@ fn black_hole_server_times_out_after_timeout() {
     // Loose: 6 attempts of 2 s plus backoff of a safe GET, far below this on any machine.
     assert!(took < Duration::from_secs(90), "took {took:?}");
     assert!(hole.accepted() >= 1, "the module connected");
-    assert!(!r.output.contains(pid.admin_key()), "API key in the output");
+    assert!(
+        !r.output().contains(pid.admin_key()),
+        "API key in the output"
+    );
     assert_eq!(pid.client_count(), 0, "nothing created");
     assert_converges(&pid);
 }
@@ -425,7 +337,10 @@ fn secret_post_timeout_is_sent_once_and_not_retried() {
     );
     assert_eq!(pid.client_secrets("grafana").len(), 0, "no secret minted");
     assert!(r.json.get("client_secret").is_none(), "{}", r.json);
-    assert!(!r.output.contains(pid.admin_key()), "API key in the output");
+    assert!(
+        !r.output().contains(pid.admin_key()),
+        "API key in the output"
+    );
     drop(gate);
     assert_converges(&pid);
 }

@@ -5,12 +5,13 @@
 //! token in the output, never a second dispatch in the same run, and a re-run that converges.
 //! (401/403, "no runner" vs timeout and failed runs are in `tests/dispatch.rs`.)
 
+use lab::faults::BlackHole;
 use lab::forgejo::{Behaviour, Forgejo, ForgejoOpts};
+use lab::module::{spawn_module, Running, RUN_LIMIT};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -21,55 +22,32 @@ fn args(fj: &Forgejo, workflows: &[&str]) -> Value {
            "request_timeout": 5})
 }
 
-fn spawn(dir: &Path, args: &Value) -> Child {
-    let file = dir.join(format!("args-{}.json", lab::openbao::random_hex(3)));
-    std::fs::write(&file, args.to_string()).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_redeploy_trigger"))
-        .arg(&file)
-        .env_remove("FORGEJO_URL")
-        .env_remove("FORGEJO_TOKEN")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+fn spawn(args: &Value) -> Running {
+    spawn_with_env(args, &[])
 }
 
-fn finish(mut child: Child, token: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(180);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("redeploy_trigger did not finish within 180 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!stdout.contains("internal error (panic"), "{stdout}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    assert!(
-        !stdout.contains(token) && !stderr.contains(token),
-        "token in the output"
-    );
-    let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 1, "exactly one JSON line: {stdout}");
-    let r: Value = serde_json::from_str(lines[0]).unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(if r["failed"] == true { 1 } else { 0 })
-    );
-    // Shown with --nocapture: the messages quoted in docs/faults.md.
-    eprintln!("module msg: {}", r["msg"]);
-    r
+fn spawn_with_env(args: &Value, env: &[(&str, &str)]) -> Running {
+    spawn_module(
+        Path::new(env!("CARGO_BIN_EXE_redeploy_trigger")),
+        args,
+        &["FORGEJO_URL", "FORGEJO_TOKEN", "FORGEJO_CACERT"],
+        env,
+    )
+}
+
+/// Waits for the module; the token must appear nowhere in its output.
+fn finish(running: Running, token: &str) -> Value {
+    let r = running.finish(RUN_LIMIT);
+    assert!(!r.output().contains(token), "token in the output");
+    r.json
 }
 
 fn msg(r: &Value) -> String {
     r["msg"].as_str().unwrap_or_default().to_string()
 }
 
-fn assert_converges(dir: &Path, fj: &Forgejo, workflows: &[&str]) {
-    let r = finish(spawn(dir, &args(fj, workflows)), &fj.token());
+fn assert_converges(fj: &Forgejo, workflows: &[&str]) {
+    let r = finish(spawn(&args(fj, workflows)), &fj.token());
     assert_ne!(r["failed"], true, "{}", msg(&r));
     for w in workflows {
         assert_eq!(fj.dispatch_requests(w), 1, "{w} dispatched once");
@@ -78,12 +56,11 @@ fn assert_converges(dir: &Path, fj: &Forgejo, workflows: &[&str]) {
 
 #[test]
 fn server_down_connection_refused() {
-    let dir = tempfile::tempdir().unwrap();
     let fj = Forgejo::start(ForgejoOpts::default()).unwrap();
     let a = args(&fj, &["deploy-n8n.yml"]);
     let (url, token) = (fj.url().to_string(), fj.token());
     drop(fj);
-    let r = finish(spawn(dir.path(), &a), &token);
+    let r = finish(spawn(&a), &token);
     assert_eq!(r["failed"], true);
     let m = msg(&r);
     assert!(
@@ -95,12 +72,11 @@ fn server_down_connection_refused() {
         "deploy-n8n.yml",
         Behaviour::lasting(Duration::from_millis(300)),
     );
-    assert_converges(dir.path(), &fj, &["deploy-n8n.yml"]);
+    assert_converges(&fj, &["deploy-n8n.yml"]);
 }
 
 #[test]
 fn server_gone_while_waiting_reports_the_dispatched_runs() {
-    let dir = tempfile::tempdir().unwrap();
     let fj = Forgejo::start(ForgejoOpts::default()).unwrap();
     let wf = ["deploy-n8n.yml", "deploy-glance.yml"];
     for w in wf {
@@ -109,7 +85,7 @@ fn server_gone_while_waiting_reports_the_dispatched_runs() {
     let (url, token) = (fj.url().to_string(), fj.token());
     let mut a = args(&fj, &wf);
     a["pickup_timeout"] = json!(10);
-    let child = spawn(dir.path(), &a);
+    let child = spawn(&a);
     // Both dispatched: the module is now waiting.
     let dispatched = lab::proc::wait_for(Duration::from_secs(60), || {
         wf.iter()
@@ -156,7 +132,7 @@ fn server_gone_while_waiting_reports_the_dispatched_runs() {
     for w in wf {
         fj.set_behaviour(w, Behaviour::lasting(Duration::from_millis(300)));
     }
-    assert_converges(dir.path(), &fj, &wf);
+    assert_converges(&fj, &wf);
 }
 
 /// A TCP forwarder in front of the emulator that can cut every connection and drop new ones for
@@ -264,14 +240,13 @@ impl Drop for Flaky {
 
 #[test]
 fn short_outage_while_waiting_is_tolerated() {
-    let dir = tempfile::tempdir().unwrap();
     let fj = Forgejo::start(ForgejoOpts::default()).unwrap();
     let wf = "deploy-n8n.yml";
     fj.set_behaviour(wf, Behaviour::lasting(Duration::from_secs(10)));
     let proxy = Flaky::start(fj.url());
     let mut a = args(&fj, &[wf]);
     a["url"] = json!(proxy.url);
-    let child = spawn(dir.path(), &a);
+    let child = spawn(&a);
     let dispatched = lab::proc::wait_for(Duration::from_secs(60), || {
         (fj.dispatch_requests(wf) == 1).then_some(())
     });
@@ -290,57 +265,6 @@ fn short_outage_while_waiting_is_tolerated() {
     assert_eq!(fj.dispatch_requests(wf), 1, "dispatched once");
 }
 
-/// A TCP server that accepts every connection and never answers (a hung server or a dead
-/// backend behind a proxy that holds the connection). Counts the connections it accepted.
-struct BlackHole {
-    url: String,
-    accepted: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl BlackHole {
-    fn start() -> BlackHole {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (acc, st) = (accepted.clone(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            let mut held = Vec::new();
-            while !st.load(Ordering::SeqCst) {
-                match listener.accept() {
-                    Ok((c, _)) => {
-                        acc.fetch_add(1, Ordering::SeqCst);
-                        held.push(c);
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
-                }
-            }
-        });
-        BlackHole {
-            url,
-            accepted,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn accepted(&self) -> usize {
-        self.accepted.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for BlackHole {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 #[test]
 fn tls_failure_names_forgejo_the_url_and_the_fix() {
     let dir = tempfile::tempdir().unwrap();
@@ -350,7 +274,7 @@ fn tls_failure_names_forgejo_the_url_and_the_fix() {
     let fj = Forgejo::start(ForgejoOpts::default()).unwrap();
     let mut a = args(&fj, &["deploy-n8n.yml"]);
     a["url"] = json!(bao.addr);
-    let r = finish(spawn(dir.path(), &a), &fj.token());
+    let r = finish(spawn(&a), &fj.token());
     assert_eq!(r["failed"], true, "{r}");
     let m = msg(&r);
     assert!(
@@ -368,17 +292,8 @@ fn tls_failure_names_forgejo_the_url_and_the_fix() {
     // The fix the message gives works: with the CA (from FORGEJO_CACERT here) the handshake
     // succeeds and the failure is no longer about TLS (the server is OpenBao, not Forgejo).
     let ca = bao.ca_cert.clone().expect("the dev CA");
-    let file = dir.path().join("args-ca.json");
-    std::fs::write(&file, a.to_string()).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_redeploy_trigger"))
-        .arg(&file)
-        .env_remove("FORGEJO_URL")
-        .env_remove("FORGEJO_TOKEN")
-        .env("FORGEJO_CACERT", &ca)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let ca = ca.display().to_string();
+    let child = spawn_with_env(&a, &[("FORGEJO_CACERT", &ca)]);
     let r = finish(child, &fj.token());
     assert_eq!(r["failed"], true, "{r}");
     assert!(
@@ -387,19 +302,18 @@ fn tls_failure_names_forgejo_the_url_and_the_fix() {
         msg(&r)
     );
     assert_eq!(fj.dispatch_requests("deploy-n8n.yml"), 0);
-    assert_converges(dir.path(), &fj, &["deploy-n8n.yml"]);
+    assert_converges(&fj, &["deploy-n8n.yml"]);
 }
 
 #[test]
 fn black_hole_server_times_out_after_request_timeout() {
-    let dir = tempfile::tempdir().unwrap();
     let hole = BlackHole::start();
     let fj = Forgejo::start(ForgejoOpts::default()).unwrap();
     let mut a = args(&fj, &["deploy-n8n.yml"]);
     a["url"] = json!(hole.url);
     a["request_timeout"] = json!(2);
     let started = Instant::now();
-    let r = finish(spawn(dir.path(), &a), &fj.token());
+    let r = finish(spawn(&a), &fj.token());
     let took = started.elapsed();
     assert_eq!(r["failed"], true, "{r}");
     let m = msg(&r);
@@ -417,16 +331,15 @@ fn black_hole_server_times_out_after_request_timeout() {
         0,
         "nothing dispatched"
     );
-    assert_converges(dir.path(), &fj, &["deploy-n8n.yml"]);
+    assert_converges(&fj, &["deploy-n8n.yml"]);
 }
 
 #[test]
 fn short_429_burst_while_waiting_is_tolerated() {
-    let dir = tempfile::tempdir().unwrap();
     let fj = Forgejo::start(ForgejoOpts::default()).unwrap();
     let wf = "deploy-n8n.yml";
     fj.set_behaviour(wf, Behaviour::lasting(Duration::from_secs(4)));
-    let child = spawn(dir.path(), &args(&fj, &[wf]));
+    let child = spawn(&args(&fj, &[wf]));
     let dispatched = lab::proc::wait_for(Duration::from_secs(60), || {
         (fj.dispatch_requests(wf) == 1).then_some(())
     });
@@ -446,7 +359,6 @@ fn short_429_burst_while_waiting_is_tolerated() {
 }
 
 fn dispatch_failure_is_reported_and_not_resent(status: u16, retry_after: Option<u64>) -> String {
-    let dir = tempfile::tempdir().unwrap();
     let fj = Forgejo::start(ForgejoOpts::default()).unwrap();
     let wf = ["deploy-n8n.yml", "deploy-glance.yml"];
     for w in wf {
@@ -454,7 +366,7 @@ fn dispatch_failure_is_reported_and_not_resent(status: u16, retry_after: Option<
     }
     // Only the first dispatch POST fails; the second workflow is dispatched normally.
     fj.fail_next_dispatches(1, status, retry_after);
-    let r = finish(spawn(dir.path(), &args(&fj, &wf)), &fj.token());
+    let r = finish(spawn(&args(&fj, &wf)), &fj.token());
     assert_eq!(r["failed"], true, "{r}");
     let m = msg(&r);
     assert!(
@@ -473,7 +385,7 @@ fn dispatch_failure_is_reported_and_not_resent(status: u16, retry_after: Option<
     for w in wf {
         fj.set_behaviour(w, Behaviour::lasting(Duration::from_millis(300)));
     }
-    assert_converges(dir.path(), &fj, &wf);
+    assert_converges(&fj, &wf);
     m
 }
 
@@ -494,14 +406,13 @@ fn dispatch_5xx_is_reported_and_not_resent() {
 
 #[test]
 fn endless_5xx_while_waiting_ends_as_lost_contact() {
-    let dir = tempfile::tempdir().unwrap();
     let fj = Forgejo::start(ForgejoOpts::default()).unwrap();
     let wf = "deploy-n8n.yml";
     fj.set_behaviour(wf, Behaviour::lasting(Duration::from_secs(300)));
     let (url, token) = (fj.url().to_string(), fj.token());
     let mut a = args(&fj, &[wf]);
     a["timeout"] = json!(240);
-    let child = spawn(dir.path(), &a);
+    let child = spawn(&a);
     let dispatched = lab::proc::wait_for(Duration::from_secs(60), || {
         (fj.dispatch_requests(wf) == 1).then_some(())
     });
@@ -525,5 +436,5 @@ fn endless_5xx_while_waiting_ends_as_lost_contact() {
     assert_eq!(fj.dispatch_requests(wf), 1, "dispatched once");
     let fj = Forgejo::start(ForgejoOpts::default()).unwrap();
     fj.set_behaviour(wf, Behaviour::lasting(Duration::from_millis(300)));
-    assert_converges(dir.path(), &fj, &[wf]);
+    assert_converges(&fj, &[wf]);
 }

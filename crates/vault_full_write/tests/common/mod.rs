@@ -4,7 +4,6 @@
 use lab::openbao::OpenBao;
 use serde_json::{json, Map, Value};
 use std::path::Path;
-use std::process::Command;
 
 pub const WRITE: &str = env!("CARGO_BIN_EXE_vault_full_write");
 pub const READ: &str = env!("CARGO_BIN_EXE_vault_kv_read");
@@ -36,33 +35,19 @@ impl Run {
 /// Runs a module binary in module mode with `args` and only the given environment variables of
 /// the VAULT_* family.
 pub fn run(bin: &str, args: Value, env: &[(&str, &str)]) -> Run {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("args.json");
-    std::fs::write(&file, serde_json::to_vec(&args).unwrap()).unwrap();
-    let mut cmd = Command::new(bin);
-    cmd.arg(&file);
-    for v in [
+    let remove = [
         "VAULT_ADDR",
         "VAULT_TOKEN",
         "VAULT_CACERT",
         "VAULT_NAMESPACE",
         "VAULT_SKIP_VERIFY",
         write_pause(),
-    ] {
-        cmd.env_remove(v);
-    }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let json: Value = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("not one JSON object ({e}): {stdout} / {stderr}"));
+    ];
+    let r = lab::module::run_module(Path::new(bin), &args, &remove, env);
     Run {
-        code: out.status.code().unwrap_or(-1),
-        json,
-        output: format!("{stdout}\n{stderr}"),
+        code: r.code,
+        output: r.output(),
+        json: r.json,
     }
 }
 
