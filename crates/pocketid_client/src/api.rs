@@ -338,9 +338,14 @@ impl PocketIdApi {
 
     /// `POST …/secrets` (2.14+): adds a secret. Sent exactly once.
     pub fn add_secret(&self, id: &str) -> Result<MintedSecret, ApiError> {
-        let path = format!("{}/secrets", client_path(id));
+        self.mint(&format!("{}/secrets", client_path(id)))
+    }
+
+    /// A minting POST (sent exactly once: a retry could mint twice) and the secret it returns;
+    /// `id`, `prefix` and `expiresAt` exist only in the 2.14 answer.
+    fn mint(&self, path: &str) -> Result<MintedSecret, ApiError> {
         let v = self
-            .call("POST", &path, None, Retry::Never)?
+            .call("POST", path, None, Retry::Never)?
             .unwrap_or(Value::Null);
         let value = v.get("secret").and_then(Value::as_str).unwrap_or("");
         if value.is_empty() {
@@ -371,24 +376,7 @@ impl PocketIdApi {
 
     /// `POST …/secret` (≤2.13): replaces the one secret, the old one dies at once. Sent once.
     pub fn replace_secret_legacy(&self, id: &str) -> Result<MintedSecret, ApiError> {
-        let path = format!("{}/secret", client_path(id));
-        let v = self
-            .call("POST", &path, None, Retry::Never)?
-            .unwrap_or(Value::Null);
-        let value = v.get("secret").and_then(Value::as_str).unwrap_or("");
-        if value.is_empty() {
-            return Err(ApiError::Decode {
-                method: "POST".into(),
-                path: format!("/api{path}"),
-                detail: "no `secret` in the answer".into(),
-            });
-        }
-        Ok(MintedSecret {
-            value: Secret::new(value),
-            id: None,
-            prefix: None,
-            expires_at: None,
-        })
+        self.mint(&format!("{}/secret", client_path(id)))
     }
 
     /// `GET /api/api-keys`: the caller's own keys.
