@@ -27,6 +27,15 @@ fn play(tasks: &str) -> String {
     format!("- hosts: localhost\n  gather_facts: false\n  tasks:\n{tasks}")
 }
 
+/// A play whose secret comes from a vars file (`probe_secret`), as in real playbooks: Ansible 2.19
+/// quotes a failing task's source lines ("Origin: …"), so a literal in the task would leak.
+fn play_with_secret(dir: &Path, tasks: &str) -> String {
+    std::fs::write(dir.join("secrets.yml"), format!("probe_secret: {CANARY}\n")).unwrap();
+    format!(
+        "- hosts: localhost\n  gather_facts: false\n  vars_files: [secrets.yml]\n  tasks:\n{tasks}"
+    )
+}
+
 fn read_json(p: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
 }
@@ -140,13 +149,11 @@ fn wrong_types_and_choices_fail_with_ansibles_text() {
 fn panic_becomes_a_failed_task_with_a_message() {
     let dir = tempfile::tempdir().unwrap();
     let lib = library(dir.path());
-    std::fs::write(
-        dir.path().join("secrets.yml"),
-        format!("probe_secret: {CANARY}\n"),
-    )
-    .unwrap();
-    let pb = "- hosts: localhost\n  gather_facts: false\n  vars_files: [secrets.yml]\n  tasks:\n    - protocol_probe:\n        name: demo\n        panic: true\n        secret: \"{{ probe_secret }}\"\n";
-    let run = run_playbook(dir.path(), &lib, pb, &["-vvvv"], &[]).unwrap();
+    let pb = play_with_secret(
+        dir.path(),
+        "    - protocol_probe:\n        name: demo\n        panic: true\n        secret: \"{{ probe_secret }}\"\n",
+    );
+    let run = run_playbook(dir.path(), &lib, &pb, &["-vvvv"], &[]).unwrap();
     run.assert_failed();
     let all = run.all_output();
     assert!(all.contains("internal error (panic"), "{all}");
@@ -175,18 +182,14 @@ fn no_log_task_hides_the_result() {
 fn secret_appears_nowhere_at_vvvv_in_success_failure_and_env() {
     let dir = tempfile::tempdir().unwrap();
     let lib = library(dir.path());
-    // Ansible 2.19 quotes the failing task's source lines ("Origin: …"), so secrets come from a
-    // vars file, as they do in real playbooks, never as literals in the task.
-    std::fs::write(
-        dir.path().join("secrets.yml"),
-        format!("probe_secret: {CANARY}\n"),
-    )
-    .unwrap();
-    let pb = "- hosts: localhost\n  gather_facts: false\n  vars_files: [secrets.yml]\n  tasks:\n    - protocol_probe:\n        name: demo\n        password: \"{{ probe_secret }}\"\n    - protocol_probe:\n        name: demo\n        fail: true\n        secret: \"{{ probe_secret }}\"\n      ignore_errors: true\n    - protocol_probe:\n        name: from-env\n        fail: true\n      ignore_errors: true\n";
+    let pb = play_with_secret(
+        dir.path(),
+        "    - protocol_probe:\n        name: demo\n        password: \"{{ probe_secret }}\"\n    - protocol_probe:\n        name: demo\n        fail: true\n        secret: \"{{ probe_secret }}\"\n      ignore_errors: true\n    - protocol_probe:\n        name: from-env\n        fail: true\n      ignore_errors: true\n",
+    );
     let run = run_playbook(
         dir.path(),
         &lib,
-        pb,
+        &pb,
         &["-vvvv", "--diff"],
         &[("PROBE_SECRET", CANARY)],
     )
