@@ -92,6 +92,13 @@ impl Secret {
         Secret(SecretString::from(value))
     }
 
+    /// A value held like a secret (hidden from `Debug`/`Display`, zeroed on drop) but NOT added to
+    /// the masker: for values the user declared public identifiers (an OIDC client id), so that
+    /// service names or messages that happen to contain the same text stay readable.
+    pub fn unmasked(value: impl Into<String>) -> Self {
+        Secret(SecretString::from(value.into()))
+    }
+
     /// The value, for sending it where it must go (an HTTP header, a request body, a result field
     /// documented as secret).
     pub fn expose(&self) -> &str {
@@ -181,6 +188,16 @@ mod tests {
     fn trailing_newline_variant_is_masked_too() {
         register_secret("file-unit-secret\n");
         assert_eq!(mask("value file-unit-secret."), "value ********.");
+    }
+
+    #[test]
+    fn unmasked_values_hide_from_debug_but_stay_readable_in_text() {
+        let s = Secret::unmasked("public-client-id-unit");
+        assert_eq!(format!("{s:?}"), "Secret(********)");
+        assert_eq!(
+            mask("service public-client-id-unit"),
+            "service public-client-id-unit"
+        );
     }
 
     #[test]

@@ -60,6 +60,7 @@ pub struct Params {
     pub return_values: bool,
     pub salt: Option<String>,
     pub fail_on_missing: bool,
+    pub public_keys: Vec<String>,
 }
 
 fn valid_vmid(s: &str) -> bool {
@@ -242,6 +243,9 @@ impl Module for EnvHarvest {
             Opt::bool("return_values").default(true).help("Return the values (secret) in `values`"),
             Opt::str("salt").help("Return salted SHA-256 fingerprints of the values in `fingerprints`"),
             Opt::bool("fail_on_missing").default(true).help("Fail when a required key is missing"),
+            Opt::list("public_keys", Kind::Str)
+                .default(serde_json::json!([]))
+                .help("Vault keys whose values are identifiers, not secrets (an OIDC client id): still returned only in `values`, but not masked in other output"),
         ]
     }
 
@@ -394,7 +398,13 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
                 Ok(file) => {
                     for (vault_key, env) in &t.target.keys {
                         if let Some(v) = file.values.get(env) {
-                            found.insert(vault_key.clone(), Secret::new(v.clone()));
+                            // Values of keys declared public (identifiers) are not masked.
+                            let value = if p.public_keys.contains(vault_key) {
+                                Secret::unmasked(v.clone())
+                            } else {
+                                Secret::new(v.clone())
+                            };
+                            found.insert(vault_key.clone(), value);
                         }
                     }
                     unset_refs = file

@@ -34,7 +34,7 @@ impl Default for LabOptions {
 }
 
 /// The client oauth2-proxy uses; its secret is `pocketid_client_secret` in Vault.
-pub const OIDC_CLIENT_ID: &str = "homelab-oauth2-proxy";
+pub const OIDC_CLIENT_ID: &str = "oauth2-gateway";
 pub const OIDC_GROUP: &str = "homelab-users";
 /// Where Grafana's effective admin password lives in the loki-stack container (the lab's stand-in
 /// for Grafana's database: only a deploy with `reset_grafana_admin: true` changes it).

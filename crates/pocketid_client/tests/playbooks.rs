@@ -90,10 +90,10 @@ fn setup_and_api_key_playbooks_end_to_end_without_leaks() {
     .unwrap();
     run.assert_ok();
     let (data, _) = bao.kv_get("homelab-sso").unwrap().expect("secret written");
-    assert_eq!(data["pocketid_client_id"], json!("homelab-oauth2-proxy"));
+    assert_eq!(data["pocketid_client_id"], json!("oauth2-gateway"));
     let secret = data["pocketid_client_secret"].as_str().unwrap().to_string();
-    assert!(pid.client_secret_valid("homelab-oauth2-proxy", &secret));
-    assert_eq!(pid.client_group_ids("homelab-oauth2-proxy").len(), 1);
+    assert!(pid.client_secret_valid("oauth2-gateway", &secret));
+    assert_eq!(pid.client_group_ids("oauth2-gateway").len(), 1);
     let out = run.all_output();
     assert!(!out.contains(&secret), "client secret leaked");
     assert!(!out.contains(&admin), "API key leaked");
@@ -131,8 +131,8 @@ fn setup_and_api_key_playbooks_end_to_end_without_leaks() {
     let rotated = data["pocketid_client_secret"].as_str().unwrap().to_string();
     assert_ne!(rotated, secret);
     assert!(
-        pid.client_secret_valid("homelab-oauth2-proxy", &secret)
-            && pid.client_secret_valid("homelab-oauth2-proxy", &rotated)
+        pid.client_secret_valid("oauth2-gateway", &secret)
+            && pid.client_secret_valid("oauth2-gateway", &rotated)
     );
     let out = run.all_output();
     assert!(

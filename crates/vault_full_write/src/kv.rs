@@ -77,6 +77,8 @@ pub struct Kv {
     token: Secret,
     namespace: Option<String>,
     mount: String,
+    /// Keys whose values are identifiers, not secrets: read values of these are not masked.
+    public_keys: Vec<String>,
 }
 
 fn encode_path(p: &str) -> String {
@@ -94,7 +96,14 @@ impl Kv {
             token,
             namespace,
             mount: mount.trim_matches('/').to_string(),
+            public_keys: Vec::new(),
         }
+    }
+
+    /// Declares keys whose values are identifiers (an OIDC client id) rather than secrets.
+    pub fn with_public_keys(mut self, keys: Vec<String>) -> Self {
+        self.public_keys = keys;
+        self
     }
 
     pub fn mount(&self) -> &str {
@@ -242,7 +251,12 @@ impl Kv {
                 let meta = &d["metadata"];
                 match (&d["data"], meta["version"].as_u64()) {
                     (Value::Object(data), Some(v)) => {
-                        register_secret_json(&Value::Object(data.clone()));
+                        let secret_part: serde_json::Map<String, Value> = data
+                            .iter()
+                            .filter(|(k, _)| !self.public_keys.contains(k))
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect();
+                        register_secret_json(&Value::Object(secret_part));
                         Ok(ReadResult::Present {
                             data: data.clone(),
                             version: v,

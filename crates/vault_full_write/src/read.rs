@@ -17,6 +17,7 @@ pub struct ReadParams {
     pub salt: Option<Secret>,
     pub keys: Option<Vec<String>>,
     pub missing_ok: bool,
+    pub public_keys: Vec<String>,
 }
 
 pub struct VaultKvRead;
@@ -48,6 +49,9 @@ impl Module for VaultKvRead {
             Opt::bool("missing_ok")
                 .default(false)
                 .help("A missing or deleted secret is `found: false` instead of a failure"),
+            Opt::list("public_keys", Kind::Str)
+                .default(serde_json::json!([]))
+                .help("Keys whose values are identifiers, not secrets (an OIDC client id): not masked in other output"),
         ]);
         o
     }
@@ -60,7 +64,7 @@ impl Module for VaultKvRead {
             ));
         }
         let display = p.conn.display_path();
-        let kv = p.conn.connect()?;
+        let kv = p.conn.connect()?.with_public_keys(p.public_keys.clone());
         let path = p.conn.path.trim_matches('/').to_string();
         let (data, version, metadata) = match kv.read(&path, p.version)? {
             ReadResult::Present {
