@@ -425,6 +425,21 @@ impl OpenBao {
             .count()
     }
 
+    /// The operations (`read`, `create`, `update`, `patch`, …) of the requests the audit device saw
+    /// on exactly `path` (e.g. `secret/data/homelab-sso`), in order.
+    pub fn audited_operations(&self, path: &str) -> Vec<String> {
+        let Some(p) = &self.audit_log else {
+            return Vec::new();
+        };
+        std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["type"] == "response" && v["request"]["path"] == path)
+            .filter_map(|v| v["request"]["operation"].as_str().map(str::to_string))
+            .collect()
+    }
+
     /// Stops the server now (a "server down" test); the address then refuses connections.
     pub fn stop(&mut self) {
         self.child.stop();

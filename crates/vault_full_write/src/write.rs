@@ -71,6 +71,7 @@ pub struct WriteParams {
     pub cas: Value,
     pub rollback_to: Option<u64>,
     pub generate: Option<Map<String, Value>>,
+    pub keep_keys: Option<Vec<String>>,
 }
 
 /// How a generated value is made (the `generate` option).
@@ -233,6 +234,46 @@ fn test_pause() {
     }
 }
 
+/// Copies the current values of `keep` into `data`: a full write that carries keys over from the
+/// module's own read, so their values never travel through Ansible.
+fn keep_current_values(
+    keep: &[String],
+    current: &Current,
+    data: &mut Map<String, Value>,
+) -> Result<(), String> {
+    let given: Vec<&str> = keep
+        .iter()
+        .filter(|k| data.contains_key(*k))
+        .map(String::as_str)
+        .collect();
+    if !given.is_empty() {
+        return Err(format!(
+            "`keep_keys` names {} which `data` or `generate` also sets; a key is either kept or written",
+            given.join(", ")
+        ));
+    }
+    let Some(cur) = &current.data else {
+        return Err("`keep_keys` needs the current values, but the token may not read them: grant `read` on the secret's data path".into());
+    };
+    let absent: Vec<&str> = keep
+        .iter()
+        .filter(|k| !cur.contains_key(*k))
+        .map(String::as_str)
+        .collect();
+    if !absent.is_empty() {
+        let version = current.version.unwrap_or(0);
+        return Err(format!(
+            "`keep_keys` names {} which version {version} does not hold{}; write them in `data` or `generate` instead",
+            absent.join(", "),
+            if current.latest_deleted { " (the latest version is deleted)" } else { "" }
+        ));
+    }
+    for k in keep {
+        data.insert(k.clone(), cur[k].clone());
+    }
+    Ok(())
+}
+
 /// Reads what the token may read about the current secret.
 fn read_current(kv: &Kv, path: &str, ctx: &mut Context) -> Result<Current, VaultError> {
     match kv.read(path, None) {
@@ -325,6 +366,9 @@ impl Module for VaultFullWrite {
             Opt::dict("generate").help(
                 "Keys whose new values the module generates itself (never shown, never returned): key -> cookie_secret | password | token; merged over `data`",
             ),
+            Opt::list("keep_keys", Kind::Str).help(
+                "Full write: keys whose current values the module carries over from its own read (values never pass through Ansible)",
+            ),
         ]);
         o
     }
@@ -363,6 +407,10 @@ impl Module for VaultFullWrite {
             .unwrap_or_default()
             .into_iter()
             .collect();
+        let keep_keys = p.keep_keys.take().unwrap_or_default();
+        if p.data.is_none() && !keep_keys.is_empty() && p.rollback_to.is_none() {
+            p.data = Some(Map::new());
+        }
         match (&p.data, p.rollback_to) {
             (Some(_), Some(_)) => return Err(Failure::new("`data` and `rollback_to` are mutually exclusive: a rollback writes version N's data")),
             (None, None) => return Err(Failure::new("one of `data` or `rollback_to` is required")),
@@ -371,6 +419,11 @@ impl Module for VaultFullWrite {
         if !remove_keys.is_empty() && !p.patch {
             return Err(Failure::new(
                 "`remove_keys` needs `patch: true`; in a full write, leave the key out of `data` and set `allow_remove: true`",
+            ));
+        }
+        if !keep_keys.is_empty() && (p.patch || p.rollback_to.is_some()) {
+            return Err(Failure::new(
+                "`keep_keys` is for full writes: a patch keeps every key it does not name, and a rollback writes version N's data",
             ));
         }
         if p.rollback_to.is_some() && p.patch {
@@ -421,6 +474,11 @@ impl Module for VaultFullWrite {
                 current.read_denied.as_deref().unwrap_or("read denied"),
                 m = kv.mount()
             )));
+        }
+
+        if !keep_keys.is_empty() {
+            keep_current_values(&keep_keys, &current, p.data.get_or_insert_with(Map::new))
+                .map_err(|e| Failure::new(format!("refusing to write {display}: {e}")))?;
         }
 
         // Full-write desired state, or the patch document.

@@ -692,3 +692,74 @@ fn namespace_from_env_is_sent_and_cli_mode_works() {
     );
     assert!(!text.contains("cli-value"), "{text}");
 }
+
+#[test]
+fn keep_keys_makes_a_full_write_that_carries_keys_over_from_its_own_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bao = start(dir.path());
+    bao.kv_put(
+        "sso",
+        json!({"id": "canary-k-id", "a": "canary-k-a", "b": "canary-k-b", "c": "canary-k-c"}),
+    )
+    .unwrap();
+    bao.enable_audit().unwrap();
+    // Rotate `a` (generated), keep the rest: one full write holding every key.
+    let r = run(
+        WRITE,
+        args(
+            &bao,
+            "sso",
+            json!({
+                "generate": {"a": "token"},
+                "keep_keys": ["id", "b", "c"],
+                "required_keys": ["id", "a", "b", "c"],
+                "cas": "1",
+                "_ansible_diff": true,
+            }),
+        ),
+        &[],
+    );
+    r.ok();
+    assert_eq!(r.json["mode"], json!("full"));
+    assert_eq!(r.json["changed_keys"], json!(["a"]));
+    assert_eq!(r.json["version"], json!(2));
+    let (data, _) = bao.kv_get("sso").unwrap().unwrap();
+    assert_eq!(data["id"], json!("canary-k-id"));
+    assert_eq!(data["b"], json!("canary-k-b"));
+    assert_eq!(data["c"], json!("canary-k-c"));
+    assert_ne!(data["a"], json!("canary-k-a"));
+    assert_no_secrets(&r.output, &["canary-k-", data["a"].as_str().unwrap()]);
+    std::thread::sleep(Duration::from_millis(300));
+    let writes: Vec<String> = bao
+        .audited_operations("secret/data/sso")
+        .into_iter()
+        .filter(|op| op != "read")
+        .collect();
+    assert!(
+        writes.len() == 1 && writes[0] != "patch",
+        "one full write, not a PATCH: {writes:?}"
+    );
+
+    // A key the current version lacks cannot be kept; a key cannot be both kept and written;
+    // a patch keeps everything anyway. Each is refused before any write.
+    for (extra, want) in [
+        (
+            json!({"data": {}, "keep_keys": ["id", "nope"]}),
+            "`keep_keys` names nope which version 2 does not hold",
+        ),
+        (
+            json!({"data": {"b": "canary-k-new"}, "keep_keys": ["b"]}),
+            "`keep_keys` names b which `data` or `generate` also sets",
+        ),
+        (
+            json!({"data": {}, "patch": true, "keep_keys": ["b"]}),
+            "`keep_keys` is for full writes",
+        ),
+    ] {
+        let r = run(WRITE, args(&bao, "sso", extra), &[]);
+        r.fails();
+        assert!(r.msg().contains(want), "{}", r.msg());
+        assert_no_secrets(&r.output, &["canary-k-"]);
+    }
+    assert_eq!(bao.current_version("sso").unwrap(), 2, "nothing written");
+}
