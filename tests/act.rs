@@ -94,7 +94,7 @@ fn logged(logs: &mut Vec<String>, r: ActRun) -> ActRun {
 
 #[test]
 fn operational_workflows_run_end_to_end_under_act() {
-    let e = E2e::up();
+    let mut e = E2e::up();
     for (_, wf) in lab::forgejo::deploy_workflows() {
         e.lab.forgejo.set_behaviour(
             &wf,
@@ -143,6 +143,7 @@ fn operational_workflows_run_end_to_end_under_act() {
     assert!(r.ok, "vault-write under act failed:\n{}", r.output);
     assert!(e.vault() == before, "a dry run writes nothing");
 
+    e.lab.bao.enable_audit().unwrap();
     let r = logged(
         &mut logs,
         act(
@@ -160,6 +161,19 @@ fn operational_workflows_run_end_to_end_under_act() {
         "n8n_cookie_secret was not rotated"
     );
     e.assert_deployed_matches_vault();
+    // The runbook's single full write: one write of the secret's data, not a PATCH.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let writes: Vec<String> = e
+        .lab
+        .bao
+        .audited_operations("secret/data/homelab-sso")
+        .into_iter()
+        .filter(|op| op != "read")
+        .collect();
+    assert!(
+        writes.len() == 1 && writes[0] != "patch",
+        "the workflow's rotation sends one non-PATCH write, got {writes:?}"
+    );
 
     // Nothing secret in act's logs, old values or new.
     for text in &logs {

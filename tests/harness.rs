@@ -148,7 +148,15 @@ impl E2e {
     pub fn assert_deployed_matches_vault(&self) {
         let vault = self.vault();
         for svc in lab::catalog::services() {
-            for (key, value) in self.deployed(svc.name) {
+            let deployed = self.deployed(svc.name);
+            for (key, _) in &svc.keys {
+                assert!(
+                    deployed.contains_key(key),
+                    "{}'s .env lacks {key}",
+                    svc.name
+                );
+            }
+            for (key, value) in deployed {
                 assert!(
                     vault.get(&key) == Some(&value),
                     "{} holds a {key} that differs from Vault",

@@ -82,9 +82,16 @@ fn backfill_from_the_deployed_files_restores_a_complete_secret() {
     );
     assert_no_secret(&run.all_output(), &deployed, "backfill --check output");
 
+    // The runbook's invocation: a full write (`patch: "false"`).
     let run = e.playbook(
         "vault-write.yml",
-        &["-vvvv", "-e", "vault_write_source=harvest"],
+        &[
+            "-vvvv",
+            "-e",
+            "vault_write_source=harvest",
+            "-e",
+            "vault_write_patch=false",
+        ],
         &[],
     );
     run.assert_ok();
@@ -106,6 +113,32 @@ fn backfill_from_the_deployed_files_restores_a_complete_secret() {
         v + 1,
         "an unchanged backfill adds no version"
     );
+
+    // n8n and gatus share n8n_webhook_token: copies that disagree are refused, naming the key only.
+    let gatus = lab::catalog::services()
+        .into_iter()
+        .find(|s| s.name == "gatus")
+        .unwrap();
+    let mut other = deployed.clone();
+    other.insert(
+        "n8n_webhook_token".into(),
+        "gatus-copy-0123456789abcdef".into(),
+    );
+    e.lab.containers.render_service(&gatus, &other).unwrap();
+    let run = e.playbook(
+        "vault-write.yml",
+        &["-e", "vault_write_source=harvest"],
+        &[],
+    );
+    run.assert_failed();
+    let out = run.all_output();
+    assert!(
+        out.contains("different values for n8n_webhook_token"),
+        "{out}"
+    );
+    assert!(!out.contains("gatus-copy-0123456789abcdef"));
+    assert_no_secret(&out, &deployed, "refused backfill output");
+    assert_eq!(e.vault_version(), v + 1, "nothing written");
 }
 
 #[test]
@@ -114,17 +147,16 @@ fn vault_write_generates_a_subset_and_reads_an_ansible_vault_file() {
     let before = e.vault();
     let run = e.playbook(
         "vault-write.yml",
-        &[],
+        &["-e", "vault_write_patch=true"],
         &[
             ("WRITE_SOURCE", "generate"),
-            ("WRITE_PATCH", "true"),
-            ("WRITE_KEYS", "n8n_webhook_token, homepage_cookie_secret"),
+            ("WRITE_KEYS", "n8n_webhook_token, normal_cookie_secret"),
         ],
     );
     run.assert_ok();
     let after = e.vault();
     for (k, v) in &before {
-        let rotated = k == "n8n_webhook_token" || k == "homepage_cookie_secret";
+        let rotated = k == "n8n_webhook_token" || k == "normal_cookie_secret";
         assert!((&after[k] != v) == rotated, "{k}");
     }
     assert_no_secret(&run.all_output(), &after, "generate output");
@@ -209,10 +241,7 @@ fn pocketid_setup_and_redeploy_playbooks_run_against_the_lab() {
 
 #[test]
 fn catalog_yaml_describes_the_lab_homelab() {
-    let text =
-        std::fs::read_to_string(repo_root().join("ansible/playbooks/group_vars/all/catalog.yml"))
-            .unwrap();
-    let y: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let y = catalog_yaml();
     let keys: Vec<String> = y["homelab_sso_keys"]
         .as_mapping()
         .unwrap()
@@ -251,6 +280,134 @@ fn catalog_yaml_describes_the_lab_homelab() {
         .map(|s| s["name"].as_str().unwrap())
         .collect();
     assert_eq!(redeploy, lab::catalog::REDEPLOY_TARGETS);
+}
+
+/// The runbook's names, letter for letter: the 15 keys of secret/homelab-sso and the nine services
+/// redeployed after a full rotation, in the runbook's order.
+const RUNBOOK_KEYS: [&str; 15] = [
+    "pocketid_client_id",
+    "pocketid_client_secret",
+    "n8n_cookie_secret",
+    "open_webui_cookie_secret",
+    "glance_cookie_secret",
+    "gatus_cookie_secret",
+    "the_lounge_cookie_secret",
+    "filedump_cookie_secret",
+    "homebridge_cookie_secret",
+    "qbitwebui_cookie_secret",
+    "seedbox_cookie_secret",
+    "normal_cookie_secret",
+    "grafana_cookie_secret",
+    "grafana_admin_password",
+    "n8n_webhook_token",
+];
+const RUNBOOK_REDEPLOY: [&str; 9] = [
+    "oauth2-gateway",
+    "n8n",
+    "open-webui",
+    "glance",
+    "gatus",
+    "the-lounge",
+    "qbitwebui",
+    "seedbox",
+    "loki-stack",
+];
+
+fn catalog_yaml() -> serde_yaml::Value {
+    let text =
+        std::fs::read_to_string(repo_root().join("ansible/playbooks/group_vars/all/catalog.yml"))
+            .unwrap();
+    serde_yaml::from_str(&text).unwrap()
+}
+
+#[test]
+fn catalog_names_are_the_runbooks() {
+    let y = catalog_yaml();
+    let keys: Vec<&str> = y["homelab_sso_keys"]
+        .as_mapping()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        keys, RUNBOOK_KEYS,
+        "the catalog's keys are the runbook's 15"
+    );
+    let services = y["homelab_sso_services"].as_sequence().unwrap();
+    let redeploy: Vec<&str> = services
+        .iter()
+        .filter(|s| s["redeploy"].as_bool() == Some(true))
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        redeploy, RUNBOOK_REDEPLOY,
+        "the runbook's nine redeploy targets"
+    );
+    let vmid = |name: &str| {
+        services
+            .iter()
+            .find(|s| s["name"].as_str() == Some(name))
+            .and_then(|s| s["vmid"].as_u64())
+    };
+    assert_eq!(vmid("oauth2-gateway"), Some(119));
+    assert_eq!(vmid("pocketid"), Some(123));
+    assert_eq!(
+        lab::catalog::vault_keys(),
+        RUNBOOK_KEYS,
+        "the lab's keys too"
+    );
+    assert_eq!(lab::catalog::REDEPLOY_TARGETS, RUNBOOK_REDEPLOY);
+    // n8n_webhook_token is held by both n8n and gatus.
+    let holders: Vec<&str> = services
+        .iter()
+        .filter(|s| s["keys"]["n8n_webhook_token"].is_string())
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(holders, ["n8n", "gatus"]);
+    // Every cookie secret lives in the oauth2-gateway .env.
+    for k in RUNBOOK_KEYS
+        .iter()
+        .filter(|k| k.ends_with("_cookie_secret"))
+    {
+        assert!(
+            services[0]["keys"][*k].is_string(),
+            "{k} is not in the oauth2-gateway .env"
+        );
+    }
+}
+
+#[test]
+fn deploy_workflows_render_what_the_catalog_says() {
+    let y = catalog_yaml();
+    for s in y["homelab_sso_services"].as_sequence().unwrap() {
+        let Some(wf) = s["workflow"].as_str() else {
+            continue;
+        };
+        let text =
+            std::fs::read_to_string(repo_root().join(".forgejo/workflows").join(wf)).unwrap();
+        let w: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        let env = &w["jobs"]["deploy"]["env"];
+        assert_eq!(env["SERVICE"].as_str(), s["name"].as_str(), "{wf}");
+        assert_eq!(
+            env["VMID"].as_str().map(str::to_string),
+            s["vmid"].as_u64().map(|v| v.to_string()),
+            "{wf}"
+        );
+        assert_eq!(env["ENV_PATH"].as_str(), s["path"].as_str(), "{wf}");
+        let want: Vec<String> = s["keys"]
+            .as_mapping()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| format!("{}={}", k.as_str().unwrap(), v.as_str().unwrap()))
+            .collect();
+        let got: Vec<String> = env["ENV_KEYS"]
+            .as_str()
+            .unwrap()
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        assert_eq!(got, want, "{wf}'s ENV_KEYS");
+    }
 }
 
 #[test]
@@ -392,10 +549,7 @@ fn a_proxmox_cluster_is_harvested_once_per_node() {
         ),
     )
     .unwrap();
-    let catalog =
-        std::fs::read_to_string(repo_root().join("ansible/playbooks/group_vars/all/catalog.yml"))
-            .unwrap();
-    let catalog: serde_yaml::Value = serde_yaml::from_str(&catalog).unwrap();
+    let catalog = catalog_yaml();
     let mut services = catalog["homelab_sso_services"]
         .as_sequence()
         .unwrap()

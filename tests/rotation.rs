@@ -5,6 +5,18 @@ use e2e::{assert_no_secret, E2e};
 use lab::forgejo::{Behaviour, RunOutcome};
 use std::time::Duration;
 
+/// The operations that wrote the SSO secret's data (reads left out), from OpenBao's audit log.
+fn written_operations(e: &E2e) -> Vec<String> {
+    // The audit device writes the response entry after answering; give it a moment.
+    std::thread::sleep(Duration::from_millis(300));
+    e.lab
+        .bao
+        .audited_operations("secret/data/homelab-sso")
+        .into_iter()
+        .filter(|op| op != "read")
+        .collect()
+}
+
 fn fast(e: &E2e) {
     for (_, wf) in lab::forgejo::deploy_workflows() {
         e.lab
@@ -15,8 +27,9 @@ fn fast(e: &E2e) {
 
 #[test]
 fn full_rotation_changes_every_key_redeploys_verifies_and_retires() {
-    let e = E2e::up();
+    let mut e = E2e::up();
     fast(&e);
+    e.lab.bao.enable_audit().unwrap();
     let before = e.vault();
     let v_before = e.vault_version();
     let old_secret = before["pocketid_client_secret"].clone();
@@ -28,6 +41,12 @@ fn full_rotation_changes_every_key_redeploys_verifies_and_retires() {
         e.vault_version(),
         v_before + 1,
         "exactly one new Vault version"
+    );
+    // The runbook's "single full write with all keys": one write, and not a PATCH.
+    let writes = written_operations(&e);
+    assert!(
+        writes.len() == 1 && writes[0] != "patch",
+        "a full rotation sends exactly one non-PATCH write to secret/data/homelab-sso, got {writes:?}"
     );
     for (k, v) in &before {
         if k == "pocketid_client_id" {
@@ -58,6 +77,14 @@ fn full_rotation_changes_every_key_redeploys_verifies_and_retires() {
     assert!(e.lab.grafana_password_is(&after["grafana_admin_password"]));
     // The summary names keys, versions and runs.
     assert!(run.stdout.contains("Rotation complete"), "{}", run.stdout);
+    let summary = &run.stdout[run.stdout.find("TASK [Summary").expect("summary")..];
+    for k in lab::catalog::vault_keys() {
+        assert!(summary.contains(&k), "the summary names {k}");
+    }
+    assert!(
+        summary.contains("kept keys: pocketid_client_id"),
+        "{summary}"
+    );
     assert!(run.stdout.contains("drift check: clean"), "{}", run.stdout);
     // No secret value, old or new, in the complete output at -vvvv.
     let all = run.all_output();
@@ -89,6 +116,14 @@ fn full_rotation_changes_every_key_redeploys_verifies_and_retires() {
     }
     e.assert_deployed_matches_vault();
     assert!(pid.client_secret_valid(lab::stack::OIDC_CLIENT_ID, &third["pocketid_client_secret"]));
+    // The shared webhook token reached both of its holders.
+    assert!(e.deployed("gatus")["n8n_webhook_token"] == third["n8n_webhook_token"]);
+    assert!(e.deployed("n8n")["n8n_webhook_token"] == third["n8n_webhook_token"]);
+    let writes = written_operations(&e);
+    assert!(
+        writes.len() == 2 && writes.iter().all(|op| op != "patch"),
+        "a subset rotation is a full write too, got {writes:?}"
+    );
 }
 
 #[test]

@@ -17,19 +17,20 @@ pub const MODULE_BINARIES: [&str; 6] = [
 pub const VAULT_MOUNT: &str = "secret";
 pub const VAULT_PATH: &str = "homelab-sso";
 
-/// Services behind oauth2-proxy, each with its own cookie secret (`<name>_cookie_secret`).
+/// Services behind oauth2-proxy, each with its own cookie secret (`<name>_cookie_secret`), in the
+/// runbook's order. All of them live in the oauth2-gateway `.env`.
 pub const COOKIE_SERVICES: [&str; 11] = [
     "n8n",
     "open_webui",
     "glance",
     "gatus",
     "the_lounge",
+    "filedump",
+    "homebridge",
     "qbitwebui",
     "seedbox",
+    "normal",
     "grafana",
-    "prometheus",
-    "alertmanager",
-    "homepage",
 ];
 
 /// The 15 keys of `secret/homelab-sso`.
@@ -62,8 +63,9 @@ fn env_path(name: &str) -> String {
 }
 
 /// The services of the lab. LXC 119 `oauth2-gateway` runs one oauth2-proxy per protected service
-/// and holds the client id/secret and all cookie secrets; n8n holds its webhook token; loki-stack
-/// holds Grafana's admin password; LXC 123 is PocketID itself.
+/// and holds the client id/secret and all cookie secrets; n8n and gatus both hold the webhook token
+/// (n8n receives webhooks with it, gatus calls them); loki-stack holds Grafana's admin password;
+/// LXC 123 is PocketID itself.
 pub fn services() -> Vec<Service> {
     let mut gateway_keys = vec![
         (
@@ -109,7 +111,11 @@ pub fn services() -> Vec<Service> {
         svc("n8n", 131, vec![("n8n_webhook_token", "N8N_WEBHOOK_TOKEN")]),
         svc("open-webui", 132, vec![]),
         svc("glance", 133, vec![]),
-        svc("gatus", 134, vec![]),
+        svc(
+            "gatus",
+            134,
+            vec![("n8n_webhook_token", "N8N_WEBHOOK_TOKEN")],
+        ),
         svc("the-lounge", 135, vec![]),
         svc("qbitwebui", 136, vec![]),
         svc("seedbox", 137, vec![]),

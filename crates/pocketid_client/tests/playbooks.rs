@@ -159,6 +159,13 @@ fn setup_and_api_key_playbooks_end_to_end_without_leaks() {
     );
 
     // 5. API-key rotation: verify → Vault → revoke. A non-admin new key fails first, Vault untouched.
+    // secret/pocketid holds more than the API key (the admin credentials the runbook falls back on):
+    // the runbook's `vault kv patch secret/pocketid api_key=<new-key>` leaves them alone.
+    bao.kv_put(
+        "pocketid",
+        json!({"api_key": admin, "admin_password": "lab-admin-password-0123"}),
+    )
+    .unwrap();
     let user_key = pid.add_user_api_key("user-key");
     let bad: Vec<(&str, &str)> = e2
         .iter()
@@ -182,8 +189,10 @@ fn setup_and_api_key_playbooks_end_to_end_without_leaks() {
         "{}",
         run.all_output()
     );
-    assert!(
-        bao.kv_get("pocketid").unwrap().is_none(),
+    let (data, pocketid_version) = bao.kv_get("pocketid").unwrap().expect("secret/pocketid");
+    assert_eq!(
+        data["api_key"],
+        json!(admin),
         "Vault untouched when the new key is bad"
     );
     assert!(!run.all_output().contains(&user_key.token) && !run.all_output().contains(&admin));
@@ -206,8 +215,14 @@ fn setup_and_api_key_playbooks_end_to_end_without_leaks() {
     )
     .unwrap();
     run.assert_ok();
-    let (data, _) = bao.kv_get("pocketid").unwrap().expect("api key stored");
+    let (data, version) = bao.kv_get("pocketid").unwrap().expect("api key stored");
     assert_eq!(data["api_key"], json!(new.token));
+    assert_eq!(
+        data["admin_password"],
+        json!("lab-admin-password-0123"),
+        "a patch write: the other keys of secret/pocketid are untouched"
+    );
+    assert_eq!(version, pocketid_version + 1, "one new version");
     assert!(!pid.api_key_valid(&admin), "old key answers 401");
     assert!(pid.api_key_valid(&new.token), "new key works");
     let out = run.all_output();
