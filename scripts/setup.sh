@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEB_PACKAGES=(openssh-server openssh-client libssl-dev zlib1g-dev pkg-config shellcheck procps)
+# perl and make build the OpenSSL that env_harvest links statically; binutils (objdump) checks the
+# binaries' glibc needs.
+DEB_PACKAGES=(openssh-server openssh-client perl make binutils shellcheck procps)
 VENV=${VENV:-.venv}
 PY=${PYTHON:-python3}
 STAMP="$VENV/.requirements.stamp"

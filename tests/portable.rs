@@ -1,0 +1,71 @@
+//! The module binaries are portable across x86_64/aarch64 Linux controllers: they link only glibc's
+//! own libraries (OpenSSL and zlib are built in), and need no glibc newer than the documented one.
+
+use e2e::{built_bin, MODULES};
+use std::process::Command;
+
+/// The shared libraries a binary may need: glibc's, and the vDSO.
+const GLIBC_LIBRARIES: [&str; 9] = [
+    "linux-vdso.so.1",
+    "libc.so.6",
+    "libgcc_s.so.1",
+    "libm.so.6",
+    "libdl.so.2",
+    "libpthread.so.0",
+    "librt.so.1",
+    "ld-linux-x86-64.so.2",
+    "ld-linux-aarch64.so.1",
+];
+
+/// The oldest glibc the binaries run on (README, "Requirements").
+const GLIBC_REQUIRED: (u32, u32) = (2, 34);
+
+#[test]
+fn module_binaries_link_only_glibc() {
+    for m in MODULES {
+        let bin = built_bin(m);
+        let out = Command::new("ldd").arg(&bin).output().expect("ldd");
+        let text = String::from_utf8_lossy(&out.stdout);
+        for line in text.lines() {
+            let lib = line.split_whitespace().next().unwrap_or_default();
+            let name = lib.rsplit('/').next().unwrap_or(lib);
+            assert!(
+                GLIBC_LIBRARIES.contains(&name),
+                "{m} links {name}, which is not part of glibc:\n{text}"
+            );
+        }
+    }
+}
+
+#[test]
+fn module_binaries_need_no_newer_glibc_than_documented() {
+    for m in MODULES {
+        let out = Command::new("objdump")
+            .arg("-T")
+            .arg(built_bin(m))
+            .output()
+            .expect("objdump (binutils)");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let newest = text
+            .split("GLIBC_")
+            .skip(1)
+            .filter_map(|rest| {
+                let v: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_digit() || *c == '.')
+                    .collect();
+                let mut parts = v.split('.').map(|p| p.parse::<u32>().ok());
+                Some((parts.next()??, parts.next().flatten().unwrap_or(0)))
+            })
+            .max()
+            .expect("a dynamically linked binary names glibc versions");
+        assert!(
+            newest <= GLIBC_REQUIRED,
+            "{m} needs GLIBC_{}.{}, newer than the documented {}.{}",
+            newest.0,
+            newest.1,
+            GLIBC_REQUIRED.0,
+            GLIBC_REQUIRED.1
+        );
+    }
+}
