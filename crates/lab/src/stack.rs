@@ -39,15 +39,8 @@ pub const OIDC_GROUP: &str = "homelab-users";
 /// Where Grafana's effective admin password lives in the loki-stack container (the lab's stand-in
 /// for Grafana's database: only a deploy with `reset_grafana_admin: true` changes it).
 pub const GRAFANA_DB_PATH: &str = "/var/lib/grafana/admin-password.sha256";
-/// Policy of the playbooks' AppRole: exactly what the modules need on the two secrets.
-pub const PLAYBOOK_POLICY: &str = r#"
-path "secret/data/homelab-sso" { capabilities = ["create", "read", "update", "patch"] }
-path "secret/metadata/homelab-sso" { capabilities = ["read"] }
-path "secret/subkeys/homelab-sso" { capabilities = ["read"] }
-path "secret/data/pocketid" { capabilities = ["create", "read", "update", "patch"] }
-path "secret/metadata/pocketid" { capabilities = ["read"] }
-path "secret/subkeys/pocketid" { capabilities = ["read"] }
-"#;
+/// Policy of the playbooks' AppRole, from the one file users load into their Vault too.
+pub const PLAYBOOK_POLICY: &str = include_str!("../../../ansible/vault/homelab-sso.hcl");
 
 /// A running lab. Dropping it stops every process and server it started.
 pub struct Lab {
