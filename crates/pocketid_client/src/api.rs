@@ -68,6 +68,8 @@ pub enum ApiError {
         path: String,
         detail: String,
     },
+    #[error("refusing {method} {path}: an id in it is `.` or `..` (taken from the server's answer), which would address another path on the server; check the PocketID server and its data")]
+    DotSegment { method: String, path: String },
     #[error("PocketID's list {path} holds more than {MAX_LIST_ITEMS} items ({detail}); this module reads at most {MAX_LIST_ITEMS}, so it stopped: check the server (or a proxy in front of it) for pagination that never ends, or remove unused entries")]
     ListTooLong { path: String, detail: String },
     #[error("PocketID answered page {page} of {path} with {got} items although at most {PAGE_LIMIT} were asked for (pagination[limit]); a server that ignores the page size is refused: check the PocketID version and any proxy in front of it")]
@@ -193,6 +195,15 @@ impl PocketIdApi {
         retry: Retry,
     ) -> Result<Option<Value>, ApiError> {
         let full = format!("/api{path}");
+        // Options are checked where they are read; this catches ids from the server's answers
+        // (every id is encoded, so a `.`/`..` segment here is an id that is exactly that).
+        let path_only = full.split('?').next().unwrap_or_default();
+        if httpx::check_segments("path", path_only).is_err() {
+            return Err(ApiError::DotSegment {
+                method: method.into(),
+                path: full,
+            });
+        }
         let headers = [
             ("X-API-Key", self.key.expose()),
             ("Accept", "application/json"),

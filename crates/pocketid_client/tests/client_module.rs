@@ -492,6 +492,34 @@ fn api_key_partial_revoke_reports_what_was_revoked_and_names_the_rest() {
 }
 
 #[test]
+fn dot_segment_client_ids_are_refused() {
+    let pid = start("2.14.0");
+    // An option: refused before any request.
+    let r = run(&pid, json!({"client_id": "..", "name": "Dots"}));
+    let msg = failed(&r);
+    assert!(
+        msg.contains("`client_id` \"..\" holds a `.` or `..` path segment"),
+        "{msg}"
+    );
+    assert!(pid.requests().is_empty(), "{:?}", pid.requests());
+    // An id from the server's own list: refused before it is put into a URL.
+    pid.seed_client(Some(".."), json!({"name": "Dots"}));
+    let r = run(&pid, json!({"name": "Dots", "description": "changed"}));
+    let msg = failed(&r);
+    assert!(
+        msg.contains("refusing GET /api/oidc/clients/..: an id in it is `.` or `..`"),
+        "{msg}"
+    );
+    assert!(
+        !pid.requests()
+            .iter()
+            .any(|q| q.path.starts_with("/api/oidc/clients/..") || q.method != "GET"),
+        "{:?}",
+        pid.requests()
+    );
+}
+
+#[test]
 fn cli_mode_with_env_fallbacks() {
     let pid = start("2.14.0");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_pocketid_client"))

@@ -553,6 +553,47 @@ fn latest_version_deleted_between_read_and_patch_is_refused() {
 }
 
 #[test]
+fn dot_segments_in_url_options_are_refused_before_any_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let bao = start(dir.path());
+    bao.kv_put("app", json!({"a": "1"})).unwrap();
+    for (extra, what) in [
+        (json!({"mount": ".."}), "`mount` \"..\""),
+        (json!({"mount": "secret/x/.."}), "`mount` \"secret/x/..\""),
+        (json!({"mount": "./secret"}), "`mount` \"./secret\""),
+        (json!({"path": "x/../app"}), "`path` \"x/../app\""),
+        (
+            json!({"auth_method": "approle", "auth_mount": "../approle", "role_id": "role-canary-Zq8x", "secret_id": "s-canary-Zq8x"}),
+            "`auth_mount` \"../approle\"",
+        ),
+        (
+            json!({"auth_method": "userpass", "username": "..", "password": "p-canary-Zq8x"}),
+            "`username` \"..\"",
+        ),
+    ] {
+        let mut a = args(&bao, "app", json!({"data": {"a": "new-canary-Zq8x"}}));
+        for (k, v) in extra.as_object().unwrap() {
+            a[k] = v.clone();
+        }
+        for bin in [WRITE, READ] {
+            let mut a = a.clone();
+            if bin == READ {
+                a.as_object_mut().unwrap().remove("data");
+            }
+            let r = run(bin, a, &[]);
+            r.fails();
+            assert!(
+                r.msg().contains(what) && r.msg().contains("holds a `.` or `..` path segment"),
+                "{extra}: {}",
+                r.msg()
+            );
+            assert_no_secrets(&r.output, &["canary-Zq8x"]);
+        }
+    }
+    assert_eq!(bao.kv_get("app").unwrap().unwrap(), (json!({"a": "1"}), 1));
+}
+
+#[test]
 fn approle_with_exact_policy_userpass_and_token_from_env() {
     let dir = tempfile::tempdir().unwrap();
     let bao = start(dir.path());
