@@ -502,6 +502,19 @@ pub fn encode(segment: &str) -> String {
     out
 }
 
+/// Refuses a `.` or `..` segment in `value` (one URL path segment, or several joined by `/`),
+/// given as the option `what`. URL resolution and servers' path cleaning turn such a segment into
+/// another API path, and percent-encoding does not help (`%2e` is a dot to them too), so every
+/// option that becomes part of a URL path is checked with this one function.
+pub fn check_segments(what: &str, value: &str) -> Result<(), String> {
+    if value.split('/').any(|s| s == "." || s == "..") {
+        return Err(format!(
+            "`{what}` {value:?} holds a `.` or `..` path segment, which would address another path on the server: give the name itself"
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -531,6 +544,19 @@ mod tests {
     #[test]
     fn encode_segments() {
         assert_eq!(encode("a b/c"), "a%20b%2Fc");
+    }
+
+    #[test]
+    fn dot_segments_are_refused() {
+        for bad in [".", "..", "a/..", "../a", "a/./b"] {
+            assert!(check_segments("repo", bad).is_err(), "{bad}");
+        }
+        for ok in ["a.b", "...", ".hidden", "a/b", "v1..2"] {
+            assert_eq!(check_segments("repo", ok), Ok(()), "{ok}");
+        }
+        assert!(check_segments("mount", "..")
+            .unwrap_err()
+            .contains("`mount`"));
     }
 
     #[test]

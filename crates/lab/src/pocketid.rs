@@ -10,7 +10,8 @@
 //! shape and a token-bucket rate limit with `Retry-After`.
 //!
 //! Test hooks: seed clients and groups, make API keys as the admin panel would, inject a one-shot
-//! 500 on the next secret POST or a burst of 429s, read the request log (method and path only,
+//! 500 on the next secret POST or a burst of 429s, refuse the revocation of a key, make paginated
+//! lists hostile (endless, slow or oversized pages), read the request log (method and path only,
 //! never a header value), and ask whether a client secret would be accepted by the token endpoint.
 
 use crate::{LabError, Result};
@@ -81,6 +82,18 @@ impl PocketIdOptions {
             ..Default::default()
         }
     }
+}
+
+/// Hostile answers to paginated lists (the `hostile_lists` test hook).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostileLists {
+    /// Every page is full of new items and `totalPages` is always one more than the page asked:
+    /// the list never ends.
+    EndlessPages,
+    /// The real items, but `totalPages` claims 100 pages and every answer is delayed this long.
+    SlowPages(Duration),
+    /// Every page holds this many new items, whatever `pagination[limit]` asked for.
+    OversizedPages(usize),
 }
 
 /// An API key made by a test "in the admin panel".
@@ -177,6 +190,10 @@ struct State {
     log: Vec<LoggedRequest>,
     fail_next_secret_post: bool,
     throttle_next: u32,
+    /// API key ids whose revocation answers 403 (a test hook).
+    refused_revokes: Vec<String>,
+    /// Hostile list answers (a test hook).
+    hostile_lists: Option<HostileLists>,
     seq: u64,
     rng: u64,
 }
@@ -255,6 +272,8 @@ impl PocketId {
             log: Vec::new(),
             fail_next_secret_post: false,
             throttle_next: 0,
+            refused_revokes: Vec::new(),
+            hostile_lists: None,
             seq: 0,
             rng: seed,
         };
@@ -475,6 +494,15 @@ impl PocketId {
     /// nothing.
     pub fn fail_next_secret_post(&self) {
         self.st().fail_next_secret_post = true;
+    }
+    /// Revoking the API key `key_id` answers 403 `forbidden` (and revokes nothing) from now on.
+    pub fn refuse_revoke(&self, key_id: &str) {
+        self.st().refused_revokes.push(key_id.to_string());
+    }
+    /// Makes every paginated list (`/api/oidc/clients`, `/api/user-groups`, `/api/api-keys`)
+    /// answer in a hostile way; `None` restores the real answers.
+    pub fn hostile_lists(&self, mode: Option<HostileLists>) {
+        self.st().hostile_lists = mode;
     }
     /// The next `n` requests answer 429 `rate_limited` with `Retry-After: 1`.
     pub fn throttle_next(&self, n: u32) {
@@ -903,6 +931,13 @@ fn handle(st: &mut State, req: &Req) -> Resp {
             )
         }
         ("DELETE", ["api-keys", id]) => {
+            if st.refused_revokes.iter().any(|r| r == id) {
+                return err(
+                    403,
+                    "forbidden",
+                    "You don't have permission to access this resource",
+                );
+            }
             let before = st.keys.len();
             st.keys.retain(|k| !(k.id == *id && k.user_id == user_id));
             return if st.keys.len() < before {
@@ -1153,6 +1188,37 @@ fn paginate(st: &mut State, req: &Req, mut items: Vec<(Value, String, u64)>) -> 
         Some(p) if p >= 1 => (p as usize).min(total_pages),
         _ => 1,
     };
+    let asked_page = req
+        .q("pagination[page]")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(1);
+    let made_up = |page: usize, n: usize| -> Vec<Value> {
+        (0..n)
+            .map(|i| json!({"id": format!("hostile-{page}-{i}"), "name": format!("hostile {page}-{i}")}))
+            .collect()
+    };
+    match st.hostile_lists {
+        Some(HostileLists::EndlessPages) => {
+            return Resp::json(
+                200,
+                json!({"data": made_up(asked_page, limit), "pagination": {"totalPages": asked_page + 1,
+                        "totalItems": (asked_page + 1) * limit, "currentPage": asked_page, "itemsPerPage": limit}}),
+            )
+        }
+        Some(HostileLists::OversizedPages(n)) => {
+            return Resp::json(
+                200,
+                json!({"data": made_up(asked_page, n), "pagination": {"totalPages": 1,
+                        "totalItems": n, "currentPage": 1, "itemsPerPage": limit}}),
+            )
+        }
+        Some(HostileLists::SlowPages(delay)) => std::thread::sleep(delay),
+        None => {}
+    }
+    let claimed_pages = match st.hostile_lists {
+        Some(HostileLists::SlowPages(_)) => 100,
+        _ => total_pages,
+    };
     let data: Vec<Value> = items
         .into_iter()
         .skip((page - 1) * limit)
@@ -1161,7 +1227,7 @@ fn paginate(st: &mut State, req: &Req, mut items: Vec<(Value, String, u64)>) -> 
         .collect();
     Resp::json(
         200,
-        json!({"data": data, "pagination": {"totalPages": total_pages, "totalItems": total,
+        json!({"data": data, "pagination": {"totalPages": claimed_pages, "totalItems": total,
                 "currentPage": page, "itemsPerPage": limit}}),
     )
 }

@@ -552,3 +552,46 @@ fn rate_limit_and_api_keys() {
     // The request log holds methods and paths only.
     assert!(pid.requests().iter().all(|r| !r.path.contains(k)));
 }
+
+#[test]
+fn test_hooks_refuse_a_revoke_and_make_lists_hostile() {
+    use lab::pocketid::HostileLists;
+    use std::time::{Duration, Instant};
+    let (pid, c) = start("2.14.0");
+    let key = pid.admin_key().to_string();
+    let other = pid.add_admin_api_key("other");
+    pid.refuse_revoke(&other.id);
+    let path = format!("/api/api-keys/{}", other.id);
+    assert_err(&req(&c, &key, "DELETE", &path, None), 403, "forbidden");
+    assert!(
+        pid.api_key_valid(&other.token),
+        "a refused revoke revokes nothing"
+    );
+
+    let page = |p: u32| {
+        json(&req(
+            &c,
+            &key,
+            "GET",
+            &format!("/api/user-groups?pagination%5Bpage%5D={p}&pagination%5Blimit%5D=100"),
+            None,
+        ))
+    };
+    pid.hostile_lists(Some(HostileLists::EndlessPages));
+    for p in [1, 7] {
+        let v = page(p);
+        assert_eq!(v["data"].as_array().unwrap().len(), 100);
+        assert_eq!(v["pagination"]["totalPages"], json!(p + 1));
+        assert_eq!(v["data"][0]["id"], json!(format!("hostile-{p}-0")));
+    }
+    pid.hostile_lists(Some(HostileLists::OversizedPages(250)));
+    let v = page(1);
+    assert_eq!(v["data"].as_array().unwrap().len(), 250);
+    pid.hostile_lists(Some(HostileLists::SlowPages(Duration::from_millis(300))));
+    let t = Instant::now();
+    let v = page(5);
+    assert!(t.elapsed() >= Duration::from_millis(300));
+    assert_eq!(v["pagination"]["totalPages"], json!(100));
+    pid.hostile_lists(None);
+    assert_eq!(page(1)["pagination"]["totalPages"], json!(1));
+}

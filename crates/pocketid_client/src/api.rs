@@ -8,7 +8,7 @@ use httpx::{ApiFailure, Body, HttpConfig, HttpError, Retry};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Connection options shared by the PocketID modules.
 #[derive(Debug, Deserialize)]
@@ -49,7 +49,7 @@ pub fn connection_options() -> Vec<Opt> {
             .help("PEM file of the CA that signed PocketID's certificate (env POCKETID_CACERT)"),
         Opt::int("timeout")
             .default(30)
-            .help("seconds per HTTP request"),
+            .help("seconds per HTTP request, and for reading a whole paginated list"),
     ]
 }
 
@@ -68,7 +68,27 @@ pub enum ApiError {
         path: String,
         detail: String,
     },
+    #[error("refusing {method} {path}: an id in it is `.` or `..` (taken from the server's answer), which would address another path on the server; check the PocketID server and its data")]
+    DotSegment { method: String, path: String },
+    #[error("PocketID's list {path} holds more than {MAX_LIST_ITEMS} items ({detail}); this module reads at most {MAX_LIST_ITEMS}, so it stopped: check the server (or a proxy in front of it) for pagination that never ends, or remove unused entries")]
+    ListTooLong { path: String, detail: String },
+    #[error("PocketID answered page {page} of {path} with {got} items although at most {PAGE_LIMIT} were asked for (pagination[limit]); a server that ignores the page size is refused: check the PocketID version and any proxy in front of it")]
+    PageTooLarge { path: String, page: u64, got: usize },
+    #[error("reading PocketID's list {path} did not finish within {secs}s (`timeout` bounds the whole list; {pages} page(s) read, the server claims {claimed}): raise `timeout` or check the server's load")]
+    ListTimeout {
+        path: String,
+        secs: u64,
+        pages: u64,
+        claimed: u64,
+    },
 }
+
+/// The most items one paginated list may hold. A homelab has tens of clients, groups and keys;
+/// a list beyond this is a broken or hostile server, and reading on would grow without bound.
+pub const MAX_LIST_ITEMS: usize = 10_000;
+
+/// Items asked for per page (PocketID's own maximum).
+pub const PAGE_LIMIT: usize = 100;
 
 /// A non-2xx answer, with the server's message (masked and cut short) and what to do.
 #[derive(Debug, thiserror::Error)]
@@ -142,6 +162,8 @@ pub struct MintedSecret {
 pub struct PocketIdApi {
     http: httpx::Client,
     key: Secret,
+    /// `timeout`: per request, and for a whole paginated list.
+    timeout: Duration,
 }
 
 impl PocketIdApi {
@@ -149,12 +171,14 @@ impl PocketIdApi {
         let mut cfg = HttpConfig::new("PocketID", conn.url.trim_end_matches('/'));
         cfg.validate_certs = conn.validate_certs;
         cfg.ca_cert = conn.ca_cert.clone();
-        cfg.timeout = Duration::from_secs(conn.timeout.max(1));
+        let timeout = Duration::from_secs(conn.timeout.max(1));
+        cfg.timeout = timeout;
         // PocketID's limiter answers 429 with Retry-After; give a burst room to drain.
         cfg.retries = 5;
         Ok(PocketIdApi {
             http: httpx::Client::new(cfg)?,
             key: conn.api_key.clone(),
+            timeout,
         })
     }
 
@@ -171,6 +195,15 @@ impl PocketIdApi {
         retry: Retry,
     ) -> Result<Option<Value>, ApiError> {
         let full = format!("/api{path}");
+        // Options are checked where they are read; this catches ids from the server's answers
+        // (every id is encoded, so a `.`/`..` segment here is an id that is exactly that).
+        let path_only = full.split('?').next().unwrap_or_default();
+        if httpx::check_segments("path", path_only).is_err() {
+            return Err(ApiError::DotSegment {
+                method: method.into(),
+                path: full,
+            });
+        }
         let headers = [
             ("X-API-Key", self.key.expose()),
             ("Accept", "application/json"),
@@ -230,20 +263,24 @@ impl PocketIdApi {
         self.get("/users/me")
     }
 
-    /// Every item of a paginated list: sorted (there is no default order), 100 per page, looping
-    /// on `totalPages` (pages past the end repeat the last page) and de-duplicated by `id`.
+    /// Every item of a paginated list: sorted (there is no default order), [`PAGE_LIMIT`] per
+    /// page, looping on `totalPages` (pages past the end repeat the last page) and de-duplicated
+    /// by `id`. Bounded against a broken or hostile server: at most [`MAX_LIST_ITEMS`] items, no
+    /// page larger than asked for, and the whole list within `timeout` (checked between pages).
     pub fn list_all(
         &self,
         path: &str,
         search: Option<&str>,
         sort: &str,
     ) -> Result<Vec<Value>, ApiError> {
+        let full = format!("/api{path}");
+        let deadline = Instant::now() + self.timeout;
         let mut out: Vec<Value> = Vec::new();
         let mut seen = std::collections::HashSet::new();
         let mut page = 1u64;
         loop {
             let mut q = format!(
-                "{path}?pagination%5Bpage%5D={page}&pagination%5Blimit%5D=100&sort%5Bcolumn%5D={}&sort%5Bdirection%5D=asc",
+                "{path}?pagination%5Bpage%5D={page}&pagination%5Blimit%5D={PAGE_LIMIT}&sort%5Bcolumn%5D={}&sort%5Bdirection%5D=asc",
                 httpx::encode(sort)
             );
             if let Some(s) = search {
@@ -253,8 +290,15 @@ impl PocketIdApi {
             let data = v
                 .get("data")
                 .and_then(Value::as_array)
-                .cloned()
+                .map(Vec::as_slice)
                 .unwrap_or_default();
+            if data.len() > PAGE_LIMIT {
+                return Err(ApiError::PageTooLarge {
+                    path: full,
+                    page,
+                    got: data.len(),
+                });
+            }
             for item in data {
                 let id = item
                     .get("id")
@@ -262,16 +306,36 @@ impl PocketIdApi {
                     .unwrap_or("")
                     .to_string();
                 if seen.insert(id) {
-                    out.push(item);
+                    out.push(item.clone());
                 }
+            }
+            if out.len() > MAX_LIST_ITEMS {
+                return Err(ApiError::ListTooLong {
+                    path: full,
+                    detail: format!("{} distinct items after {page} page(s)", out.len()),
+                });
             }
             let total_pages = v
                 .pointer("/pagination/totalPages")
                 .and_then(Value::as_u64)
                 .unwrap_or(1);
-            // Bounded by the server's own page count, whatever it says about the current page.
-            if page >= total_pages || page >= 100_000 {
+            // More pages than the cap can fill: fail now rather than after reading them.
+            if total_pages > MAX_LIST_ITEMS.div_ceil(PAGE_LIMIT) as u64 {
+                return Err(ApiError::ListTooLong {
+                    path: full,
+                    detail: format!("the server claims {total_pages} pages of {PAGE_LIMIT}"),
+                });
+            }
+            if page >= total_pages {
                 break;
+            }
+            if Instant::now() >= deadline {
+                return Err(ApiError::ListTimeout {
+                    path: full,
+                    secs: self.timeout.as_secs(),
+                    pages: page,
+                    claimed: total_pages,
+                });
             }
             page += 1;
         }

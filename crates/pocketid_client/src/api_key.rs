@@ -35,6 +35,35 @@ pub enum KeyError {
     Usage(String),
     #[error("after revoking, the new API key no longer works: it was among the revoked keys ({0}); create another key in the admin panel")]
     RevokedSelf(String),
+    #[error("new API key verified (admin {username}), but only {revoked} of {total} old key(s) were revoked{revoked_names}; PocketID refused the others, which still work: {failures}. Revoke them in PocketID's admin panel (or fix the cause and re-run: revoked keys are not listed again)")]
+    PartialRevoke {
+        username: String,
+        revoked: usize,
+        total: usize,
+        /// ` (name [id], …)` of the revoked keys, or empty.
+        revoked_names: String,
+        failures: String,
+    },
+}
+
+/// `name [id]` of a key entry: names and ids only, never a key.
+fn key_label(k: &Value) -> String {
+    format!(
+        "{} [{}]",
+        k["name"].as_str().unwrap_or_default(),
+        k["id"].as_str().unwrap_or_default()
+    )
+}
+
+fn key_list(keys: &[Value]) -> String {
+    if keys.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " ({})",
+            keys.iter().map(key_label).collect::<Vec<_>>().join(", ")
+        )
+    }
 }
 
 impl Module for PocketIdApiKey {
@@ -211,27 +240,64 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
         ));
     }
 
-    // 3. Revoke with the new key, then make sure the new key still works.
+    // 3. Revoke with the new key, then make sure the new key still works. Every target is tried
+    // even after a refusal (each revoke stands alone), so the result can say exactly which keys
+    // are gone and which are still valid.
     let mut revoked = Vec::new();
+    let mut not_revoked: Vec<(Value, String)> = Vec::new();
     for k in &targets {
         let id = id_of(k);
+        let entry = json!({"id": id, "name": name_of(k)});
         if !ctx.check_mode {
-            new.revoke_api_key(&id)?;
+            if let Err(e) = new.revoke_api_key(&id) {
+                not_revoked.push((entry, e.to_string()));
+                continue;
+            }
         }
-        revoked.push(json!({"id": id, "name": name_of(k)}));
+        revoked.push(entry);
     }
     if !revoked.is_empty() && !ctx.check_mode {
         if let Err(e) = new.me() {
             if e.status() == Some(401) {
-                let names: Vec<String> = targets.iter().map(|k| name_of(k)).collect();
+                let names: Vec<String> = revoked
+                    .iter()
+                    .map(|r| r["name"].as_str().unwrap_or_default().to_string())
+                    .collect();
                 return Err(
                     Failure::new(KeyError::RevokedSelf(names.join(", ")).to_string())
                         .set("changed", true)
                         .set("revoked", json!(revoked)),
                 );
             }
-            return Err(e.into());
+            return Err(Failure::new(e.to_string())
+                .set("changed", true)
+                .set("revoked", json!(revoked)));
         }
+    }
+    if !not_revoked.is_empty() {
+        let err = KeyError::PartialRevoke {
+            username: username.clone(),
+            revoked: revoked.len(),
+            total: targets.len(),
+            revoked_names: key_list(&revoked),
+            failures: not_revoked
+                .iter()
+                .map(|(k, e)| format!("{} ({e})", key_label(k)))
+                .collect::<Vec<_>>()
+                .join("; "),
+        };
+        return Err(Failure::new(err.to_string())
+            .set("changed", !revoked.is_empty())
+            .set("revoked", json!(revoked))
+            .set(
+                "not_revoked",
+                json!(not_revoked
+                    .iter()
+                    .map(|(k, _)| k.clone())
+                    .collect::<Vec<_>>()),
+            )
+            .set("user_id", user_id)
+            .set("kept_key_id", keep_id));
     }
     let changed = !revoked.is_empty();
     Ok(Outcome::new(changed)

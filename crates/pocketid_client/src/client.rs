@@ -306,6 +306,8 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
                 "client_id {id:?} is not a valid PocketID custom client id: use 2-128 characters of letters, digits, '.', '_' and '-'"
             )));
         }
+        // `..` passes the character rule but is a path segment of `/api/oidc/clients/{id}`.
+        httpx::check_segments("client_id", id).map_err(Failure::new)?;
     }
     let api = PocketIdApi::new(&p.conn)?;
     let version = api.version()?;

@@ -450,6 +450,76 @@ fn api_key_rotation_verifies_and_revokes_the_old_key() {
 }
 
 #[test]
+fn api_key_partial_revoke_reports_what_was_revoked_and_names_the_rest() {
+    let pid = start("2.14.0");
+    let old = pid.admin_key().to_string();
+    let old_ci = pid.add_admin_api_key("old-ci");
+    let new = pid.add_admin_api_key("automation-2026");
+    // The first old key is revoked, the next one refused.
+    pid.refuse_revoke(&old_ci.id);
+    let r = run_for_test::<PocketIdApiKey>(json!({"url": pid.url(), "api_key": old,
+        "new_api_key": new.token, "new_api_key_name": "automation-2026", "revoke_others": true}));
+    let msg = failed(&r);
+    assert!(changed(&r), "a key was revoked: {msg}");
+    assert_eq!(
+        r["revoked"],
+        json!([{"id": pid.admin_key_id(), "name": "automation"}])
+    );
+    assert_eq!(
+        r["not_revoked"],
+        json!([{"id": old_ci.id, "name": "old-ci"}])
+    );
+    assert!(msg.contains("only 1 of 2 old key(s) were revoked"), "{msg}");
+    assert!(
+        msg.contains(&format!("automation [{}]", pid.admin_key_id())),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&format!("old-ci [{}]", old_ci.id)) && msg.contains("HTTP 403"),
+        "{msg}"
+    );
+    assert!(msg.contains("admin panel"), "{msg}");
+    assert!(!pid.api_key_valid(&old), "the first key is revoked");
+    assert!(
+        pid.api_key_valid(&old_ci.token),
+        "the refused key still works"
+    );
+    assert!(pid.api_key_valid(&new.token));
+    let text = serde_json::to_string(&r).unwrap();
+    for token in [&old, &old_ci.token, &new.token] {
+        assert!(!text.contains(token.as_str()), "a key in the result");
+    }
+}
+
+#[test]
+fn dot_segment_client_ids_are_refused() {
+    let pid = start("2.14.0");
+    // An option: refused before any request.
+    let r = run(&pid, json!({"client_id": "..", "name": "Dots"}));
+    let msg = failed(&r);
+    assert!(
+        msg.contains("`client_id` \"..\" holds a `.` or `..` path segment"),
+        "{msg}"
+    );
+    assert!(pid.requests().is_empty(), "{:?}", pid.requests());
+    // An id from the server's own list: refused before it is put into a URL.
+    pid.seed_client(Some(".."), json!({"name": "Dots"}));
+    let r = run(&pid, json!({"name": "Dots", "description": "changed"}));
+    let msg = failed(&r);
+    assert!(
+        msg.contains("refusing GET /api/oidc/clients/..: an id in it is `.` or `..`"),
+        "{msg}"
+    );
+    assert!(
+        !pid.requests()
+            .iter()
+            .any(|q| q.path.starts_with("/api/oidc/clients/..") || q.method != "GET"),
+        "{:?}",
+        pid.requests()
+    );
+}
+
+#[test]
 fn cli_mode_with_env_fallbacks() {
     let pid = start("2.14.0");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_pocketid_client"))

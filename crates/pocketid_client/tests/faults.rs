@@ -5,8 +5,8 @@
 //! to do, no key or secret in the output, and a re-run that converges (creates nothing twice).
 
 use lab::faults::BlackHole;
-use lab::module::{run_module, ModuleRun};
-use lab::pocketid::{PocketId, PocketIdOptions};
+use lab::module::{run_module, spawn_module, ModuleRun};
+use lab::pocketid::{HostileLists, PocketId, PocketIdOptions};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -342,5 +342,99 @@ fn secret_post_timeout_is_sent_once_and_not_retried() {
         "API key in the output"
     );
     drop(gate);
+    assert_converges(&pid);
+}
+
+/// Runs the module with the client looked up by name (a paginated list) while the emulator's
+/// lists are hostile; a run past `limit` fails the test (the unbounded loop used to run for
+/// minutes).
+fn run_against_hostile_lists(
+    pid: &PocketId,
+    mode: HostileLists,
+    extra: Value,
+    limit: Duration,
+) -> (ModuleRun, Duration) {
+    pid.hostile_lists(Some(mode));
+    pid.clear_requests();
+    let mut a = args(pid, extra);
+    a.as_object_mut().unwrap().remove("client_id");
+    let t = Instant::now();
+    let r = spawn_module(
+        Path::new(env!("CARGO_BIN_EXE_pocketid_client")),
+        &a,
+        &["POCKETID_URL", "POCKETID_API_KEY", "POCKETID_CACERT"],
+        &[],
+    )
+    .finish(limit);
+    let took = t.elapsed();
+    pid.hostile_lists(None);
+    assert!(r.failed(), "{}", r.json);
+    assert_eq!(pid.client_count(), 0, "nothing created");
+    assert!(
+        !r.output().contains(pid.admin_key()),
+        "API key in the output"
+    );
+    (r, took)
+}
+
+#[test]
+fn endless_pages_stop_at_the_item_cap() {
+    let pid = start();
+    let (r, _) = run_against_hostile_lists(
+        &pid,
+        HostileLists::EndlessPages,
+        json!({}),
+        Duration::from_secs(60),
+    );
+    let m = r.msg();
+    assert!(
+        m.contains("PocketID's list /api/oidc/clients holds more than 10000 items (the server claims 101 pages of 100)"),
+        "{m}"
+    );
+    assert!(
+        m.contains("pagination that never ends"),
+        "what to check: {m}"
+    );
+    // Page 100 claims a 101st page, more than 10,000 items can fill: no request for it.
+    assert_eq!(pid.count_requests("GET", "/api/oidc/clients"), 100);
+    assert_converges(&pid);
+}
+
+#[test]
+fn slow_pages_are_bounded_by_timeout_for_the_whole_list() {
+    let pid = start();
+    let (r, took) = run_against_hostile_lists(
+        &pid,
+        HostileLists::SlowPages(Duration::from_millis(500)),
+        json!({"timeout": 2}),
+        Duration::from_secs(30),
+    );
+    let m = r.msg();
+    assert!(
+        m.contains("reading PocketID's list /api/oidc/clients did not finish within 2s"),
+        "{m}"
+    );
+    assert!(m.contains("raise `timeout`"), "what to do: {m}");
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    let pages = pid.count_requests("GET", "/api/oidc/clients");
+    assert!((3..=6).contains(&pages), "{pages} pages read");
+    assert_converges(&pid);
+}
+
+#[test]
+fn oversized_pages_are_refused() {
+    let pid = start();
+    let (r, _) = run_against_hostile_lists(
+        &pid,
+        HostileLists::OversizedPages(5000),
+        json!({}),
+        Duration::from_secs(60),
+    );
+    let m = r.msg();
+    assert!(
+        m.contains("PocketID answered page 1 of /api/oidc/clients with 5000 items although at most 100 were asked for"),
+        "{m}"
+    );
+    assert_eq!(pid.count_requests("GET", "/api/oidc/clients"), 1);
     assert_converges(&pid);
 }

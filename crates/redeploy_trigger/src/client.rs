@@ -41,6 +41,8 @@ pub enum ForgejoError {
     Shape { what: String, detail: String },
     #[error("`repo` must be `owner/name`, got {0:?}")]
     BadRepo(String),
+    #[error("{0}")]
+    DotSegment(String),
 }
 
 /// The connection settings.
@@ -121,6 +123,8 @@ impl Forgejo {
             Some((o, r)) if !o.is_empty() && !r.is_empty() && !r.contains('/') => (o, r),
             _ => return Err(ForgejoError::BadRepo(s.repo.clone())),
         };
+        // Owner and name are path segments of every API URL.
+        httpx::check_segments("repo", &s.repo).map_err(ForgejoError::DotSegment)?;
         let mut cfg = HttpConfig::new("Forgejo", s.url.clone());
         cfg.validate_certs = s.validate_certs;
         cfg.ca_cert = s.ca_cert.clone();
@@ -153,18 +157,19 @@ impl Forgejo {
         format!(
             "{}/{}/{}/actions/runs/{run_number}",
             self.base_url(),
-            self.owner,
-            self.repo
+            seg(&self.owner),
+            seg(&self.repo)
         )
     }
 
     /// The web URL of a workflow's runs (when no run number is known, v8–v10).
     pub fn workflow_url(&self, file: &str) -> String {
         format!(
-            "{}/{}/{}/actions?workflow={file}",
+            "{}/{}/{}/actions?workflow={}",
             self.base_url(),
-            self.owner,
-            self.repo
+            seg(&self.owner),
+            seg(&self.repo),
+            seg(file)
         )
     }
 

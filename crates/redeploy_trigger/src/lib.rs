@@ -157,6 +157,11 @@ fn targets(p: &Params) -> Result<Vec<Target>, Failure> {
             ));
             continue;
         }
+        // The name is a path segment of the dispatch URL.
+        if let Err(e) = httpx::check_segments(&format!("workflows[{i}]"), &file) {
+            errors.push(e);
+            continue;
+        }
         let mut inputs = global.clone();
         inputs.extend(own);
         out.push(Target { file, inputs });

@@ -454,3 +454,30 @@ fn wrong_token_and_missing_scope_are_clear() {
     );
     assert!(fj.runs().is_empty());
 }
+
+#[test]
+fn dot_segments_in_repo_and_workflow_names_are_refused_before_any_request() {
+    let fj = Forgejo::start(ForgejoOpts::default()).unwrap();
+    let repo = fj.repo();
+    let (owner, name) = repo.split_once('/').unwrap();
+    for (bad, what) in [
+        (json!({"repo": format!("{owner}/..")}), "`repo`"),
+        (json!({"repo": format!("../{name}")}), "`repo`"),
+        (json!({"repo": format!("./{name}")}), "`repo`"),
+        (json!({"workflows": [".."]}), "`workflows[0]`"),
+        (json!({"workflows": [{"workflow": "."}]}), "`workflows[0]`"),
+    ] {
+        let mut extra = json!({"workflows": ["deploy-n8n.yml"]});
+        for (k, v) in bad.as_object().unwrap() {
+            extra[k] = v.clone();
+        }
+        let r = run(&fj, extra);
+        assert!(failed(&r), "{bad}: {r:?}");
+        let m = msg(&r);
+        assert!(
+            m.contains(what) && m.contains("holds a `.` or `..` path segment"),
+            "{bad}: {m}"
+        );
+        assert!(fj.request_log().is_empty(), "{bad}: a request was sent");
+    }
+}

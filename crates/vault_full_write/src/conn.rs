@@ -92,7 +92,7 @@ impl ConnParams {
 
     fn validate(&self) -> Result<(), VaultError> {
         let path = self.path.trim_matches('/');
-        if path.is_empty() || path.split('/').any(|s| s == ".." || s == ".") {
+        if path.is_empty() {
             return Err(VaultError::Usage(format!(
                 "`path` must name a secret inside the mount (e.g. homelab-sso), got {:?}",
                 self.path
@@ -102,6 +102,18 @@ impl ConnParams {
             return Err(VaultError::Usage(
                 "`mount` must not be empty (KV v2 mounts are usually `secret`)".into(),
             ));
+        }
+        // Every option that becomes a URL path segment.
+        let segments = [
+            ("path", Some(path)),
+            ("mount", Some(self.mount.as_str())),
+            ("auth_mount", self.auth_mount.as_deref()),
+            ("username", self.username.as_deref()),
+        ];
+        for (what, value) in segments {
+            if let Some(v) = value {
+                httpx::check_segments(what, v).map_err(VaultError::Usage)?;
+            }
         }
         if self.timeout == 0 {
             return Err(VaultError::Usage(

@@ -51,8 +51,72 @@ pub enum VaultError {
         status: u16,
         body: String,
     },
+    #[error("refusing to patch {path}: its latest version {version} is {state}, so there is no data to merge into and the new version would hold only the patched keys; {next}")]
+    PatchOnDeleted {
+        path: String,
+        version: u64,
+        state: &'static str,
+        next: String,
+    },
     #[error("{0}")]
     Usage(String),
+}
+
+impl VaultError {
+    /// The refusal of a patch onto a deleted or destroyed latest version (`bao kv patch` refuses
+    /// too: "patch only works on existing data"), with the way out for each case.
+    pub fn patch_on_deleted(mount: &str, path: &str, version: u64, destroyed: bool) -> Self {
+        let path = path.trim_matches('/');
+        let (state, next) = if destroyed {
+            (
+                "destroyed",
+                "its data is gone for good: write the whole secret with `patch: false`, or roll back to an earlier live version with `rollback_to`".to_string(),
+            )
+        } else {
+            (
+                "deleted",
+                format!(
+                    "undelete it first (`bao kv undelete -mount={mount} -versions={version} {path}`) and re-run, or write the whole secret with `patch: false`"
+                ),
+            )
+        };
+        VaultError::PatchOnDeleted {
+            path: format!("{mount}/{path}"),
+            version,
+            state,
+            next,
+        }
+    }
+}
+
+/// A KV v2 version number given as an option. Versions start at 1; Vault reads `?version=0` (and
+/// an absent version) as the latest, so 0 would silently mean "the latest" instead of failing.
+pub fn version_option(
+    option: &str,
+    value: Option<i64>,
+    unset: &str,
+) -> Result<Option<u64>, VaultError> {
+    match value {
+        None => Ok(None),
+        Some(v) if v >= 1 => Ok(Some(v as u64)),
+        Some(v) => Err(VaultError::Usage(format!(
+            "`{option}` must be a version number of 1 or more, got {v}: KV v2 versions start at 1, and Vault reads version 0 as the latest; {unset}"
+        ))),
+    }
+}
+
+/// The answer to a merge-patch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Patched {
+    /// Written as this new version.
+    Version(u64),
+    /// The server cannot patch for this token (403 without the `patch` capability, or 405): the
+    /// caller may fall back to a read-modify-write with CAS.
+    Unsupported,
+    /// 404 with an empty body: the path has no secret (any more).
+    Missing,
+    /// 404 with the version metadata: the latest version is deleted or destroyed.
+    LatestDeleted { version: u64, destroyed: bool },
 }
 
 /// The latest (or a given) version of a secret as `GET data/P` reports it.
@@ -223,6 +287,12 @@ impl Kv {
 
     /// `GET data/P[?version=V]`. Values read are registered with the masker.
     pub fn read(&self, path: &str, version: Option<u64>) -> Result<ReadResult, VaultError> {
+        if version == Some(0) {
+            // `?version=0` is the latest version to Vault: never what a caller naming 0 meant.
+            return Err(
+                version_option("version", Some(0), "name an existing version").unwrap_err(),
+            );
+        }
         let api = self.api_path("data", path);
         let op = match version {
             Some(v) => format!("read (version {v}) of"),
@@ -388,16 +458,15 @@ impl Kv {
         self.write_result(resp, "write to", &api, path, cas, cap)
     }
 
-    /// Merge-patch: `PATCH data/P` (`application/merge-patch+json`, `null` deletes a key).
-    /// `Ok(None)` when the server cannot patch this path (403 without the `patch` capability, 405,
-    /// or 404 because the secret or its latest version is missing): the caller falls back to a
-    /// read-modify-write with CAS.
+    /// Merge-patch: `PATCH data/P` (`application/merge-patch+json`, `null` deletes a key). Sent
+    /// once. A 404 tells a missing path (empty body) from a deleted latest version (the version
+    /// metadata), which a read-modify-write must not paper over.
     pub fn patch(
         &self,
         path: &str,
         patch: &Map<String, Value>,
         cas: Option<u64>,
-    ) -> Result<Option<u64>, VaultError> {
+    ) -> Result<Patched, VaultError> {
         let api = self.api_path("data", path);
         let mut body = json!({ "data": patch });
         if let Some(c) = cas {
@@ -415,12 +484,27 @@ impl Kv {
             Retry::Never,
         )?;
         match resp.status {
-            403 | 405 => return Ok(None),
-            404 if !resp.safe_text().contains("no handler for route") => return Ok(None),
+            403 | 405 => return Ok(Patched::Unsupported),
+            404 if !resp.safe_text().contains("no handler for route") => {
+                // Unlike a read, the PATCH's 404 carries the version metadata as `data` itself
+                // (verified on OpenBao 2.7.2).
+                let meta = resp
+                    .json::<Value>()
+                    .ok()
+                    .map(|v| v["data"].clone())
+                    .unwrap_or(Value::Null);
+                return Ok(match meta["version"].as_u64() {
+                    Some(version) => Patched::LatestDeleted {
+                        version,
+                        destroyed: meta["destroyed"].as_bool().unwrap_or(false),
+                    },
+                    None => Patched::Missing,
+                });
+            }
             _ => {}
         }
         self.write_result(resp, "patch of", &api, path, cas, "patch")
-            .map(Some)
+            .map(Patched::Version)
     }
 }
 

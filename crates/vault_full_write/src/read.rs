@@ -2,7 +2,7 @@
 //! plus its version and metadata.
 
 use crate::conn::{conn_options, ConnParams};
-use crate::kv::ReadResult;
+use crate::kv::{version_option, ReadResult};
 use ansible_module::spec::Kind;
 use ansible_module::{fingerprint, Context, Failure, Module, Opt, Outcome, Secret};
 use serde::Deserialize;
@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 pub struct ReadParams {
     #[serde(flatten)]
     pub conn: ConnParams,
-    pub version: Option<u64>,
+    pub version: Option<i64>,
     pub return_values: bool,
     pub salt: Option<Secret>,
     pub keys: Option<Vec<String>>,
@@ -38,7 +38,7 @@ impl Module for VaultKvRead {
     fn options() -> Vec<Opt> {
         let mut o = conn_options();
         o.extend([
-            Opt::int("version").help("Version to read (default: the latest)"),
+            Opt::int("version").help("Version to read, 1 or more (default: the latest)"),
             Opt::bool("return_values")
                 .default(true)
                 .help("Return `data` (secret values); false returns fingerprints only"),
@@ -63,17 +63,22 @@ impl Module for VaultKvRead {
                 "`return_values: false` returns fingerprints only, which need a `salt` (a random string per run, the same one the other side uses)",
             ));
         }
+        let version = version_option(
+            "version",
+            p.version,
+            "leave `version` unset to read the latest",
+        )?;
         let display = p.conn.display_path();
         let kv = p.conn.connect()?.with_public_keys(p.public_keys.clone());
         let path = p.conn.path.trim_matches('/').to_string();
-        let (data, version, metadata) = match kv.read(&path, p.version)? {
+        let (data, version, metadata) = match kv.read(&path, version)? {
             ReadResult::Present {
                 data,
                 version,
                 metadata,
             } => (data, version, metadata),
             other => {
-                let what = match (&other, p.version) {
+                let what = match (&other, version) {
                     (
                         ReadResult::Deleted {
                             destroyed: true,

@@ -1,7 +1,7 @@
 //! The `vault_full_write` module: one safe write of a whole KV v2 secret.
 
 use crate::conn::{conn_options, ConnParams};
-use crate::kv::{Kv, ReadResult, VaultError};
+use crate::kv::{version_option, Kv, Patched, ReadResult, VaultError};
 use ansible_module::spec::{coerce, Kind};
 use ansible_module::{Context, Failure, Module, Opt, Outcome};
 use serde::Deserialize;
@@ -69,7 +69,7 @@ pub struct WriteParams {
     pub required_keys: Option<Vec<String>>,
     pub allow_remove: bool,
     pub cas: Value,
-    pub rollback_to: Option<u64>,
+    pub rollback_to: Option<i64>,
     pub generate: Option<Map<String, Value>>,
     pub keep_keys: Option<Vec<String>>,
 }
@@ -117,6 +117,8 @@ struct Current {
     version: Option<u64>,
     /// The latest version is deleted/destroyed (no data, but the version number still counts).
     latest_deleted: bool,
+    /// ... and destroyed (cannot be undeleted).
+    latest_destroyed: bool,
     /// Why the values could not be read (the 403 text), for later error messages.
     read_denied: Option<String>,
 }
@@ -282,6 +284,7 @@ fn read_current(kv: &Kv, path: &str, ctx: &mut Context) -> Result<Current, Vault
             data: Some(data),
             version: Some(version),
             latest_deleted: false,
+            latest_destroyed: false,
             read_denied: None,
         }),
         Ok(ReadResult::Missing) => Ok(Current {
@@ -289,13 +292,15 @@ fn read_current(kv: &Kv, path: &str, ctx: &mut Context) -> Result<Current, Vault
             keys: Some(BTreeSet::new()),
             version: Some(0),
             latest_deleted: false,
+            latest_destroyed: false,
             read_denied: None,
         }),
-        Ok(ReadResult::Deleted { version, .. }) => Ok(Current {
+        Ok(ReadResult::Deleted { version, destroyed }) => Ok(Current {
             data: Some(Map::new()),
             keys: Some(BTreeSet::new()),
             version: Some(version),
             latest_deleted: true,
+            latest_destroyed: destroyed,
             read_denied: None,
         }),
         Err(
@@ -306,15 +311,25 @@ fn read_current(kv: &Kv, path: &str, ctx: &mut Context) -> Result<Current, Vault
         ) => Err(e),
         Err(denied @ VaultError::PermissionDenied { .. }) => {
             // Write-only token (contract §2.4): learn what the policy allows without values.
-            let version = match kv.metadata(path) {
-                Ok(Some(m)) => m["current_version"].as_u64(),
-                Ok(None) => Some(0),
+            // Outer `None`: metadata not readable either.
+            let metadata: Option<Option<Value>> = match kv.metadata(path) {
+                Ok(m) => Some(m),
                 Err(VaultError::PermissionDenied { .. }) => None,
                 Err(e) => return Err(e),
             };
+            let version = match &metadata {
+                Some(Some(m)) => m["current_version"].as_u64(),
+                Some(None) => Some(0),
+                None => None,
+            };
+            let mut latest_deleted = false;
             let keys = match kv.subkeys(path) {
                 Ok(Some(k)) => Some(k.into_iter().collect()),
-                Ok(None) if version.is_some() => Some(BTreeSet::new()),
+                Ok(None) if version.is_some() => {
+                    // subkeys answers 404 for a deleted or destroyed latest version too.
+                    latest_deleted = version.is_some_and(|v| v > 0);
+                    Some(BTreeSet::new())
+                }
                 Ok(None) => None,
                 Err(VaultError::PermissionDenied { .. }) => None,
                 Err(e) => return Err(e),
@@ -333,8 +348,14 @@ fn read_current(kv: &Kv, path: &str, ctx: &mut Context) -> Result<Current, Vault
             Ok(Current {
                 data: None,
                 keys,
+                latest_destroyed: latest_deleted
+                    && version.is_some_and(|v| {
+                        metadata.as_ref().and_then(Option::as_ref).is_some_and(|m| {
+                            m["versions"][v.to_string()]["destroyed"] == Value::Bool(true)
+                        })
+                    }),
                 version,
-                latest_deleted: false,
+                latest_deleted,
                 read_denied: Some(denied.to_string()),
             })
         }
@@ -362,7 +383,7 @@ impl Module for VaultFullWrite {
                 .default(false)
                 .help("Allow a full write (or rollback) to drop keys the current secret has"),
             Opt::raw("cas").help("Check-and-set: `auto` (default, the version just read), a version number, or `disabled`"),
-            Opt::int("rollback_to").help("Write version N's data again as a new version (like `vault kv rollback`)"),
+            Opt::int("rollback_to").help("Write version N's data again as a new version, N >= 1 (like `vault kv rollback`)"),
             Opt::dict("generate").help(
                 "Keys whose new values the module generates itself (never shown, never returned): key -> cookie_secret | password | token; merged over `data`",
             ),
@@ -375,6 +396,11 @@ impl Module for VaultFullWrite {
 
     fn run(mut p: WriteParams, ctx: &mut Context) -> Result<Outcome, Failure> {
         let cas = Cas::parse(&p.cas).map_err(Failure::new)?;
+        let rollback_to = version_option(
+            "rollback_to",
+            p.rollback_to,
+            "pick a version from the secret's metadata (`versions`), e.g. the `previous_version` of an earlier write when it is 1 or more",
+        )?;
         let mut generated_keys = Vec::new();
         if let Some(generate) = p.generate.take() {
             if p.rollback_to.is_some() {
@@ -434,7 +460,7 @@ impl Module for VaultFullWrite {
         let kv = p.conn.connect()?;
 
         // The data to write in full-write terms (the rollback source or `data`).
-        let rollback_data = match p.rollback_to {
+        let rollback_data = match rollback_to {
             Some(n) => match kv.read(&path, Some(n))? {
                 ReadResult::Present { data, .. } => Some(data),
                 ReadResult::Deleted { destroyed, .. } => {
@@ -453,6 +479,17 @@ impl Module for VaultFullWrite {
         };
 
         let current = read_current(&kv, &path, ctx)?;
+        if p.patch && current.latest_deleted {
+            // Merging into "no data" would drop every key the secret had (silently: the
+            // removal guard compares against the empty deleted version).
+            return Err(VaultError::patch_on_deleted(
+                kv.mount(),
+                &path,
+                current.version.unwrap_or(0),
+                current.latest_destroyed,
+            )
+            .into());
+        }
         let previous_version = current.version;
         if let (Cas::Explicit(want), Some(have)) = (cas, current.version) {
             if want != have {
@@ -638,11 +675,24 @@ impl Module for VaultFullWrite {
             // Patch: PATCH first where the server allows it (one request, no values sent back).
             (Some(doc), _) if !current.latest_deleted && previous_version != Some(0) => {
                 match kv.patch(&path, doc, cas_value)? {
-                    Some(v) => {
+                    Patched::Version(v) => {
                         how = "patch";
                         v
                     }
-                    None => match &full_data {
+                    // Deleted after the read (or unreadable to this token): never fall back to a
+                    // write that would replace the deleted data by the patched keys alone.
+                    Patched::LatestDeleted { version, destroyed } => {
+                        return Err(VaultError::patch_on_deleted(
+                            kv.mount(),
+                            &path,
+                            version,
+                            destroyed,
+                        )
+                        .into())
+                    }
+                    // Unsupported: no `patch` capability. Missing: metadata deleted after the
+                    // read; the CAS of the fallback write then fails as a conflict.
+                    Patched::Unsupported | Patched::Missing => match &full_data {
                         Some(full) => {
                             how = "read-modify-write";
                             kv.write(&path, full, cas_value.or(previous_version))?

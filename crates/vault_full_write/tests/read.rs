@@ -98,3 +98,28 @@ fn missing_and_deleted_secrets() {
     r.fails();
     assert!(r.msg().contains("version 1 is deleted"), "{}", r.msg());
 }
+
+#[test]
+fn version_zero_or_negative_is_refused_not_read_as_the_latest() {
+    let dir = tempfile::tempdir().unwrap();
+    let bao = start(dir.path());
+    bao.kv_put("app", json!({"k": "v1-canary-Zq8x"})).unwrap();
+    bao.kv_put("app", json!({"k": "v2-canary-Zq8x"})).unwrap();
+    // Vault answers `?version=0` with the latest version: the module must not pass it on.
+    for v in [json!(0), json!("0"), json!(-1)] {
+        let r = run(READ, args(&bao, "app", json!({"version": v})), &[]);
+        r.fails();
+        assert!(
+            r.msg()
+                .contains("`version` must be a version number of 1 or more"),
+            "{v}: {}",
+            r.msg()
+        );
+        assert!(r.msg().contains("leave `version` unset"), "{}", r.msg());
+        assert!(r.json.get("data").is_none());
+        assert_no_secrets(&r.output, &["canary-Zq8x"]);
+    }
+    let r = run(READ, args(&bao, "app", json!({"version": 1})), &[]);
+    r.ok();
+    assert_eq!(r.json["version"], json!(1));
+}

@@ -350,6 +350,250 @@ fn rollback_rewrites_an_old_version_and_refuses_deleted_ones() {
 }
 
 #[test]
+fn rollback_to_zero_or_negative_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let bao = start(dir.path());
+    bao.kv_put("app", json!({"a": "1", "b": "2"})).unwrap();
+    bao.kv_put("app", json!({"a": "1", "b": "3"})).unwrap();
+    // `?version=0` reads the latest, so a rollback to 0 used to "succeed" doing nothing.
+    for v in [json!(0), json!("0"), json!(-2)] {
+        let r = run(WRITE, args(&bao, "app", json!({"rollback_to": v})), &[]);
+        r.fails();
+        assert!(
+            r.msg()
+                .contains("`rollback_to` must be a version number of 1 or more"),
+            "{v}: {}",
+            r.msg()
+        );
+        assert!(r.msg().contains("versions start at 1"), "{}", r.msg());
+    }
+    assert_eq!(bao.current_version("app").unwrap(), 2);
+}
+
+/// `DELETE secret/data/P`: a soft delete of the latest version.
+fn delete_latest(bao: &lab::openbao::OpenBao, path: &str) {
+    let (status, body) = bao
+        .request("DELETE", &format!("/v1/secret/data/{path}"), None)
+        .unwrap();
+    assert_eq!(status, 204, "{body}");
+}
+
+fn assert_still_deleted(bao: &lab::openbao::OpenBao, path: &str, version: u64) {
+    let meta = bao.metadata(path).unwrap();
+    assert_eq!(meta["current_version"], json!(version), "no new version");
+    let v = &meta["versions"][version.to_string()];
+    assert!(
+        v["deletion_time"].as_str().is_some_and(|t| !t.is_empty()) || v["destroyed"] == json!(true),
+        "{meta}"
+    );
+}
+
+#[test]
+fn patch_onto_a_deleted_latest_version_is_refused_on_every_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let bao = start(dir.path());
+    bao.kv_put(
+        "x",
+        json!({"k1": "c-1-Zq8x", "k2": "c-2-Zq8x", "k3": "c-3-Zq8x"}),
+    )
+    .unwrap();
+    delete_latest(&bao, "x");
+    let patch = json!({"data": {"k1": "new-Zq8x"}, "patch": true});
+    let refused = |r: &Run| {
+        r.fails();
+        let m = r.msg();
+        assert!(
+            m.contains("refusing to patch secret/x: its latest version 1 is deleted"),
+            "{m}"
+        );
+        assert!(
+            m.contains("bao kv undelete -mount=secret -versions=1 x") && m.contains("patch: false"),
+            "{m}"
+        );
+        assert_no_secrets(&r.output, &["Zq8x"]);
+        assert_still_deleted(&bao, "x", 1);
+    };
+
+    // A token with `patch` (root): the HTTP PATCH path.
+    refused(&run(WRITE, args(&bao, "x", patch.clone()), &[]));
+    // Check mode refuses too.
+    let mut check = patch.clone();
+    check["_ansible_check_mode"] = json!(true);
+    refused(&run(WRITE, args(&bao, "x", check), &[]));
+
+    // Without `patch`: the read-modify-write with CAS fallback.
+    bao.write_policy(
+        "rw",
+        r#"path "secret/data/x" { capabilities = ["read", "create", "update"] }"#,
+    )
+    .unwrap();
+    let rw = bao.token_with_policy(&["rw"]).unwrap();
+    let mut a = args(&bao, "x", patch.clone());
+    a["token"] = json!(rw);
+    refused(&run(WRITE, a, &[]));
+
+    // A token that may patch but not read (the module learns it from the PATCH's 404).
+    bao.write_policy(
+        "po",
+        r#"path "secret/data/x" { capabilities = ["create", "update", "patch"] }"#,
+    )
+    .unwrap();
+    let po = bao.token_with_policy(&["po"]).unwrap();
+    let mut a = args(&bao, "x", patch.clone());
+    a["token"] = json!(po);
+    a["cas"] = json!(1);
+    refused(&run(WRITE, a, &[]));
+
+    // Key names and metadata only (no values): learned from subkeys' 404.
+    bao.write_policy(
+        "meta",
+        r#"path "secret/data/x" { capabilities = ["create", "update"] }
+path "secret/metadata/x" { capabilities = ["read"] }
+path "secret/subkeys/x" { capabilities = ["read"] }"#,
+    )
+    .unwrap();
+    let meta = bao.token_with_policy(&["meta"]).unwrap();
+    let mut a = args(&bao, "x", patch.clone());
+    a["token"] = json!(meta);
+    refused(&run(WRITE, a, &[]));
+
+    // A full write is still possible (the message's way out), and so is a patch after undelete.
+    let (status, _) = bao
+        .request(
+            "POST",
+            "/v1/secret/undelete/x",
+            Some(json!({"versions": [1]})),
+        )
+        .unwrap();
+    assert_eq!(status, 204);
+    let r = run(WRITE, args(&bao, "x", patch), &[]);
+    r.ok();
+    assert_eq!(r.json["version"], json!(2));
+    assert_eq!(
+        bao.kv_get("x").unwrap().unwrap().0,
+        json!({"k1": "new-Zq8x", "k2": "c-2-Zq8x", "k3": "c-3-Zq8x"})
+    );
+}
+
+#[test]
+fn patch_onto_a_destroyed_latest_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let bao = start(dir.path());
+    bao.kv_put("x", json!({"k1": "c-1-Zq8x", "k2": "c-2-Zq8x"}))
+        .unwrap();
+    bao.kv_put("x", json!({"k1": "c-1-Zq8x", "k2": "c-3-Zq8x"}))
+        .unwrap();
+    bao.kv_destroy_versions("x", &[2]).unwrap();
+    let r = run(
+        WRITE,
+        args(
+            &bao,
+            "x",
+            json!({"data": {"k1": "new-Zq8x"}, "patch": true}),
+        ),
+        &[],
+    );
+    r.fails();
+    assert!(
+        r.msg()
+            .contains("refusing to patch secret/x: its latest version 2 is destroyed"),
+        "{}",
+        r.msg()
+    );
+    assert!(
+        r.msg().contains("rollback_to") && r.msg().contains("patch: false"),
+        "{}",
+        r.msg()
+    );
+    assert_still_deleted(&bao, "x", 2);
+    // The way out: a rollback to the live version 1 writes it whole as version 3.
+    run(WRITE, args(&bao, "x", json!({"rollback_to": 1})), &[]).ok();
+    assert_eq!(
+        bao.kv_get("x").unwrap().unwrap(),
+        (json!({"k1": "c-1-Zq8x", "k2": "c-2-Zq8x"}), 3)
+    );
+}
+
+#[test]
+fn latest_version_deleted_between_read_and_patch_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let bao = start(dir.path());
+    bao.kv_put("x", json!({"k1": "c-1-Zq8x", "k2": "c-2-Zq8x"}))
+        .unwrap();
+    let gate = dir.path().join("gate");
+    let gate_s = gate.display().to_string();
+    let a = args(
+        &bao,
+        "x",
+        json!({"data": {"k1": "new-Zq8x"}, "patch": true}),
+    );
+    let handle = std::thread::spawn(move || {
+        run(
+            WRITE,
+            a,
+            &[(vault_full_write::TEST_PAUSE_ENV, gate_s.as_str())],
+        )
+    });
+    let reached = dir.path().join("gate.reached");
+    assert!(
+        lab::proc::wait_for(Duration::from_secs(120), || reached.exists().then_some(())).is_some(),
+        "module never reached the write"
+    );
+    delete_latest(&bao, "x");
+    std::fs::write(&gate, b"").unwrap();
+    let r = handle.join().unwrap();
+    r.fails();
+    assert!(
+        r.msg()
+            .contains("refusing to patch secret/x: its latest version 1 is deleted"),
+        "{}",
+        r.msg()
+    );
+    assert_still_deleted(&bao, "x", 1);
+}
+
+#[test]
+fn dot_segments_in_url_options_are_refused_before_any_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let bao = start(dir.path());
+    bao.kv_put("app", json!({"a": "1"})).unwrap();
+    for (extra, what) in [
+        (json!({"mount": ".."}), "`mount` \"..\""),
+        (json!({"mount": "secret/x/.."}), "`mount` \"secret/x/..\""),
+        (json!({"mount": "./secret"}), "`mount` \"./secret\""),
+        (json!({"path": "x/../app"}), "`path` \"x/../app\""),
+        (
+            json!({"auth_method": "approle", "auth_mount": "../approle", "role_id": "role-canary-Zq8x", "secret_id": "s-canary-Zq8x"}),
+            "`auth_mount` \"../approle\"",
+        ),
+        (
+            json!({"auth_method": "userpass", "username": "..", "password": "p-canary-Zq8x"}),
+            "`username` \"..\"",
+        ),
+    ] {
+        let mut a = args(&bao, "app", json!({"data": {"a": "new-canary-Zq8x"}}));
+        for (k, v) in extra.as_object().unwrap() {
+            a[k] = v.clone();
+        }
+        for bin in [WRITE, READ] {
+            let mut a = a.clone();
+            if bin == READ {
+                a.as_object_mut().unwrap().remove("data");
+            }
+            let r = run(bin, a, &[]);
+            r.fails();
+            assert!(
+                r.msg().contains(what) && r.msg().contains("holds a `.` or `..` path segment"),
+                "{extra}: {}",
+                r.msg()
+            );
+            assert_no_secrets(&r.output, &["canary-Zq8x"]);
+        }
+    }
+    assert_eq!(bao.kv_get("app").unwrap().unwrap(), (json!({"a": "1"}), 1));
+}
+
+#[test]
 fn approle_with_exact_policy_userpass_and_token_from_env() {
     let dir = tempfile::tempdir().unwrap();
     let bao = start(dir.path());
