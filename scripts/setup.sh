@@ -5,8 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # perl and make build the OpenSSL that env_harvest links statically; binutils (objdump) checks the
-# binaries' glibc needs.
-DEB_PACKAGES=(openssh-server openssh-client perl make binutils shellcheck procps)
+# binaries' glibc needs; curl and jq run the deploy script (scripts/deploy-service.sh) in the lab.
+DEB_PACKAGES=(openssh-server openssh-client perl make binutils shellcheck procps curl jq)
 VENV=${VENV:-.venv}
 PY=${PYTHON:-python3}
 STAMP="$VENV/.requirements.stamp"

@@ -386,27 +386,33 @@ fn deploy_workflows_render_what_the_catalog_says() {
         let text =
             std::fs::read_to_string(repo_root().join(".forgejo/workflows").join(wf)).unwrap();
         let w: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
-        let env = &w["jobs"]["deploy"]["env"];
-        assert_eq!(env["SERVICE"].as_str(), s["name"].as_str(), "{wf}");
+        let steps = w["jobs"]["deploy"]["steps"].as_sequence().unwrap();
+        let deploy = steps
+            .iter()
+            .find(|st| st["uses"].as_str() == Some("./.forgejo/actions/deploy"))
+            .unwrap_or_else(|| panic!("{wf} does not use the shared deploy action"));
+        let with = &deploy["with"];
+        assert_eq!(with["service"].as_str(), s["name"].as_str(), "{wf}");
+        assert_eq!(with["node"].as_str(), s["node"].as_str(), "{wf}");
         assert_eq!(
-            env["VMID"].as_str().map(str::to_string),
+            with["vmid"].as_str().map(str::to_string),
             s["vmid"].as_u64().map(|v| v.to_string()),
             "{wf}"
         );
-        assert_eq!(env["ENV_PATH"].as_str(), s["path"].as_str(), "{wf}");
+        assert_eq!(with["env-path"].as_str(), s["path"].as_str(), "{wf}");
         let want: Vec<String> = s["keys"]
             .as_mapping()
             .unwrap()
             .iter()
             .map(|(k, v)| format!("{}={}", k.as_str().unwrap(), v.as_str().unwrap()))
             .collect();
-        let got: Vec<String> = env["ENV_KEYS"]
+        let got: Vec<String> = with["env-keys"]
             .as_str()
-            .unwrap()
+            .unwrap_or_default()
             .split_whitespace()
             .map(str::to_string)
             .collect();
-        assert_eq!(got, want, "{wf}'s ENV_KEYS");
+        assert_eq!(got, want, "{wf}'s env-keys");
     }
 }
 
@@ -625,4 +631,37 @@ fn pocketid_setup_converges_when_vault_lost_the_client_secret() {
     let v = e.vault_version();
     e.playbook("pocketid-setup.yml", &[], &[]).assert_ok();
     assert_eq!(e.vault_version(), v, "a converged setup writes nothing");
+}
+
+#[test]
+fn readme_documents_every_secret_and_variable_the_workflows_read() {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let mut files: Vec<std::path::PathBuf> =
+        std::fs::read_dir(repo_root().join(".forgejo/workflows"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+    files.push(repo_root().join(".forgejo/actions/deploy/action.yml"));
+    let mut names = std::collections::BTreeSet::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for prefix in ["secrets.", "vars."] {
+            for (i, _) in text.match_indices(prefix) {
+                let name: String = text[i + prefix.len()..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                    .collect();
+                if !name.is_empty() {
+                    names.insert(name);
+                }
+            }
+        }
+    }
+    assert!(names.contains("VAULT_ROLE_ID") && names.contains("PROXMOX_NODES"));
+    for n in names {
+        assert!(
+            readme.contains(&format!("| `{n}`")) || readme.contains(&format!(", `{n}` |")),
+            "README's table of Actions secrets and variables lacks {n}"
+        );
+    }
 }

@@ -10,7 +10,6 @@
 //! logged as method + path + status (query tokens removed, never a header value).
 
 use crate::catalog::{self, Service};
-use crate::fixtures::Containers;
 use crate::{LabError, Result};
 use base64::Engine;
 use serde_json::{json, Value};
@@ -464,21 +463,6 @@ impl Drop for Forgejo {
             let _ = t.join();
         }
     }
-}
-
-/// A hook that re-renders `service`'s `.env` in its fixture container from the values `fetch`
-/// returns (the lab reads them from Vault), as the real deploy workflow does.
-pub fn render_env_hook(
-    containers: Containers,
-    service: Service,
-    fetch: Arc<dyn Fn() -> std::result::Result<BTreeMap<String, String>, String> + Send + Sync>,
-) -> Hook {
-    Box::new(move |_run| {
-        let values = fetch()?;
-        containers
-            .render_service(&service, &values)
-            .map_err(|e| format!("rendering {}: {e}", service.env_path))
-    })
 }
 
 /// The deploy workflow file of each redeploy target, from the catalog.

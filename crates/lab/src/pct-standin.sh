@@ -7,6 +7,10 @@
 # missing config, 255 for the others (contract ssh-pct-dotenv §1.2, §3.2).
 # A fixture file `<root>/<vmid>/stderr` is written to stderr before each program runs inside that
 # container (hostile-output tests: the container controls both streams).
+# `sh -c SCRIPT ARG0` runs only the deploy's three scripts (scripts/deploy-service.sh): write the
+# .env atomically, `docker compose up -d [--force-recreate]` (logged to `<root>/<vmid>/compose.log`),
+# and Grafana's `reset-admin-password --password-from-stdin` (its SHA-256 into Grafana's database
+# stand-in, /var/lib/grafana/admin-password.sha256); any other script fails as sh would not.
 set -u
 ROOT=${PCT_FIXTURE_ROOT:-@ROOT@}
 NODE=${PCT_NODE:-lab}
@@ -83,6 +87,33 @@ ct_cat() { # $1 vmid, rest: cat's argv
   return $rc
 }
 
+# The deploy's scripts, recognised to the letter; $1 = vmid, $2 = script, $3 = its $0.
+# shellcheck disable=SC2016 # the scripts are compared as text, never expanded here
+ct_sh() {
+  local vmid=$1 script=$2 arg0=${3:-} hp
+  case $script in
+    'umask 077 && cat > "$0.new" && mv -- "$0.new" "$0"')
+      hp=$(ct_path "$vmid" "$arg0")
+      if [[ ! -d ${hp%/*} ]]; then
+        echo "sh: 1: cannot create $arg0.new: Directory nonexistent" >&2; return 2
+      fi
+      (umask 077 && command cat > "$hp.new" && command mv -- "$hp.new" "$hp") ;;
+    'cd "$0" && docker compose up -d'|'cd "$0" && docker compose up -d --force-recreate')
+      hp=$(ct_path "$vmid" "$arg0")
+      if [[ ! -d $hp ]]; then echo "sh: 1: cd: can't cd to $arg0" >&2; return 2; fi
+      printf '%s %s\n' "$arg0" "${script#*docker compose }" >> "$ROOT/$vmid/compose.log" ;;
+    'cd "$0" && docker compose exec -T grafana grafana cli admin reset-admin-password --password-from-stdin')
+      hp=$(ct_path "$vmid" /var/lib/grafana/admin-password.sha256)
+      mkdir -p "${hp%/*}"
+      local pw; pw=$(command cat)
+      printf '%s' "$pw" | sha256sum | cut -d' ' -f1 | tr -d '\n' > "$hp"
+      echo "Admin password changed successfully ✔" ;;
+    *)
+      echo "pct stand-in: sh -c runs only the deploy's scripts (scripts/deploy-service.sh)" >&2
+      return 2 ;;
+  esac
+}
+
 cmd_exec() {
   local vmid="" argv=() opts_done=0 a
   while (($#)); do
@@ -118,6 +149,9 @@ cmd_exec() {
     cat) ct_cat "$vmid" "${argv[@]:1}"; exit $? ;;
     sleep) command sleep "${argv[1]:-0}"; exit $? ;;
     true) exit 0 ;;
+    sh)
+      if [[ ${argv[1]:-} != -c ]]; then echo "sh: only -c is supported here" >&2; exit 2; fi
+      ct_sh "$vmid" "${argv[2]:-}" "${argv[3]:-}"; exit $? ;;
     *)
       echo "lxc-attach: $vmid: ../src/lxc/attach.c: lxc_attach_run_command: 1841 Failed to exec \"$prog\"" >&2
       exit 127 ;;

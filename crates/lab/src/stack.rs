@@ -3,7 +3,7 @@
 //! the fixture containers rendered from Vault, sshd with the `pct` stand-in, and Forgejo whose
 //! deploy runs re-render each service's `.env` from Vault.
 
-use crate::catalog::{self, COOKIE_SERVICES};
+use crate::catalog::{self, Service, COOKIE_SERVICES};
 use crate::fixtures::Containers;
 use crate::forgejo::{self, Forgejo, ForgejoOpts, RunInfo};
 use crate::openbao::{random_hex, OpenBao};
@@ -15,7 +15,6 @@ use serde_json::{json, Value};
 use sha2::Digest;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 /// Versions the emulators pretend to be.
 #[derive(Debug, Clone)]
@@ -144,8 +143,11 @@ impl Lab {
         Ok(lab)
     }
 
-    /// (Re)installs the real deploy of `service`: its run re-renders the `.env` from Vault; the
-    /// loki-stack deploy also resets Grafana's admin password when its input asks for it.
+    /// (Re)installs the real deploy of `service`: its run executes `scripts/deploy-service.sh`, the
+    /// script every deploy workflow runs through `.forgejo/actions/deploy`, with the run's inputs,
+    /// against this lab (the AppRole, the sshd and its `pct` stand-in). It renders the `.env` from
+    /// Vault and restarts the service; loki-stack's also resets Grafana's admin password when
+    /// asked.
     pub fn install_deploy_hook(&self, service: &str) {
         let Some((svc, workflow)) = forgejo::deploy_workflows()
             .into_iter()
@@ -153,29 +155,71 @@ impl Lab {
         else {
             return;
         };
-        let fetch = vault_fetcher(&self.bao);
-        let render = forgejo::render_env_hook(self.containers.clone(), svc.clone(), fetch.clone());
-        if svc.name != "loki-stack" {
-            self.forgejo.set_hook(&workflow, render);
-            return;
-        }
-        let containers = self.containers.clone();
+        let env = self.deploy_env(&svc);
+        let script = crate::tools::repo_root().join("scripts/deploy-service.sh");
         self.forgejo.set_hook(
             &workflow,
             Box::new(move |run: &RunInfo| {
-                render(run)?;
-                if run.inputs.get("reset_grafana_admin").map(String::as_str) == Some("true") {
-                    let values = fetch()?;
-                    let pw = values
-                        .get("grafana_admin_password")
-                        .ok_or("grafana_admin_password is not in Vault")?;
-                    containers
-                        .write_file(138, GRAFANA_DB_PATH, sha256_hex(pw).as_bytes())
-                        .map_err(|e| e.to_string())?;
+                let mut cmd = std::process::Command::new("bash");
+                cmd.arg(&script)
+                    .env_clear()
+                    .env("PATH", std::env::var("PATH").unwrap_or_default())
+                    .envs(env.iter().map(|(k, v)| (k, v)));
+                for (input, var) in [
+                    ("reason", "REASON"),
+                    ("dry_run", "DRY_RUN"),
+                    ("restart", "RESTART"),
+                    ("reset_grafana_admin", "RESET_GRAFANA_ADMIN"),
+                ] {
+                    if let Some(v) = run.inputs.get(input) {
+                        cmd.env(var, v);
+                    }
                 }
-                Ok(())
+                let out = cmd
+                    .output()
+                    .map_err(|e| format!("running {}: {e}", script.display()))?;
+                if out.status.success() {
+                    return Ok(());
+                }
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                Err(format!(
+                    "the deploy failed ({}): {}",
+                    out.status,
+                    stderr.lines().last().unwrap_or("no error output")
+                ))
             }),
         );
+    }
+
+    /// What a deploy workflow hands the deploy script for `svc` in this lab (one node, `pve`).
+    fn deploy_env(&self, svc: &Service) -> Vec<(String, String)> {
+        let s = &self.sshd;
+        let keys: Vec<String> = svc.keys.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let mut env: Vec<(String, String)> = vec![
+            ("SERVICE".into(), svc.name.to_string()),
+            ("NODE".into(), "pve".into()),
+            ("VMID".into(), svc.vmid.to_string()),
+            ("ENV_PATH".into(), svc.env_path.clone()),
+            ("ENV_KEYS".into(), keys.join(" ")),
+            ("VAULT_ADDR".into(), self.bao.addr.clone()),
+            ("VAULT_ROLE_ID".into(), self.role_id.clone()),
+            ("VAULT_SECRET_ID".into(), self.secret_id.clone()),
+            ("PROXMOX_NODES".into(), format!("pve={}:{}", s.host, s.port)),
+            ("PROXMOX_SSH_USER".into(), s.user.clone()),
+            (
+                "PROXMOX_SSH_KEY_FILE".into(),
+                s.private_key.display().to_string(),
+            ),
+            (
+                "PROXMOX_KNOWN_HOSTS_FILE".into(),
+                s.known_hosts.display().to_string(),
+            ),
+            ("PCT_PATH".into(), s.pct_path.display().to_string()),
+        ];
+        if let Some(ca) = &self.bao.ca_cert {
+            env.push(("VAULT_CACERT".into(), ca.display().to_string()));
+        }
+        env
     }
 
     /// Current `secret/homelab-sso` data (for tests; never print it).
@@ -259,15 +303,6 @@ impl Lab {
         std::fs::write(&inv, self.inventory()).ctx(|| format!("writing {}", inv.display()))?;
         Ok((env_path, inv))
     }
-}
-
-fn vault_fetcher(
-    bao: &OpenBao,
-) -> Arc<dyn Fn() -> std::result::Result<BTreeMap<String, String>, String> + Send + Sync> {
-    let addr = bao.addr.clone();
-    let token = bao.root_token.clone();
-    let ca = bao.ca_cert.clone();
-    Arc::new(move || read_values(&addr, &token, ca.as_deref()).map_err(|e| e.to_string()))
 }
 
 /// Reads `secret/homelab-sso` the way a deploy does (a plain KV v2 GET).

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Deploys one service: renders its .env from Vault secret/homelab-sso and restarts it, on the Proxmox
+# node that runs its container. Used by the composite action .forgejo/actions/deploy (every
+# deploy-<service> workflow); tests run it against the lab.
+#
+# Environment (the workflow sets these from the catalog, its inputs, and repository secrets/vars):
+#   SERVICE, NODE, VMID, ENV_PATH      the service, its Proxmox node and LXC, and its .env inside it
+#   ENV_KEYS                           "vault_key=ENV_NAME …" pairs the .env holds (may be empty)
+#   PROXMOX_NODES                      "node=host[:port] …" (a cluster; IPv6 as [addr]:port); PROXMOX_HOST
+#                                      serves a single node
+#   PROXMOX_SSH_KEY_FILE, PROXMOX_KNOWN_HOSTS_FILE   from scripts/ci-ssh-credentials.sh
+#   PROXMOX_SSH_USER, PCT_PATH         default root, and pct from the node's PATH
+#   VAULT_ADDR, VAULT_CACERT, VAULT_ROLE_ID, VAULT_SECRET_ID
+#   REASON, DRY_RUN (true/false), RESTART (restart/recreate/none), RESET_GRAFANA_ADMIN (true/false)
+#
+# Values never reach the log or a command line: they travel from Vault to the container on stdin.
+set -euo pipefail
+umask 077
+
+: "${SERVICE:?}" "${VMID:?}" "${ENV_PATH:?}" "${VAULT_ADDR:?}"
+ENV_KEYS=${ENV_KEYS:-}
+NODE=${NODE:-}
+DRY_RUN=${DRY_RUN:-false}
+RESTART=${RESTART:-restart}
+RESET_GRAFANA_ADMIN=${RESET_GRAFANA_ADMIN:-false}
+SSH_USER=${PROXMOX_SSH_USER:-root}
+
+# The node's SSH address: its entry in PROXMOX_NODES, else PROXMOX_HOST (one node).
+ssh_target=""
+for entry in ${PROXMOX_NODES:-}; do
+  if [ "${entry%%=*}" = "$NODE" ]; then ssh_target=${entry#*=}; fi
+done
+if [ -z "$ssh_target" ]; then
+  if [ -n "${PROXMOX_NODES:-}" ]; then
+    echo "PROXMOX_NODES has no address for node '$NODE' (which runs $SERVICE): add '$NODE=<host>[:<port>]' to the repository variable PROXMOX_NODES" >&2
+    exit 1
+  fi
+  ssh_target=${PROXMOX_HOST:?set the repository variable PROXMOX_NODES (node=host[:port] …) or PROXMOX_HOST}
+fi
+# host, host:port, [v6-address] or [v6-address]:port
+ssh_port=22
+case $ssh_target in
+  \[*\]:*) ssh_host=${ssh_target%%]:*}; ssh_host=${ssh_host#[}; ssh_port=${ssh_target##*]:} ;;
+  \[*\]) ssh_host=${ssh_target#[}; ssh_host=${ssh_host%]} ;;
+  *:*:*) ssh_host=$ssh_target ;;
+  *:*) ssh_host=${ssh_target%:*}; ssh_port=${ssh_target##*:} ;;
+  *) ssh_host=$ssh_target ;;
+esac
+
+# One shell word for the node's login shell, whatever the text holds.
+q() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
+
+# Runs a program inside the container, over SSH to the node: pct exec VMID -- ARGV…
+in_ct() {
+  local words a
+  words="$(q "${PCT_PATH:-pct}") exec $(q "$VMID") --"
+  for a in "$@"; do words+=" $(q "$a")"; done
+  ssh -i "$PROXMOX_SSH_KEY_FILE" -p "$ssh_port" -o BatchMode=yes -o StrictHostKeyChecking=yes \
+    -o UserKnownHostsFile="$PROXMOX_KNOWN_HOSTS_FILE" -l "$SSH_USER" "$ssh_host" "$words"
+}
+
+tls=()
+if [ -n "${VAULT_CACERT:-}" ]; then tls=(--cacert "$VAULT_CACERT"); fi
+vault_token() {
+  jq -n --arg r "${VAULT_ROLE_ID:?}" --arg s "${VAULT_SECRET_ID:?}" '{role_id: $r, secret_id: $s}' \
+    | curl -fsS "${tls[@]}" --data @- "$VAULT_ADDR/v1/auth/approle/login" | jq -er .auth.client_token
+}
+# The secret's data as JSON on stdout (the token travels in a header read from stdin).
+vault_data() {
+  curl -fsS "${tls[@]}" -H @- "$VAULT_ADDR/v1/secret/data/homelab-sso" <<<"X-Vault-Token: $1" | jq -c .data.data
+}
+
+# shellcheck disable=SC2016 # a jq program: $d, $svc and $keys are jq's
+# Each value double-quoted with compose's escapes (\\, \", $$, \n), so the container reads it back
+# exactly; a key Vault lacks fails the deploy instead of rendering an empty value.
+RENDER_JQ='
+  def q: gsub("\\\\"; "\\\\") | gsub("\""; "\\\"") | gsub("\\$"; "$$") | gsub("\n"; "\\n");
+  . as $d
+  | "# \($svc): rendered from Vault secret/homelab-sso by its deploy workflow",
+    ($keys | split(" ")[] | select(. != "") | split("=")
+     | . as [$key, $name]
+     | if ($d | has($key)) then "\($name)=\"\($d[$key] | q)\"" else error("Vault lacks \($key)") end)'
+
+dir=${ENV_PATH%/*}
+echo "Deploying $SERVICE (LXC $VMID on node ${NODE:-?} via $ssh_host:$ssh_port; reason: ${REASON:-manual}, dry run: $DRY_RUN, restart: $RESTART)"
+token=""
+if [ -n "$ENV_KEYS" ] || [ "$RESET_GRAFANA_ADMIN" = "true" ]; then token=$(vault_token); fi
+if [ -n "$ENV_KEYS" ]; then
+  rendered=$(mktemp)
+  trap 'rm -f "$rendered"' EXIT
+  vault_data "$token" | jq -r --arg svc "$SERVICE" --arg keys "$ENV_KEYS" "$RENDER_JQ" > "$rendered"
+  if [ "$DRY_RUN" = "true" ]; then
+    if in_ct cat -- "$ENV_PATH" | cmp -s - "$rendered"; then
+      echo "$ENV_PATH is up to date"
+    else
+      echo "$ENV_PATH would change"
+    fi
+  else
+    # Written next to the file and renamed over it: the service never reads half a file.
+    # shellcheck disable=SC2016 # $0 is expanded by the container's sh, not here
+    in_ct sh -c 'umask 077 && cat > "$0.new" && mv -- "$0.new" "$0"' "$ENV_PATH" < "$rendered"
+    echo "$ENV_PATH written"
+  fi
+fi
+if [ "$DRY_RUN" != "true" ] && [ "$RESTART" != "none" ]; then
+  if [ "$RESTART" = "recreate" ]; then
+    # shellcheck disable=SC2016
+    in_ct sh -c 'cd "$0" && docker compose up -d --force-recreate' "$dir"
+  else
+    # shellcheck disable=SC2016
+    in_ct sh -c 'cd "$0" && docker compose up -d' "$dir"
+  fi
+  echo "$SERVICE restarted ($RESTART)"
+fi
+if [ "$DRY_RUN" != "true" ] && [ "$RESET_GRAFANA_ADMIN" = "true" ]; then
+  # Grafana applies GF_SECURITY_ADMIN_PASSWORD only when its database is created: set it in the
+  # database too. The password travels on stdin only.
+  # shellcheck disable=SC2016
+  vault_data "$token" | jq -j '.grafana_admin_password // error("Vault lacks grafana_admin_password")' \
+    | in_ct sh -c 'cd "$0" && docker compose exec -T grafana grafana cli admin reset-admin-password --password-from-stdin' "$dir" >/dev/null
+  echo "Grafana admin password applied"
+fi

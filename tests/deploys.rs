@@ -1,0 +1,201 @@
+//! The deploy that every deploy-<service> workflow runs (`scripts/deploy-service.sh`, through the
+//! composite action `.forgejo/actions/deploy`) against the lab: real OpenBao with the AppRole, real
+//! sshd with the `pct` stand-in, the service's node looked up among several.
+
+use e2e::{assert_no_secret, E2e};
+use lab::tools::repo_root;
+use std::collections::BTreeMap;
+use std::process::{Command, Output};
+
+struct Deploy<'a> {
+    e: &'a E2e,
+    env: BTreeMap<String, String>,
+}
+
+impl<'a> Deploy<'a> {
+    /// The deploy of `service` as its workflow passes it: the catalog's facts, the lab's Vault and a
+    /// one-node PROXMOX_NODES.
+    fn of(e: &'a E2e, service: &str) -> Self {
+        let svc = lab::catalog::services()
+            .into_iter()
+            .find(|s| s.name == service)
+            .expect("service in the catalog");
+        let lab: BTreeMap<String, String> = e.lab.env().into_iter().collect();
+        let keys: Vec<String> = svc.keys.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let mut env = BTreeMap::new();
+        for (k, v) in [
+            ("SERVICE", svc.name.to_string()),
+            ("NODE", "pve".to_string()),
+            ("VMID", svc.vmid.to_string()),
+            ("ENV_PATH", svc.env_path.clone()),
+            ("ENV_KEYS", keys.join(" ")),
+            ("REASON", "test".to_string()),
+            ("VAULT_ADDR", lab["VAULT_ADDR"].clone()),
+            ("VAULT_ROLE_ID", lab["VAULT_ROLE_ID"].clone()),
+            ("VAULT_SECRET_ID", lab["VAULT_SECRET_ID"].clone()),
+            ("PROXMOX_NODES", format!("pve={}", node_address(&lab))),
+            ("PROXMOX_SSH_USER", lab["PROXMOX_SSH_USER"].clone()),
+            ("PROXMOX_SSH_KEY_FILE", lab["PROXMOX_SSH_KEY_FILE"].clone()),
+            (
+                "PROXMOX_KNOWN_HOSTS_FILE",
+                lab["PROXMOX_KNOWN_HOSTS_FILE"].clone(),
+            ),
+            ("PCT_PATH", lab["PROXMOX_PCT_PATH"].clone()),
+        ] {
+            env.insert(k.to_string(), v);
+        }
+        Deploy { e, env }
+    }
+
+    fn set(mut self, k: &str, v: &str) -> Self {
+        self.env.insert(k.into(), v.into());
+        self
+    }
+
+    fn run(&self) -> (Output, String) {
+        let out = Command::new("bash")
+            .arg(repo_root().join("scripts/deploy-service.sh"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.e.dir.path())
+            .envs(&self.env)
+            .output()
+            .expect("running the deploy script");
+        let text = format!(
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out, text)
+    }
+}
+
+fn node_address(lab: &BTreeMap<String, String>) -> String {
+    format!("{}:{}", lab["PROXMOX_SSH_HOST"], lab["PROXMOX_SSH_PORT"])
+}
+
+/// A port on loopback where nothing listens (a node that is not this one).
+fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+fn compose_log(e: &E2e, vmid: u32) -> String {
+    std::fs::read_to_string(
+        e.lab
+            .containers
+            .root
+            .join(vmid.to_string())
+            .join("compose.log"),
+    )
+    .unwrap_or_default()
+}
+
+#[test]
+fn deploy_renders_from_vault_restarts_and_resets_grafana() {
+    let e = E2e::up();
+    let mut values = e.vault();
+    values.insert(
+        "n8n_webhook_token".into(),
+        "new-token-with-$dollar-\"quote\"-and-\\backslash".into(),
+    );
+    values.insert(
+        "grafana_admin_password".into(),
+        "new-grafana-password-0123".into(),
+    );
+    e.lab
+        .bao
+        .kv_put("homelab-sso", serde_json::json!(values))
+        .unwrap();
+
+    // A dry run compares and changes nothing.
+    let (out, text) = Deploy::of(&e, "n8n").set("DRY_RUN", "true").run();
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("would change"), "{text}");
+    assert!(e.deployed("n8n")["n8n_webhook_token"] != values["n8n_webhook_token"]);
+    assert!(
+        compose_log(&e, 131).is_empty(),
+        "a dry run restarts nothing"
+    );
+
+    // The deploy writes the exact value (compose's escapes read back) and restarts the service.
+    let (out, text) = Deploy::of(&e, "n8n").run();
+    assert!(out.status.success(), "{text}");
+    assert!(e.deployed("n8n")["n8n_webhook_token"] == values["n8n_webhook_token"]);
+    assert_eq!(compose_log(&e, 131).trim(), "/opt/homelab/n8n up -d");
+    assert_no_secret(&text, &values, "deploy output");
+    let (_, text) = Deploy::of(&e, "n8n").set("DRY_RUN", "true").run();
+    assert!(text.contains("is up to date"), "{text}");
+
+    // loki-stack: Grafana's database gets the password too, only when asked.
+    let (out, text) = Deploy::of(&e, "loki-stack")
+        .set("RESTART", "recreate")
+        .run();
+    assert!(out.status.success(), "{text}");
+    assert!(!e.lab.grafana_password_is("new-grafana-password-0123"));
+    assert!(compose_log(&e, 138).contains("up -d --force-recreate"));
+    let (out, text) = Deploy::of(&e, "loki-stack")
+        .set("RESET_GRAFANA_ADMIN", "true")
+        .run();
+    assert!(out.status.success(), "{text}");
+    assert!(e.lab.grafana_password_is("new-grafana-password-0123"));
+    assert!(text.contains("Grafana admin password applied"), "{text}");
+    assert_no_secret(&text, &values, "deploy output");
+}
+
+#[test]
+fn deploy_reaches_the_services_own_node_in_a_cluster() {
+    let e = E2e::up();
+    let lab: BTreeMap<String, String> = e.lab.env().into_iter().collect();
+    let here = node_address(&lab);
+    let elsewhere = format!("127.0.0.1:{}", closed_port());
+    let values = e.vault();
+
+    // n8n runs on pve2, which is this lab's sshd; pve is a node that does not answer.
+    let nodes = format!("pve={elsewhere} pve2={here}");
+    let (out, text) = Deploy::of(&e, "n8n")
+        .set("NODE", "pve2")
+        .set("PROXMOX_NODES", &nodes)
+        .run();
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains(&format!("on node pve2 via {here}")), "{text}");
+    assert!(e.deployed("n8n")["n8n_webhook_token"] == values["n8n_webhook_token"]);
+
+    // The same service on pve goes to pve's address (and fails there, writing nothing).
+    std::fs::write(e.lab.containers.root.join("131/compose.log"), "").unwrap();
+    let (out, text) = Deploy::of(&e, "n8n").set("PROXMOX_NODES", &nodes).run();
+    assert!(!out.status.success(), "{text}");
+    assert!(compose_log(&e, 131).is_empty());
+
+    // A node missing from PROXMOX_NODES is named, with the fix.
+    let (out, text) = Deploy::of(&e, "n8n")
+        .set("NODE", "pve3")
+        .set("PROXMOX_NODES", &nodes)
+        .run();
+    assert!(!out.status.success());
+    assert!(
+        text.contains("PROXMOX_NODES has no address for node 'pve3'"),
+        "{text}"
+    );
+    assert_no_secret(&text, &values, "deploy output");
+}
+
+#[test]
+fn deploy_refuses_to_render_a_key_vault_lacks() {
+    let e = E2e::up();
+    let before = e.deployed("n8n");
+    let mut values = e.vault();
+    values.remove("n8n_webhook_token");
+    e.lab
+        .bao
+        .kv_put("homelab-sso", serde_json::json!(values))
+        .unwrap();
+    let (out, text) = Deploy::of(&e, "n8n").run();
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("Vault lacks n8n_webhook_token"), "{text}");
+    assert!(
+        e.deployed("n8n") == before,
+        "the deployed .env is untouched"
+    );
+    assert!(compose_log(&e, 131).is_empty(), "nothing restarted");
+}
