@@ -13,7 +13,7 @@ pub mod pyfmt;
 pub mod secret;
 pub mod spec;
 
-pub use fingerprint::fingerprint;
+pub use fingerprint::{fingerprint, fingerprint_bytes};
 pub use outcome::{Failure, Outcome};
 pub use secret::{mask, mask_json, register_secret, Secret, MASK};
 pub use spec::{ArgsError, Kind, Opt};

@@ -5,7 +5,7 @@
 pub mod dotenv;
 pub mod ssh;
 
-use ansible_module::{fingerprint, Context, Failure, Kind, Module, Opt, Outcome, Secret};
+use ansible_module::{fingerprint_bytes, Context, Failure, Kind, Module, Opt, Outcome, Secret};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use ssh::{shell_quote, Auth, ConnectOptions, ExecError, ExecResult, HostKeyChecking};
@@ -129,8 +129,25 @@ pub struct Place<'a> {
     pub user: &'a str,
 }
 
+/// Longest path and target name shown in a message; longer ones are shortened in the middle.
+pub const PATH_SHOWN: usize = 160;
+pub const NAME_SHOWN: usize = 80;
+
+/// `s` if it has at most `max` characters, else its start and end around `…`, so that no
+/// message grows with what it quotes.
+pub fn shorten(s: &str, max: usize) -> String {
+    let n = s.chars().count();
+    if n <= max {
+        return s.to_string();
+    }
+    let head: String = s.chars().take(max / 2).collect();
+    let tail: String = s.chars().skip(n - (max - max / 2 - 1)).collect();
+    format!("{head}…{tail}")
+}
+
 /// A target as messages name it: `CT 119's /opt/…/.env` (pct mode) or `/opt/…/.env on the node`.
 pub fn target_text(vmid: Option<&str>, path: &str) -> String {
+    let path = shorten(path, PATH_SHOWN);
     match vmid {
         Some(v) => format!("CT {v}'s {path}"),
         None => format!("{path} on the node"),
@@ -215,6 +232,42 @@ pub fn classify(r: &ExecResult, at: Place<'_>, what: &str) -> (&'static str, Str
     }
 }
 
+/// One harvested value. JSON strings hold only text, so a value that is not UTF-8 (a Latin-1
+/// file, which compose reads as it is) is kept as the base64 of its raw bytes and returned in
+/// `values_base64`, never in `values`, where a consumer would take it for the value itself.
+#[derive(Clone)]
+struct Found {
+    /// The text, or the base64 of the raw bytes when `utf8` is false.
+    value: Secret,
+    utf8: bool,
+    /// Salted fingerprint of the raw bytes (equal to the text's for a UTF-8 value).
+    fingerprint: Option<String>,
+}
+
+impl Found {
+    fn new(raw: &[u8], public: bool, salt: Option<&str>) -> Found {
+        let (text, utf8) = match std::str::from_utf8(raw) {
+            Ok(s) => (s.to_string(), true),
+            Err(_) => (ssh::b64(raw), false),
+        };
+        // Values of keys declared public (identifiers) are not masked.
+        let value = if public {
+            Secret::unmasked(text)
+        } else {
+            Secret::new(text)
+        };
+        Found {
+            value,
+            utf8,
+            fingerprint: salt.map(|s| fingerprint_bytes(s, raw)),
+        }
+    }
+
+    fn same(&self, other: &Found) -> bool {
+        self.utf8 == other.utf8 && self.value == other.value
+    }
+}
+
 pub struct EnvHarvest;
 
 impl Module for EnvHarvest {
@@ -276,7 +329,7 @@ fn plan(p: &Params) -> Result<Vec<Planned>, TargetError> {
             .or_else(|| vmid.clone())
             .unwrap_or_else(|| t.path.clone());
         let shown = if name.chars().all(|c| !c.is_control()) {
-            name.clone()
+            shorten(&name, NAME_SHOWN)
         } else {
             format!("#{index}")
         };
@@ -364,7 +417,7 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
     let host_fp = conn.fingerprint.clone();
     conn.close();
 
-    let mut values: BTreeMap<String, Secret> = BTreeMap::new();
+    let mut values: BTreeMap<String, Found> = BTreeMap::new();
     let mut fingerprints = Map::new();
     let mut conflicts = BTreeSet::new();
     let mut required_missing: BTreeSet<String> = BTreeSet::new();
@@ -391,32 +444,36 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
             Some(ExecError::NotSent) => unread.push(t.name.clone()),
             _ => {}
         }
-        let mut found: BTreeMap<String, Secret> = BTreeMap::new();
+        let mut found: BTreeMap<String, Found> = BTreeMap::new();
         let mut unset_refs = Vec::new();
         if status == "ok" {
             match dotenv::parse(&r.stdout) {
                 Ok(file) => {
                     for (vault_key, env) in &t.target.keys {
-                        if let Some(v) = file.values.get(env) {
-                            // Values of keys declared public (identifiers) are not masked.
-                            let value = if p.public_keys.contains(vault_key) {
-                                Secret::unmasked(v.clone())
-                            } else {
-                                Secret::new(v.clone())
-                            };
-                            found.insert(vault_key.clone(), value);
+                        if let Some(raw) = file.values.get(env) {
+                            let public = p.public_keys.contains(vault_key);
+                            found.insert(
+                                vault_key.clone(),
+                                Found::new(raw, public, p.salt.as_deref()),
+                            );
                         }
                     }
+                    // Line and key only: the referenced name is text of the value.
                     unset_refs = file
                         .unset_references
-                        .into_iter()
-                        .map(|(l, n)| format!("line {l}: ${n}"))
+                        .iter()
+                        .map(|(l, k)| {
+                            format!(
+                                "line {l}: {} references an unset variable",
+                                dotenv::shown_key(k)
+                            )
+                        })
                         .collect();
                     // Parsed values that are not mapped are dropped here, unread.
                 }
                 Err(e) => {
                     status = "parse_error";
-                    msg = format!("{}: {e}", t.target.path);
+                    msg = format!("{}: {e}", shorten(&t.target.path, PATH_SHOWN));
                 }
             }
         }
@@ -433,30 +490,34 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
             .collect();
         required_missing.extend(req_missing.iter().map(|k| (*k).clone()));
         if !req_missing.is_empty() || status != "ok" {
-            failed_targets.push(format!("{} ({status})", t.name));
+            failed_targets.push(format!("{} ({status})", shorten(&t.name, NAME_SHOWN)));
             if first_problem.is_none() && !msg.is_empty() {
-                first_problem = Some(format!("{}: {msg}", t.name));
+                first_problem = Some(format!("{}: {msg}", shorten(&t.name, NAME_SHOWN)));
             }
         }
         let mut tfp = Map::new();
         for (k, v) in &found {
-            if let Some(salt) = &p.salt {
-                tfp.insert(k.clone(), Value::String(fingerprint(salt, v.expose())));
+            if let Some(fp) = &v.fingerprint {
+                tfp.insert(k.clone(), Value::String(fp.clone()));
             }
             match values.get(k) {
-                Some(existing) if existing != v => {
+                Some(existing) if !existing.same(v) => {
                     conflicts.insert(k.clone());
                 }
                 Some(_) => {}
                 None => {
                     values.insert(k.clone(), v.clone());
-                    if let Some(salt) = &p.salt {
-                        fingerprints
-                            .insert(k.clone(), Value::String(fingerprint(salt, v.expose())));
+                    if let Some(fp) = &v.fingerprint {
+                        fingerprints.insert(k.clone(), Value::String(fp.clone()));
                     }
                 }
             }
         }
+        let non_utf8: Vec<&String> = found
+            .iter()
+            .filter(|(_, v)| !v.utf8)
+            .map(|(k, _)| k)
+            .collect();
         let mut entry = json!({
             "name": t.name,
             "vmid": t.vmid,
@@ -477,7 +538,20 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
         if !unset_refs.is_empty() {
             entry["unset_references"] = json!(unset_refs);
         }
+        if !non_utf8.is_empty() {
+            entry["non_utf8_keys"] = json!(non_utf8);
+        }
         per_target.push(entry);
+    }
+    let non_utf8_keys: Vec<&String> = values
+        .iter()
+        .filter(|(_, v)| !v.utf8)
+        .map(|(k, _)| k)
+        .collect();
+    for k in &non_utf8_keys {
+        ctx.warn(format!(
+            "key {k}: the deployed value is not valid UTF-8 text (a Latin-1 file?); it is returned base64-encoded in `values_base64`, not in `values`, and its fingerprint is over the raw bytes. Vault holds text: convert the file to UTF-8 before backfilling Vault from it"
+        ));
     }
     for k in &conflicts {
         ctx.warn(format!(
@@ -520,6 +594,7 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
         let mut f = Failure::new(fmsg)
             .set("targets", Value::Array(per_target))
             .set("missing_keys", json!(missing_list))
+            .set("non_utf8_keys", json!(non_utf8_keys))
             .set("host_key_fingerprint", host_fp)
             .set("conflicting_keys", json!(conflicts));
         if p.salt.is_some() {
@@ -535,17 +610,24 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
         .set("targets", Value::Array(per_target))
         .set("missing_keys", json!(missing_list))
         .set("conflicting_keys", json!(conflicts))
+        .set("non_utf8_keys", json!(non_utf8_keys))
         .set("host_key_fingerprint", host_fp)
         .set("host_key_added", host_key_added);
     if p.salt.is_some() {
         out = out.set("fingerprints", Value::Object(fingerprints));
     }
     if p.return_values {
-        let v: Map<String, Value> = values
-            .iter()
-            .map(|(k, s)| (k.clone(), Value::String(s.expose().to_string())))
-            .collect();
-        out = out.secret("values", Value::Object(v));
+        let pick = |utf8: bool| -> Map<String, Value> {
+            values
+                .iter()
+                .filter(|(_, v)| v.utf8 == utf8)
+                .map(|(k, v)| (k.clone(), Value::String(v.value.expose().to_string())))
+                .collect()
+        };
+        out = out.secret("values", Value::Object(pick(true)));
+        if !non_utf8_keys.is_empty() {
+            out = out.secret("values_base64", Value::Object(pick(false)));
+        }
     }
     Ok(out)
 }

@@ -163,7 +163,8 @@ pub struct Connection {
     pub host_key_added: bool,
 }
 
-fn b64(data: &[u8]) -> String {
+/// Standard base64 with padding.
+pub(crate) fn b64(data: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {

@@ -342,10 +342,14 @@ fn hostile_output_is_bounded_and_sanitized() {
     l.cts
         .write_file(141, "/opt/homelab/huge/.env", &big)
         .unwrap();
-    // Invalid UTF-8.
+    // Invalid UTF-8 (read as compose reads it: see non_utf8_values_are_flagged_and_kept_whole).
     l.cts.add(142, "binary", true).unwrap();
     l.cts
-        .write_file(142, "/opt/homelab/binary/.env", b"TOKEN=ok\nBAD=\xff\xfe\n")
+        .write_file(
+            142,
+            "/opt/homelab/binary/.env",
+            b"TOKEN=binary-canary-2\nBAD=\xff\xfe\n",
+        )
         .unwrap();
     // A failing command whose stderr is hostile: exit status 1 with escapes in the message.
     l.cts.add(143, "evil-err", true).unwrap();
@@ -363,7 +367,7 @@ fn hostile_output_is_bounded_and_sanitized() {
     assert_eq!(status_of(&r, "noisy"), "ok");
     assert_eq!(r["values"]["token"], "noisy-canary-1");
     assert_eq!(status_of(&r, "huge"), "parse_error");
-    assert_eq!(status_of(&r, "binary"), "parse_error");
+    assert_eq!(status_of(&r, "binary"), "ok");
     // Not classified as a file problem: the stderr does not start with `cat: `.
     assert_eq!(status_of(&r, "evil-err"), "ssh_error");
     let text = r.to_string();
@@ -462,4 +466,63 @@ fn ansible_playbook_never_prints_values() {
         );
     }
     assert!(!out.contains("bad-canary-77"));
+}
+
+/// Issue #12: a deployed `abc$SuperSecretTail` was reported as `line 2: $SuperSecretTail`, and a
+/// Latin-1 file was refused whole although compose reads it. Now an unset reference names the
+/// line and the key holding it; a value that is not UTF-8 is flagged, returned base64-encoded in
+/// `values_base64` (never in `values`), and fingerprinted over its raw bytes.
+#[test]
+fn non_utf8_values_are_flagged_and_unset_references_name_keys_only() {
+    let Some(l) = lab() else { return };
+    l.cts.add(150, "latin1", true).unwrap();
+    let raw_pass: &[u8] = b"caf\xe9-Zq8-canary";
+    let mut file = b"TOKEN=plain-canary-150\nP=abc$SuperSecretTail\nPASS=".to_vec();
+    file.extend_from_slice(raw_pass);
+    file.extend_from_slice(b"\nQ=\"pa\\0ss\"\nLAST R");
+    l.cts
+        .write_file(150, "/opt/homelab/latin1/.env", &file)
+        .unwrap();
+    let mut args = l.base(vec![json!({
+        "name": "latin1", "vmid": 150, "path": "/opt/homelab/latin1/.env",
+        "keys": {"token": "TOKEN", "p": "P", "pass": "PASS", "q": "Q"}
+    })]);
+    args["salt"] = json!("salt-150");
+    let r = l.run(&args);
+    assert_eq!(r["failed"], Value::Null, "{}", r["msg"]);
+    let t = &r["targets"][0];
+    assert_eq!(t["status"], "ok", "{t}");
+    assert_eq!(
+        t["unset_references"],
+        json!(["line 2: P references an unset variable"])
+    );
+    assert_eq!(t["non_utf8_keys"], json!(["pass"]));
+    assert_eq!(r["non_utf8_keys"], json!(["pass"]));
+    assert_eq!(r["values"]["token"], "plain-canary-150");
+    assert_eq!(r["values"]["p"], "abc");
+    // compose-go drops the 0 of an escape it cannot unquote.
+    assert_eq!(r["values"]["q"], "pa\\ss");
+    assert_eq!(r["values"].get("pass"), None, "non-UTF-8 value in `values`");
+    assert_eq!(r["values_base64"]["pass"], "Y2Fm6S1acTgtY2FuYXJ5");
+    assert_eq!(
+        r["fingerprints"]["pass"],
+        ansible_module::fingerprint_bytes("salt-150", raw_pass)
+    );
+    assert!(
+        r["warnings"]
+            .to_string()
+            .contains("key pass: the deployed value is not valid UTF-8"),
+        "{}",
+        r["warnings"]
+    );
+    let text = r.to_string();
+    assert!(!text.contains("SuperSecret"), "file text in the result");
+    let mut rest = r.clone();
+    for k in ["values", "values_base64"] {
+        rest.as_object_mut().unwrap().remove(k);
+    }
+    assert!(
+        !rest.to_string().contains("canary"),
+        "a value outside `values`"
+    );
 }

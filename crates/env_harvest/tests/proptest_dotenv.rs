@@ -132,7 +132,7 @@ proptest! {
     fn double_quoted_values_round_trip(v in "[^\u{0}\r]{0,64}") {
         let text = format!("KEY=\"{}\"\n", lab::fixtures::escape_double_quoted(&v));
         let parsed = dotenv::parse(text.as_bytes()).map_err(|e| TestCaseError::fail(e.to_string()))?;
-        prop_assert_eq!(parsed.values.get("KEY").map(String::as_str), Some(v.as_str()));
+        prop_assert_eq!(parsed.text("KEY"), Some(v.as_str()));
     }
 }
 
