@@ -130,9 +130,12 @@ pub enum ExecError {
     /// The connection had already broken before this command's turn: nothing was sent.
     NotSent,
     /// The server refused or failed this one channel; the connection itself still worked.
+    /// `refused`: the server answered the channel open with a failure (what sshd does when
+    /// `MaxSessions` is reached), as opposed to any other channel-level error.
     Channel {
         during: &'static str,
         reason: String,
+        refused: bool,
     },
     /// The remote command was killed by a signal.
     Signal(String),
@@ -631,6 +634,9 @@ impl Job {
             ExecError::Channel {
                 during,
                 reason: reason_of(e),
+                // LIBSSH2_ERROR_CHANNEL_FAILURE: the server sent CHANNEL_OPEN_FAILURE.
+                refused: matches!(self.phase, Phase::Open)
+                    && e.code() == ssh2::ErrorCode::Session(-21),
             }
         };
         self.fail(err);
@@ -651,6 +657,7 @@ impl Job {
                 self.fail(ExecError::Channel {
                     during,
                     reason: sanitize(e.to_string().as_bytes()),
+                    refused: false,
                 })
             }
         }

@@ -526,3 +526,46 @@ fn non_utf8_values_are_flagged_and_unset_references_name_keys_only() {
         "a value outside `values`"
     );
 }
+
+/// Issue #12: a failed command's error output was echoed (300 characters of it), and the
+/// container writes that stream; a 100,000-character path reached the server and its error
+/// advised MaxSessions. Now the output is never quoted, and the path is refused before any
+/// connection, in a bounded message.
+#[test]
+fn remote_error_output_and_huge_paths_are_not_echoed() {
+    let Some(l) = lab() else { return };
+    // The container writes file-like text to stderr, then cat fails (no file).
+    l.cts.add(160, "leaky", true).unwrap();
+    std::fs::write(l.cts.dir(160).join("stderr"), b"SECRET=stderr-canary-160\n").unwrap();
+    let mut args = l.base(vec![json!({"name": "leaky", "vmid": 160, "path": "/opt/homelab/leaky/.env", "keys": {"k": "SECRET"}})]);
+    args["fail_on_missing"] = json!(false);
+    let r = l.run(&args);
+    assert_eq!(r["failed"], Value::Null, "{}", r["msg"]);
+    assert_eq!(status_of(&r, "leaky"), "ssh_error");
+    let msg = r["targets"][0]["msg"].as_str().unwrap();
+    assert!(msg.contains("exited with status 1"), "{msg}");
+    assert!(
+        !r.to_string().contains("stderr-canary"),
+        "stderr echoed: {msg}"
+    );
+
+    let huge = "/a".repeat(50_000);
+    let connections = l.sshd.log().matches("Accepted publickey").count();
+    let r = l.run(&l.base(vec![
+        json!({"name": "huge", "vmid": 119, "path": huge, "keys": {"k": "K"}}),
+    ]));
+    assert_eq!(r["failed"], true);
+    let msg = r["msg"].as_str().unwrap();
+    assert!(
+        msg.contains("target 1 (huge)") && msg.contains("4095"),
+        "{msg}"
+    );
+    assert!(!msg.contains("MaxSessions"), "{msg}");
+    assert!(r.to_string().len() < 2000, "{} bytes", r.to_string().len());
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        l.sshd.log().matches("Accepted publickey").count(),
+        connections,
+        "a connection was made for a refused path"
+    );
+}
