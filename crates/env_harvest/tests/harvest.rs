@@ -569,3 +569,109 @@ fn remote_error_output_and_huge_paths_are_not_echoed() {
         "a connection was made for a refused path"
     );
 }
+
+/// Issue #12: `@revoked` lines were ignored (libssh2 reads the marker as a host name): a revoked
+/// key was trusted when another line listed it, and accept-new appended it. OpenSSH refuses
+/// both. `@cert-authority` lines are skipped (no host certificates here): such a host is unknown.
+#[test]
+fn revoked_host_keys_are_refused_before_authentication() {
+    let Some(l) = lab() else { return };
+    let recorded = std::fs::read_to_string(&l.sshd.known_hosts).unwrap();
+    let recorded = recorded.trim();
+    let (pattern, key) = recorded.split_once(' ').unwrap();
+    let write = |name: &str, text: String| {
+        let p = l.tmp.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    // Revoked for this host, listed as trusted too.
+    let kh = write(
+        "kh_revoked",
+        format!("@revoked {pattern} {key}\n{recorded}\n"),
+    );
+    let mut args = l.base(catalog_targets());
+    args["known_hosts"] = json!(kh);
+    let r = l.run(&args);
+    assert_eq!(r["failed"], true);
+    let msg = r["msg"].as_str().unwrap();
+    assert!(
+        msg.contains("HOST KEY REVOKED") && msg.contains("@revoked"),
+        "{msg}"
+    );
+    // Revoked for every host by a wildcard: accept-new neither connects nor appends.
+    let text = format!("# hosts\n@revoked * {key}\n");
+    let kh = write("kh_revoked_all", text.clone());
+    args["known_hosts"] = json!(kh);
+    args["host_key_checking"] = json!("accept-new");
+    let r = l.run(&args);
+    assert!(
+        r["msg"].as_str().unwrap().contains("HOST KEY REVOKED"),
+        "{}",
+        r["msg"]
+    );
+    assert_eq!(
+        std::fs::read_to_string(&kh).unwrap(),
+        text,
+        "known_hosts changed"
+    );
+    // A hashed name (`ssh-keygen -H`) is matched too.
+    let hashed = write("kh_hashed", format!("{recorded}\n"));
+    let keygen = lab::tools::system_bin("ssh-keygen");
+    let out = std::process::Command::new(&keygen)
+        .args(["-q", "-H", "-f"])
+        .arg(&hashed)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "ssh-keygen -H failed");
+    let hashed_line = std::fs::read_to_string(&hashed).unwrap();
+    assert!(hashed_line.starts_with("|1|"), "not hashed");
+    let kh = write(
+        "kh_revoked_hashed",
+        format!("@revoked {}{recorded}\n", hashed_line),
+    );
+    args["known_hosts"] = json!(kh);
+    args["host_key_checking"] = json!("strict");
+    let r = l.run(&args);
+    assert!(
+        r["msg"].as_str().unwrap().contains("HOST KEY REVOKED"),
+        "{}",
+        r["msg"]
+    );
+    // A `@cert-authority` line does not make the host known.
+    let kh = write("kh_ca", format!("@cert-authority * {key}\n"));
+    args["known_hosts"] = json!(kh);
+    args["host_key_checking"] = json!("strict");
+    let r = l.run(&args);
+    assert!(
+        r["msg"].as_str().unwrap().contains("is not in"),
+        "{}",
+        r["msg"]
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_no_auth_attempt(&l);
+    // A key revoked for other hosts only (or with this host negated) is still trusted here.
+    let kh = write(
+        "kh_other",
+        format!("@revoked 10.9.9.9,*.example.org {key}\n@revoked *,!{pattern} {key}\n{recorded}\n"),
+    );
+    args["known_hosts"] = json!(kh);
+    let r = l.run(&args);
+    assert_eq!(r["failed"], Value::Null, "{}", r["msg"]);
+}
+
+/// Issue #12: one byte that is not UTF-8 in known_hosts failed the whole check; the line is
+/// skipped, as documented, and the rest of the file still counts.
+#[test]
+fn a_non_utf8_known_hosts_line_is_skipped() {
+    let Some(l) = lab() else { return };
+    let recorded = std::fs::read(&l.sshd.known_hosts).unwrap();
+    let mut text = b"old-host\xff\xfe ssh-ed25519 AAAA\n".to_vec();
+    text.extend_from_slice(&recorded);
+    let kh = l.tmp.path().join("kh_latin1");
+    std::fs::write(&kh, &text).unwrap();
+    let mut args = l.base(catalog_targets());
+    args["known_hosts"] = json!(kh);
+    let r = l.run(&args);
+    assert_eq!(r["failed"], Value::Null, "{}", r["msg"]);
+    assert_eq!(r["host_key_added"], false);
+}
