@@ -5,7 +5,9 @@
 pub mod dotenv;
 pub mod ssh;
 
-use ansible_module::{fingerprint_bytes, Context, Failure, Kind, Module, Opt, Outcome, Secret};
+use ansible_module::{
+    fingerprint_bytes, ArgsError, Context, Failure, Kind, Module, Opt, Outcome, Secret,
+};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use ssh::{shell_quote, Auth, ConnectOptions, ExecError, ExecResult, HostKeyChecking};
@@ -38,6 +40,32 @@ pub struct Target {
     pub keys: BTreeMap<String, String>,
     #[serde(default)]
     pub optional_keys: Vec<String>,
+    /// Keys of the dict that are none of the above: refused (see [`check_suboptions`]), so that
+    /// a typo such as `key:` does not silently read nothing.
+    #[serde(flatten)]
+    pub unknown: BTreeMap<String, Value>,
+}
+
+/// The suboptions of `targets` (the sidecar documents the same).
+pub const TARGET_OPTIONS: [&str; 5] = ["keys", "name", "optional_keys", "path", "vmid"];
+
+/// Refuses unknown keys in `targets[]` with AnsibleModule's own text for unknown suboptions
+/// (`Unsupported parameters for (env_harvest) module: targets.key. Supported parameters
+/// include: …`): names from all elements, each once, sorted.
+pub fn check_suboptions(module: &str, targets: &[Target]) -> Result<(), ArgsError> {
+    let unknown: BTreeSet<String> = targets
+        .iter()
+        .flat_map(|t| t.unknown.keys())
+        .map(|k| format!("targets.{k}"))
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    Err(ArgsError::Unsupported {
+        module: module.to_string(),
+        unsupported: unknown.into_iter().collect::<Vec<_>>().join(", "),
+        supported: TARGET_OPTIONS.join(", "),
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -392,6 +420,7 @@ impl Module for EnvHarvest {
     }
 
     fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
+        check_suboptions(&ctx.module_name, &p.targets).map_err(|e| Failure::new(e.to_string()))?;
         run(p, ctx)
     }
 }

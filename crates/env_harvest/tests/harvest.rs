@@ -675,3 +675,23 @@ fn a_non_utf8_known_hosts_line_is_skipped() {
     assert_eq!(r["failed"], Value::Null, "{}", r["msg"]);
     assert_eq!(r["host_key_added"], false);
 }
+
+/// Issue #12: unknown keys in `targets[]` were ignored, so a `key:` typo read nothing and
+/// succeeded. They are refused with AnsibleModule's text, before anything is sent.
+#[test]
+fn unknown_target_suboptions_are_refused_as_ansible_refuses_them() {
+    let args = json!({
+        "host": "127.0.0.1",
+        "port": 1,
+        "targets": [
+            {"name": "a", "vmid": 119, "path": "/opt/homelab/a/.env", "key": {"k": "K"}},
+            {"name": "b", "vmid": 120, "path": "/opt/homelab/b/.env", "keys": {}, "bogus": 1, "key": 2},
+        ],
+    });
+    let r = run_module(&args);
+    assert_eq!(r["failed"], true);
+    assert_eq!(
+        r["msg"],
+        "Unsupported parameters for (env_harvest) module: targets.bogus, targets.key. Supported parameters include: keys, name, optional_keys, path, vmid."
+    );
+}
