@@ -112,12 +112,17 @@ proptest! {
         }
     }
 
-    /// A value never reaches an error text: the canary may sit bare, quoted, half-quoted, inside
-    /// broken `${…}` templates, in `${VAR:?message}`, after junk, in comments.
+    /// A value never reaches an error text or an unset reference: the canary may sit bare,
+    /// quoted, half-quoted, inside broken `${…}` templates, in `${VAR:?message}`, after junk, in
+    /// comments.
     #[test]
     fn no_value_in_error_text((c, bytes) in file_with_canary()) {
         match dotenv::parse(&bytes) {
-            Ok(_) => {}
+            // Unset references name lines and keys, never the referenced text.
+            Ok(f) => {
+                let refs = format!("{:?}", f.unset_references);
+                prop_assert!(!refs.contains(&c), "unset_references show the value: {refs}");
+            }
             Err(e) => {
                 let shown = e.to_string();
                 prop_assert!(!shown.contains(&c), "error text shows the value: {shown}");
