@@ -420,7 +420,10 @@ impl Module for EnvHarvest {
     }
 
     fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
-        check_suboptions(&ctx.module_name, &p.targets).map_err(|e| Failure::new(e.to_string()))?;
+        if !ctx.ignore_unknown_opts {
+            check_suboptions(&ctx.module_name, &p.targets)
+                .map_err(|e| Failure::new(e.to_string()))?;
+        }
         run(p, ctx)
     }
 }

@@ -694,4 +694,17 @@ fn unknown_target_suboptions_are_refused_as_ansible_refuses_them() {
         r["msg"],
         "Unsupported parameters for (env_harvest) module: targets.bogus, targets.key. Supported parameters include: keys, name, optional_keys, path, vmid."
     );
+    // `_ansible_ignore_unknown_opts` ignores them, as AnsibleModule does (the run then fails
+    // at connecting: nothing listens on port 1).
+    let mut args = args;
+    args["_ansible_ignore_unknown_opts"] = json!(true);
+    let r = run_module(&args);
+    assert!(
+        r["msg"]
+            .as_str()
+            .unwrap()
+            .starts_with("could not connect to 127.0.0.1:1"),
+        "{}",
+        r["msg"]
+    );
 }
