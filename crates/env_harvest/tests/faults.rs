@@ -2,7 +2,8 @@
 //! real sshd and `pct` stand-in, with the server down, frozen, killed mid-harvest, its host key
 //! changed, the user's key refused and a container stopped mid-run. Each case: exactly one JSON
 //! result, no panic, an error naming the system and what to do, no value in the output, and a
-//! re-run after the fault is repaired converges.
+//! re-run after the fault is repaired converges. Channels past sshd's MaxSessions are checked for
+//! their messages only (nothing to repair: `parallel` is the cause).
 
 use lab::fixtures::Containers;
 use lab::module::{spawn_module, Running};
