@@ -13,7 +13,7 @@ pub mod pyfmt;
 pub mod secret;
 pub mod spec;
 
-pub use fingerprint::fingerprint;
+pub use fingerprint::{fingerprint, fingerprint_bytes};
 pub use outcome::{Failure, Outcome};
 pub use secret::{mask, mask_json, register_secret, Secret, MASK};
 pub use spec::{ArgsError, Kind, Opt};
@@ -47,6 +47,9 @@ pub struct Context {
     /// True in CLI mode with stderr on a terminal: the module may show progress there.
     pub interactive: bool,
     pub cli: bool,
+    /// `_ansible_ignore_unknown_opts`: unknown options are ignored, not refused; a module that
+    /// checks suboptions itself honours it too, as AnsibleModule does.
+    pub ignore_unknown_opts: bool,
     warnings: Vec<String>,
 }
 
@@ -178,6 +181,10 @@ fn context_from(module: &str, raw: &mut Map<String, Value>) -> (Context, bool) {
     };
     let ignore_unknown = flag(raw, "_ansible_ignore_unknown_opts");
     raw.retain(|k, _| !k.starts_with("_ansible_"));
+    let ctx = Context {
+        ignore_unknown_opts: ignore_unknown,
+        ..ctx
+    };
     (ctx, ignore_unknown)
 }
 

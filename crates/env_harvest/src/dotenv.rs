@@ -4,6 +4,11 @@
 //! Interpolation (`$VAR`, `${VAR}`, `${VAR:-d}`, `-`, `:?`, `?`, `:+`, `+`) looks up only keys
 //! defined earlier in the same file (and, for tests, an explicit lookup function). Errors carry the
 //! line number, the key name when one was read, and an error class: never text of the file.
+//!
+//! The file is read as bytes, as compose reads it (a Go string holds any bytes): a byte that is
+//! not part of valid UTF-8 is never a space, a letter or a separator, so it is refused in a key
+//! name and kept as it is in a value. Values are therefore bytes; [`EnvFile::values`] holds them
+//! unchanged and the caller decides how to show one that is not UTF-8.
 
 use std::collections::BTreeMap;
 
@@ -17,9 +22,9 @@ pub const MAX_TOTAL_BYTES: usize = 4 * 1024 * 1024;
 /// What kind of mistake the file holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ParseErrorKind {
-    NotUtf8,
     InvalidKeyCharacter,
     KeyWithSpace,
+    ExportWithoutKey,
     UnterminatedQuote,
     InvalidTemplate,
     RequiredVariableMissing,
@@ -30,9 +35,11 @@ pub enum ParseErrorKind {
 impl ParseErrorKind {
     pub fn as_str(self) -> &'static str {
         match self {
-            ParseErrorKind::NotUtf8 => "the file is not valid UTF-8",
             ParseErrorKind::InvalidKeyCharacter => "unexpected character in a variable name",
             ParseErrorKind::KeyWithSpace => "a variable name contains a space",
+            ParseErrorKind::ExportWithoutKey => {
+                "`export` is followed by nothing but spaces at the end of the file"
+            }
             ParseErrorKind::UnterminatedQuote => "unterminated quoted value",
             ParseErrorKind::InvalidTemplate => "invalid ${…} interpolation",
             ParseErrorKind::RequiredVariableMissing => {
@@ -48,21 +55,50 @@ impl ParseErrorKind {
     }
 }
 
+/// Longest key name shown in a message (a key is file text of any length).
+pub const KEY_SHOWN: usize = 64;
+
+/// A key name as messages show it: at most [`KEY_SHOWN`] characters, `(no key)` for the empty
+/// key of a last line without `=` (see [`EnvFile::values`]).
+pub fn shown_key(key: &str) -> String {
+    if key.is_empty() {
+        return "(no key: the last line has no `=`)".into();
+    }
+    if key.chars().count() <= KEY_SHOWN {
+        return key.to_string();
+    }
+    let head: String = key.chars().take(KEY_SHOWN - 1).collect();
+    format!("{head}…")
+}
+
 /// A parse failure: line number (1-based), key name if one was read, error class.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("line {line}{}: {}", key.as_ref().map(|k| format!(" (key {k})")).unwrap_or_default(), kind.as_str())]
+#[error("line {line}{}: {}", key.as_ref().map(|k| format!(" (key {})", shown_key(k))).unwrap_or_default(), kind.as_str())]
 pub struct ParseError {
     pub line: usize,
     pub key: Option<String>,
     pub kind: ParseErrorKind,
 }
 
-/// The parsed file: keys in file order of their last definition is not needed; a sorted map.
+/// The parsed file.
 #[derive(Debug, Default)]
 pub struct EnvFile {
-    pub values: BTreeMap<String, String>,
-    /// Names of variables that were referenced but unset (compose warns and uses "").
+    /// Key to value bytes (UTF-8 unless the file was not). A last line without `=`, `:` or a
+    /// newline is stored under the empty key, as compose does.
+    pub values: BTreeMap<String, Vec<u8>>,
+    /// `(line, key)` of each definition whose value referenced an unset variable (compose warns
+    /// and substitutes ""). The key being defined, never the referenced name: that name is text
+    /// of the value (`abc$SuperSecretTail`).
     pub unset_references: Vec<(usize, String)>,
+}
+
+impl EnvFile {
+    /// The value of `key` as text, if it is defined and valid UTF-8.
+    pub fn text(&self, key: &str) -> Option<&str> {
+        self.values
+            .get(key)
+            .and_then(|v| std::str::from_utf8(v).ok())
+    }
 }
 
 /// Parses a `.env` file with no external lookup (what the module does).
@@ -70,6 +106,7 @@ pub fn parse(bytes: &[u8]) -> Result<EnvFile, ParseError> {
     parse_with_lookup(bytes, &|_| None)
 }
 
+/// compose-go's `isSpace`: a space that is not a line break.
 fn is_space(c: char) -> bool {
     matches!(
         c,
@@ -77,8 +114,72 @@ fn is_space(c: char) -> bool {
     )
 }
 
+fn is_key_char(c: char) -> bool {
+    c.is_alphanumeric() || "_.-[]".contains(c)
+}
+
+/// The character at the start of `b` and its length; `None` (length 1) for a byte that does not
+/// begin valid UTF-8, as Go's decoder yields `RuneError` for it.
+fn decode(b: &[u8]) -> (Option<char>, usize) {
+    let len = match b.first() {
+        None => return (None, 0),
+        Some(0x00..=0x7f) => 1,
+        Some(0xc2..=0xdf) => 2,
+        Some(0xe0..=0xef) => 3,
+        Some(0xf0..=0xf4) => 4,
+        Some(_) => return (None, 1),
+    };
+    match b.get(..len).map(std::str::from_utf8) {
+        Some(Ok(s)) => (s.chars().next(), len),
+        _ => (None, 1),
+    }
+}
+
+/// The character that ends `b` and its length (`None`, length 1, when `b` does not end in valid
+/// UTF-8), like Go's `DecodeLastRune`.
+fn decode_last(b: &[u8]) -> (Option<char>, usize) {
+    for k in 1..=4.min(b.len()) {
+        let start = b.len() - k;
+        if b[start] & 0xc0 != 0x80 {
+            return match decode(&b[start..]) {
+                (Some(c), n) if n == k => (Some(c), k),
+                _ => (None, 1),
+            };
+        }
+    }
+    (None, 1)
+}
+
+/// Length of the prefix of `b` whose characters satisfy `f` (invalid bytes never do).
+fn prefix_len(b: &[u8], f: impl Fn(char) -> bool) -> usize {
+    let mut i = 0;
+    while i < b.len() {
+        match decode(&b[i..]) {
+            (Some(c), n) if f(c) => i += n,
+            _ => break,
+        }
+    }
+    i
+}
+
+/// `b` without the trailing characters that satisfy `f` (Go's `TrimRightFunc`).
+fn trim_end(b: &[u8], f: impl Fn(char) -> bool) -> &[u8] {
+    let mut end = b.len();
+    while end > 0 {
+        match decode_last(&b[..end]) {
+            (Some(c), n) if f(c) => end -= n,
+            _ => break,
+        }
+    }
+    &b[..end]
+}
+
+fn find(b: &[u8], needle: &[u8]) -> Option<usize> {
+    b.windows(needle.len()).position(|w| w == needle)
+}
+
 struct Parser<'a> {
-    src: &'a str,
+    src: &'a [u8],
     pos: usize,
     line: usize,
     lookup: &'a dyn Fn(&str) -> Option<String>,
@@ -93,22 +194,7 @@ pub fn parse_with_lookup(
     bytes: &[u8],
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<EnvFile, ParseError> {
-    let src = match std::str::from_utf8(bytes) {
-        Ok(s) => s,
-        Err(e) => {
-            let line = bytes[..e.valid_up_to()]
-                .iter()
-                .filter(|b| **b == b'\n')
-                .count()
-                + 1;
-            return Err(ParseError {
-                line,
-                key: None,
-                kind: ParseErrorKind::NotUtf8,
-            });
-        }
-    };
-    let src = src.strip_prefix('\u{feff}').unwrap_or(src);
+    let src = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(bytes);
     let mut p = Parser {
         src,
         pos: 0,
@@ -118,17 +204,18 @@ pub fn parse_with_lookup(
         total: 0,
     };
     p.run()?;
+    p.out.unset_references.dedup();
     Ok(p.out)
 }
 
 impl<'a> Parser<'a> {
-    fn rest(&self) -> &'a str {
+    fn rest(&self) -> &'a [u8] {
         &self.src[self.pos..]
     }
 
     fn advance(&mut self, n: usize) {
         let s = &self.src[self.pos..self.pos + n];
-        self.line += s.bytes().filter(|b| *b == b'\n').count();
+        self.line += s.iter().filter(|b| **b == b'\n').count();
         self.pos += n;
     }
 
@@ -143,26 +230,20 @@ impl<'a> Parser<'a> {
     /// Skips whitespace (newlines included) and comment lines. False at end of input.
     fn statement_start(&mut self) -> bool {
         loop {
-            let rest = self.rest();
-            match rest.find(|c: char| !c.is_whitespace()) {
+            let n = prefix_len(self.rest(), char::is_whitespace);
+            self.advance(n);
+            if self.rest().is_empty() {
+                return false;
+            }
+            if self.rest()[0] != b'#' {
+                return true;
+            }
+            match self.rest().iter().position(|b| *b == b'\n') {
+                Some(j) => self.advance(j),
                 None => {
-                    self.advance(rest.len());
+                    let n = self.rest().len();
+                    self.advance(n);
                     return false;
-                }
-                Some(i) => {
-                    self.advance(i);
-                    if self.rest().starts_with('#') {
-                        match self.rest().find('\n') {
-                            Some(j) => self.advance(j),
-                            None => {
-                                let n = self.rest().len();
-                                self.advance(n);
-                                return false;
-                            }
-                        }
-                    } else {
-                        return true;
-                    }
                 }
             }
         }
@@ -171,52 +252,59 @@ impl<'a> Parser<'a> {
     fn run(&mut self) -> Result<(), ParseError> {
         while self.statement_start() {
             let line = self.line;
-            // An `export` prefix followed by whitespace.
-            if let Some(after) = self.rest().strip_prefix("export") {
-                if after.starts_with(is_space) {
-                    self.advance("export".len());
-                    let n = self.rest().len() - self.rest().trim_start_matches(is_space).len();
-                    self.advance(n);
+            // `export` followed by Go's `\s` (tab, newline, form feed, carriage return, space),
+            // then compose's spaces, which stop at a newline.
+            let rest = self.rest();
+            if rest.starts_with(b"export")
+                && rest.get(6).is_some_and(|b| b"\t\n\x0c\r ".contains(b))
+            {
+                self.advance("export".len());
+                let n = prefix_len(self.rest(), is_space);
+                self.advance(n);
+                if self.rest().is_empty() {
+                    return Err(self.err(line, None, ParseErrorKind::ExportWithoutKey));
                 }
             }
-            // Key, up to `=`, `:` or a newline (a line with only a key inherits from the environment).
+            // Key, up to `=`, `:` or a newline (a line with only a key inherits from the
+            // environment). Spaces are skipped, anything else must be a key character.
             let rest = self.rest();
             let mut end = None;
-            for (i, c) in rest.char_indices() {
-                if is_space(c) {
-                    continue;
-                }
+            let mut i = 0;
+            while i < rest.len() {
+                let (c, n) = decode(&rest[i..]);
                 match c {
-                    '=' | ':' | '\n' => {
+                    Some(c) if is_space(c) => {}
+                    Some(c @ ('=' | ':' | '\n')) => {
                         end = Some((i, c));
                         break;
                     }
-                    '_' | '.' | '-' | '[' | ']' => {}
-                    c if c.is_alphanumeric() => {}
+                    Some(c) if is_key_char(c) => {}
                     _ => return Err(self.err(line, None, ParseErrorKind::InvalidKeyCharacter)),
                 }
+                i += n;
             }
-            let (key_raw, sep) = match end {
-                Some((i, c)) => (&rest[..i], Some((i, c))),
-                None => (rest, None),
+            let Some((i, sep)) = end else {
+                // The end of the file came before any `=`, `:` or newline (a last line such as
+                // `Q R` or `KEY`): compose reads the whole line as the value of the empty key.
+                let value = self.value(line, "")?;
+                self.store(line, String::new(), value)?;
+                continue;
             };
-            let key = key_raw.trim_end_matches(char::is_whitespace).to_string();
+            // Only key characters and spaces came before `i`: valid UTF-8.
+            let key =
+                String::from_utf8_lossy(trim_end(&rest[..i], char::is_whitespace)).into_owned();
             if key.contains(' ') {
                 return Err(self.err(line, None, ParseErrorKind::KeyWithSpace));
             }
-            let inherited = !matches!(sep, Some((_, '=')) | Some((_, ':')));
-            match sep {
-                Some((i, _)) => self.advance(i + 1),
-                None => self.advance(rest.len()),
-            }
-            if inherited {
+            self.advance(i + 1);
+            let n = prefix_len(self.rest(), is_space);
+            self.advance(n);
+            if sep == '\n' {
                 if let Some(v) = (self.lookup)(&key) {
-                    self.store(line, key, v)?;
+                    self.store(line, key, v.into_bytes())?;
                 }
                 continue;
             }
-            let n = self.rest().len() - self.rest().trim_start_matches(is_space).len();
-            self.advance(n);
             let value = self.value(line, &key)?;
             self.store(line, key, value)?;
         }
@@ -224,7 +312,7 @@ impl<'a> Parser<'a> {
     }
 
     /// Inserts a value, keeping the total within [`MAX_TOTAL_BYTES`].
-    fn store(&mut self, line: usize, key: String, value: String) -> Result<(), ParseError> {
+    fn store(&mut self, line: usize, key: String, value: Vec<u8>) -> Result<(), ParseError> {
         if value.len() > MAX_VALUE_BYTES {
             return Err(self.err(line, Some(&key), ParseErrorKind::ValueTooLarge));
         }
@@ -241,44 +329,46 @@ impl<'a> Parser<'a> {
     /// Appends `piece` to a value being built, refusing to pass [`MAX_VALUE_BYTES`].
     fn append(
         &self,
-        out: &mut String,
-        piece: &str,
+        out: &mut Vec<u8>,
+        piece: &[u8],
         line: usize,
         key: &str,
     ) -> Result<(), ParseError> {
         if out.len() + piece.len() > MAX_VALUE_BYTES {
             return Err(self.err(line, Some(key), ParseErrorKind::ValueTooLarge));
         }
-        out.push_str(piece);
+        out.extend_from_slice(piece);
         Ok(())
     }
 
-    fn value(&mut self, line: usize, key: &str) -> Result<String, ParseError> {
+    fn value(&mut self, line: usize, key: &str) -> Result<Vec<u8>, ParseError> {
         let rest = self.rest();
-        let quote = match rest.chars().next() {
-            Some(q @ ('"' | '\'')) => q,
+        let quote = match rest.first() {
+            Some(q @ (b'"' | b'\'')) => *q,
             _ => {
-                let end = rest.find('\n').unwrap_or(rest.len());
+                // Unquoted: to the end of the line, cut at the first ` #` (a space, not a tab),
+                // trailing spaces trimmed, no escapes, interpolated.
+                let end = rest.iter().position(|b| *b == b'\n').unwrap_or(rest.len());
                 let raw = &rest[..end];
-                let raw = raw.split(" #").next().unwrap_or_default();
-                let raw = raw.trim_end_matches(char::is_whitespace);
+                let raw = &raw[..find(raw, b" #").unwrap_or(raw.len())];
+                let raw = trim_end(raw, char::is_whitespace);
                 self.advance(end);
                 return self.interpolate(raw, line, key);
             }
         };
         // Quoted: find the closing quote; `\<quote>` is an escaped quote, other escapes are kept
         // as `\x` for the double-quote expansion below.
-        let mut chars = String::new();
+        let mut chars = Vec::new();
         let mut escape = false;
-        for (i, c) in rest.char_indices().skip(1) {
+        for (i, &c) in rest.iter().enumerate().skip(1) {
             if c != quote {
-                if !escape && c == '\\' {
+                if !escape && c == b'\\' {
                     escape = true;
                     continue;
                 }
                 if escape {
                     escape = false;
-                    chars.push('\\');
+                    chars.push(b'\\');
                 }
                 chars.push(c);
                 continue;
@@ -289,7 +379,7 @@ impl<'a> Parser<'a> {
                 continue;
             }
             self.advance(i + 1);
-            if quote == '"' {
+            if quote == b'"' {
                 let expanded = expand_escapes(&chars);
                 return self.interpolate(&expanded, line, key);
             }
@@ -298,28 +388,32 @@ impl<'a> Parser<'a> {
         Err(self.err(line, Some(key), ParseErrorKind::UnterminatedQuote))
     }
 
-    fn lookup_var(&self, name: &str) -> Option<String> {
-        (self.lookup)(name).or_else(|| self.out.values.get(name).cloned())
+    fn lookup_var(&self, name: &str) -> Option<Vec<u8>> {
+        (self.lookup)(name)
+            .map(String::into_bytes)
+            .or_else(|| self.out.values.get(name).cloned())
     }
 
-    fn interpolate(&mut self, s: &str, line: usize, key: &str) -> Result<String, ParseError> {
-        let mut out = String::with_capacity(s.len());
+    fn unset(&mut self, line: usize, key: &str) {
+        self.out.unset_references.push((line, key.to_string()));
+    }
+
+    fn interpolate(&mut self, s: &[u8], line: usize, key: &str) -> Result<Vec<u8>, ParseError> {
+        let mut out = Vec::with_capacity(s.len());
         let mut i = 0;
-        let b = s.as_bytes();
-        while i < b.len() {
-            if b[i] != b'$' {
-                let c = s[i..].chars().next().unwrap_or_default();
-                out.push(c);
-                i += c.len_utf8();
+        while i < s.len() {
+            if s[i] != b'$' {
+                out.push(s[i]);
+                i += 1;
                 continue;
             }
             // `$$` → `$`
-            if b.get(i + 1) == Some(&b'$') {
-                out.push('$');
+            if s.get(i + 1) == Some(&b'$') {
+                out.push(b'$');
                 i += 2;
                 continue;
             }
-            if b.get(i + 1) == Some(&b'{') {
+            if s.get(i + 1) == Some(&b'{') {
                 let close = matching_brace(s, i + 1)
                     .ok_or_else(|| self.err(line, Some(key), ParseErrorKind::InvalidTemplate))?;
                 let inner = &s[i + 2..close];
@@ -330,69 +424,69 @@ impl<'a> Parser<'a> {
             }
             let name_len = name_len(&s[i + 1..]);
             if name_len == 0 {
-                out.push('$');
+                out.push(b'$');
                 i += 1;
                 continue;
             }
-            let name = &s[i + 1..i + 1 + name_len];
-            match self.lookup_var(name) {
+            // ASCII by construction.
+            let name = String::from_utf8_lossy(&s[i + 1..i + 1 + name_len]).into_owned();
+            match self.lookup_var(&name) {
                 Some(v) => self.append(&mut out, &v, line, key)?,
-                None => self.out.unset_references.push((line, name.to_string())),
+                None => self.unset(line, key),
             }
             i += 1 + name_len;
         }
         Ok(out)
     }
 
-    fn braced(&mut self, inner: &str, line: usize, key: &str) -> Result<String, ParseError> {
+    fn braced(&mut self, inner: &[u8], line: usize, key: &str) -> Result<Vec<u8>, ParseError> {
         let n = name_len(inner);
         if n == 0 {
             return Err(self.err(line, Some(key), ParseErrorKind::InvalidTemplate));
         }
-        let name = &inner[..n];
+        let name = String::from_utf8_lossy(&inner[..n]).into_owned();
         let op_text = &inner[n..];
-        let value = self.lookup_var(name);
+        let value = self.lookup_var(&name);
         if op_text.is_empty() {
             return Ok(match value {
                 Some(v) => v,
                 None => {
-                    self.out.unset_references.push((line, name.to_string()));
-                    String::new()
+                    self.unset(line, key);
+                    Vec::new()
                 }
             });
         }
-        let (colon, rest) = match op_text.strip_prefix(':') {
+        let (colon, rest) = match op_text.strip_prefix(b":") {
             Some(r) => (true, r),
             None => (false, op_text),
         };
-        let mut it = rest.chars();
-        let op = it.next();
-        let arg = it.as_str();
+        let op = rest.first().copied();
+        let arg = rest.get(1..).unwrap_or_default();
         let present = match (&value, colon) {
             (Some(v), true) => !v.is_empty(),
             (Some(_), false) => true,
             (None, _) => false,
         };
         match op {
-            Some('-') => {
+            Some(b'-') => {
                 if present {
                     Ok(value.unwrap_or_default())
                 } else {
                     self.interpolate(arg, line, key)
                 }
             }
-            Some('?') => {
+            Some(b'?') => {
                 if present {
                     Ok(value.unwrap_or_default())
                 } else {
                     Err(self.err(line, Some(key), ParseErrorKind::RequiredVariableMissing))
                 }
             }
-            Some('+') => {
+            Some(b'+') => {
                 if present {
                     self.interpolate(arg, line, key)
                 } else {
-                    Ok(String::new())
+                    Ok(Vec::new())
                 }
             }
             _ => Err(self.err(line, Some(key), ParseErrorKind::InvalidTemplate)),
@@ -400,9 +494,8 @@ impl<'a> Parser<'a> {
     }
 }
 
-/// Length of a variable name `[_a-zA-Z][_a-zA-Z0-9]*` at the start of `s`.
-fn name_len(s: &str) -> usize {
-    let b = s.as_bytes();
+/// Length of a variable name `[_a-zA-Z][_a-zA-Z0-9]*` at the start of `b`.
+fn name_len(b: &[u8]) -> usize {
     if b.is_empty() || !(b[0] == b'_' || b[0].is_ascii_alphabetic()) {
         return 0;
     }
@@ -411,13 +504,11 @@ fn name_len(s: &str) -> usize {
         .count()
 }
 
-/// Index of the `}` matching the `{` at `open`, counting nested `${`.
-fn matching_brace(s: &str, open: usize) -> Option<usize> {
-    let b = s.as_bytes();
+/// Index of the `}` matching the `{` at `open`, counting nested `{`.
+fn matching_brace(b: &[u8], open: usize) -> Option<usize> {
     let mut depth = 0usize;
-    let mut i = open;
-    while i < b.len() {
-        match b[i] {
+    for (i, c) in b.iter().enumerate().skip(open) {
+        match c {
             b'{' => depth += 1,
             b'}' => {
                 depth -= 1;
@@ -427,69 +518,71 @@ fn matching_brace(s: &str, open: usize) -> Option<usize> {
             }
             _ => {}
         }
-        i += 1;
     }
     None
 }
 
-/// compose-go's `expandEscapes`: `\a \b \f \n \r \t \v \\ \"` and `\0NNN` (octal); `\$` becomes
-/// `$$` so interpolation yields a literal `$`. Other backslashes stay.
-fn expand_escapes(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut it = s.char_indices().peekable();
-    while let Some((i, c)) = it.next() {
-        if c != '\\' {
-            out.push(c);
+/// compose-go's `expandEscapes`: the sequences its `escapeSeqRegex` finds, scanned left to
+/// right, each unquoted the way Go's `strconv.UnquoteChar` does, and left as found when that
+/// fails. `\a \b \f \n \r \t \v \\ \"` are the usual characters; `\$` becomes `$$`, so
+/// interpolation yields a literal `$`; `\c` stays as it is. `\0` takes up to three digits (any
+/// of 0-9), and compose first rewrites the `\0` to `\`: exactly three octal digits of value at
+/// most 0o377 give that code point (`\0101` is `A`, `\0377` is `ÿ`), anything else is left as
+/// `\` and the digits, so the `0` is lost (`\0ss` is `\ss`, `\012` is `\12`, `\0400` is
+/// `\400`, `\0` alone is `\`). Other backslashes stay.
+fn expand_escapes(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        if s[i] != b'\\' {
+            out.push(s[i]);
+            i += 1;
             continue;
         }
-        let Some(&(_, n)) = it.peek() else {
-            out.push('\\');
-            continue;
-        };
-        let rep = match n {
-            'a' => Some('\u{7}'),
-            'b' => Some('\u{8}'),
-            'f' => Some('\u{c}'),
-            'n' => Some('\n'),
-            'r' => Some('\r'),
-            't' => Some('\t'),
-            'v' => Some('\u{b}'),
-            '\\' => Some('\\'),
-            '"' => Some('"'),
+        let simple = match s.get(i + 1) {
+            Some(b'a') => Some(&b"\x07"[..]),
+            Some(b'b') => Some(&b"\x08"[..]),
+            Some(b'f') => Some(&b"\x0c"[..]),
+            Some(b'n') => Some(&b"\n"[..]),
+            Some(b'r') => Some(&b"\r"[..]),
+            Some(b't') => Some(&b"\t"[..]),
+            Some(b'v') => Some(&b"\x0b"[..]),
+            Some(b'\\') => Some(&b"\\"[..]),
+            Some(b'"') => Some(&b"\""[..]),
+            Some(b'$') => Some(&b"$$"[..]),
+            Some(b'c') => Some(&b"\\c"[..]),
             _ => None,
         };
-        if let Some(r) = rep {
-            out.push(r);
-            it.next();
+        if let Some(rep) = simple {
+            out.extend_from_slice(rep);
+            i += 2;
             continue;
         }
-        if n == '$' {
-            out.push_str("$$");
-            it.next();
-            continue;
-        }
-        if n == '0' {
-            // `\0` plus up to three digits; valid only as exactly three octal digits.
-            let digits: String = s[i + 2..]
-                .chars()
-                .take_while(char::is_ascii_digit)
+        if s.get(i + 1) == Some(&b'0') {
+            let digits: &[u8] = &s[i + 2..];
+            let k = digits
+                .iter()
                 .take(3)
-                .collect();
-            if digits.len() == 3 && digits.chars().all(|d| d < '8') {
-                if let Ok(v) = u8::from_str_radix(&digits, 8) {
-                    out.push(char::from(v));
-                    it.next();
-                    for _ in 0..3 {
-                        it.next();
-                    }
-                    continue;
+                .take_while(|d| d.is_ascii_digit())
+                .count();
+            let digits = &digits[..k];
+            let octal = k == 3 && digits.iter().all(|d| (b'0'..=b'7').contains(d));
+            let value = digits.iter().fold(0u32, |v, d| v * 8 + u32::from(d - b'0'));
+            match char::from_u32(value) {
+                Some(c) if octal && value <= 0o377 => {
+                    let mut buf = [0u8; 4];
+                    out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                }
+                _ => {
+                    out.push(b'\\');
+                    out.extend_from_slice(digits);
                 }
             }
-            // Left as written (compose keeps an escape it cannot unquote).
-            out.push('\\');
+            i += 2 + k;
             continue;
         }
-        out.push('\\');
+        out.push(b'\\');
+        i += 1;
     }
     out
 }
@@ -502,16 +595,17 @@ mod tests {
         (name == "HOME").then(|| "/home/fakehome".to_string())
     }
 
-    fn one(input: &str) -> Result<BTreeMap<String, String>, ParseError> {
+    fn one(input: &str) -> Result<BTreeMap<String, Vec<u8>>, ParseError> {
         parse_with_lookup(input.as_bytes(), &fake_home).map(|f| f.values)
     }
 
     fn val(input: &str, key: &str) -> String {
-        one(input)
+        let v = one(input)
             .unwrap_or_else(|e| panic!("{input:?}: {e}"))
             .get(key)
             .cloned()
-            .unwrap_or_else(|| panic!("{key} missing in {input:?}"))
+            .unwrap_or_else(|| panic!("{key} missing in {input:?}"));
+        String::from_utf8(v).unwrap_or_else(|_| panic!("{key} of {input:?} is not UTF-8"))
     }
 
     /// Contract §4.4: rows where compose and dotenvy agree, then compose's column of the table.
@@ -573,10 +667,11 @@ mod tests {
         for (i, k, v) in compose {
             assert_eq!(val(i, k), v, "{i:?}");
         }
-        // `junk` after a closing quote is an inherited key: dropped when unset.
-        assert_eq!(one("J=\"value\"junk").unwrap().len(), 1);
+        // `junk` after a closing quote is the next statement: an inherited key (dropped when
+        // unset) when a newline follows, the empty key's value at the end of the file.
+        assert_eq!(one("J=\"value\"junk\n").unwrap().len(), 1);
+        assert_eq!(val("J=\"value\"junk", ""), "junk");
         assert_eq!(one("KEY_ONLY\nA=1").unwrap().len(), 1);
-        assert!(one("KEY_ONLY").unwrap().is_empty());
         // Whole-file errors.
         let e = one("A=1\nR=${MISSING:?must be set}").unwrap_err();
         assert_eq!(
@@ -642,9 +737,13 @@ mod tests {
     fn no_process_environment() {
         // The module's parse has no lookup: $HOME is unset even though the process has it.
         let f = parse(b"H=$HOME\nP=${PATH:-none}").unwrap();
-        assert_eq!(f.values["H"], "");
-        assert_eq!(f.values["P"], "none");
-        assert_eq!(f.unset_references, vec![(1, "HOME".to_string())]);
+        assert_eq!(f.text("H"), Some(""));
+        assert_eq!(f.text("P"), Some("none"));
+        // The key holding the reference, never the referenced name (text of the value).
+        assert_eq!(f.unset_references, vec![(1, "H".to_string())]);
+        let f = parse(b"A=1\nP=abc$SuperSecretTail${Other}x\n").unwrap();
+        assert_eq!(f.unset_references, vec![(2, "P".to_string())]);
+        assert!(!format!("{:?}", f.unset_references).contains("SuperSecret"));
     }
 
     #[test]
@@ -668,7 +767,100 @@ mod tests {
             (e.line, e.kind, e.key),
             (2, ParseErrorKind::InvalidKeyCharacter, None)
         );
-        let e = parse(b"A=1\nB=\xff\n").unwrap_err();
-        assert_eq!((e.line, e.kind), (2, ParseErrorKind::NotUtf8));
+    }
+
+    /// compose-go's `expandEscapes`: `\0` is rewritten to `\` and handed to Go's
+    /// `strconv.UnquoteChar`, which wants exactly three octal digits of value ≤ 0o377; when it
+    /// fails the rewritten text stays, so the `0` is gone.
+    #[test]
+    fn octal_escapes_follow_compose() {
+        let cases: [(&str, &str); 16] = [
+            (r#"P="pa\0ss""#, r"pa\ss"),
+            (r#"P="\0""#, r"\"),
+            (r#"P="\05x""#, r"\5x"),
+            (r#"P="\08x""#, r"\8x"),
+            (r#"P="\012x""#, r"\12x"),
+            (r#"P="\0101""#, "A"),
+            (r#"P="\01011""#, "A1"),
+            (r#"P="\0000x""#, "\0x"),
+            (r#"P="\0377""#, "\u{ff}"),
+            (r#"P="\0400""#, r"\400"),
+            (r#"P="\0777""#, r"\777"),
+            (r#"P="\0128""#, r"\128"),
+            (r#"P="\0812""#, r"\812"),
+            (r#"P="\\0101""#, r"\0101"),
+            (r#"P="\c\q\'""#, r"\c\q\'"),
+            (r#"P="\0044HOME""#, "/home/fakehome"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(val(input, "P"), want, "{input}");
+        }
+        // `\0000` is NUL, and a `\0` escape can be the last thing before the closing quote.
+        assert_eq!(val(r#"P="a\0000""#, "P"), "a\0");
+        assert_eq!(val(r#"P="a\0""#, "P"), "a\\");
+        // Single quotes and unquoted values do not expand escapes.
+        assert_eq!(val(r"P='pa\0ss'", "P"), r"pa\0ss");
+        assert_eq!(val(r"P=pa\0ss", "P"), r"pa\0ss");
+    }
+
+    /// compose-go at the end of the file: when no `=`, `:` or newline follows a key, the key
+    /// loop ends without a key and the rest is read as the value of the empty key.
+    #[test]
+    fn last_line_without_newline_follows_compose() {
+        let f = parse(b"A=1\nQ R").unwrap();
+        assert_eq!(f.text(""), Some("Q R"));
+        assert_eq!(f.text("A"), Some("1"));
+        // The same with a newline is a key with a space.
+        let e = parse(b"A=1\nQ R\n").unwrap_err();
+        assert_eq!((e.line, e.kind), (2, ParseErrorKind::KeyWithSpace));
+        // A lone key: inherited (dropped when unset) with a newline, a value without.
+        assert!(parse(b"KEY_ONLY\n").unwrap().values.is_empty());
+        assert_eq!(parse(b"KEY_ONLY").unwrap().text(""), Some("KEY_ONLY"));
+        assert_eq!(parse(b"KEY  \t").unwrap().text(""), Some("KEY"));
+        assert_eq!(parse(b"A=1\nexport").unwrap().text(""), Some("export"));
+        // Still refused: characters that are not key characters, and `export` then spaces.
+        assert_eq!(
+            parse(b"A=1\nQ R!").unwrap_err().kind,
+            ParseErrorKind::InvalidKeyCharacter
+        );
+        let e = parse(b"A=1\nexport \t").unwrap_err();
+        assert_eq!((e.line, e.kind), (2, ParseErrorKind::ExportWithoutKey));
+        // `export` is a prefix only before Go's `\s` (not a vertical tab).
+        assert_eq!(
+            parse(b"export\x0bK=1\n").unwrap().text("export\x0bK"),
+            Some("1")
+        );
+        assert_eq!(parse(b"export\tK=1\n").unwrap().text("K"), Some("1"));
+        assert!(parse(b"export\nK=1\n").unwrap().text("K") == Some("1"));
+        // Values ending the file: unquoted, quoted, with a comment.
+        assert_eq!(parse(b"K=v # c").unwrap().text("K"), Some("v"));
+        assert_eq!(parse(b"K=\"v\"").unwrap().text("K"), Some("v"));
+        assert_eq!(parse(b"K=").unwrap().text("K"), Some(""));
+    }
+
+    /// A file that is not UTF-8 (Latin-1) is read as compose reads it: values keep their bytes,
+    /// a byte that is not UTF-8 is never a space, a separator or a key character.
+    #[test]
+    fn non_utf8_bytes_are_kept_as_compose_keeps_them() {
+        let f = parse(b"A=1\nB=caf\xe9\nC=\"\xe9t\xe9\"\nD=$B-x\nE='\xff'\n").unwrap();
+        assert_eq!(f.values["B"], b"caf\xe9");
+        assert_eq!(f.values["C"], b"\xe9t\xe9");
+        assert_eq!(f.values["D"], b"caf\xe9-x");
+        assert_eq!(f.values["E"], b"\xff");
+        assert_eq!(f.text("B"), None);
+        assert_eq!(f.text("A"), Some("1"));
+        // Latin-1's no-break space (0xa0) is not compose's U+00A0 space: it stays in the value.
+        assert_eq!(parse(b"K=v\xa0\n").unwrap().values["K"], b"v\xa0");
+        // In a key it is an unexpected character, with the line and no text.
+        let e = parse(b"A=1\nK\xe9Y=v\n").unwrap_err();
+        assert_eq!(
+            (e.line, e.kind, e.key),
+            (2, ParseErrorKind::InvalidKeyCharacter, None)
+        );
+        // Cut sequences are single bytes too: a valid character after them still counts.
+        assert_eq!(
+            parse(b"K=a\xe2\x82 # c\n").unwrap().values["K"],
+            b"a\xe2\x82"
+        );
     }
 }

@@ -98,6 +98,13 @@ pub enum SshError {
         fingerprint: String,
         known_hosts: String,
     },
+    #[error("HOST KEY REVOKED for {host}:{port}: the server presented {fingerprint}, which {known_hosts} marks @revoked; nothing was sent to the server. A revoked key must never be trusted (OpenSSH refuses it too): give the node a new host key, verify it and record it (keep the @revoked line)")]
+    HostKeyRevoked {
+        host: String,
+        port: u16,
+        fingerprint: String,
+        known_hosts: String,
+    },
     #[error("could not check the host key of {host}:{port} against {known_hosts}: {reason}. Check that the file is readable (and writable for host_key_checking=accept-new) and holds OpenSSH known_hosts lines")]
     KnownHosts {
         host: String,
@@ -130,9 +137,12 @@ pub enum ExecError {
     /// The connection had already broken before this command's turn: nothing was sent.
     NotSent,
     /// The server refused or failed this one channel; the connection itself still worked.
+    /// `refused`: the server answered the channel open with a failure (what sshd does when
+    /// `MaxSessions` is reached), as opposed to any other channel-level error.
     Channel {
         during: &'static str,
         reason: String,
+        refused: bool,
     },
     /// The remote command was killed by a signal.
     Signal(String),
@@ -163,7 +173,8 @@ pub struct Connection {
     pub host_key_added: bool,
 }
 
-fn b64(data: &[u8]) -> String {
+/// Standard base64 with padding.
+pub(crate) fn b64(data: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
@@ -395,9 +406,11 @@ impl Connection {
             reason: e.to_string(),
         })?;
         // Line by line: one unparsable line must not make the whole file unreadable (§2.4).
-        let text = match std::fs::read_to_string(&o.known_hosts) {
+        // Read as bytes, so that a line that is not UTF-8 is skipped like any other unparsable
+        // line instead of failing the whole check.
+        let text = match std::fs::read(&o.known_hosts) {
             Ok(t) => t,
-            Err(e) if e.kind() == ErrorKind::NotFound => String::new(),
+            Err(e) if e.kind() == ErrorKind::NotFound => Vec::new(),
             Err(e) => {
                 return Err(SshError::KnownHosts {
                     host,
@@ -407,12 +420,43 @@ impl Connection {
                 })
             }
         };
-        for line in text.lines() {
+        let mut revoked = Vec::new();
+        for raw in text.split(|b| *b == b'\n') {
+            let Ok(line) = std::str::from_utf8(raw) else {
+                continue;
+            };
             let l = line.trim();
             if l.is_empty() || l.starts_with('#') {
                 continue;
             }
+            // Markers (sshd(8) "SSH_KNOWN_HOSTS FILE FORMAT"): libssh2 knows none and would read
+            // the marker as a host name. `@revoked` keys are collected and refused below, as
+            // OpenSSH refuses them. `@cert-authority` lines are skipped: libssh2 does not accept
+            // host certificates, so a CA cannot vouch for a host here, and such a host is
+            // unknown unless its own key is listed. Unknown markers are skipped, as OpenSSH does.
+            if let Some(rest) = l.strip_prefix("@revoked") {
+                if rest.starts_with(char::is_whitespace) {
+                    revoked.push(rest.trim());
+                }
+                continue;
+            }
+            if l.starts_with('@') {
+                continue;
+            }
             let _ = kh.read_str(l, KnownHostFileKind::OpenSSH);
+        }
+        // A revoked key is refused whatever else the file says, before any other outcome (an
+        // accept-new append included).
+        if revoked
+            .iter()
+            .any(|line| revokes(sess, line, &o.host, o.port, key))
+        {
+            return Err(SshError::HostKeyRevoked {
+                host,
+                port,
+                fingerprint: fingerprint.to_string(),
+                known_hosts: kh_name,
+            });
         }
         match kh.check_port(&o.host, o.port, key) {
             CheckResult::Match => Ok(false),
@@ -545,7 +589,75 @@ impl Connection {
     }
 }
 
-fn append_line(path: &Path, existing: &str, line: &str) -> std::io::Result<()> {
+/// Whether the `@revoked` line `line` (without its marker: host patterns, key type, base64 key)
+/// revokes `key` for `host:port`. Its patterns are matched as OpenSSH matches them: a
+/// comma-separated list of names with `*` and `?` wildcards, case-insensitive, where a match of
+/// a `!`-negated pattern makes the line not apply; a hashed name (`|1|…`) is checked by
+/// libssh2. Like the lookup of trusted keys (libssh2's), a pattern without a port also applies
+/// to a non-standard port, so a line never revokes less than a trusting line would trust.
+fn revokes(sess: &Session, line: &str, host: &str, port: u16, key: &[u8]) -> bool {
+    let mut fields = line.split_whitespace();
+    let (Some(patterns), Some(key_type), Some(blob)) =
+        (fields.next(), fields.next(), fields.next())
+    else {
+        return false;
+    };
+    if blob != b64(key) {
+        return false;
+    }
+    if patterns.starts_with('|') {
+        let Ok(mut kh) = sess.known_hosts() else {
+            return false;
+        };
+        return kh
+            .read_str(
+                &format!("{patterns} {key_type} {blob}"),
+                KnownHostFileKind::OpenSSH,
+            )
+            .is_ok()
+            && matches!(kh.check_port(host, port, key), CheckResult::Match);
+    }
+    let names = [host_pattern(host, port).to_lowercase(), host.to_lowercase()];
+    let mut positive = false;
+    for pat in patterns.split(',') {
+        let (negated, pat) = match pat.strip_prefix('!') {
+            Some(p) => (true, p),
+            None => (false, pat),
+        };
+        if names.iter().any(|n| glob(&pat.to_lowercase(), n)) {
+            if negated {
+                return false;
+            }
+            positive = true;
+        }
+    }
+    positive
+}
+
+/// OpenSSH's `match_pattern`: `*` is any run of characters, `?` any one.
+fn glob(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+fn append_line(path: &Path, existing: &[u8], line: &str) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         if !dir.as_os_str().is_empty() {
             std::fs::create_dir_all(dir)?;
@@ -556,7 +668,7 @@ fn append_line(path: &Path, existing: &str, line: &str) -> std::io::Result<()> {
         .append(true)
         .mode(0o600)
         .open(path)?;
-    if !existing.is_empty() && !existing.ends_with('\n') {
+    if !existing.is_empty() && !existing.ends_with(b"\n") {
         f.write_all(b"\n")?;
     }
     f.write_all(line.as_bytes())
@@ -630,6 +742,9 @@ impl Job {
             ExecError::Channel {
                 during,
                 reason: reason_of(e),
+                // LIBSSH2_ERROR_CHANNEL_FAILURE: the server sent CHANNEL_OPEN_FAILURE.
+                refused: matches!(self.phase, Phase::Open)
+                    && e.code() == ssh2::ErrorCode::Session(-21),
             }
         };
         self.fail(err);
@@ -650,6 +765,7 @@ impl Job {
                 self.fail(ExecError::Channel {
                     during,
                     reason: sanitize(e.to_string().as_bytes()),
+                    refused: false,
                 })
             }
         }
@@ -870,5 +986,16 @@ mod tests {
         assert_eq!(sanitize(b"\x1b[31mred\x1b[0m\r\nnext\x07"), "red next");
         assert_eq!(b64(b"abc"), "YWJj");
         assert_eq!(b64(b"ab"), "YWI=");
+    }
+
+    #[test]
+    fn host_patterns_match_as_openssh_matches_them() {
+        assert!(glob("*", "[127.0.0.1]:2222"));
+        assert!(glob("127.0.0.?", "127.0.0.1"));
+        assert!(glob("[127.0.0.1]:*", "[127.0.0.1]:2222"));
+        assert!(glob("*.example.org", "pve.example.org"));
+        assert!(!glob("*.example.org", "example.org"));
+        assert!(!glob("10.*", "127.0.0.1"));
+        assert!(glob("a*b*c", "axxbyyc") && !glob("a*b*c", "axxbyy"));
     }
 }

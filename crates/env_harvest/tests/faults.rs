@@ -2,7 +2,8 @@
 //! real sshd and `pct` stand-in, with the server down, frozen, killed mid-harvest, its host key
 //! changed, the user's key refused and a container stopped mid-run. Each case: exactly one JSON
 //! result, no panic, an error naming the system and what to do, no value in the output, and a
-//! re-run after the fault is repaired converges.
+//! re-run after the fault is repaired converges. Channels past sshd's MaxSessions are checked for
+//! their messages only (nothing to repair: `parallel` is the cause).
 
 use lab::fixtures::Containers;
 use lab::module::{spawn_module, Running};
@@ -413,4 +414,58 @@ fn command_timeout_names_target_and_next_step() {
         )
         .unwrap();
     assert_converges(&l.both());
+}
+
+/// Issue #12: every channel error advised MaxSessions. With `parallel` past the lab sshd's
+/// `MaxSessions 10` and every `cat` held on a FIFO, the channels sshd refuses advise lowering
+/// `parallel`; the ten it opened time out and say so, without that advice.
+#[test]
+fn channels_past_max_sessions_advise_parallel_and_no_other_error_does() {
+    let Some(l) = lab() else { return };
+    let mut targets = Vec::new();
+    let mut fifos = Vec::new();
+    for i in 0..12u32 {
+        let (vmid, name) = (310 + i, format!("held{i}"));
+        l.cts.add(vmid, &name, true).unwrap();
+        let fifo = l.cts.file(vmid, &format!("/opt/homelab/{name}/.env"));
+        std::fs::create_dir_all(fifo.parent().unwrap()).unwrap();
+        make_fifo(&fifo);
+        fifos.push(fifo);
+        targets.push(target(vmid, &name));
+    }
+    let mut args = l.args(targets);
+    args["parallel"] = json!(12);
+    args["timeout"] = json!(3);
+    args["fail_on_missing"] = json!(false);
+    let r = run(&args);
+    let (mut refused, mut timed_out) = (0, 0);
+    for t in r["targets"].as_array().unwrap() {
+        let m = t["msg"].as_str().unwrap_or_default();
+        assert_eq!(t["status"], "ssh_error", "{t}");
+        if m.contains("refused to open a channel") {
+            if refused == 0 {
+                eprintln!("refused channel msg: {m}");
+            }
+            refused += 1;
+            assert_mentions(m, &["lower `parallel`", "MaxSessions"]);
+        } else {
+            timed_out += 1;
+            assert_mentions(m, &["did not finish within 3 s"]);
+            assert!(!m.contains("MaxSessions"), "{m}");
+        }
+    }
+    assert!(
+        refused >= 1 && timed_out >= 1,
+        "refused {refused}, timed out {timed_out}"
+    );
+    // Release the readers still blocked on the FIFOs.
+    for fifo in &fifos {
+        if let Ok(w) = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(fifo)
+        {
+            drop(w);
+        }
+    }
 }

@@ -342,10 +342,14 @@ fn hostile_output_is_bounded_and_sanitized() {
     l.cts
         .write_file(141, "/opt/homelab/huge/.env", &big)
         .unwrap();
-    // Invalid UTF-8.
+    // Invalid UTF-8 (read as compose reads it: see non_utf8_values_are_flagged_and_kept_whole).
     l.cts.add(142, "binary", true).unwrap();
     l.cts
-        .write_file(142, "/opt/homelab/binary/.env", b"TOKEN=ok\nBAD=\xff\xfe\n")
+        .write_file(
+            142,
+            "/opt/homelab/binary/.env",
+            b"TOKEN=binary-canary-2\nBAD=\xff\xfe\n",
+        )
         .unwrap();
     // A failing command whose stderr is hostile: exit status 1 with escapes in the message.
     l.cts.add(143, "evil-err", true).unwrap();
@@ -363,7 +367,7 @@ fn hostile_output_is_bounded_and_sanitized() {
     assert_eq!(status_of(&r, "noisy"), "ok");
     assert_eq!(r["values"]["token"], "noisy-canary-1");
     assert_eq!(status_of(&r, "huge"), "parse_error");
-    assert_eq!(status_of(&r, "binary"), "parse_error");
+    assert_eq!(status_of(&r, "binary"), "ok");
     // Not classified as a file problem: the stderr does not start with `cat: `.
     assert_eq!(status_of(&r, "evil-err"), "ssh_error");
     let text = r.to_string();
@@ -462,4 +466,245 @@ fn ansible_playbook_never_prints_values() {
         );
     }
     assert!(!out.contains("bad-canary-77"));
+}
+
+/// Issue #12: a deployed `abc$SuperSecretTail` was reported as `line 2: $SuperSecretTail`, and a
+/// Latin-1 file was refused whole although compose reads it. Now an unset reference names the
+/// line and the key holding it; a value that is not UTF-8 is flagged, returned base64-encoded in
+/// `values_base64` (never in `values`), and fingerprinted over its raw bytes.
+#[test]
+fn non_utf8_values_are_flagged_and_unset_references_name_keys_only() {
+    let Some(l) = lab() else { return };
+    l.cts.add(150, "latin1", true).unwrap();
+    let raw_pass: &[u8] = b"caf\xe9-Zq8-canary";
+    let mut file = b"TOKEN=plain-canary-150\nP=abc$SuperSecretTail\nPASS=".to_vec();
+    file.extend_from_slice(raw_pass);
+    file.extend_from_slice(b"\nQ=\"pa\\0ss\"\nLAST R");
+    l.cts
+        .write_file(150, "/opt/homelab/latin1/.env", &file)
+        .unwrap();
+    let mut args = l.base(vec![json!({
+        "name": "latin1", "vmid": 150, "path": "/opt/homelab/latin1/.env",
+        "keys": {"token": "TOKEN", "p": "P", "pass": "PASS", "q": "Q"}
+    })]);
+    args["salt"] = json!("salt-150");
+    let r = l.run(&args);
+    assert_eq!(r["failed"], Value::Null, "{}", r["msg"]);
+    let t = &r["targets"][0];
+    assert_eq!(t["status"], "ok", "{t}");
+    assert_eq!(
+        t["unset_references"],
+        json!(["line 2: P references an unset variable"])
+    );
+    assert_eq!(t["non_utf8_keys"], json!(["pass"]));
+    assert_eq!(r["non_utf8_keys"], json!(["pass"]));
+    assert_eq!(r["values"]["token"], "plain-canary-150");
+    assert_eq!(r["values"]["p"], "abc");
+    // compose-go drops the 0 of an escape it cannot unquote.
+    assert_eq!(r["values"]["q"], "pa\\ss");
+    assert_eq!(r["values"].get("pass"), None, "non-UTF-8 value in `values`");
+    assert_eq!(r["values_base64"]["pass"], "Y2Fm6S1acTgtY2FuYXJ5");
+    assert_eq!(
+        r["fingerprints"]["pass"],
+        ansible_module::fingerprint_bytes("salt-150", raw_pass)
+    );
+    assert!(
+        r["warnings"]
+            .to_string()
+            .contains("key pass: the deployed value is not valid UTF-8"),
+        "{}",
+        r["warnings"]
+    );
+    let text = r.to_string();
+    assert!(!text.contains("SuperSecret"), "file text in the result");
+    let mut rest = r.clone();
+    for k in ["values", "values_base64"] {
+        rest.as_object_mut().unwrap().remove(k);
+    }
+    assert!(
+        !rest.to_string().contains("canary"),
+        "a value outside `values`"
+    );
+}
+
+/// Issue #12: a failed command's error output was echoed (300 characters of it), and the
+/// container writes that stream; a 100,000-character path reached the server and its error
+/// advised MaxSessions. Now the output is never quoted, and the path is refused before any
+/// connection, in a bounded message.
+#[test]
+fn remote_error_output_and_huge_paths_are_not_echoed() {
+    let Some(l) = lab() else { return };
+    // The container writes file-like text to stderr, then cat fails (no file).
+    l.cts.add(160, "leaky", true).unwrap();
+    std::fs::write(l.cts.dir(160).join("stderr"), b"SECRET=stderr-canary-160\n").unwrap();
+    let mut args = l.base(vec![json!({"name": "leaky", "vmid": 160, "path": "/opt/homelab/leaky/.env", "keys": {"k": "SECRET"}})]);
+    args["fail_on_missing"] = json!(false);
+    let r = l.run(&args);
+    assert_eq!(r["failed"], Value::Null, "{}", r["msg"]);
+    assert_eq!(status_of(&r, "leaky"), "ssh_error");
+    let msg = r["targets"][0]["msg"].as_str().unwrap();
+    assert!(msg.contains("exited with status 1"), "{msg}");
+    assert!(
+        !r.to_string().contains("stderr-canary"),
+        "stderr echoed: {msg}"
+    );
+
+    let huge = "/a".repeat(50_000);
+    let connections = l.sshd.log().matches("Accepted publickey").count();
+    let r = l.run(&l.base(vec![
+        json!({"name": "huge", "vmid": 119, "path": huge, "keys": {"k": "K"}}),
+    ]));
+    assert_eq!(r["failed"], true);
+    let msg = r["msg"].as_str().unwrap();
+    assert!(
+        msg.contains("target 1 (huge)") && msg.contains("4095"),
+        "{msg}"
+    );
+    assert!(!msg.contains("MaxSessions"), "{msg}");
+    assert!(r.to_string().len() < 2000, "{} bytes", r.to_string().len());
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        l.sshd.log().matches("Accepted publickey").count(),
+        connections,
+        "a connection was made for a refused path"
+    );
+}
+
+/// Issue #12: `@revoked` lines were ignored (libssh2 reads the marker as a host name): a revoked
+/// key was trusted when another line listed it, and accept-new appended it. OpenSSH refuses
+/// both. `@cert-authority` lines are skipped (no host certificates here): such a host is unknown.
+#[test]
+fn revoked_host_keys_are_refused_before_authentication() {
+    let Some(l) = lab() else { return };
+    let recorded = std::fs::read_to_string(&l.sshd.known_hosts).unwrap();
+    let recorded = recorded.trim();
+    let (pattern, key) = recorded.split_once(' ').unwrap();
+    let write = |name: &str, text: String| {
+        let p = l.tmp.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    // Revoked for this host, listed as trusted too.
+    let kh = write(
+        "kh_revoked",
+        format!("@revoked {pattern} {key}\n{recorded}\n"),
+    );
+    let mut args = l.base(catalog_targets());
+    args["known_hosts"] = json!(kh);
+    let r = l.run(&args);
+    assert_eq!(r["failed"], true);
+    let msg = r["msg"].as_str().unwrap();
+    assert!(
+        msg.contains("HOST KEY REVOKED") && msg.contains("@revoked"),
+        "{msg}"
+    );
+    // Revoked for every host by a wildcard: accept-new neither connects nor appends.
+    let text = format!("# hosts\n@revoked * {key}\n");
+    let kh = write("kh_revoked_all", text.clone());
+    args["known_hosts"] = json!(kh);
+    args["host_key_checking"] = json!("accept-new");
+    let r = l.run(&args);
+    assert!(
+        r["msg"].as_str().unwrap().contains("HOST KEY REVOKED"),
+        "{}",
+        r["msg"]
+    );
+    assert_eq!(
+        std::fs::read_to_string(&kh).unwrap(),
+        text,
+        "known_hosts changed"
+    );
+    // A hashed name (`ssh-keygen -H`) is matched too.
+    let hashed = write("kh_hashed", format!("{recorded}\n"));
+    let keygen = lab::tools::system_bin("ssh-keygen");
+    let out = std::process::Command::new(&keygen)
+        .args(["-q", "-H", "-f"])
+        .arg(&hashed)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "ssh-keygen -H failed");
+    let hashed_line = std::fs::read_to_string(&hashed).unwrap();
+    assert!(hashed_line.starts_with("|1|"), "not hashed");
+    let kh = write(
+        "kh_revoked_hashed",
+        format!("@revoked {}{recorded}\n", hashed_line),
+    );
+    args["known_hosts"] = json!(kh);
+    args["host_key_checking"] = json!("strict");
+    let r = l.run(&args);
+    assert!(
+        r["msg"].as_str().unwrap().contains("HOST KEY REVOKED"),
+        "{}",
+        r["msg"]
+    );
+    // A `@cert-authority` line does not make the host known.
+    let kh = write("kh_ca", format!("@cert-authority * {key}\n"));
+    args["known_hosts"] = json!(kh);
+    args["host_key_checking"] = json!("strict");
+    let r = l.run(&args);
+    assert!(
+        r["msg"].as_str().unwrap().contains("is not in"),
+        "{}",
+        r["msg"]
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_no_auth_attempt(&l);
+    // A key revoked for other hosts only (or with this host negated) is still trusted here.
+    let kh = write(
+        "kh_other",
+        format!("@revoked 10.9.9.9,*.example.org {key}\n@revoked *,!{pattern} {key}\n{recorded}\n"),
+    );
+    args["known_hosts"] = json!(kh);
+    let r = l.run(&args);
+    assert_eq!(r["failed"], Value::Null, "{}", r["msg"]);
+}
+
+/// Issue #12: one byte that is not UTF-8 in known_hosts failed the whole check; the line is
+/// skipped, as documented, and the rest of the file still counts.
+#[test]
+fn a_non_utf8_known_hosts_line_is_skipped() {
+    let Some(l) = lab() else { return };
+    let recorded = std::fs::read(&l.sshd.known_hosts).unwrap();
+    let mut text = b"old-host\xff\xfe ssh-ed25519 AAAA\n".to_vec();
+    text.extend_from_slice(&recorded);
+    let kh = l.tmp.path().join("kh_latin1");
+    std::fs::write(&kh, &text).unwrap();
+    let mut args = l.base(catalog_targets());
+    args["known_hosts"] = json!(kh);
+    let r = l.run(&args);
+    assert_eq!(r["failed"], Value::Null, "{}", r["msg"]);
+    assert_eq!(r["host_key_added"], false);
+}
+
+/// Issue #12: unknown keys in `targets[]` were ignored, so a `key:` typo read nothing and
+/// succeeded. They are refused with AnsibleModule's text, before anything is sent.
+#[test]
+fn unknown_target_suboptions_are_refused_as_ansible_refuses_them() {
+    let args = json!({
+        "host": "127.0.0.1",
+        "port": 1,
+        "targets": [
+            {"name": "a", "vmid": 119, "path": "/opt/homelab/a/.env", "key": {"k": "K"}},
+            {"name": "b", "vmid": 120, "path": "/opt/homelab/b/.env", "keys": {}, "bogus": 1, "key": 2},
+        ],
+    });
+    let r = run_module(&args);
+    assert_eq!(r["failed"], true);
+    assert_eq!(
+        r["msg"],
+        "Unsupported parameters for (env_harvest) module: targets.bogus, targets.key. Supported parameters include: keys, name, optional_keys, path, vmid."
+    );
+    // `_ansible_ignore_unknown_opts` ignores them, as AnsibleModule does (the run then fails
+    // at connecting: nothing listens on port 1).
+    let mut args = args;
+    args["_ansible_ignore_unknown_opts"] = json!(true);
+    let r = run_module(&args);
+    assert!(
+        r["msg"]
+            .as_str()
+            .unwrap()
+            .starts_with("could not connect to 127.0.0.1:1"),
+        "{}",
+        r["msg"]
+    );
 }

@@ -112,12 +112,17 @@ proptest! {
         }
     }
 
-    /// A value never reaches an error text: the canary may sit bare, quoted, half-quoted, inside
-    /// broken `${…}` templates, in `${VAR:?message}`, after junk, in comments.
+    /// A value never reaches an error text or an unset reference: the canary may sit bare,
+    /// quoted, half-quoted, inside broken `${…}` templates, in `${VAR:?message}`, after junk, in
+    /// comments.
     #[test]
     fn no_value_in_error_text((c, bytes) in file_with_canary()) {
         match dotenv::parse(&bytes) {
-            Ok(_) => {}
+            // Unset references name lines and keys, never the referenced text.
+            Ok(f) => {
+                let refs = format!("{:?}", f.unset_references);
+                prop_assert!(!refs.contains(&c), "unset_references show the value: {refs}");
+            }
             Err(e) => {
                 let shown = e.to_string();
                 prop_assert!(!shown.contains(&c), "error text shows the value: {shown}");
@@ -132,7 +137,7 @@ proptest! {
     fn double_quoted_values_round_trip(v in "[^\u{0}\r]{0,64}") {
         let text = format!("KEY=\"{}\"\n", lab::fixtures::escape_double_quoted(&v));
         let parsed = dotenv::parse(text.as_bytes()).map_err(|e| TestCaseError::fail(e.to_string()))?;
-        prop_assert_eq!(parsed.values.get("KEY").map(String::as_str), Some(v.as_str()));
+        prop_assert_eq!(parsed.text("KEY"), Some(v.as_str()));
     }
 }
 
