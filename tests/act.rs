@@ -1,5 +1,5 @@
 //! The operational Forgejo workflows run end to end under `act` (host mode, `-P
-//! self-hosted=-self-hosted`) against the lab: checkout (act copies the working tree for
+//! homelab-sso=-self-hosted`) against the lab: checkout (act copies the working tree for
 //! `actions/checkout`), install the collection tarball, prepare SSH credentials from secrets, run
 //! the playbook with the workflow's inputs and the lab's inventory (`vars.HOMELAB_SSO_INVENTORY`).
 
@@ -33,7 +33,7 @@ fn act(e: &E2e, tarball: &Path, workflow: &str, inputs: serde_json::Value) -> Ac
         .arg(root.join(".forgejo/workflows").join(workflow))
         .args([
             "-P",
-            "self-hosted=-self-hosted",
+            "homelab-sso=-self-hosted",
             "--action-offline-mode",
             "-e",
         ])
@@ -44,6 +44,18 @@ fn act(e: &E2e, tarball: &Path, workflow: &str, inputs: serde_json::Value) -> Ac
         .arg(format!(
             "ANSIBLE_PYTHON_INTERPRETER={}",
             venv_bin("python").display()
+        ))
+        // The provisioning step finds the pinned ansible-core in the project's venv and reuses it
+        // (tests/portable.rs proves the install from scratch).
+        .arg("--env")
+        .arg(format!(
+            "HOMELAB_SSO_TOOLS={}",
+            venv_bin("python")
+                .parent()
+                .unwrap()
+                .parent()
+                .unwrap()
+                .display()
         ))
         .args(["--var", &format!("VAULT_ADDR={}", env["VAULT_ADDR"])])
         .args(["--var", &format!("POCKETID_URL={}", env["POCKETID_URL"])])

@@ -69,3 +69,49 @@ fn module_binaries_need_no_newer_glibc_than_documented() {
         );
     }
 }
+
+/// The pin of ansible-core in a requirements file.
+fn ansible_core_pin(file: &str) -> String {
+    std::fs::read_to_string(lab::tools::repo_root().join(file))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("ansible-core==").map(str::to_string))
+        .unwrap_or_else(|| panic!("{file} pins no ansible-core"))
+}
+
+#[test]
+fn a_stock_runner_is_provisioned_with_the_pinned_ansible_core() {
+    let pin = ansible_core_pin("requirements-runner.txt");
+    assert_eq!(
+        pin,
+        ansible_core_pin("requirements-dev.txt"),
+        "runners and tests use the same ansible-core"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let tools = dir.path().join("tools");
+    let github_path = dir.path().join("github_path");
+    let provision = || {
+        let out = Command::new("bash")
+            .arg(lab::tools::repo_root().join("scripts/ci-provision.sh"))
+            .env("HOMELAB_SSO_TOOLS", &tools)
+            .env("GITHUB_PATH", &github_path)
+            .output()
+            .expect("running ci-provision.sh");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{text}");
+        text
+    };
+    // From nothing: a venv with exactly the pinned ansible-core (from the package index).
+    let first = provision();
+    assert!(first.contains("installing ansible-core"), "{first}");
+    assert!(first.contains(&format!("[core {pin}]")), "{first}");
+    let path = std::fs::read_to_string(&github_path).unwrap();
+    assert_eq!(path.trim(), tools.join("bin").display().to_string());
+    // The next job reuses it.
+    let second = provision();
+    assert!(second.contains("reusing"), "{second}");
+}
