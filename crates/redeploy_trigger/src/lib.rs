@@ -530,11 +530,16 @@ fn server_trouble(e: &ForgejoError) -> bool {
     match e {
         ForgejoError::Http(h) => match h {
             HttpError::Connect { .. }
+            | HttpError::ConnectionLost { .. }
             | HttpError::Timeout { .. }
             | HttpError::Tls { .. }
             | HttpError::Other { .. } => true,
             HttpError::GaveUp { status, .. } => *status >= 500,
-            HttpError::CaFile { .. } | HttpError::BadUrl { .. } | HttpError::Decode { .. } => false,
+            HttpError::CaFile { .. }
+            | HttpError::BadUrl { .. }
+            | HttpError::BadHeader { .. }
+            | HttpError::UrlCredentials { .. }
+            | HttpError::Decode { .. } => false,
         },
         ForgejoError::Api { status, .. } => *status >= 500,
         _ => false,
