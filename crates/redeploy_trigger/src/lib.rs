@@ -72,12 +72,15 @@ impl Module for RedeployTrigger {
                 .help("Wait for every run to finish"),
             Opt::int("timeout")
                 .default(1800)
+                .range(1, 86400)
                 .help("Seconds to wait for each run, from its dispatch"),
             Opt::float("poll_interval")
                 .default(5.0)
+                .range_f(0.1, 3600.0)
                 .help("Seconds between two status requests for a run"),
             Opt::int("pickup_timeout")
                 .default(300)
+                .range(1, 86400)
                 .help("Seconds a run may wait for a runner before it counts as not picked up"),
             Opt::bool("skipped_is_success")
                 .default(false)
@@ -90,6 +93,7 @@ impl Module for RedeployTrigger {
                 .help("PEM CA file to trust for the server"),
             Opt::int("request_timeout")
                 .default(30)
+                .range(1, 3600)
                 .help("Seconds for one HTTP request"),
         ]
     }

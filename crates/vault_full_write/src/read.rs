@@ -38,7 +38,9 @@ impl Module for VaultKvRead {
     fn options() -> Vec<Opt> {
         let mut o = conn_options();
         o.extend([
-            Opt::int("version").help("Version to read (default: the latest)"),
+            Opt::int("version")
+                .range(1, i64::MAX)
+                .help("Version to read (default: the latest)"),
             Opt::bool("return_values")
                 .default(true)
                 .help("Return `data` (secret values); false returns fingerprints only"),

@@ -183,3 +183,39 @@ path "secret/metadata/app" { capabilities = ["read"] }"#,
     assert_eq!((data, v), (old(), 1), "Vault untouched");
     assert_eq!(converge(&bao, "app"), 2);
 }
+
+/// `timeout: 9223372036854775807` used to panic (a `Duration` overflow in the HTTP client). Every
+/// number option is range-checked before any request, with AnsibleModule's message shape.
+#[test]
+fn extreme_numbers_are_refused_before_any_request() {
+    let hole = lab::faults::BlackHole::start();
+    let max = json!(9223372036854775807_i64);
+    for (bin, extra, text) in [
+        (
+            WRITE,
+            json!({"data": new(), "timeout": max.clone()}),
+            "value of timeout must be between 1 and 3600, got: 9223372036854775807",
+        ),
+        (
+            WRITE,
+            json!({"rollback_to": 0}),
+            "value of rollback_to must be between 1 and 9223372036854775807, got: 0",
+        ),
+        (
+            common::READ,
+            json!({"version": -1}),
+            "value of version must be between 1 and 9223372036854775807, got: -1",
+        ),
+    ] {
+        let mut a = json!({"url": hole.url, "token": "hvs.extreme-Zq8x", "path": "app"});
+        for (k, v) in extra.as_object().unwrap() {
+            a[k] = v.clone();
+        }
+        let r = run(bin, a, &[]);
+        assert_clean(&r);
+        r.fails();
+        assert_eq!(r.msg(), text);
+        assert!(!r.output.contains("hvs.extreme-Zq8x"));
+    }
+    assert_eq!(hole.accepted(), 0, "no request was sent");
+}
