@@ -402,7 +402,7 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
                             let value = if p.public_keys.contains(vault_key) {
                                 Secret::unmasked(v.clone())
                             } else {
-                                Secret::new(v.clone())
+                                Secret::named(vault_key, v.clone())
                             };
                             found.insert(vault_key.clone(), value);
                         }

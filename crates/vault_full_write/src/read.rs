@@ -130,7 +130,9 @@ impl Module for VaultKvRead {
             .set("path", display.clone())
             .set("version", version)
             .set("keys", Value::Array(key_names))
-            .set("metadata", metadata)
+            // Timestamps and versions: a secret's text occurring in them by chance must not
+            // corrupt them.
+            .computed("metadata", metadata)
             .msg(format!(
                 "read {display} version {version} ({} keys)",
                 selected.len()
