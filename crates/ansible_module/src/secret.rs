@@ -33,6 +33,8 @@ struct Entry {
     forms: Vec<Vec<String>>,
     /// Every character has only its raw form: plain substring search suffices.
     plain: bool,
+    /// The first bytes a match can start with (a quick filter before trying the forms).
+    first_bytes: Vec<u8>,
 }
 
 #[derive(Default)]
@@ -125,7 +127,19 @@ fn char_forms(c: char) -> Vec<String> {
 fn entry(value: &str) -> Entry {
     let forms: Vec<Vec<String>> = value.chars().map(char_forms).collect();
     let plain = forms.iter().all(|f| f.len() == 1);
-    Entry { forms, plain }
+    let mut first_bytes: Vec<u8> = forms
+        .first()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f.as_bytes().first().copied())
+        .collect();
+    first_bytes.sort_unstable();
+    first_bytes.dedup();
+    Entry {
+        forms,
+        plain,
+        first_bytes,
+    }
 }
 
 /// The end of the longest match of `e` in `text` starting at byte `start`, if any. Tracks every
@@ -160,13 +174,14 @@ fn mask_entry(text: &str, value: &str, e: &Entry) -> String {
             text.to_string()
         };
     }
-    let first = &e.forms[0];
+    let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());
     let mut i = 0;
     let mut copied = 0;
-    while i < text.len() {
-        let rest = &text[i..];
-        if first.iter().any(|f| rest.starts_with(f.as_str())) {
+    while i < bytes.len() {
+        // Forms start with ASCII or a UTF-8 lead byte, never a continuation byte, so a byte
+        // that passes the filter is at a character boundary.
+        if e.first_bytes.binary_search(&bytes[i]).is_ok() && text.is_char_boundary(i) {
             if let Some(end) = match_at(text, i, e) {
                 out.push_str(&text[copied..i]);
                 out.push_str(MASK);
@@ -175,7 +190,7 @@ fn mask_entry(text: &str, value: &str, e: &Entry) -> String {
                 continue;
             }
         }
-        i += rest.chars().next().map_or(1, char::len_utf8);
+        i += 1;
     }
     out.push_str(&text[copied..]);
     out

@@ -222,7 +222,14 @@ impl Response {
 /// truncates. Masking comes first: a secret holding a tab or a newline would no longer match
 /// once those were replaced, and a truncation could cut a secret in half.
 pub fn safe_text(raw: &str) -> String {
-    let masked = mask(raw);
+    // Only the start of a body can reach the message; masking a 16 MiB body in full would let a
+    // hostile server stall the module. The margin keeps any secret that ends in the first 300
+    // characters whole.
+    let end = raw
+        .char_indices()
+        .nth(SAFE_TEXT_SCAN)
+        .map_or(raw.len(), |(i, _)| i);
+    let masked = mask(&raw[..end]);
     let cleaned: String = masked
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
@@ -261,6 +268,9 @@ impl Body<'_> {
 }
 
 const MAX_BODY: u64 = 16 * 1024 * 1024;
+
+/// Characters of a body that `safe_text` masks before it keeps the first 300.
+const SAFE_TEXT_SCAN: usize = 64 * 1024;
 
 /// A client for one server.
 #[derive(Clone)]

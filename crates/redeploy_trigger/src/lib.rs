@@ -505,6 +505,10 @@ fn explain_dispatch_error(e: ForgejoError) -> String {
         ForgejoError::Api { status, .. } if status >= 500 => format!(
             "{e}. The dispatch was not retried (it is not idempotent): a run may or may not have been created; check the Actions page before re-running"
         ),
+        // A dispatch is not idempotent: "re-run converges" does not hold for it.
+        ForgejoError::Http(HttpError::ConnectionLost { url, detail, .. }) => format!(
+            "the connection to Forgejo at {url} was closed or reset after the dispatch was sent ({detail}): a run may or may not have been created, and the dispatch was not retried (it is not idempotent); check the Actions page before re-running"
+        ),
         ForgejoError::Http(ref h) => format!(
             "{h}. The dispatch was not retried (it is not idempotent): check the Actions page before re-running"
         ),
@@ -867,5 +871,19 @@ mod tests {
             what: "reading run 1".into(),
             detail: "missing field".into(),
         }));
+    }
+
+    #[test]
+    fn a_connection_lost_after_the_dispatch_never_promises_that_a_rerun_converges() {
+        let m = explain_dispatch_error(ForgejoError::Http(HttpError::ConnectionLost {
+            system: "Forgejo",
+            url: "http://127.0.0.1:1/api/v1/repos/o/r/actions/workflows/d.yml/dispatches".into(),
+            method: "POST".into(),
+            detail: "io: Peer disconnected".into(),
+            request_sent: true,
+        }));
+        assert!(m.contains("a run may or may not have been created"), "{m}");
+        assert!(m.contains("check the Actions page"), "{m}");
+        assert!(!m.contains("converges") && !m.contains("refused"), "{m}");
     }
 }
