@@ -153,7 +153,10 @@ fn lost_next_step(method: &str, request_sent: bool) -> String {
 /// What to do about a TLS failure: a certificate made for another name needs another URL, not
 /// another CA.
 fn tls_next_step(detail: &str) -> &'static str {
-    if detail.contains("not valid for name") {
+    let lower = detail.to_ascii_lowercase();
+    if lower.contains("expired") || lower.contains("not valid yet") {
+        "the server's certificate is outside its validity period: renew it (or check this machine's clock)"
+    } else if detail.contains("not valid for name") {
         "the server's certificate was not made for the host in the URL: use a host name or IP address the certificate lists"
     } else {
         "set `ca_cert` (or the CA environment variable) to the CA that signed the server's certificate (or to the server's own certificate if it is self-signed), or `validate_certs: false` on a trusted network"

@@ -156,3 +156,75 @@ fn the_pinned_certificate_must_still_name_the_server_and_other_certificates_are_
     assert!(matches!(e, HttpError::Tls { .. }), "{e}");
     assert!(e.to_string().contains("set `ca_cert`"), "{e}");
 }
+
+/// An expired self-signed `CA:TRUE` certificate, in the file byte for byte: refused (webpki
+/// checks the validity period before it reports `CaUsedAsEndEntity`, the one error the pinning
+/// overturns). Made with `openssl ca -selfsign`, which takes explicit dates.
+#[test]
+fn an_expired_pinned_certificate_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("index.txt"), "").unwrap();
+    std::fs::write(d.join("serial"), "01\n").unwrap();
+    std::fs::write(
+        d.join("ca.cnf"),
+        "[ca]\ndefault_ca = c\n[c]\ndatabase = index.txt\nnew_certs_dir = .\nserial = serial\n\
+         default_md = sha256\npolicy = p\nunique_subject = no\n[p]\ncommonName = supplied\n\
+         [req]\ndistinguished_name = dn\nprompt = no\n[dn]\nCN = expired\n\
+         [ext]\nbasicConstraints = critical,CA:TRUE\nsubjectAltName = IP:127.0.0.1\n",
+    )
+    .unwrap();
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(d)
+            .output()
+            .expect("run openssl");
+        assert!(
+            out.status.success(),
+            "openssl: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    openssl(&[
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-config",
+        "ca.cnf",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "req.csr",
+    ]);
+    openssl(&[
+        "ca",
+        "-batch",
+        "-config",
+        "ca.cnf",
+        "-selfsign",
+        "-keyfile",
+        "key.pem",
+        "-in",
+        "req.csr",
+        "-out",
+        "cert.pem",
+        "-startdate",
+        "20200101000000Z",
+        "-enddate",
+        "20200102000000Z",
+        "-extensions",
+        "ext",
+        "-notext",
+    ]);
+    let url = serve(&d.join("cert.pem"), &d.join("key.pem"));
+    let e = get(&url, Some(&d.join("cert.pem"))).unwrap_err();
+    assert!(matches!(e, HttpError::Tls { .. }), "{e}");
+    let m = e.to_string();
+    assert!(m.to_lowercase().contains("expired"), "{m}");
+    assert!(m.contains("outside its validity period"), "{m}");
+}
