@@ -136,4 +136,22 @@ proptest! {
             }
         }
     }
+
+    /// A value echoed JSON-escaped (once or twice, as a proxy echoing a JSON body in a JSON error
+    /// does) is masked like the raw value.
+    #[test]
+    fn json_escaped_forms_are_masked(v in "[^*]{4,24}", filler in "[a-z ]{0,8}") {
+        prop_assume!(long(&v));
+        let _serial = serial();
+        register_secret(&v);
+        let once = serde_json::to_string(&v).unwrap();
+        let once = &once[1..once.len() - 1];
+        let twice = serde_json::to_string(once).unwrap();
+        let twice = &twice[1..twice.len() - 1];
+        for form in [once, twice] {
+            let masked = mask(&format!("{filler}{form}{filler}"));
+            prop_assert!(!masked.contains(form), "{form:?} left in {masked:?}");
+            prop_assert!(masked.contains(MASK), "{masked:?}");
+        }
+    }
 }
