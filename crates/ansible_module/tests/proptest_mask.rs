@@ -1,5 +1,6 @@
-//! Property tests of the masker (`ansible_module::mask`, `Secret`): every registered value is
-//! gone from the masked text, masking is idempotent, `Secret` never prints its value, and JSON
+//! Property tests of the masker (`ansible_module::mask`, `Secret`): every registered value of at
+//! least `MIN_MASK_LEN` characters is gone from the masked text, also JSON-escaped, a shorter one
+//! is masked as a whole field, masking is idempotent, `Secret` never prints its value, and JSON
 //! masking reaches keys and nested values.
 //!
 //! Values are drawn without `*`: the mask itself is `********`, so a value made of or holding `*`
