@@ -39,6 +39,11 @@ pub fn command(name: &'static str, about: &'static str, spec: &[Opt]) -> Command
         if !opt.choices.is_empty() {
             help.push_str(&format!(" [choices: {}]", opt.choices.join(", ")));
         }
+        match opt.range {
+            Some(crate::spec::Range::Int(a, b)) => help.push_str(&format!(" [range: {a}..{b}]")),
+            Some(crate::spec::Range::Float(a, b)) => help.push_str(&format!(" [range: {a}..{b}]")),
+            None => {}
+        }
         if let Some(d) = &opt.default {
             help.push_str(&format!(
                 " [default: {}]",

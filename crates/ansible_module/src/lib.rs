@@ -15,7 +15,9 @@ pub mod spec;
 
 pub use fingerprint::{fingerprint, fingerprint_bytes};
 pub use outcome::{Failure, Outcome};
-pub use secret::{mask, mask_json, register_secret, Secret, MASK};
+pub use secret::{
+    mask, mask_json, register_secret, register_secret_named, Secret, MASK, MIN_MASK_LEN,
+};
 pub use spec::{ArgsError, Kind, Opt};
 
 use serde::de::DeserializeOwned;
@@ -84,6 +86,34 @@ impl Context {
 }
 
 static EMITTED: AtomicBool = AtomicBool::new(false);
+static STATE_MAY_HAVE_CHANGED: AtomicBool = AtomicBool::new(false);
+
+/// Records that a request that may change state (a write, a mint, a dispatch) is about to be
+/// sent. From then on a panic report says `changed: true` and that the state is unknown, instead
+/// of claiming nothing was done. `httpx` calls it before every request other than GET/HEAD.
+pub fn mark_state_may_have_changed() {
+    STATE_MAY_HAVE_CHANGED.store(true, Ordering::SeqCst);
+}
+
+/// Whether [`mark_state_may_have_changed`] was called in this process.
+pub fn state_may_have_changed() -> bool {
+    STATE_MAY_HAVE_CHANGED.load(Ordering::SeqCst)
+}
+
+/// The failed result a panic becomes. Before any state-changing request it says nothing after
+/// the panic was done; after one, that the state is unknown and a re-run converges.
+pub fn panic_failure(payload: &str, location: &str) -> Failure {
+    if state_may_have_changed() {
+        Failure::new(format!(
+            "internal error (panic{location}): {payload}. This is a bug in the module. A request that changes state may have been sent before it, so `changed` is true and the state is unknown: re-run, the module reads the current state and converges"
+        ))
+        .set("changed", true)
+    } else {
+        Failure::new(format!(
+            "internal error (panic{location}): {payload}. This is a bug in the module; nothing after this point was done"
+        ))
+    }
+}
 static OUTPUT_MODE: Mutex<Option<cli::OutputMode>> = Mutex::new(None);
 
 /// Runs module `M` from `std::env::args` and exits. Never returns.
@@ -122,10 +152,7 @@ fn install_panic_hook() {
             .location()
             .map(|l| format!(" at {}:{}", l.file(), l.line()))
             .unwrap_or_default();
-        let failure = Failure::new(format!(
-            "internal error (panic{location}): {payload}. This is a bug in the module; nothing after this point was done"
-        ));
-        emit_failure(failure, &[]);
+        emit_failure(panic_failure(&payload, &location), &[]);
         std::process::exit(1);
     }));
 }
@@ -292,4 +319,28 @@ pub fn run_for_test<M: Module>(raw: Value) -> Map<String, Value> {
 
 pub(crate) fn stderr_is_terminal() -> bool {
     std::io::stderr().is_terminal()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_after_a_state_changing_request_reports_changed_and_unknown_state() {
+        let before = panic_failure("boom", " at x.rs:1").into_json(&[]);
+        assert_eq!(before["changed"], Value::Bool(false));
+        let msg = before["msg"].as_str().unwrap_or_default();
+        assert!(msg.contains("nothing after this point was done"), "{msg}");
+        mark_state_may_have_changed();
+        let after = panic_failure("boom", " at x.rs:1").into_json(&[]);
+        assert_eq!(after["changed"], Value::Bool(true));
+        assert_eq!(after["failed"], Value::Bool(true));
+        let msg = after["msg"].as_str().unwrap_or_default();
+        assert!(
+            msg.contains("may have been sent")
+                && msg.contains("re-run")
+                && !msg.contains("nothing after"),
+            "{msg}"
+        );
+    }
 }

@@ -1,7 +1,7 @@
 //! What a module returns: the result JSON, built so that only fields declared secret can carry a
 //! secret value.
 
-use crate::secret::{mask, mask_json};
+use crate::secret::{mask, mask_json, short_secret_warning};
 use serde_json::{Map, Value};
 
 /// A successful run. Every field except those set with [`Outcome::secret`] is masked on output.
@@ -12,7 +12,16 @@ pub struct Outcome {
     pub skipped: bool,
     pub diff: Option<Value>,
     fields: Map<String, Value>,
+    computed_fields: Map<String, Value>,
     secret_fields: Map<String, Value>,
+}
+
+/// The module's warnings plus the masker's warning about secret values too short to mask inside
+/// text.
+fn all_warnings(warnings: &[String]) -> Vec<String> {
+    let mut all = warnings.to_vec();
+    all.extend(short_secret_warning());
+    all
 }
 
 impl Outcome {
@@ -37,6 +46,12 @@ impl Outcome {
     pub fn insert(&mut self, key: &str, value: impl Into<Value>) {
         self.fields.insert(key.to_string(), value.into());
     }
+    /// A result field the module computed that cannot carry a secret (versions, timestamps,
+    /// metadata): returned as is, so a secret's text occurring in it by chance cannot corrupt it.
+    pub fn computed(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.computed_fields.insert(key.to_string(), value.into());
+        self
+    }
     /// A result field that carries secret values on purpose (a minted secret, harvested values).
     /// It is returned unmasked; the module's docs must say so and playbooks register it `no_log`.
     pub fn secret(mut self, key: &str, value: impl Into<Value>) -> Self {
@@ -53,7 +68,10 @@ impl Outcome {
         self
     }
     pub fn get(&self, key: &str) -> Option<&Value> {
-        self.fields.get(key).or_else(|| self.secret_fields.get(key))
+        self.fields
+            .get(key)
+            .or_else(|| self.computed_fields.get(key))
+            .or_else(|| self.secret_fields.get(key))
     }
     pub fn secret_keys(&self) -> impl Iterator<Item = &String> {
         self.secret_fields.keys()
@@ -62,6 +80,9 @@ impl Outcome {
         let mut out = Map::new();
         for (k, v) in self.fields {
             out.insert(k, mask_json(&v));
+        }
+        for (k, v) in self.computed_fields {
+            out.insert(k, v);
         }
         out.insert("changed".into(), Value::Bool(self.changed));
         if self.skipped {
@@ -73,6 +94,7 @@ impl Outcome {
         if let (true, true, Some(d)) = (diff_mode, self.changed, self.diff) {
             out.insert("diff".into(), mask_json(&d));
         }
+        let warnings = all_warnings(warnings);
         if !warnings.is_empty() {
             out.insert(
                 "warnings".into(),
@@ -118,6 +140,7 @@ impl Failure {
             out.get("changed").cloned().unwrap_or(Value::Bool(false)),
         );
         out.insert("msg".into(), Value::String(mask(&self.msg)));
+        let warnings = all_warnings(warnings);
         if !warnings.is_empty() {
             out.insert(
                 "warnings".into(),

@@ -2,7 +2,7 @@
 //! fallbacks, defaults, required arguments, type coercion and choices, with Ansible's texts.
 
 use crate::pyfmt;
-use crate::secret::register_secret_json;
+use crate::secret::register_secret_json_named;
 use serde_json::{Map, Number, Value};
 
 /// An option's type, as in AnsibleModule's `argument_spec` (`type=`).
@@ -45,7 +45,46 @@ pub struct Opt {
     pub env: Vec<&'static str>,
     pub no_log: bool,
     pub choices: Vec<&'static str>,
+    /// Inclusive bounds of a number option, checked at parse time (before any request).
+    pub range: Option<Range>,
     pub help: &'static str,
+}
+
+/// Inclusive bounds of an int or float option.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Range {
+    Int(i64, i64),
+    Float(f64, f64),
+}
+
+impl Range {
+    fn bound_text(self) -> (String, String) {
+        match self {
+            Range::Int(a, b) => (a.to_string(), b.to_string()),
+            Range::Float(a, b) => (pyfmt::float(a), pyfmt::float(b)),
+        }
+    }
+
+    fn contains(self, v: &Value) -> bool {
+        let Value::Number(n) = v else {
+            return true;
+        };
+        match self {
+            Range::Int(a, b) => {
+                let x = n
+                    .as_i64()
+                    .map(i128::from)
+                    .or_else(|| n.as_u64().map(i128::from));
+                match x {
+                    Some(x) => (i128::from(a)..=i128::from(b)).contains(&x),
+                    None => n
+                        .as_f64()
+                        .is_some_and(|f| (a as f64..=b as f64).contains(&f)),
+                }
+            }
+            Range::Float(a, b) => n.as_f64().is_some_and(|f| (a..=b).contains(&f)),
+        }
+    }
 }
 
 impl Opt {
@@ -60,6 +99,7 @@ impl Opt {
             env: Vec::new(),
             no_log: false,
             choices: Vec::new(),
+            range: None,
             help: "",
         }
     }
@@ -113,6 +153,18 @@ impl Opt {
         self.choices = c.to_vec();
         self
     }
+    /// Inclusive bounds for an int option (also applied to each element of a list of ints). An
+    /// out-of-range value fails validation with `value of NAME must be between MIN and MAX, got:
+    /// V`, the shape of AnsibleModule's `choices` error.
+    pub fn range(mut self, min: i64, max: i64) -> Self {
+        self.range = Some(Range::Int(min, max));
+        self
+    }
+    /// Inclusive bounds for a float option.
+    pub fn range_f(mut self, min: f64, max: f64) -> Self {
+        self.range = Some(Range::Float(min, max));
+        self
+    }
     pub fn help(mut self, h: &'static str) -> Self {
         self.help = h;
         self
@@ -150,6 +202,13 @@ pub enum ArgsError {
         choices: String,
         got: String,
     },
+    #[error("value of {name} must be between {min} and {max}, got: {got}")]
+    Range {
+        name: String,
+        min: String,
+        max: String,
+        got: String,
+    },
     #[error("value of {name} must be one or more of: {choices}. Got no match for: {got}")]
     Choices {
         name: String,
@@ -173,7 +232,7 @@ pub fn validate(
     for opt in spec.iter().filter(|o| o.no_log) {
         for name in std::iter::once(&opt.name).chain(opt.aliases.iter()) {
             if let Some(v) = params.get(*name) {
-                register_no_log(v);
+                register_no_log(opt.name, v);
             }
         }
     }
@@ -218,7 +277,7 @@ pub fn validate(
         if out.get(opt.name).is_none_or(Value::is_null) {
             if let Some(v) = opt.env.iter().find_map(|var| lookup_env(var)) {
                 if opt.no_log {
-                    crate::secret::register_secret(&v);
+                    crate::secret::register_secret_named(opt.name, &v);
                 }
                 out.insert(opt.name.to_string(), Value::String(v));
             }
@@ -270,8 +329,9 @@ pub fn validate(
             (_, _, v) => v,
         };
         if opt.no_log {
-            register_no_log(&coerced);
+            register_no_log(opt.name, &coerced);
         }
+        check_range(opt, &coerced)?;
         check_choices(opt, &coerced)?;
         out.insert(opt.name.to_string(), coerced);
     }
@@ -280,20 +340,44 @@ pub fn validate(
 
 /// Registers a `no_log` value and, for each string in it, the escaped form Python's `repr` shows
 /// in error texts (`\\`, `\n`, `\x7f`, quotes), so a value with such characters is masked there too.
-fn register_no_log(v: &Value) {
-    register_secret_json(v);
+fn register_no_log(name: &str, v: &Value) {
+    register_secret_json_named(name, v);
     match v {
         Value::String(s) => {
             let r = pyfmt::repr(v);
             let inner = &r[1..r.len() - 1];
             if inner != s {
-                crate::secret::register_secret(inner);
+                crate::secret::register_secret_named(name, inner);
             }
         }
-        Value::Array(items) => items.iter().for_each(register_no_log),
-        Value::Object(map) => map.values().for_each(register_no_log),
+        Value::Array(items) => items.iter().for_each(|i| register_no_log(name, i)),
+        Value::Object(map) => map.iter().for_each(|(k, i)| register_no_log(k, i)),
         _ => {}
     }
+}
+
+/// An int/float option (or each element of a list) outside its [`Opt::range`] is refused, so a
+/// value such as `1e20` seconds never reaches a `Duration` (which would panic).
+fn check_range(opt: &Opt, value: &Value) -> Result<(), ArgsError> {
+    let Some(range) = opt.range else {
+        return Ok(());
+    };
+    let items: Vec<&Value> = match value {
+        Value::Array(items) => items.iter().collect(),
+        v => vec![v],
+    };
+    for v in items {
+        if !range.contains(v) {
+            let (min, max) = range.bound_text();
+            return Err(ArgsError::Range {
+                name: opt.name.to_string(),
+                min,
+                max,
+                got: pyfmt::str(v),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn check_choices(opt: &Opt, value: &Value) -> Result<(), ArgsError> {

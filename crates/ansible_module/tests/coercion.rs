@@ -278,3 +278,42 @@ fn no_log_values_are_masked_even_in_validation_errors() {
     let masked = ansible_module::mask(&e);
     assert!(!masked.contains("zz-secret-pin-zz"), "{masked}");
 }
+
+#[test]
+fn numbers_outside_their_range_are_refused_at_parse_time() {
+    let spec = [
+        Opt::int("timeout").range(1, 86400).default(30),
+        Opt::float("poll_interval")
+            .range_f(0.1, 3600.0)
+            .default(5.0),
+        Opt::list("ports", Kind::Int).range(1, 65535),
+    ];
+    assert_eq!(
+        err(&spec, json!({"timeout": 9223372036854775807_i64})),
+        "value of timeout must be between 1 and 86400, got: 9223372036854775807"
+    );
+    assert_eq!(
+        err(&spec, json!({"timeout": 18446744073709551615_u64})),
+        "value of timeout must be between 1 and 86400, got: 18446744073709551615"
+    );
+    assert_eq!(
+        err(&spec, json!({"timeout": "0"})),
+        "value of timeout must be between 1 and 86400, got: 0"
+    );
+    assert_eq!(
+        err(&spec, json!({"poll_interval": 1e20})),
+        "value of poll_interval must be between 0.1 and 3600.0, got: 1e+20"
+    );
+    assert_eq!(
+        err(&spec, json!({"poll_interval": "-1"})),
+        "value of poll_interval must be between 0.1 and 3600.0, got: -1.0"
+    );
+    assert_eq!(
+        err(&spec, json!({"ports": [22, 70000]})),
+        "value of ports must be between 1 and 65535, got: 70000"
+    );
+    // Bounds are inclusive; defaults and nulls pass.
+    let ok = check(&spec, json!({"timeout": "86400", "poll_interval": 0.1})).unwrap();
+    assert_eq!(ok["timeout"], json!(86400));
+    assert!(check(&spec, json!({})).is_ok());
+}

@@ -157,7 +157,11 @@ proptest! {
         if !p.contains_key("token") && !matches!(e, ArgsError::Unsupported { .. }) {
             secrets.extend(env_token);
         }
-        for s in secrets.iter().filter(|s| !s.trim().is_empty()) {
+        // Values shorter than MIN_MASK_LEN are masked only as whole fields, never inside text.
+        for s in secrets
+            .iter()
+            .filter(|s| s.trim().chars().count() >= ansible_module::MIN_MASK_LEN)
+        {
             prop_assert!(!shown.contains(s.as_str()), "value {s:?} in {shown:?}");
             let r = pyfmt::repr(&Value::String(s.clone()));
             let inner = &r[1..r.len() - 1];

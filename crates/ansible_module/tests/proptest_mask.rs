@@ -1,5 +1,6 @@
-//! Property tests of the masker (`ansible_module::mask`, `Secret`): every registered value is
-//! gone from the masked text, masking is idempotent, `Secret` never prints its value, and JSON
+//! Property tests of the masker (`ansible_module::mask`, `Secret`): every registered value of at
+//! least `MIN_MASK_LEN` characters is gone from the masked text, also JSON-escaped, a shorter one
+//! is masked as a whole field, masking is idempotent, `Secret` never prints its value, and JSON
 //! masking reaches keys and nested values.
 //!
 //! Values are drawn without `*`: the mask itself is `********`, so a value made of or holding `*`
@@ -7,7 +8,7 @@
 //! (the process-wide value set grows with every case, so keep it to a few thousand):
 //! `PROPTEST_CASES=4000 cargo test -p ansible_module --test proptest_mask`
 
-use ansible_module::{mask, mask_json, register_secret, Secret, MASK};
+use ansible_module::{mask, mask_json, register_secret, Secret, MASK, MIN_MASK_LEN};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
@@ -62,6 +63,11 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Whether a value is masked inside text; shorter ones only as whole fields.
+fn long(v: &str) -> bool {
+    v.trim().chars().count() >= MIN_MASK_LEN
+}
+
 fn cases() -> u32 {
     std::env::var("PROPTEST_CASES")
         .ok()
@@ -72,8 +78,9 @@ fn cases() -> u32 {
 proptest! {
     #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
-    /// After masking, no registered value (nor its trimmed form) is left, and masking again
-    /// changes nothing.
+    /// After masking, no registered value (nor its trimmed form) of at least `MIN_MASK_LEN`
+    /// characters is left, a shorter one is masked as a whole field, and masking again changes
+    /// nothing.
     #[test]
     fn masking_removes_every_value_and_is_idempotent((values, text) in case()) {
         let _serial = serial();
@@ -81,9 +88,12 @@ proptest! {
             register_secret(v);
         }
         let once = mask(&text);
-        for v in &values {
+        for v in values.iter().filter(|v| long(v)) {
             prop_assert!(!once.contains(v.as_str()), "{v:?} left in {once:?}");
             prop_assert!(!once.contains(v.trim()), "{:?} left in {once:?}", v.trim());
+        }
+        for v in &values {
+            prop_assert_eq!(mask(v), MASK);
         }
         prop_assert_eq!(mask(&once), once.clone());
     }
@@ -102,7 +112,7 @@ proptest! {
             prop_assert_eq!(s.expose(), v.as_str());
         }
         let masked = mask(&format!("{text} {:?}", secrets));
-        for v in &values {
+        for v in values.iter().filter(|v| long(v)) {
             prop_assert!(!masked.contains(v.trim()));
         }
     }
@@ -122,9 +132,27 @@ proptest! {
         let mut seen = Vec::new();
         all_strings(&mask_json(&doc), &mut seen);
         for s in &seen {
-            for v in &values {
+            for v in values.iter().filter(|v| long(v)) {
                 prop_assert!(!s.contains(v.trim()), "{v:?} in {s:?}");
             }
+        }
+    }
+
+    /// A value echoed JSON-escaped (once or twice, as a proxy echoing a JSON body in a JSON error
+    /// does) is masked like the raw value.
+    #[test]
+    fn json_escaped_forms_are_masked(v in "[^*]{4,24}", filler in "[a-z ]{0,8}") {
+        prop_assume!(long(&v));
+        let _serial = serial();
+        register_secret(&v);
+        let once = serde_json::to_string(&v).unwrap();
+        let once = &once[1..once.len() - 1];
+        let twice = serde_json::to_string(once).unwrap();
+        let twice = &twice[1..twice.len() - 1];
+        for form in [once, twice] {
+            let masked = mask(&format!("{filler}{form}{filler}"));
+            prop_assert!(!masked.contains(form), "{form:?} left in {masked:?}");
+            prop_assert!(masked.contains(MASK), "{masked:?}");
         }
     }
 }

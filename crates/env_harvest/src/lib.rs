@@ -362,16 +362,17 @@ struct Found {
 }
 
 impl Found {
-    fn new(raw: &[u8], public: bool, salt: Option<&str>) -> Found {
+    fn new(raw: &[u8], key: &str, public: bool, salt: Option<&str>) -> Found {
         let (text, utf8) = match std::str::from_utf8(raw) {
             Ok(s) => (s.to_string(), true),
             Err(_) => (ssh::b64(raw), false),
         };
-        // Values of keys declared public (identifiers) are not masked.
+        // Values of keys declared public (identifiers) are not masked; the others are registered
+        // under their key, so a warning about a value too short to mask can name it.
         let value = if public {
             Secret::unmasked(text)
         } else {
-            Secret::new(text)
+            Secret::named(key, text)
         };
         Found {
             value,
@@ -396,7 +397,7 @@ impl Module for EnvHarvest {
     fn options() -> Vec<Opt> {
         vec![
             Opt::str("host").required().help("SSH host (the Proxmox node)"),
-            Opt::int("port").default(22).help("SSH port"),
+            Opt::int("port").default(22).range(1, 65535).help("SSH port"),
             Opt::str("user").default("root").help("SSH user (pct needs root, or sudo)"),
             Opt::path("private_key").help("Private key file; without it and private_key_data, ssh-agent is used"),
             Opt::str("private_key_data").no_log().help("Private key text (OpenSSH or PEM)"),
@@ -404,11 +405,11 @@ impl Module for EnvHarvest {
             Opt::path("known_hosts").help("known_hosts file [default: ~/.ssh/known_hosts]"),
             Opt::str("host_key_fingerprint").help("Pin the host key (SHA256:… as ssh-keygen -l prints); replaces the known_hosts check"),
             Opt::str("host_key_checking").default("strict").choices(&["strict", "accept-new"]).help("Unknown host keys: fail, or append one line to known_hosts"),
-            Opt::int("timeout").default(30).help("Seconds for connecting and for each remote command"),
+            Opt::int("timeout").default(30).range(1, 3600).help("Seconds for connecting and for each remote command"),
             Opt::str("pct_path").default("/usr/sbin/pct").help("Path of pct on the host"),
             Opt::bool("sudo").default(false).help("Run pct (or cat) through sudo -n"),
             Opt::str("mode").default("pct").choices(&["pct", "direct"]).help("pct: read inside each CT; direct: cat on the SSH host itself"),
-            Opt::int("parallel").default(8).help("Channels in flight on the one connection (keep below sshd's MaxSessions, 10 by default)"),
+            Opt::int("parallel").default(8).range(1, 64).help("Channels in flight on the one connection (keep below sshd's MaxSessions, 10 by default)"),
             Opt::list("targets", Kind::Dict).required().help("Files to read: {name, vmid, path, keys: {vault_key: ENV_NAME}, optional_keys}"),
             Opt::bool("return_values").default(true).help("Return the values (secret) in `values`"),
             Opt::str("salt").help("Return salted SHA-256 fingerprints of the values in `fingerprints`"),
@@ -575,7 +576,7 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
                             let public = p.public_keys.contains(vault_key);
                             found.insert(
                                 vault_key.clone(),
-                                Found::new(raw, public, p.salt.as_deref()),
+                                Found::new(raw, vault_key, public, p.salt.as_deref()),
                             );
                         }
                     }

@@ -2,6 +2,12 @@
 //! default and an optional CA file, timeouts, retries with exponential backoff that honour
 //! `Retry-After` — only for requests the caller marks safe to repeat — and error bodies that are
 //! masked, stripped of control characters and cut short before they reach any message.
+//!
+//! Every request other than GET/HEAD/OPTIONS marks the process as "state may have changed"
+//! (`ansible_module::mark_state_may_have_changed`) before it is sent, so a later panic reports
+//! `changed: true` and an unknown state instead of claiming nothing was done.
+
+mod tls;
 
 use ansible_module::mask;
 use serde::de::DeserializeOwned;
@@ -54,13 +60,25 @@ pub enum HttpError {
         url: String,
         detail: String,
     },
+    #[error("the connection to {system} at {url} was closed or reset before an answer came ({detail}){}", lost_next_step(method, *request_sent))]
+    ConnectionLost {
+        system: &'static str,
+        url: String,
+        method: String,
+        detail: String,
+        /// The request may have reached the server (it was not refused at connect).
+        request_sent: bool,
+    },
     #[error("{system} at {url} did not answer within {secs}s: raise `timeout` or check the server's load")]
     Timeout {
         system: &'static str,
         url: String,
         secs: u64,
     },
-    #[error("TLS to {system} at {url} failed ({detail}): set `ca_cert` (or the CA environment variable) to the CA that signed the server's certificate, or `validate_certs: false` on a trusted network")]
+    #[error(
+        "TLS to {system} at {url} failed ({detail}): {}",
+        tls_next_step(detail)
+    )]
     Tls {
         system: &'static str,
         url: String,
@@ -72,6 +90,15 @@ pub enum HttpError {
         path: String,
         detail: String,
     },
+    #[error("cannot send the {header} header to {system} at {url}: the {what} contains a newline or another control character (nothing was sent, and the value is not shown). Remove it: a value copied with a line break, or read from a file with a trailing newline?")]
+    BadHeader {
+        system: &'static str,
+        url: String,
+        header: String,
+        what: &'static str,
+    },
+    #[error("the {system} URL {url} holds credentials (user:password@host): they are not used ({system} is authenticated by the module's token or API key option) and a URL ends up in logs and messages; remove them from the URL")]
+    UrlCredentials { system: &'static str, url: String },
     #[error("invalid URL for {system}: {url} ({detail})")]
     BadUrl {
         system: &'static str,
@@ -106,6 +133,64 @@ pub enum HttpError {
     },
 }
 
+/// Whether a request with this method changes state on the server (anything but a read).
+pub fn is_mutating(method: &str) -> bool {
+    !matches!(
+        method.to_ascii_uppercase().as_str(),
+        "GET" | "HEAD" | "OPTIONS"
+    )
+}
+
+/// What to do after a connection was lost: a write may have landed.
+fn lost_next_step(method: &str, request_sent: bool) -> String {
+    if request_sent && is_mutating(method) {
+        format!(": the {method} request had been sent, so it may have been applied. Re-run: the module reads the current state and converges")
+    } else {
+        ": check that the server (and any proxy in front of it) is up, then re-run".to_string()
+    }
+}
+
+/// What to do about a TLS failure: a certificate made for another name needs another URL, not
+/// another CA.
+fn tls_next_step(detail: &str) -> &'static str {
+    let lower = detail.to_ascii_lowercase();
+    if lower.contains("expired") || lower.contains("not valid yet") {
+        "the server's certificate is outside its validity period: renew it (or check this machine's clock)"
+    } else if detail.contains("not valid for name") {
+        "the server's certificate was not made for the host in the URL: use a host name or IP address the certificate lists"
+    } else {
+        "set `ca_cert` (or the CA environment variable) to the CA that signed the server's certificate (or to the server's own certificate if it is self-signed), or `validate_certs: false` on a trusted network"
+    }
+}
+
+/// Which option a header's value comes from, for the message (never the value).
+fn header_what(header: &str) -> &'static str {
+    match header.to_ascii_lowercase().as_str() {
+        "x-vault-token" | "authorization" => "token",
+        "x-api-key" => "API key",
+        "x-vault-namespace" => "namespace",
+        _ => "value",
+    }
+}
+
+/// `url` with any `user:password@` replaced by `***@`, for messages.
+pub fn redact_url(url: &str) -> String {
+    match userinfo_span(url) {
+        Some((start, end)) => format!("{}***{}", &url[..start], &url[end..]),
+        None => url.to_string(),
+    }
+}
+
+/// The byte span of the userinfo (`user:password`) of `scheme://user:password@host/...`.
+fn userinfo_span(url: &str) -> Option<(usize, usize)> {
+    let start = url.find("://")? + 3;
+    let authority_end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| start + i);
+    let at = url[start..authority_end].rfind('@')?;
+    Some((start, start + at))
+}
+
 /// A response with its body read (bounded) into memory.
 #[derive(Debug, Clone)]
 pub struct Response {
@@ -136,15 +221,25 @@ impl Response {
     }
 }
 
-/// Masks secrets, drops control characters (a hostile server controls the body) and truncates.
+/// Masks secrets, then drops control characters (a hostile server controls the body) and
+/// truncates. Masking comes first: a secret holding a tab or a newline would no longer match
+/// once those were replaced, and a truncation could cut a secret in half.
 pub fn safe_text(raw: &str) -> String {
-    let cleaned: String = raw
+    // Only the start of a body can reach the message; masking a 16 MiB body in full would let a
+    // hostile server stall the module. The margin keeps any secret that ends in the first 300
+    // characters whole.
+    let end = raw
+        .char_indices()
+        .nth(SAFE_TEXT_SCAN)
+        .map_or(raw.len(), |(i, _)| i);
+    let masked = mask(&raw[..end]);
+    let cleaned: String = masked
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
-    let masked = mask(cleaned.trim());
-    let mut out: String = masked.chars().take(300).collect();
-    if masked.chars().count() > 300 {
+    let cleaned = cleaned.trim();
+    let mut out: String = cleaned.chars().take(300).collect();
+    if cleaned.chars().count() > 300 {
         out.push('…');
     }
     out
@@ -177,6 +272,9 @@ impl Body<'_> {
 
 const MAX_BODY: u64 = 16 * 1024 * 1024;
 
+/// Characters of a body that `safe_text` masks before it keeps the first 300.
+const SAFE_TEXT_SCAN: usize = 64 * 1024;
+
 /// A client for one server.
 #[derive(Clone)]
 pub struct Client {
@@ -196,6 +294,18 @@ impl std::fmt::Debug for Client {
 impl Client {
     pub fn new(cfg: HttpConfig) -> Result<Self, HttpError> {
         let base = cfg.base_url.trim_end_matches('/').to_string();
+        if let Some((start, end)) = userinfo_span(&base) {
+            // Hidden in any later text too (a server may echo the URL).
+            let userinfo = &base[start..end];
+            ansible_module::register_secret(userinfo);
+            if let Some((_, password)) = userinfo.split_once(':') {
+                ansible_module::register_secret(password);
+            }
+            return Err(HttpError::UrlCredentials {
+                system: cfg.system,
+                url: redact_url(&base),
+            });
+        }
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(HttpError::BadUrl {
                 system: cfg.system,
@@ -206,7 +316,8 @@ impl Client {
         let mut tls = ureq::tls::TlsConfig::builder()
             .provider(ureq::tls::TlsProvider::Rustls)
             .disable_verification(!cfg.validate_certs);
-        if let Some(path) = &cfg.ca_cert {
+        let mut pinned = None;
+        if let Some(path) = cfg.ca_cert.as_ref().filter(|_| cfg.validate_certs) {
             let ca_err = |detail: String| HttpError::CaFile {
                 system: cfg.system,
                 path: path.display().to_string(),
@@ -224,9 +335,11 @@ impl Client {
             if certs.is_empty() {
                 return Err(ca_err("no PEM certificate in the file".into()));
             }
+            let der: Vec<Vec<u8>> = certs.iter().map(|c| c.der().to_vec()).collect();
+            pinned = Some(tls::client_config(&der).map_err(ca_err)?);
             tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&certs));
         }
-        let agent: ureq::Agent = ureq::Agent::config_builder()
+        let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(cfg.timeout))
             .max_redirects(0)
@@ -234,8 +347,26 @@ impl Client {
             .allow_non_standard_methods(true)
             .user_agent(concat!("homelab-sso/", env!("CARGO_PKG_VERSION")))
             .tls_config(tls.build())
-            .build()
-            .into();
+            .build();
+        let agent = match pinned {
+            // A CA file: our TLS connector (see `tls`), after the same proxy and TCP steps as
+            // ureq's default chain.
+            Some(config_tls) => {
+                use ureq::unversioned::transport::{
+                    ConnectProxyConnector, Connector, TcpConnector,
+                };
+                let connector =
+                    ().chain(ConnectProxyConnector::default())
+                        .chain(TcpConnector::default())
+                        .chain(tls::PinnedTlsConnector { config: config_tls });
+                ureq::Agent::with_parts(
+                    config,
+                    connector,
+                    ureq::unversioned::resolver::DefaultResolver::default(),
+                )
+            }
+            None => config.into(),
+        };
         Ok(Client {
             agent,
             cfg,
@@ -281,6 +412,22 @@ impl Client {
             } => (Some(*content_type), bytes.clone()),
         };
         let has_body = !matches!(body, Body::None);
+        // A header value with a line break is refused before anything is sent (the http crate
+        // would call it an invalid request, and the value must never be echoed).
+        if let Some((k, _)) = headers
+            .iter()
+            .find(|(_, v)| v.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f))
+        {
+            return Err(HttpError::BadHeader {
+                system: self.cfg.system,
+                url: url.clone(),
+                header: k.to_string(),
+                what: header_what(k),
+            });
+        }
+        if is_mutating(method) {
+            ansible_module::mark_state_may_have_changed();
+        }
         let max_attempts = match retry {
             Retry::Safe => self.cfg.retries + 1,
             Retry::Never => 1,
@@ -306,8 +453,12 @@ impl Client {
                     std::thread::sleep(wait);
                 }
                 Err(e) => {
-                    let transient =
-                        matches!(e, HttpError::Connect { .. } | HttpError::Timeout { .. });
+                    let transient = matches!(
+                        e,
+                        HttpError::Connect { .. }
+                            | HttpError::Timeout { .. }
+                            | HttpError::ConnectionLost { .. }
+                    );
                     if !transient || last {
                         return Err(e);
                     }
@@ -352,7 +503,7 @@ impl Client {
             let req = builder.body(()).map_err(|e| self.bad_url(url, e))?;
             self.agent.run(req)
         };
-        let mut resp = result.map_err(|e| self.classify(url, e, started))?;
+        let mut resp = result.map_err(|e| self.classify(method, url, e, started))?;
         let status = resp.status().as_u16();
         let headers = resp
             .headers()
@@ -369,7 +520,7 @@ impl Client {
             .with_config()
             .limit(MAX_BODY)
             .read_to_vec()
-            .map_err(|e| self.classify(url, e, started))?;
+            .map_err(|e| self.classify(method, url, e, started))?;
         Ok(Response {
             status,
             headers,
@@ -386,7 +537,8 @@ impl Client {
         }
     }
 
-    fn classify(&self, url: &str, e: ureq::Error, started: Instant) -> HttpError {
+    fn classify(&self, method: &str, url: &str, e: ureq::Error, started: Instant) -> HttpError {
+        use std::io::ErrorKind;
         let system = self.cfg.system;
         let url = url.to_string();
         let detail = safe_text(&e.to_string());
@@ -415,6 +567,31 @@ impl Client {
                     detail,
                 }
             }
+            // Closed or reset after the connection was made: the request may have been read.
+            ureq::Error::Io(ref io)
+                if matches!(
+                    io.kind(),
+                    ErrorKind::ConnectionReset
+                        | ErrorKind::ConnectionAborted
+                        | ErrorKind::BrokenPipe
+                        | ErrorKind::UnexpectedEof
+                ) =>
+            {
+                HttpError::ConnectionLost {
+                    system,
+                    url,
+                    method: method.to_string(),
+                    detail,
+                    request_sent: true,
+                }
+            }
+            ureq::Error::Protocol(_) => HttpError::ConnectionLost {
+                system,
+                url,
+                method: method.to_string(),
+                detail,
+                request_sent: true,
+            },
             ureq::Error::Io(_) | ureq::Error::ConnectionFailed | ureq::Error::HostNotFound => {
                 HttpError::Connect {
                     system,
@@ -565,5 +742,162 @@ mod tests {
             Client::new(HttpConfig::new("Vault", "ftp://127.0.0.1")),
             Err(HttpError::BadUrl { .. })
         ));
+    }
+
+    /// A one-shot server on 127.0.0.1 that reads one request (headers and body) and then closes
+    /// the connection without an answer.
+    fn read_then_hang_up() -> String {
+        use std::io::Read;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for _ in 0..8 {
+                let Ok((mut s, _)) = listener.accept() else {
+                    return;
+                };
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while let Ok(n) = s.read(&mut chunk) {
+                    if n == 0 {
+                        break;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf);
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let len = text[..end]
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        if buf.len() >= end + 4 + len {
+                            break;
+                        }
+                    }
+                }
+                drop(s);
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    fn client(base: &str) -> Client {
+        let mut cfg = HttpConfig::new("Vault", base);
+        cfg.timeout = Duration::from_secs(5);
+        cfg.retries = 0;
+        Client::new(cfg).unwrap()
+    }
+
+    #[test]
+    fn a_secret_with_a_tab_is_masked_before_control_characters_are_replaced() {
+        ansible_module::register_secret("tab\tin-httpx-unit-secret");
+        let t = safe_text("echo: tab\tin-httpx-unit-secret and tab\\tin-httpx-unit-secret\n");
+        assert_eq!(t, "echo: ******** and ********");
+    }
+
+    #[test]
+    fn a_connection_lost_after_a_write_was_sent_says_it_may_have_been_applied() {
+        let base = read_then_hang_up();
+        let e = client(&base)
+            .send(
+                "POST",
+                "/v1/secret/data/app",
+                &[],
+                Body::Json(serde_json::json!({"a": 1})),
+                Retry::Never,
+            )
+            .unwrap_err();
+        let m = e.to_string();
+        assert!(matches!(e, HttpError::ConnectionLost { .. }), "{m}");
+        assert!(
+            m.contains("may have been applied") && m.contains("Re-run"),
+            "{m}"
+        );
+        assert!(!m.contains("refused"), "{m}");
+        // A read lost the same way is not a possible write.
+        let e = client(&base)
+            .send("GET", "/v1/secret/data/app", &[], Body::None, Retry::Never)
+            .unwrap_err();
+        assert!(!e.to_string().contains("may have been applied"), "{e}");
+        // Nobody listening: refused, as before.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let e = client(&format!("http://127.0.0.1:{port}"))
+            .send("POST", "/x", &[], Body::None, Retry::Never)
+            .unwrap_err();
+        assert!(matches!(e, HttpError::Connect { .. }), "{e}");
+        assert!(e.to_string().contains("refused the connection"), "{e}");
+    }
+
+    #[test]
+    fn a_token_with_a_newline_is_named_as_such_and_never_shown() {
+        let base = read_then_hang_up();
+        let e = client(&base)
+            .send(
+                "GET",
+                "/v1/x",
+                &[("X-Vault-Token", "hvs.newline-unit\n")],
+                Body::None,
+                Retry::Safe,
+            )
+            .unwrap_err();
+        let m = e.to_string();
+        assert!(matches!(e, HttpError::BadHeader { .. }), "{m}");
+        assert!(
+            m.contains("X-Vault-Token") && m.contains("token contains a newline"),
+            "{m}"
+        );
+        assert!(
+            !m.contains("newline-unit") && !m.contains("invalid URL"),
+            "{m}"
+        );
+        let e = client(&base)
+            .send(
+                "GET",
+                "/v1/x",
+                &[("X-Vault-Namespace", "team\r\nX: y")],
+                Body::None,
+                Retry::Safe,
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains("the namespace contains"), "{e}");
+    }
+
+    #[test]
+    fn credentials_in_the_url_are_refused_and_never_shown() {
+        let e = Client::new(HttpConfig::new(
+            "Vault",
+            "http://admin:url-pw-unit@127.0.0.1:8200/",
+        ))
+        .unwrap_err();
+        let m = e.to_string();
+        assert!(matches!(e, HttpError::UrlCredentials { .. }), "{m}");
+        assert!(
+            m.contains("http://***@127.0.0.1:8200") && m.contains("not used"),
+            "{m}"
+        );
+        assert!(!m.contains("url-pw-unit") && !m.contains("admin"), "{m}");
+        assert_eq!(ansible_module::mask("echo url-pw-unit"), "echo ********");
+        assert_eq!(redact_url("https://h:1/p@x"), "https://h:1/p@x");
+    }
+
+    #[test]
+    fn only_requests_that_change_state_mark_the_process() {
+        // The flag is process-wide and other tests of this binary send POSTs in parallel, so
+        // only the PUT's effect is checked here; the GET side is `is_mutating`.
+        let base = read_then_hang_up();
+        let _ = client(&base).send("PUT", "/x", &[], Body::None, Retry::Never);
+        assert!(ansible_module::state_may_have_changed());
+        assert!(
+            is_mutating("POST")
+                && is_mutating("patch")
+                && !is_mutating("GET")
+                && !is_mutating("HEAD")
+        );
     }
 }

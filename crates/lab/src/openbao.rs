@@ -9,6 +9,7 @@ use crate::{IoContext, LabError, Result};
 use httpx::{Body, Client, HttpConfig, Retry};
 use serde_json::{json, Value};
 use std::net::TcpListener;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -65,6 +66,9 @@ impl OpenBao {
 
     fn launch(dir: &Path, tls: bool) -> Result<Self> {
         std::fs::create_dir_all(dir).ctx(|| format!("creating {}", dir.display()))?;
+        // The server log holds the root token and the unseal key: only the owner may enter.
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .ctx(|| format!("chmod 0700 {}", dir.display()))?;
         let dir = dir
             .canonicalize()
             .ctx(|| format!("resolving {}", dir.display()))?;
@@ -83,7 +87,18 @@ impl OpenBao {
         let port = free_port_pair();
         let token = format!("lab-root-{}", random_hex(12));
         let log = dir.join(format!("bao-{port}.log"));
-        let log_file = std::fs::File::create(&log).ctx(|| format!("creating {}", log.display()))?;
+        // Mode 0600 like `lab.env`: the dev server prints its root token and unseal key here.
+        let log_file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&log)
+            .ctx(|| format!("creating {}", log.display()))?;
+        // `mode` applies only to a new file; an older log may be readable by others.
+        log_file
+            .set_permissions(std::fs::Permissions::from_mode(0o600))
+            .ctx(|| format!("chmod 0600 {}", log.display()))?;
         let log_err = log_file.try_clone().ctx(|| "cloning log handle".into())?;
         // OpenBao ≥ 2.2 refuses audit devices created through the API unless the config allows
         // it; `enable_audit` needs it.

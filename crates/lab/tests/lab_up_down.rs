@@ -226,3 +226,24 @@ fn openbao_over_https_needs_the_ca() {
     assert_eq!(w.status, 200);
     assert_eq!(bao.kv_get("tls-check").unwrap().unwrap().0["a"], "b");
 }
+
+/// The dev server's log holds the root token and the unseal key: mode 0600 in a 0700 directory,
+/// like `lab.env` (it was 0644).
+#[test]
+fn openbao_log_holding_the_root_token_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let bao_dir = dir.path().join("openbao");
+    std::fs::create_dir(&bao_dir).unwrap();
+    std::fs::set_permissions(&bao_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bao = OpenBao::start(&bao_dir).unwrap();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    // The banner with the unseal key and root token comes after the server is ready.
+    let banner = lab::proc::wait_for(std::time::Duration::from_secs(30), || {
+        let log = std::fs::read_to_string(&bao.log).ok()?;
+        log.contains("Unseal Key").then_some(())
+    });
+    assert!(banner.is_some(), "the log is the secret-bearing file");
+    assert_eq!(mode(&bao.log), 0o600, "{}", bao.log.display());
+    assert_eq!(mode(&bao_dir), 0o700);
+}

@@ -329,3 +329,30 @@ fn cli_mode_shares_the_options_and_prints_json_on_request() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stdout).contains("unable to convert to int"));
 }
+
+#[test]
+fn a_panic_after_a_state_change_reports_changed_and_unknown_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("dump");
+    // Before any state change: failed, nothing changed.
+    let (code, stdout) = module_mode(br#"{"name": "x", "panic": true}"#);
+    assert_eq!(code, 1);
+    let v = one_failed_object(&stdout);
+    assert_eq!(v["changed"], false, "{v}");
+    // After one (the probe writes its file, then panics): changed, and the state is unknown.
+    let args =
+        serde_json::json!({"name": "x", "panic": true, "dump_to": dump.display().to_string()});
+    let (code, stdout) = module_mode(args.to_string().as_bytes());
+    assert_eq!(code, 1);
+    let v = one_failed_object(&stdout);
+    assert!(dump.exists(), "the state change happened");
+    assert_eq!(v["changed"], true, "{v}");
+    let msg = v["msg"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("internal error (panic")
+            && msg.contains("may have been sent")
+            && msg.contains("re-run")
+            && !msg.contains("nothing after this point was done"),
+        "{msg}"
+    );
+}

@@ -49,6 +49,7 @@ pub fn connection_options() -> Vec<Opt> {
             .help("PEM file of the CA that signed PocketID's certificate (env POCKETID_CACERT)"),
         Opt::int("timeout")
             .default(30)
+            .range(1, 3600)
             .help("seconds per HTTP request, and for reading a whole paginated list"),
     ]
 }

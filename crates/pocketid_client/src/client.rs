@@ -77,8 +77,8 @@ impl Module for PocketIdClient {
             Opt::bool("requires_reauthentication").help("ask users to authenticate on every sign-in"),
             Opt::bool("pushed_authorization_requests").help("require PAR (PocketID 2.9+)"),
             Opt::bool("skip_consent").help("skip the consent screen (PocketID 2.10+)"),
-            Opt::int("access_token_duration").help("access token lifetime in minutes (0 = default 60)"),
-            Opt::int("refresh_token_duration").help("refresh token lifetime in minutes (0 = default 43200)"),
+            Opt::int("access_token_duration").range(0, 525_600).help("access token lifetime in minutes (0 = default 60)"),
+            Opt::int("refresh_token_duration").range(0, 525_600).help("refresh token lifetime in minutes (0 = default 43200)"),
             Opt::list("allowed_groups", Kind::Str)
                 .alias("allowed_user_groups")
                 .help("user group names allowed to sign in; [] opens the client to everyone; unset leaves groups alone"),

@@ -438,3 +438,32 @@ fn oversized_pages_are_refused() {
     assert_eq!(pid.count_requests("GET", "/api/oidc/clients"), 1);
     assert_converges(&pid);
 }
+
+/// `timeout: 9223372036854775807` used to panic (a `Duration` overflow in the HTTP client). Every
+/// number option is range-checked before any request, with AnsibleModule's message shape.
+#[test]
+fn extreme_numbers_are_refused_before_any_request() {
+    let hole = BlackHole::start();
+    let base = json!({"url": hole.url, "api_key": "key-extreme-Zq8x", "client_id": "grafana",
+                      "name": "Grafana", "callback_urls": ["https://grafana.example.org/cb"]});
+    for (opt, value, text) in [
+        (
+            "timeout",
+            json!(9223372036854775807_i64),
+            "value of timeout must be between 1 and 3600, got: 9223372036854775807",
+        ),
+        (
+            "access_token_duration",
+            json!(525_601),
+            "value of access_token_duration must be between 0 and 525600, got: 525601",
+        ),
+    ] {
+        let mut a = base.clone();
+        a[opt] = value;
+        let r = run(&a);
+        assert!(r.failed(), "{opt}: {}", r.output());
+        assert_eq!(r.msg(), text);
+        assert!(!r.output().contains("key-extreme-Zq8x"));
+    }
+    assert_eq!(hole.accepted(), 0, "no request was sent");
+}

@@ -72,12 +72,15 @@ impl Module for RedeployTrigger {
                 .help("Wait for every run to finish"),
             Opt::int("timeout")
                 .default(1800)
+                .range(1, 86400)
                 .help("Seconds to wait for each run, from its dispatch"),
             Opt::float("poll_interval")
                 .default(5.0)
+                .range_f(0.1, 3600.0)
                 .help("Seconds between two status requests for a run"),
             Opt::int("pickup_timeout")
                 .default(300)
+                .range(1, 86400)
                 .help("Seconds a run may wait for a runner before it counts as not picked up"),
             Opt::bool("skipped_is_success")
                 .default(false)
@@ -90,6 +93,7 @@ impl Module for RedeployTrigger {
                 .help("PEM CA file to trust for the server"),
             Opt::int("request_timeout")
                 .default(30)
+                .range(1, 3600)
                 .help("Seconds for one HTTP request"),
         ]
     }
@@ -506,6 +510,10 @@ fn explain_dispatch_error(e: ForgejoError) -> String {
         ForgejoError::Api { status, .. } if status >= 500 => format!(
             "{e}. The dispatch was not retried (it is not idempotent): a run may or may not have been created; check the Actions page before re-running"
         ),
+        // A dispatch is not idempotent: "re-run converges" does not hold for it.
+        ForgejoError::Http(HttpError::ConnectionLost { url, detail, .. }) => format!(
+            "the connection to Forgejo at {url} was closed or reset after the dispatch was sent ({detail}): a run may or may not have been created, and the dispatch was not retried (it is not idempotent); check the Actions page before re-running"
+        ),
         ForgejoError::Http(ref h) => format!(
             "{h}. The dispatch was not retried (it is not idempotent): check the Actions page before re-running"
         ),
@@ -535,11 +543,16 @@ fn server_trouble(e: &ForgejoError) -> bool {
     match e {
         ForgejoError::Http(h) => match h {
             HttpError::Connect { .. }
+            | HttpError::ConnectionLost { .. }
             | HttpError::Timeout { .. }
             | HttpError::Tls { .. }
             | HttpError::Other { .. } => true,
             HttpError::GaveUp { status, .. } => *status >= 500,
-            HttpError::CaFile { .. } | HttpError::BadUrl { .. } | HttpError::Decode { .. } => false,
+            HttpError::CaFile { .. }
+            | HttpError::BadUrl { .. }
+            | HttpError::BadHeader { .. }
+            | HttpError::UrlCredentials { .. }
+            | HttpError::Decode { .. } => false,
         },
         ForgejoError::Api { status, .. } => *status >= 500,
         _ => false,
@@ -863,5 +876,19 @@ mod tests {
             what: "reading run 1".into(),
             detail: "missing field".into(),
         }));
+    }
+
+    #[test]
+    fn a_connection_lost_after_the_dispatch_never_promises_that_a_rerun_converges() {
+        let m = explain_dispatch_error(ForgejoError::Http(HttpError::ConnectionLost {
+            system: "Forgejo",
+            url: "http://127.0.0.1:1/api/v1/repos/o/r/actions/workflows/d.yml/dispatches".into(),
+            method: "POST".into(),
+            detail: "io: Peer disconnected".into(),
+            request_sent: true,
+        }));
+        assert!(m.contains("a run may or may not have been created"), "{m}");
+        assert!(m.contains("check the Actions page"), "{m}");
+        assert!(!m.contains("converges") && !m.contains("refused"), "{m}");
     }
 }

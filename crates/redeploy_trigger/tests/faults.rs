@@ -438,3 +438,43 @@ fn endless_5xx_while_waiting_ends_as_lost_contact() {
     fj.set_behaviour(wf, Behaviour::lasting(Duration::from_millis(300)));
     assert_converges(&fj, &[wf]);
 }
+
+/// `poll_interval: 1e20` used to dispatch, then panic (a `Duration` overflow) with a result that
+/// claimed nothing changed; `request_timeout` near i64::MAX panicked too. Every number option is
+/// now range-checked with AnsibleModule's message shape before any request.
+#[test]
+fn extreme_numbers_are_refused_before_any_request() {
+    let fj = Forgejo::start(ForgejoOpts::default()).unwrap();
+    let max = json!(9223372036854775807_i64);
+    for (opt, value, text) in [
+        (
+            "poll_interval",
+            json!(1e20),
+            "value of poll_interval must be between 0.1 and 3600.0, got: 1e+20",
+        ),
+        (
+            "request_timeout",
+            max.clone(),
+            "value of request_timeout must be between 1 and 3600, got: 9223372036854775807",
+        ),
+        (
+            "timeout",
+            max.clone(),
+            "value of timeout must be between 1 and 86400, got: 9223372036854775807",
+        ),
+        (
+            "pickup_timeout",
+            max.clone(),
+            "value of pickup_timeout must be between 1 and 86400, got: 9223372036854775807",
+        ),
+    ] {
+        let mut a = args(&fj, &["deploy-n8n.yml"]);
+        a[opt] = value;
+        let r = finish(spawn(&a), &fj.token());
+        assert_eq!(r["failed"], true, "{opt}: {r}");
+        assert_eq!(r["changed"], false, "{opt}: {r}");
+        assert_eq!(msg(&r), text);
+    }
+    assert_eq!(fj.requests(), 0, "no request was sent");
+    assert_eq!(fj.dispatch_requests("deploy-n8n.yml"), 0);
+}

@@ -62,7 +62,10 @@ pub fn conn_options() -> Vec<Opt> {
         Opt::bool("validate_certs").help(
             "Verify the server's TLS certificate (default: true, or the inverse of VAULT_SKIP_VERIFY)",
         ),
-        Opt::int("timeout").default(30).help("Seconds per HTTP request"),
+        Opt::int("timeout")
+            .default(30)
+            .range(1, 3600)
+            .help("Seconds per HTTP request"),
         Opt::str("mount")
             .alias("engine_mount_point")
             .default("secret")

@@ -38,7 +38,9 @@ impl Module for VaultKvRead {
     fn options() -> Vec<Opt> {
         let mut o = conn_options();
         o.extend([
-            Opt::int("version").help("Version to read, 1 or more (default: the latest)"),
+            Opt::int("version")
+                .range(1, i64::MAX)
+                .help("Version to read, 1 or more (default: the latest)"),
             Opt::bool("return_values")
                 .default(true)
                 .help("Return `data` (secret values); false returns fingerprints only"),
@@ -133,7 +135,9 @@ impl Module for VaultKvRead {
             .set("path", display.clone())
             .set("version", version)
             .set("keys", Value::Array(key_names))
-            .set("metadata", metadata)
+            // Timestamps and versions: a secret's text occurring in them by chance must not
+            // corrupt them.
+            .computed("metadata", metadata)
             .msg(format!(
                 "read {display} version {version} ({} keys)",
                 selected.len()

@@ -183,3 +183,129 @@ path "secret/metadata/app" { capabilities = ["read"] }"#,
     assert_eq!((data, v), (old(), 1), "Vault untouched");
     assert_eq!(converge(&bao, "app"), 2);
 }
+
+/// `timeout: 9223372036854775807` used to panic (a `Duration` overflow in the HTTP client). Every
+/// number option is range-checked before any request, with AnsibleModule's message shape.
+#[test]
+fn extreme_numbers_are_refused_before_any_request() {
+    let hole = lab::faults::BlackHole::start();
+    let max = json!(9223372036854775807_i64);
+    for (bin, extra, text) in [
+        (
+            WRITE,
+            json!({"data": new(), "timeout": max.clone()}),
+            "value of timeout must be between 1 and 3600, got: 9223372036854775807",
+        ),
+        (
+            WRITE,
+            json!({"rollback_to": 0}),
+            "value of rollback_to must be between 1 and 9223372036854775807, got: 0",
+        ),
+        (
+            common::READ,
+            json!({"version": -1}),
+            "value of version must be between 1 and 9223372036854775807, got: -1",
+        ),
+    ] {
+        let mut a = json!({"url": hole.url, "token": "hvs.extreme-Zq8x", "path": "app"});
+        for (k, v) in extra.as_object().unwrap() {
+            a[k] = v.clone();
+        }
+        let r = run(bin, a, &[]);
+        assert_clean(&r);
+        r.fails();
+        assert_eq!(r.msg(), text);
+        assert!(!r.output.contains("hvs.extreme-Zq8x"));
+    }
+    assert_eq!(hole.accepted(), 0, "no request was sent");
+}
+
+/// A proxy (or WAF) in front of Vault that answers 400 and echoes the request body in its error,
+/// JSON-escaped as Go (`\u003c`, `\u2028`), serde and Python's ensure_ascii (`\u00e9`) write it:
+/// an AppRole `secret_id` holding `"`, `\`, a tab, `<&>`, `é` and U+2028 used to leak in its
+/// escaped forms. Every form is masked now.
+#[test]
+fn a_proxy_echoing_the_login_body_escaped_leaks_no_form_of_the_secret() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let body = loop {
+                let Ok(n) = s.read(&mut chunk) else {
+                    break None;
+                };
+                if n == 0 {
+                    break None;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).to_string();
+                let Some(end) = text.find("\r\n\r\n") else {
+                    continue;
+                };
+                let len = text[..end]
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                    })
+                    .unwrap_or(0);
+                if buf.len() >= end + 4 + len {
+                    break Some(String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).to_string());
+                }
+            };
+            let Some(body) = body else { continue };
+            let serde = serde_json::to_string(&body).unwrap();
+            let serde = &serde[1..serde.len() - 1];
+            let go: String = serde
+                .chars()
+                .map(|c| match c {
+                    '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => format!("\\u{:04x}", c as u32),
+                    c => c.to_string(),
+                })
+                .collect();
+            let ascii: String = serde
+                .chars()
+                .map(|c| {
+                    if (c as u32) > 0x7e {
+                        format!("\\u{:04x}", c as u32)
+                    } else {
+                        c.to_string()
+                    }
+                })
+                .collect();
+            let answer =
+                format!("{{\"errors\":[\"go: {go}\",\"serde: {serde}\",\"ascii: {ascii}\"]}}");
+            let _ = write!(
+                s,
+                "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+        }
+    });
+    let secret_id = "sid\"q\\b\tt<&>\u{e9}\u{2028}-Zq8x";
+    let a = json!({"url": url, "auth_method": "approle", "role_id": "role-echo-Zq8x",
+                   "secret_id": secret_id, "path": "app", "data": new(), "timeout": 5});
+    let r = run(WRITE, a, &[]);
+    assert_clean(&r);
+    r.fails();
+    let out = &r.output;
+    assert!(r.msg().contains("login"), "{}", r.msg());
+    assert!(
+        r.msg().contains("go: "),
+        "the echo reached the message: {}",
+        r.msg()
+    );
+    for leak in [
+        "-Zq8x",
+        "\\u003c\\u0026\\u003e",
+        "\\u00e9",
+        "\\u2028",
+        "\u{2028}",
+    ] {
+        assert!(!out.contains(leak), "{leak:?} in {out}");
+    }
+}

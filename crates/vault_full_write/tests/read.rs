@@ -123,3 +123,43 @@ fn version_zero_or_negative_is_refused_not_read_as_the_latest() {
     r.ok();
     assert_eq!(r.json["version"], json!(1));
 }
+
+/// A Vault value `"7"` used to blank out every `7` in the result: fingerprints, timestamps and
+/// messages, so the drift check reported DRIFT for equal values. Values under 4 characters are
+/// now masked only as whole fields, with a warning naming their key; fingerprints are never masked.
+#[test]
+fn a_short_value_does_not_corrupt_fingerprints_or_metadata_and_is_named_in_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let bao = start(dir.path());
+    bao.kv_put(
+        "short",
+        json!({"pin": "7", "client_secret": "short-canary-Zq8x"}),
+    )
+    .unwrap();
+    // A salt whose fingerprint of the short value holds a `7`, so the test cannot pass by luck.
+    let salt = (0..)
+        .map(|i| format!("salt-{i}"))
+        .find(|s| vault_full_write::fingerprint(s, "7").contains('7'))
+        .unwrap();
+    let r = run(
+        READ,
+        args(&bao, "short", json!({"salt": salt, "return_values": false})),
+        &[],
+    );
+    r.ok();
+    for (k, v) in [("pin", "7"), ("client_secret", "short-canary-Zq8x")] {
+        assert_eq!(
+            r.json["fingerprints"][k],
+            json!(vault_full_write::fingerprint(&salt, v)),
+            "{k}"
+        );
+    }
+    assert!(!r.json["metadata"].to_string().contains('*'), "{}", r.json);
+    assert!(!r.json["msg"].as_str().unwrap().contains('*'), "{}", r.json);
+    let warnings = r.json["warnings"].to_string();
+    assert!(
+        warnings.contains("pin") && warnings.contains("shorter than 4 characters"),
+        "{warnings}"
+    );
+    assert_no_secrets(&r.output, &["short-canary-Zq8x"]);
+}

@@ -44,6 +44,12 @@ impl Module for Probe {
     }
 
     fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
+        // The probe's one state change, marked as the HTTP clients mark a write; a panic after
+        // it must report `changed: true`.
+        if let (Some(path), false, true) = (&p.dump_to, ctx.check_mode, p.want_changed) {
+            ansible_module::mark_state_may_have_changed();
+            std::fs::write(path, format!("{} {}", p.name, p.count))?;
+        }
         if p.panic {
             let s = p
                 .secret
@@ -56,9 +62,6 @@ impl Module for Probe {
         if p.fail {
             ctx.warn(format!("about to fail; secret is {secret_text}"));
             return Err(Failure::new(format!("auth failed for token {secret_text}")));
-        }
-        if let (Some(path), false, true) = (&p.dump_to, ctx.check_mode, p.want_changed) {
-            std::fs::write(path, format!("{} {}", p.name, p.count))?;
         }
         ctx.warn(format!("echo of the secret: {secret_text}"));
         Ok(Outcome::new(p.want_changed)
