@@ -1,0 +1,312 @@
+//! `playbooks/pocketid-login-code.yml` through the real ansible-playbook at `-vvvv`, and the
+//! `pocketid-login-code` workflow under `act`, against the lab: the API key comes from Vault, a code
+//! signs the user in exactly once, the e-mail path delivers a working code, `display` is refused
+//! without a terminal and under act, and no code, URL or key is in any output.
+
+use e2e::{assert_no_secret, build_collection, E2e};
+use lab::ansible::PlaybookRun;
+use lab::tools::{repo_root, venv_bin};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+/// CI markers of the test's own environment, removed so the playbook runs see only what a test sets.
+const CI_VARS: [&str; 6] = [
+    "CI",
+    "GITHUB_ACTIONS",
+    "FORGEJO_ACTIONS",
+    "GITEA_ACTIONS",
+    "GITLAB_CI",
+    "ACT",
+];
+
+/// Like `E2e::playbook`, in a new session (`setsid`): no controlling terminal even when the tests
+/// run from one, as in a non-interactive run.
+fn playbook(e: &E2e, args: &[&str], env: &[(&str, &str)]) -> PlaybookRun {
+    let root = repo_root();
+    let work = e.dir.path().join("ansible");
+    let mut cmd = Command::new("setsid");
+    cmd.arg("-w")
+        .arg(venv_bin("ansible-playbook"))
+        .arg("-i")
+        .arg(&e.inventory)
+        .arg(root.join("ansible/playbooks/pocketid-login-code.yml"))
+        .args(args)
+        .current_dir(root.join("ansible"))
+        .env("ANSIBLE_CONFIG", root.join("ansible/ansible.cfg"))
+        .env("ANSIBLE_COLLECTIONS_PATH", work.join("collections"))
+        .env("ANSIBLE_LOCAL_TEMP", work.join("tmp-local"))
+        .env("ANSIBLE_REMOTE_TEMP", work.join("tmp-remote"))
+        .env("ANSIBLE_NOCOLOR", "1")
+        .env("ANSIBLE_FORCE_COLOR", "0")
+        .env("ANSIBLE_PYTHON_INTERPRETER", venv_bin("python"))
+        .env_remove("VAULT_TOKEN");
+    for v in CI_VARS {
+        cmd.env_remove(v);
+    }
+    for (k, v) in e.lab.env() {
+        if k != "LAB_VAULT_ROOT_TOKEN" {
+            cmd.env(k, v);
+        }
+    }
+    // The key must come from Vault, not from the environment.
+    cmd.env("POCKETID_API_KEY", "not-the-api-key");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("running ansible-playbook under setsid");
+    PlaybookRun {
+        status: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Exchanges a login code as PocketID's frontend does (`POST /api/one-time-access-token/<code>`,
+/// no auth, no body) and returns the HTTP status.
+fn exchange(e: &E2e, code: &str) -> u16 {
+    use std::io::{Read, Write};
+    let hostport = e
+        .lab
+        .pocketid
+        .url()
+        .trim_start_matches("http://")
+        .to_string();
+    let mut s = std::net::TcpStream::connect(&hostport).expect("connect to the PocketID emulator");
+    write!(
+        s,
+        "POST /api/one-time-access-token/{code} HTTP/1.1\r\nHost: {hostport}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).unwrap();
+    buf.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+fn code_of(url: &str) -> String {
+    url.trim()
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn secrets(e: &E2e, extra: &[(&str, &str)]) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    m.insert("api_key".into(), e.lab.pocketid.admin_key().to_string());
+    m.insert("secret_id".into(), e.lab.secret_id.clone());
+    for (k, v) in extra {
+        m.insert(k.to_string(), v.to_string());
+    }
+    m
+}
+
+#[test]
+fn login_code_playbook_file_email_and_display_without_leaks() {
+    let e = E2e::up();
+    let pid = &e.lab.pocketid;
+    let alice = pid.add_user("alice", Some("alice@example.org"), false);
+    pid.add_user("alice2", Some("alice2@example.org"), false);
+
+    // file: a code made from Vault's API key signs alice in exactly once.
+    let path = e.dir.path().join("alice.url");
+    let path_s = path.display().to_string();
+    let run = playbook(
+        &e,
+        &["-vvvv"],
+        &[
+            ("LOGIN_USERNAME", "alice"),
+            ("LOGIN_TTL", "1h"),
+            ("LOGIN_DELIVERY", "file"),
+            ("LOGIN_PATH", &path_s),
+        ],
+    );
+    run.assert_ok();
+    let url = std::fs::read_to_string(&path).unwrap();
+    let code = code_of(&url);
+    assert_eq!(code.len(), 12);
+    let out = run.all_output();
+    assert!(!out.contains(&code), "the code is in the playbook output");
+    assert_no_secret(
+        &out,
+        &secrets(&e, &[("url", url.trim())]),
+        "ansible -vvvv output",
+    );
+    assert!(out.contains("wrote its URL to"), "{out}");
+    assert_eq!(exchange(&e, &code), 200);
+    assert_eq!(exchange(&e, &code), 401, "a second use is refused");
+    assert_eq!(
+        pid.audit_events(),
+        [("TOKEN_SIGN_IN".to_string(), alice.clone())]
+    );
+
+    // email: refused with the reason while the app setting is off, then a working code by mail.
+    let run = playbook(&e, &["-vvvv"], &[("LOGIN_USERNAME", "alice")]);
+    run.assert_failed();
+    assert!(
+        run.all_output()
+            .contains("emailOneTimeAccessAsAdminEnabled"),
+        "{}",
+        run.all_output()
+    );
+    pid.set_email_login_codes_enabled(true);
+    let run = playbook(
+        &e,
+        &["-vvvv"],
+        &[("LOGIN_USERNAME", "alice"), ("LOGIN_TTL", "20m")],
+    );
+    run.assert_ok();
+    let mail = pid.outbox().pop().expect("a login-code mail");
+    assert_eq!(mail.to, "alice@example.org");
+    let out = run.all_output();
+    assert!(!out.contains(&mail.code));
+    assert_no_secret(
+        &out,
+        &secrets(&e, &[("url", &mail.url)]),
+        "ansible -vvvv output",
+    );
+    assert_eq!(exchange(&e, &mail.code), 200);
+
+    // display: no controlling terminal here, so refused before a code is made.
+    let before = pid.live_login_codes();
+    let run = playbook(
+        &e,
+        &["-vvvv"],
+        &[("LOGIN_USERNAME", "alice"), ("LOGIN_DELIVERY", "display")],
+    );
+    run.assert_failed();
+    assert!(
+        run.all_output().contains("no controlling terminal"),
+        "{}",
+        run.all_output()
+    );
+    assert_eq!(pid.live_login_codes(), before);
+
+    // Check mode finds the user and makes nothing.
+    let run = playbook(
+        &e,
+        &["--check"],
+        &[
+            ("LOGIN_USERNAME", "alice"),
+            ("LOGIN_DELIVERY", "file"),
+            ("LOGIN_PATH", &format!("{path_s}.check")),
+        ],
+    );
+    run.assert_ok();
+    assert!(!Path::new(&format!("{path_s}.check")).exists());
+    assert_eq!(pid.live_login_codes(), before);
+}
+
+struct ActRun {
+    ok: bool,
+    output: String,
+}
+
+/// The workflow under act in host mode, as `tests/act.rs` runs the operational ones.
+fn act(e: &E2e, tarball: &Path, workflow: &Path, inputs: serde_json::Value) -> ActRun {
+    let name = workflow.file_stem().unwrap().to_string_lossy().into_owned();
+    let dir = e.dir.path().join(format!("act-{name}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let event = dir.join("event.json");
+    std::fs::write(&event, serde_json::json!({ "inputs": inputs }).to_string()).unwrap();
+    let env: BTreeMap<String, String> = e.lab.env().into_iter().collect();
+    let root = repo_root();
+    let path = format!(
+        "{}:{}",
+        venv_bin("ansible-playbook").parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut cmd = Command::new(venv_bin("act"));
+    cmd.current_dir(&root)
+        .arg("workflow_dispatch")
+        .arg("-W")
+        .arg(workflow)
+        .args([
+            "-P",
+            "self-hosted=-self-hosted",
+            "--action-offline-mode",
+            "-e",
+        ])
+        .arg(&event)
+        .arg("--env")
+        .arg(format!("PATH={path}"))
+        .arg("--env")
+        .arg(format!(
+            "ANSIBLE_PYTHON_INTERPRETER={}",
+            venv_bin("python").display()
+        ))
+        .args(["--var", &format!("VAULT_ADDR={}", env["VAULT_ADDR"])])
+        .args(["--var", &format!("POCKETID_URL={}", env["POCKETID_URL"])])
+        .args([
+            "--var",
+            &format!("HOMELAB_SSO_COLLECTION={}", tarball.display()),
+        ])
+        .args([
+            "--var",
+            &format!("HOMELAB_SSO_INVENTORY={}", e.inventory.display()),
+        ])
+        .args(["--var", "VAULT_CACERT="]);
+    for (k, v) in [
+        ("VAULT_ROLE_ID", env["VAULT_ROLE_ID"].clone()),
+        ("VAULT_SECRET_ID", env["VAULT_SECRET_ID"].clone()),
+    ] {
+        cmd.arg("-s").arg(k).env(k, v);
+    }
+    cmd.env_remove("VAULT_TOKEN")
+        .env_remove("POCKETID_API_KEY")
+        .env("HOME", &dir);
+    let out = cmd.output().expect("running act (run `make setup`)");
+    ActRun {
+        ok: out.status.success(),
+        output: format!(
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
+}
+
+#[test]
+fn login_code_workflow_emails_a_working_code_under_act_and_display_is_refused() {
+    let e = E2e::up();
+    let pid = &e.lab.pocketid;
+    pid.add_user("alice", Some("alice@example.org"), false);
+    pid.set_email_login_codes_enabled(true);
+    let tarball = build_collection(e.dir.path());
+    let workflow = repo_root().join(".forgejo/workflows/pocketid-login-code.yml");
+
+    let r = act(
+        &e,
+        &tarball,
+        &workflow,
+        serde_json::json!({"username": "alice", "ttl": "1h"}),
+    );
+    assert!(r.ok, "pocketid-login-code under act failed:\n{}", r.output);
+    let mail = pid.outbox().pop().expect("a login-code mail");
+    assert_eq!(mail.code.len(), 12);
+    assert!(!r.output.contains(&mail.code), "the code is in the act log");
+    assert_no_secret(&r.output, &secrets(&e, &[("url", &mail.url)]), "act log");
+    assert_eq!(exchange(&e, &mail.code), 200);
+    assert_eq!(exchange(&e, &mail.code), 401);
+
+    // The same job asking for `display` (the workflow never offers it): refused in CI, no code.
+    let text = std::fs::read_to_string(&workflow)
+        .unwrap()
+        .replace("LOGIN_DELIVERY: email", "LOGIN_DELIVERY: display");
+    let display_wf = e.dir.path().join("pocketid-login-code-display.yml");
+    std::fs::write(&display_wf, text).unwrap();
+    let before = pid.live_login_codes();
+    let r = act(
+        &e,
+        &tarball,
+        &display_wf,
+        serde_json::json!({"username": "alice", "ttl": "15m"}),
+    );
+    assert!(!r.ok, "display must fail under act:\n{}", r.output);
+    assert!(r.output.contains("CI job"), "{}", r.output);
+    assert_eq!(pid.live_login_codes(), before);
+    assert_no_secret(&r.output, &secrets(&e, &[]), "act log");
+}
