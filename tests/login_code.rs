@@ -65,6 +65,16 @@ fn playbook(e: &E2e, args: &[&str], env: &[(&str, &str)]) -> PlaybookRun {
 /// Exchanges a login code as PocketID's frontend does (`POST /api/one-time-access-token/<code>`,
 /// no auth, no body) and returns the HTTP status.
 fn exchange(e: &E2e, code: &str) -> u16 {
+    http(
+        e,
+        "POST",
+        &format!("/api/one-time-access-token/{code}"),
+        None,
+    )
+}
+
+/// A bodiless request to the PocketID emulator over plain HTTP; returns the status.
+fn http(e: &E2e, method: &str, path: &str, api_key: Option<&str>) -> u16 {
     use std::io::{Read, Write};
     let hostport = e
         .lab
@@ -73,9 +83,12 @@ fn exchange(e: &E2e, code: &str) -> u16 {
         .trim_start_matches("http://")
         .to_string();
     let mut s = std::net::TcpStream::connect(&hostport).expect("connect to the PocketID emulator");
+    let key = api_key
+        .map(|k| format!("X-API-Key: {k}\r\n"))
+        .unwrap_or_default();
     write!(
         s,
-        "POST /api/one-time-access-token/{code} HTTP/1.1\r\nHost: {hostport}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {hostport}\r\n{key}Content-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut buf = String::new();
@@ -198,6 +211,56 @@ fn login_code_playbook_file_email_and_display_without_leaks() {
     run.assert_ok();
     assert!(!Path::new(&format!("{path_s}.check")).exists());
     assert_eq!(pid.live_login_codes(), before);
+}
+
+#[test]
+fn login_code_playbook_falls_back_to_the_cli_over_ssh_when_the_key_is_revoked() {
+    let e = E2e::up();
+    let pid = &e.lab.pocketid;
+    pid.add_user("alice", Some("alice@example.org"), false);
+    // The key Vault holds is revoked (by itself, as an admin would in the panel).
+    let key = pid.admin_key().to_string();
+    let status = http(
+        &e,
+        "DELETE",
+        &format!("/api/api-keys/{}", pid.admin_key_id()),
+        Some(&key),
+    );
+    assert_eq!(status, 204);
+    let path = e.dir.path().join("alice-ssh.url");
+    let path_s = path.display().to_string();
+    let env = [
+        ("LOGIN_USERNAME", "alice"),
+        ("LOGIN_DELIVERY", "file"),
+        ("LOGIN_PATH", path_s.as_str()),
+    ];
+    // Without the fallback: the refusal, nothing made.
+    let run = playbook(&e, &[], &env);
+    run.assert_failed();
+    assert!(
+        run.all_output().contains("not_signed_in"),
+        "{}",
+        run.all_output()
+    );
+    assert!(!path.exists());
+
+    let mut with = env.to_vec();
+    with.push(("LOGIN_FALLBACK", "ssh"));
+    let run = playbook(&e, &["-vvvv"], &with);
+    run.assert_ok();
+    let url = std::fs::read_to_string(&path).unwrap();
+    let code = code_of(&url);
+    assert_eq!(code.len(), 12);
+    let out = run.all_output();
+    assert!(out.contains("refused the API key"), "{out}");
+    assert!(!out.contains(&code), "the code is in the playbook output");
+    assert_no_secret(
+        &out,
+        &secrets(&e, &[("url", url.trim())]),
+        "ansible -vvvv output",
+    );
+    assert_eq!(exchange(&e, &code), 200);
+    assert_eq!(exchange(&e, &code), 401);
 }
 
 struct ActRun {

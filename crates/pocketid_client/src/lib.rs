@@ -5,6 +5,7 @@ pub mod api;
 pub mod api_key;
 pub mod client;
 pub mod login_code;
+pub mod login_code_ssh;
 
 pub use api::{ApiError, Connection, MintedSecret, PocketIdApi, ServerVersion};
 pub use api_key::PocketIdApiKey;

@@ -4,6 +4,7 @@
 //! its `<APP_URL>/lc/<code>` URL are secrets: they are never in the result, a message or a log.
 
 use crate::api::{connection_options, ApiError, Connection, PocketIdApi};
+use crate::login_code_ssh::{self, SshParams};
 use ansible_module::{Context, Failure, Module, Opt, Outcome, Secret};
 use serde::Deserialize;
 use std::io::Write;
@@ -20,6 +21,9 @@ pub struct Params {
     pub ttl: String,
     pub delivery: String,
     pub path: Option<PathBuf>,
+    pub fallback: String,
+    #[serde(flatten)]
+    pub ssh: SshParams,
 }
 
 /// PocketID's bounds for `ttl`: more than 1 second, at most 31 days.
@@ -87,6 +91,7 @@ impl Module for PocketIdLoginCode {
                 .help("email: PocketID mails it to the user; display: shown once on this terminal (refused without one, and in CI); file: written to `path`, a new file with mode 0600"),
             Opt::path("path").help("the new file for delivery file (must not exist)"),
         ]);
+        o.extend(login_code_ssh::options());
         o
     }
 
@@ -244,9 +249,12 @@ pub fn write_new_file(path: &Path, content: &str) -> Result<(), LoginCodeError> 
     linked
 }
 
-/// Finds the user with exactly this username (PocketID's search is a wildcard substring match).
-pub fn find_user(api: &PocketIdApi, username: &str) -> Result<serde_json::Value, Failure> {
-    let found = api.search_users(username)?;
+/// The user with exactly this username among PocketID's search results (a wildcard substring
+/// match).
+pub fn pick_user(
+    found: Vec<serde_json::Value>,
+    username: &str,
+) -> Result<serde_json::Value, Failure> {
     let matched = found.len();
     found
         .into_iter()
@@ -278,7 +286,15 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
         }
     }
     let api = PocketIdApi::new(&p.conn)?;
-    let user = find_user(&api, &p.username)?;
+    let found = match api.search_users(&p.username) {
+        Ok(f) => f,
+        // A refused key (unknown, revoked and expired look the same): PocketID's CLI needs none.
+        Err(e) if p.fallback == "ssh" && e.status() == Some(401) => {
+            return ssh_fallback(p, ctx, tty, e, ttl);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let user = pick_user(found, &p.username)?;
     let user_id = user
         .get("id")
         .and_then(|v| v.as_str())
@@ -292,6 +308,7 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
         .set("username", p.username.clone())
         .set("user_id", user_id.clone())
         .set("delivery", p.delivery.clone())
+        .set("via", "api")
         .set("ttl_seconds", ttl)
         .set("code_length", code_length);
     if let (Some(path), "file") = (&p.path, p.delivery.as_str()) {
@@ -319,41 +336,96 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
                 "PocketID made {what} and e-mails it to the user's address in the background; if it does not arrive, look for \"Failed to send one-time access token email\" in PocketID's log (SMTP settings)"
             )
         }
-        "display" => {
-            let code = api.create_login_code(&user_id, ttl)?;
-            let url = Secret::new(format!("{base}/lc/{}", code.expose()));
-            let mut tty = tty.take().expect("opened before the code was made");
-            write!(
-                tty,
-                "\nPocketID login code for {user} (single use, valid {ttl_text}):\n\n    {url}\n\n(or enter {code} at {base}/lc) Give it to {user} only, over a channel you trust.\n\n",
-                user = p.username,
-                url = url.expose(),
-                code = code.expose(),
-            )
-            .and_then(|_| tty.flush())
-            .map_err(|e| LoginCodeError::TtyWrite(e.to_string()))?;
-            format!("made {what} and showed it on the terminal")
-        }
         _ => {
-            let path = p.path.as_deref().ok_or(LoginCodeError::NoPath)?;
             let code = api.create_login_code(&user_id, ttl)?;
             let url = Secret::new(format!("{base}/lc/{}", code.expose()));
-            write_new_file(path, &format!("{}\n", url.expose())).map_err(|e| {
-                Failure::new(format!(
-                    "{e}; the code that was made is not shown anywhere and expires unused"
-                ))
-                .set("changed", true)
-            })?;
-            format!(
-                "made {what} and wrote its URL to {} (mode 0600); hand it over, then delete the file",
-                path.display()
-            )
+            hand_over(&p, tty, &url, &what)?
         }
     };
     Ok(out.msg(msg).diff(
         serde_json::json!({"login_code": null}),
         serde_json::json!({"login_code": {"username": p.username, "delivery": p.delivery, "ttl_seconds": ttl}}),
     ))
+}
+
+/// Shows the login URL on the terminal or writes it to the new file; returns the message.
+fn hand_over(
+    p: &Params,
+    tty: Option<std::fs::File>,
+    url: &Secret,
+    what: &str,
+) -> Result<String, Failure> {
+    let (base, code) = url.expose().rsplit_once("/lc/").unwrap_or(("", ""));
+    if p.delivery == "display" {
+        let mut tty = tty.ok_or(LoginCodeError::NotInteractive("no terminal".into()))?;
+        write!(
+            tty,
+            "\nPocketID login: {what}\n\n    {url}\n\n(or enter {code} at {base}/lc) Give it to {user} only, over a channel you trust.\n\n",
+            url = url.expose(),
+            user = p.username,
+        )
+        .and_then(|_| tty.flush())
+        .map_err(|e| LoginCodeError::TtyWrite(e.to_string()))?;
+        return Ok(format!("made {what} and showed it on the terminal"));
+    }
+    let path = p.path.as_deref().ok_or(LoginCodeError::NoPath)?;
+    write_new_file(path, &format!("{}\n", url.expose())).map_err(|e| {
+        Failure::new(format!(
+            "{e}; the code that was made is not shown anywhere and expires unused"
+        ))
+        .set("changed", true)
+    })?;
+    Ok(format!(
+        "made {what} and wrote its URL to {} (mode 0600); hand it over, then delete the file",
+        path.display()
+    ))
+}
+
+/// The API key was refused: PocketID's CLI in its container, over SSH, makes a 1-hour code.
+fn ssh_fallback(
+    p: Params,
+    ctx: &mut Context,
+    tty: Option<std::fs::File>,
+    refused: ApiError,
+    ttl: u64,
+) -> Result<Outcome, Failure> {
+    if p.delivery == "email" {
+        return Err(Failure::new(format!(
+            "{refused}; {}",
+            login_code_ssh::SshFallbackError::Email
+        )));
+    }
+    ctx.warn(
+        "PocketID refused the API key (401): the code comes from PocketID's CLI in its container, over SSH. Put a working key in Vault (playbooks/pocketid-api-key.yml)",
+    );
+    if ttl != login_code_ssh::CLI_TTL_SECS {
+        ctx.warn(format!(
+            "ttl {} is ignored: PocketID's CLI makes 1-hour codes",
+            human_ttl(ttl)
+        ));
+    }
+    let what = format!("a single-use login code for {} (valid 1h)", p.username);
+    let mut out = Outcome::new(true)
+        .set("username", p.username.clone())
+        .set("delivery", p.delivery.clone())
+        .set("via", "ssh")
+        .set("ttl_seconds", login_code_ssh::CLI_TTL_SECS)
+        .set("code_length", 12);
+    if let (Some(path), "file") = (&p.path, p.delivery.as_str()) {
+        out.insert("path", path.display().to_string());
+    }
+    if ctx.check_mode {
+        return Ok(out.msg(format!(
+            "the API key was refused; would make {what} with PocketID's CLI over SSH and deliver it by {}",
+            p.delivery
+        )));
+    }
+    let url = login_code_ssh::make_code(&p.ssh, &p.username, p.conn.timeout)
+        .map_err(|e| Failure::new(format!("{refused}; the SSH fallback failed: {e}")))?;
+    let msg = hand_over(&p, tty, &url, &what)?;
+    Ok(out.msg(format!(
+        "{msg} (PocketID's CLI over SSH: the API key was refused)"
+    )))
 }
 
 /// The e-mail endpoint's refusals, told apart: the app setting, or the user's address.

@@ -350,3 +350,83 @@ fn a_refused_api_key_is_reported_without_the_key() {
     );
     assert!(!r.output().contains("revoked-key-0123456789"));
 }
+
+#[test]
+fn ssh_fallback_with_a_revoked_key_makes_a_working_code() {
+    let (pid, alice) = start();
+    let tmp = tempfile::tempdir().unwrap();
+    let containers = lab::fixtures::Containers::create(tmp.path().join("ct")).unwrap();
+    containers.add(123, "pocketid", true).unwrap();
+    containers
+        .add_pocketid_docker(123, "pocketid", pid.url())
+        .unwrap();
+    let sshd = lab::sshd::Sshd::start(&tmp.path().join("sshd"), &containers).unwrap();
+    // A key that worked once and was revoked since.
+    let old = pid.add_admin_api_key("old");
+    let mut cfg = HttpConfig::new("PocketID", pid.url());
+    cfg.retries = 0;
+    let c = Client::new(cfg).unwrap();
+    let r = c
+        .send(
+            "DELETE",
+            &format!("/api/api-keys/{}", old.id),
+            &[("X-API-Key", pid.admin_key())],
+            Body::None,
+            Retry::Never,
+        )
+        .unwrap();
+    assert_eq!(r.status, 204);
+    let path = tmp.path().join("alice.url");
+    let fallback = |extra: Value| {
+        let mut a = json!({
+            "url": pid.url(), "api_key": old.token, "username": "alice",
+            "delivery": "file", "path": path, "fallback": "ssh",
+            "ssh_host": sshd.host, "ssh_port": sshd.port, "ssh_user": sshd.user,
+            "ssh_private_key": sshd.private_key, "ssh_known_hosts": sshd.known_hosts,
+            "pct_path": sshd.pct_path, "vmid": 123, "container": "pocketid",
+            "_ansible_verbosity": 4,
+        });
+        for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+            a[k] = v;
+        }
+        run_module(Path::new(BIN), &a, &CI_VARS, &[])
+    };
+
+    let r = fallback(json!({}));
+    assert!(!r.failed(), "{}", r.json);
+    assert_eq!(r.json["via"], json!("ssh"));
+    assert!(
+        r.json["warnings"][0]
+            .as_str()
+            .is_some_and(|w| w.contains("refused the API key")),
+        "{}",
+        r.json
+    );
+    let url = std::fs::read_to_string(&path).unwrap();
+    assert!(url.starts_with(&format!("{}/lc/", pid.url())), "{url}");
+    let code = code_of(&url);
+    assert_eq!(code.len(), 12, "the CLI makes 1-hour codes");
+    assert!(!r.output().contains(&code));
+    assert!(!r.output().contains(&old.token));
+    let (status, user) = exchange(&pid, &code);
+    assert_eq!(status, 200);
+    assert_eq!(user["id"], json!(alice));
+    assert_eq!(exchange(&pid, &code).0, 401);
+
+    // Its refusals say what is wrong, and nothing leaks.
+    std::fs::remove_file(&path).unwrap();
+    let r = fallback(json!({"container": "pocket-id-1"}));
+    assert!(
+        r.msg().contains("has no Docker container \"pocket-id-1\""),
+        "{}",
+        r.msg()
+    );
+    let r = fallback(json!({"username": "nobody"}));
+    assert!(r.msg().contains("has no user \"nobody\""), "{}", r.msg());
+    let r = fallback(json!({"delivery": "email"}));
+    assert!(r.msg().contains("display or file"), "{}", r.msg());
+    assert!(!path.exists());
+    // Without the fallback, the refusal is the API's.
+    let r = fallback(json!({"fallback": "none"}));
+    assert!(r.msg().contains("not_signed_in"), "{}", r.msg());
+}
