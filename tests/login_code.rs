@@ -20,19 +20,12 @@ const CI_VARS: [&str; 6] = [
     "ACT",
 ];
 
-/// Like `E2e::playbook`, in a new session (`setsid`): no controlling terminal even when the tests
-/// run from one, as in a non-interactive run.
-fn playbook(e: &E2e, args: &[&str], env: &[(&str, &str)]) -> PlaybookRun {
+/// The environment `E2e::playbook` gives ansible-playbook, without CI markers, with a wrong
+/// `POCKETID_API_KEY` (the key must come from Vault).
+fn ansible_env(cmd: &mut Command, e: &E2e, env: &[(&str, &str)]) {
     let root = repo_root();
     let work = e.dir.path().join("ansible");
-    let mut cmd = Command::new("setsid");
-    cmd.arg("-w")
-        .arg(venv_bin("ansible-playbook"))
-        .arg("-i")
-        .arg(&e.inventory)
-        .arg(root.join("ansible/playbooks/pocketid-login-code.yml"))
-        .args(args)
-        .current_dir(root.join("ansible"))
+    cmd.current_dir(root.join("ansible"))
         .env("ANSIBLE_CONFIG", root.join("ansible/ansible.cfg"))
         .env("ANSIBLE_COLLECTIONS_PATH", work.join("collections"))
         .env("ANSIBLE_LOCAL_TEMP", work.join("tmp-local"))
@@ -49,11 +42,23 @@ fn playbook(e: &E2e, args: &[&str], env: &[(&str, &str)]) -> PlaybookRun {
             cmd.env(k, v);
         }
     }
-    // The key must come from Vault, not from the environment.
     cmd.env("POCKETID_API_KEY", "not-the-api-key");
     for (k, v) in env {
         cmd.env(k, v);
     }
+}
+
+/// Like `E2e::playbook`, in a new session (`setsid`): ansible-playbook has no controlling terminal
+/// even when the tests run from one, as in a non-interactive run.
+fn playbook(e: &E2e, args: &[&str], env: &[(&str, &str)]) -> PlaybookRun {
+    let mut cmd = Command::new("setsid");
+    cmd.arg("-w")
+        .arg(venv_bin("ansible-playbook"))
+        .arg("-i")
+        .arg(&e.inventory)
+        .arg(repo_root().join("ansible/playbooks/pocketid-login-code.yml"))
+        .args(args);
+    ansible_env(&mut cmd, e, env);
     let out = cmd.output().expect("running ansible-playbook under setsid");
     PlaybookRun {
         status: out.status.code().unwrap_or(-1),
@@ -211,6 +216,55 @@ fn login_code_playbook_file_email_and_display_without_leaks() {
     run.assert_ok();
     assert!(!Path::new(&format!("{path_s}.check")).exists());
     assert_eq!(pid.live_login_codes(), before);
+}
+
+#[test]
+fn display_reaches_the_terminal_ansible_playbook_runs_at_and_nothing_else() {
+    let e = E2e::up();
+    e.lab
+        .pocketid
+        .add_user("alice", Some("alice@example.org"), false);
+    // A person at a terminal (util-linux `script` gives one), ansible's own output sent to a file.
+    let log = e.dir.path().join("ansible.log");
+    let cmdline = format!(
+        "'{}' -vvvv -i '{}' '{}' > '{}' 2>&1",
+        venv_bin("ansible-playbook").display(),
+        e.inventory.display(),
+        repo_root()
+            .join("ansible/playbooks/pocketid-login-code.yml")
+            .display(),
+        log.display()
+    );
+    let mut cmd = Command::new("script");
+    cmd.args(["-qec", &cmdline, "/dev/null"]);
+    ansible_env(
+        &mut cmd,
+        &e,
+        &[("LOGIN_USERNAME", "alice"), ("LOGIN_DELIVERY", "display")],
+    );
+    let out = cmd.output().expect("util-linux script");
+    let terminal = String::from_utf8_lossy(&out.stdout).into_owned();
+    let ansible = std::fs::read_to_string(&log).unwrap();
+    assert!(out.status.success(), "{ansible}");
+    let base = format!("{}/lc/", e.lab.pocketid.url());
+    let start = terminal
+        .find(&base)
+        .unwrap_or_else(|| panic!("no login URL on the terminal:\n{terminal}\n{ansible}"));
+    let url: String = terminal[start..]
+        .chars()
+        .take_while(|c| !c.is_whitespace())
+        .collect();
+    assert_eq!(terminal.matches(&url).count(), 1, "shown once");
+    let code = code_of(&url);
+    assert_eq!(code.len(), 6);
+    assert!(!ansible.contains(&code), "the code is in ansible's output");
+    assert_no_secret(
+        &ansible,
+        &secrets(&e, &[("url", &url)]),
+        "ansible -vvvv output",
+    );
+    assert!(ansible.contains("showed it on the terminal"), "{ansible}");
+    assert_eq!(exchange(&e, &code), 200);
 }
 
 #[test]

@@ -6,6 +6,7 @@ pub mod api_key;
 pub mod client;
 pub mod login_code;
 pub mod login_code_ssh;
+mod login_code_tty;
 
 pub use api::{ApiError, Connection, MintedSecret, PocketIdApi, ServerVersion};
 pub use api_key::PocketIdApiKey;

@@ -170,19 +170,20 @@ fn not_interactive_reason() -> Option<String> {
 }
 
 /// The controlling terminal, opened for writing (Ansible captures the module's stdout, so the
-/// terminal is the only way to a person).
+/// terminal is the only way to a person), else the one ansible-playbook runs at.
 fn open_tty() -> Result<std::fs::File, LoginCodeError> {
     if let Some(why) = not_interactive_reason() {
         return Err(LoginCodeError::NotInteractive(why));
     }
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open("/dev/tty")
-        .map_err(|e| {
+    match std::fs::OpenOptions::new().write(true).open("/dev/tty") {
+        Ok(f) => Ok(f),
+        // Module mode under ansible-playbook: the terminal ansible-playbook was started from.
+        Err(e) => crate::login_code_tty::open_session_parent_tty().map_err(|why| {
             LoginCodeError::NotInteractive(format!(
-                "this process has no controlling terminal (/dev/tty: {e})"
+                "this process has no controlling terminal (/dev/tty: {e}), and {why}"
             ))
-        })
+        }),
+    }
 }
 
 /// Before any code exists: the file must be new and its directory must exist.

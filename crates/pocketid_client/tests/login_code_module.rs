@@ -41,15 +41,23 @@ fn module(pid: &PocketId, extra: Value, env: &[(&str, &str)]) -> lab::module::Mo
     run_module(setsid_wrapper(), &args(pid, extra), &remove, env)
 }
 
-/// A tiny script that runs the module with `setsid`, so it has no controlling terminal even when
-/// the tests run from one.
+/// A tiny script that runs the module with `setsid`, so that neither it nor the process that
+/// started its session has a terminal, even when the tests run from one.
 fn setsid_wrapper() -> &'static Path {
     static WRAPPER: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     WRAPPER.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("login-code-wrapper-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join("pocketid_login_code");
-        std::fs::write(&p, format!("#!/bin/sh\nexec setsid {BIN} \"$@\"\n")).unwrap();
+        // Twice: the module's session is started by a process that has no terminal either (the
+        // module would otherwise write to the terminal of the process that started its session).
+        std::fs::write(
+            &p,
+            format!(
+                "#!/bin/sh\nexec setsid -w sh -c 'exec setsid -w \"$0\" \"$@\"' {BIN} \"$@\"\n"
+            ),
+        )
+        .unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
         p
