@@ -4,7 +4,7 @@ SHELL := /bin/bash
 VENV ?= $(CURDIR)/.venv
 export VENV
 export PATH := $(VENV)/bin:$(PATH)
-MODULES := vault_full_write vault_kv_read env_harvest pocketid_client pocketid_api_key redeploy_trigger
+MODULES := vault_full_write vault_kv_read env_harvest pocketid_client pocketid_api_key pocketid_login_code redeploy_trigger
 COLLECTION := ansible/collection
 CARGO ?= cargo
 MODULE_CRATES := -p vault_full_write -p env_harvest -p pocketid_client -p redeploy_trigger

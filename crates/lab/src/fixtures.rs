@@ -128,3 +128,15 @@ fn write_atomic(p: &Path, content: &[u8]) -> Result<()> {
     std::fs::write(&tmp, content).ctx(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, p).ctx(|| format!("replacing {}", p.display()))
 }
+
+impl Containers {
+    /// A Docker container `name` running PocketID inside CT `vmid` (which must exist): the `pct`
+    /// stand-in's `docker exec … /app/pocket-id one-time-access-token` asks the emulator at
+    /// `pocketid_url` for the code.
+    pub fn add_pocketid_docker(&self, vmid: u32, name: &str, pocketid_url: &str) -> Result<()> {
+        let d = self.dir(vmid).join("docker").join(name);
+        std::fs::create_dir_all(&d).ctx(|| format!("creating {}", d.display()))?;
+        std::fs::write(d.join("pocketid_url"), pocketid_url)
+            .ctx(|| "writing the docker container fixture".into())
+    }
+}

@@ -2,7 +2,8 @@
 # A stand-in for Proxmox's `pct` (pve-container 6.1.x) over the lab's fixture containers:
 # `<root>/<vmid>/{name,status,rootfs/…}`. It implements `list`, `status <vmid>` and
 # `exec <vmid> [--keep-env <bool>] -- <argv…>` with Getopt::Long-style option errors, PVE's vmid
-# checks and messages, and inside a "container" the programs `cat`, `sleep` and `true` (anything
+# checks and messages, and inside a "container" the programs `cat`, `sleep`, `true` and `docker
+# exec` into a PocketID container (see ct_docker) (anything
 # else gives lxc-attach's exec failure). Exit codes of Perl `die`s are assumptions: 2 for a
 # missing config, 255 for the others (contract ssh-pct-dotenv §1.2, §3.2).
 # A fixture file `<root>/<vmid>/stderr` is written to stderr before each program runs inside that
@@ -114,6 +115,56 @@ ct_sh() {
   esac
 }
 
+# `docker exec [-u <user>] [-i] [-t] <name> <argv…>` inside a CT. A fixture
+# `<root>/<vmid>/docker/<name>/pocketid_url` stands for a PocketID container: its CLI
+# `/app/pocket-id one-time-access-token <user>` is answered by the PocketID emulator (a lab-only
+# route), with a Go-default log line on stderr first as the real CLI may print.
+ct_docker() { # $1 vmid, rest: docker's argv
+  local vmid=$1; shift
+  if [[ ${1:-} != exec ]]; then
+    echo "docker: '${1:-}' is not a docker command." >&2; return 1
+  fi
+  shift
+  while (($#)); do
+    case $1 in
+      -u|--user) shift 2 ;;
+      -u?*|--user=*|-i|-t|-it|--interactive|--tty) shift ;;
+      -*) echo "unknown flag: $1" >&2; return 125 ;;
+      *) break ;;
+    esac
+  done
+  local name=${1:-}
+  (($#)) && shift
+  local dir=$ROOT/$vmid/docker/$name
+  if [[ -z $name || ! -f $dir/pocketid_url ]]; then
+    echo "Error response from daemon: No such container: $name" >&2; return 1
+  fi
+  if [[ ${1:-} != /app/pocket-id ]]; then
+    echo "OCI runtime exec failed: exec failed: unable to start container process: exec: \"${1:-}\": stat ${1:-}: no such file or directory: unknown" >&2
+    return 126
+  fi
+  shift
+  if [[ ${1:-} != one-time-access-token ]] || (($# != 2)); then
+    echo "Error: accepts 1 arg(s), received $(($# - 1))" >&2; return 1
+  fi
+  local url hostport response status body
+  url=$(command cat -- "$dir/pocketid_url")
+  hostport=${url#http://}
+  printf '%s INFO Connected to database provider=sqlite\n' "$(date '+%Y/%m/%d %H:%M:%S')" >&2
+  exec 3<>"/dev/tcp/${hostport%:*}/${hostport##*:}" || { echo "Error: failed to connect to database" >&2; return 1; }
+  LC_ALL=C printf 'POST /api/__lab/cli/one-time-access-token HTTP/1.1\r\nHost: %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s' \
+    "$hostport" "$(LC_ALL=C; printf '%s' "$2" | wc -c)" "$2" >&3
+  response=$(command cat <&3)
+  exec 3<&-
+  status=$(printf '%s' "$response" | head -n 1 | cut -d' ' -f2)
+  body=${response#*$'\r\n\r\n'}
+  if [[ $status == 200 ]]; then
+    printf '%s\n' "$body"; return 0
+  fi
+  printf '%s\n' "$body" >&2
+  return 1
+}
+
 cmd_exec() {
   local vmid="" argv=() opts_done=0 a
   while (($#)); do
@@ -147,6 +198,7 @@ cmd_exec() {
   local prog=${argv[0]}
   case $prog in
     cat) ct_cat "$vmid" "${argv[@]:1}"; exit $? ;;
+    docker) ct_docker "$vmid" "${argv[@]:1}"; exit $? ;;
     sleep) command sleep "${argv[1]:-0}"; exit $? ;;
     true) exit 0 ;;
     sh)

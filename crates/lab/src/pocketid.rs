@@ -7,7 +7,9 @@
 //! id, full-replace PUT, delete), allowed user groups, user groups, client secrets (2.14 additive
 //! `/secrets` with the cap of 20 and the public-client refusal; 2.13 `/secret` replace), API keys
 //! (list, revoke, 403 on create with an API key), Content-Type checks, error bodies of the 2.13+
-//! shape and a token-bucket rate limit with `Retry-After`.
+//! shape and a token-bucket rate limit with `Retry-After`. Access recovery (users search, one-time
+//! login codes, the admin login-code e-mail into an outbox, the audit log, the container CLI) is
+//! in `pocketid/access.rs`.
 //!
 //! Test hooks: seed clients and groups, make API keys as the admin panel would, inject a one-shot
 //! 500 on the next secret POST or a burst of 429s, refuse the revocation of a key, make paginated
@@ -21,6 +23,9 @@ use std::io::Read;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+mod access;
+pub use access::Mail;
 
 /// Which PocketID release to behave like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,6 +201,7 @@ struct State {
     hostile_lists: Option<HostileLists>,
     seq: u64,
     rng: u64,
+    access: access::AccessState,
 }
 
 /// The running emulator; stopped on drop.
@@ -276,6 +282,7 @@ impl PocketId {
             hostile_lists: None,
             seq: 0,
             rng: seed,
+            access: access::AccessState::new(format!("http://127.0.0.1:{port}")),
         };
         let admin = st.add_key(ADMIN_USER, "automation", 365 * 86400);
         let non_admin = st.add_key(PLAIN_USER, "user key", 365 * 86400);
@@ -898,6 +905,9 @@ fn handle(st: &mut State, req: &Req) -> Resp {
             ),
             None => client_not_found(),
         };
+    }
+    if let Some(r) = access::route(st, req, segs) {
+        return r;
     }
     if !route_exists(st.version, m, segs) {
         return Resp::not_found_route();

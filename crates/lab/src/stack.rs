@@ -115,6 +115,8 @@ impl Lab {
 
         let containers = Containers::create(dir.join("containers"))?;
         containers.populate_runbook(&values)?;
+        // LXC 123 runs PocketID in Docker: its CLI (one-time access codes) answers over `pct exec`.
+        containers.add_pocketid_docker(123, "pocketid", pocketid.url())?;
         containers.write_file(
             138,
             GRAFANA_DB_PATH,

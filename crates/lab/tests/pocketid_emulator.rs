@@ -595,3 +595,309 @@ fn test_hooks_refuse_a_revoke_and_make_lists_hostile() {
     pid.hostile_lists(None);
     assert_eq!(page(1)["pagination"]["totalPages"], json!(1));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Access recovery (contract `pocketid-logs-and-access.md` §4)
+
+const CODE_CHARS: &str = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKMNPQRSTUVWXYZ0123456789";
+
+fn usernames(v: &Value) -> Vec<String> {
+    let mut names: Vec<String> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn users_search_is_a_like_match_with_pocketid_pagination() {
+    let (pid, c) = start("2.14.0");
+    pid.add_user("alice", Some("alice@example.org"), false);
+    pid.add_user("alicia", None, false);
+    pid.add_user("bob_x", Some("bx@example.org"), false);
+    pid.add_user("bobax", Some("ba@example.org"), false);
+    let key = pid.admin_key();
+    let r = req(
+        &c,
+        key,
+        "GET",
+        "/api/users?search=ALI&pagination%5Blimit%5D=100",
+        None,
+    );
+    assert_eq!(r.status, 200);
+    let v = json(&r);
+    assert_eq!(usernames(&v), ["alice", "alicia"]);
+    assert_eq!(v["pagination"]["totalItems"], json!(2));
+    assert_eq!(v["pagination"]["totalPages"], json!(1));
+    assert_eq!(v["pagination"]["currentPage"], json!(1));
+    assert_eq!(v["pagination"]["itemsPerPage"], json!(100));
+    let alicia = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == "alicia")
+        .unwrap()
+        .clone();
+    assert_eq!(alicia["email"], Value::Null);
+    for k in [
+        "id",
+        "isAdmin",
+        "disabled",
+        "displayName",
+        "firstName",
+        "lastName",
+    ] {
+        assert!(alicia.get(k).is_some(), "UserDto lacks {k}: {alicia}");
+    }
+    // `_` and `%` are not escaped: they stay wildcards, so the exact match is the caller's job.
+    let v = json(&req(&c, key, "GET", "/api/users?search=bob_x", None));
+    assert_eq!(usernames(&v), ["bob_x", "bobax"]);
+    let v = json(&req(&c, key, "GET", "/api/users?search=%25", None));
+    assert_eq!(v["pagination"]["totalItems"], json!(7));
+    // Default page size 20; past the end is clamped to the last page.
+    let v = json(&req(
+        &c,
+        key,
+        "GET",
+        "/api/users?pagination%5Blimit%5D=3&pagination%5Bpage%5D=9&sort%5Bcolumn%5D=username",
+        None,
+    ));
+    assert_eq!(v["pagination"]["totalPages"], json!(3));
+    assert_eq!(v["pagination"]["currentPage"], json!(3));
+    assert_eq!(v["data"].as_array().unwrap().len(), 1);
+    assert_err(
+        &req(&c, pid.non_admin_key(), "GET", "/api/users", None),
+        403,
+        "forbidden",
+    );
+    assert_err(
+        &req(&c, "nope", "GET", "/api/users", None),
+        401,
+        "not_signed_in",
+    );
+}
+
+#[test]
+fn one_time_access_tokens_ttl_length_single_use_and_audit() {
+    let (pid, c) = start("2.14.0");
+    let alice = pid.add_user("alice", Some("alice@example.org"), false);
+    let key = pid.admin_key();
+    let path = format!("/api/users/{alice}/one-time-access-token");
+    let create = |body: Value| req(&c, key, "POST", &path, Some(body));
+    let token = |r: &Response| -> String {
+        assert_eq!(r.status, 201, "{}", json(r));
+        json(r)["token"].as_str().unwrap().to_string()
+    };
+    // 6 characters up to 15 minutes, 12 above; 0 / absent is 15 minutes; `expiresAt` is not a
+    // field (ignored: a 15-minute code).
+    for (body, len) in [
+        (json!({"ttl": "15m"}), 6),
+        (json!({"ttl": 900}), 6),
+        (json!({"ttl": 0}), 6),
+        (json!({}), 6),
+        (json!({"expiresAt": "2099-01-01T00:00:00Z"}), 6),
+        (json!({"ttl": "15m1s"}), 12),
+        (json!({"ttl": "1h"}), 12),
+        (json!({"ttl": 2_678_400}), 12),
+        (json!({"ttl": "744h"}), 12),
+    ] {
+        let t = token(&create(body.clone()));
+        assert_eq!(t.len(), len, "{body}");
+        assert!(t.chars().all(|ch| CODE_CHARS.contains(ch)), "{t:?}");
+    }
+    // Out of range: 400 validation_failed; not a Go duration (no `d`, no bare number string):
+    // 400 invalid_request_body.
+    for body in [
+        json!({"ttl": "745h"}),
+        json!({"ttl": 1}),
+        json!({"ttl": "-5m"}),
+    ] {
+        let v = assert_err(&create(body.clone()), 400, "validation_failed");
+        assert_eq!(v["details"]["fields"][0]["field"], json!("ttl"), "{body}");
+    }
+    for body in [
+        json!({"ttl": "1d"}),
+        json!({"ttl": "3600"}),
+        json!({"ttl": true}),
+    ] {
+        assert_err(&create(body), 400, "invalid_request_body");
+    }
+    assert_err(
+        &req(
+            &c,
+            key,
+            "POST",
+            "/api/users/nobody/one-time-access-token",
+            Some(json!({"ttl": "1h"})),
+        ),
+        404,
+        "user_not_found",
+    );
+    assert_err(
+        &req(
+            &c,
+            pid.non_admin_key(),
+            "POST",
+            &path,
+            Some(json!({"ttl": "1h"})),
+        ),
+        403,
+        "forbidden",
+    );
+
+    // Exchange: no auth, 200 UserDto and a session cookie, audit TOKEN_SIGN_IN; single use.
+    let code = token(&create(json!({"ttl": "1h"})));
+    let r = req(
+        &c,
+        "",
+        "POST",
+        &format!("/api/one-time-access-token/{code}"),
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", json(&r));
+    assert_eq!(json(&r)["username"], json!("alice"));
+    assert!(r
+        .header("set-cookie")
+        .is_some_and(|h| h.starts_with("access_token=")));
+    assert_eq!(
+        pid.audit_events(),
+        [("TOKEN_SIGN_IN".to_string(), alice.clone())]
+    );
+    let v = json(&req(
+        &c,
+        key,
+        "GET",
+        "/api/audit-logs/all?sort%5Bcolumn%5D=createdAt&sort%5Bdirection%5D=desc&filters%5Bevent%5D=TOKEN_SIGN_IN",
+        None,
+    ));
+    assert_eq!(v["data"][0]["event"], json!("TOKEN_SIGN_IN"));
+    assert_eq!(v["data"][0]["username"], json!("alice"));
+    assert_err(
+        &req(
+            &c,
+            "",
+            "POST",
+            &format!("/api/one-time-access-token/{code}"),
+            None,
+        ),
+        401,
+        "token_invalid_or_expired",
+    );
+    assert_err(
+        &req(&c, "", "POST", "/api/one-time-access-token/abcdefg", None),
+        401,
+        "token_invalid_or_expired",
+    );
+    // A disabled user's code is refused (and kept: PocketID restores it).
+    let dis = pid.add_user("dis", None, true);
+    let r = req(
+        &c,
+        key,
+        "POST",
+        &format!("/api/users/{dis}/one-time-access-token"),
+        Some(json!({"ttl": "1h"})),
+    );
+    let code = token(&r);
+    assert_err(
+        &req(
+            &c,
+            "",
+            "POST",
+            &format!("/api/one-time-access-token/{code}"),
+            None,
+        ),
+        403,
+        "user_disabled",
+    );
+    assert_eq!(pid.audit_events().len(), 1);
+}
+
+#[test]
+fn one_time_access_exchange_is_rate_limited() {
+    let (_pid, c) = start("2.14.0");
+    for _ in 0..5 {
+        assert_err(
+            &req(&c, "", "POST", "/api/one-time-access-token/aaaaaa", None),
+            401,
+            "token_invalid_or_expired",
+        );
+    }
+    let r = req(&c, "", "POST", "/api/one-time-access-token/aaaaaa", None);
+    assert_err(&r, 429, "rate_limited");
+    assert!(r.header("retry-after").is_some());
+}
+
+#[test]
+fn admin_login_code_email_needs_the_setting_and_an_address() {
+    let (pid, c) = start("2.14.0");
+    let alice = pid.add_user("alice", Some("alice@example.org"), false);
+    let nomail = pid.add_user("nomail", None, false);
+    let key = pid.admin_key();
+    let send = |id: &str| {
+        req(
+            &c,
+            key,
+            "POST",
+            &format!("/api/users/{id}/one-time-access-email"),
+            Some(json!({"ttl": "1h"})),
+        )
+    };
+    let v = assert_err(&send(&alice), 403, "one_time_access_disabled");
+    assert_eq!(v["error"], json!("One-time access is disabled"));
+    pid.set_email_login_codes_enabled(true);
+    let v = assert_err(&send(&nomail), 409, "user_email_not_set");
+    assert_eq!(
+        v["error"],
+        json!("The user does not have an email address set")
+    );
+    assert_err(&send("nobody"), 404, "user_not_found");
+    assert!(pid.outbox().is_empty());
+    let r = send(&alice);
+    assert_eq!(r.status, 204);
+    let mail = pid.outbox().pop().expect("one mail");
+    assert_eq!(mail.to, "alice@example.org");
+    assert_eq!(mail.code.len(), 12);
+    assert_eq!(mail.url, format!("{}/lc/{}", pid.url(), mail.code));
+    assert!(mail.body.contains(&mail.url));
+    let r = req(
+        &c,
+        "",
+        "POST",
+        &format!("/api/one-time-access-token/{}", mail.code),
+        None,
+    );
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn container_cli_one_time_access_token() {
+    let (pid, c) = start("2.14.0");
+    pid.add_user("alice", Some("alice@example.org"), false);
+    let out = pid.cli_one_time_access_token("alice@example.org").unwrap();
+    assert!(out.starts_with(
+        "A one-time access token valid for 1 hour has been created for \"alice@example.org\".\n"
+    ));
+    let url = out
+        .lines()
+        .nth(1)
+        .unwrap()
+        .strip_prefix("Use the following URL to sign in once: ")
+        .unwrap();
+    let code = url.rsplit('/').next().unwrap();
+    assert_eq!(code.len(), 12);
+    assert_eq!(
+        pid.cli_one_time_access_token("nobody"),
+        Err("Error: user not found\n".into())
+    );
+    let r = req(
+        &c,
+        "",
+        "POST",
+        &format!("/api/one-time-access-token/{code}"),
+        None,
+    );
+    assert_eq!(json(&r)["username"], json!("alice"));
+}

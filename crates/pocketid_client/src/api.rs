@@ -10,6 +10,8 @@ use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+mod access;
+
 /// Connection options shared by the PocketID modules.
 #[derive(Debug, Deserialize)]
 pub struct Connection {

@@ -1,0 +1,49 @@
+//! Access recovery calls (`pocketid-logs-and-access.md` §4): users search and one-time login codes.
+
+use super::{ApiError, PocketIdApi};
+use ansible_module::Secret;
+use httpx::Retry;
+use serde_json::{json, Value};
+
+impl PocketIdApi {
+    /// `GET /api/users?search=<term>`, every page. PocketID's search is a `LIKE '%term%'` over
+    /// e-mail, names and username with `%` and `_` unescaped, so callers pick exact matches.
+    pub fn search_users(&self, term: &str) -> Result<Vec<Value>, ApiError> {
+        self.list_all("/users", Some(term), "username")
+    }
+
+    /// `POST /api/users/{id}/one-time-access-token {"ttl": <seconds>}` (admin): a single-use login
+    /// code, held only as a [`Secret`]. Sent once: a repeat would make a second code.
+    pub fn create_login_code(&self, user_id: &str, ttl_secs: u64) -> Result<Secret, ApiError> {
+        let path = format!("/users/{}/one-time-access-token", httpx::encode(user_id));
+        let v = self
+            .call(
+                "POST",
+                &path,
+                Some(json!({ "ttl": ttl_secs })),
+                Retry::Never,
+            )?
+            .unwrap_or(Value::Null);
+        match v.get("token").and_then(Value::as_str) {
+            Some(t) if !t.is_empty() => Ok(Secret::new(t)),
+            _ => Err(ApiError::Decode {
+                method: "POST".into(),
+                path: format!("/api{path}"),
+                detail: "no `token` in the answer".into(),
+            }),
+        }
+    }
+
+    /// `POST /api/users/{id}/one-time-access-email {"ttl": <seconds>}` (admin): PocketID makes a
+    /// code and mails it to the user (asynchronously: an SMTP failure is only in its log).
+    pub fn email_login_code(&self, user_id: &str, ttl_secs: u64) -> Result<(), ApiError> {
+        let path = format!("/users/{}/one-time-access-email", httpx::encode(user_id));
+        self.call(
+            "POST",
+            &path,
+            Some(json!({ "ttl": ttl_secs })),
+            Retry::Never,
+        )?;
+        Ok(())
+    }
+}
