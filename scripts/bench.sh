@@ -18,7 +18,7 @@ BENCH_REQUIREMENTS=("ansible>=12,<13" "hvac>=2,<3")
 
 for b in sso-bench vault_full_write env_harvest redeploy_trigger; do
   if [ ! -x "target/release/$b" ]; then
-    echo "bench: target/release/$b is missing; run: cargo build --release --workspace --bins" >&2
+    echo "bench: target/release/$b is missing; run: make bench (it builds the modules and sso-bench)" >&2
     exit 1
   fi
 done
