@@ -298,7 +298,7 @@ impl Forgejo {
                 opts.version
             )));
         }
-        let server = tiny_http::Server::http("127.0.0.1:0")
+        let server = crate::http::loopback_server()
             .map_err(|e| LabError::msg(format!("starting the Forgejo emulator: {e}")))?;
         let port = server
             .server_addr()
@@ -608,20 +608,19 @@ fn serve(state: &Arc<Mutex<State>>, mut req: tiny_http::Request) {
         });
         reply
     };
-    let response = match reply.body {
+    let retry_after = retry_after.map(|secs| secs.to_string());
+    let mut headers = Vec::new();
+    let body = match reply.body {
         Some(v) => {
-            let bytes = serde_json::to_vec(&v).unwrap_or_default();
-            tiny_http::Response::from_data(bytes)
-                .with_status_code(reply.status)
-                .with_header(header("Content-Type", "application/json;charset=utf-8"))
+            headers.push(("Content-Type", "application/json;charset=utf-8"));
+            serde_json::to_vec(&v).unwrap_or_default()
         }
-        None => tiny_http::Response::from_data(Vec::new()).with_status_code(reply.status),
+        None => Vec::new(),
     };
-    let response = match retry_after {
-        Some(secs) => response.with_header(header("Retry-After", &secs.to_string())),
-        None => response,
-    };
-    let _ = req.respond(response);
+    if let Some(secs) = &retry_after {
+        headers.push(("Retry-After", secs));
+    }
+    crate::http::respond(req, reply.status, &headers, &body);
 }
 
 /// The injected failure for this request, if one is armed and applies (one use consumed).
@@ -649,10 +648,6 @@ fn injected(s: &mut State, method: &str, path: &str) -> Option<(Reply, Option<u6
         _ => "injected failure",
     };
     Some((api_error(s, status, message), after))
-}
-
-fn header(k: &str, v: &str) -> tiny_http::Header {
-    tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()).expect("static header")
 }
 
 fn parse_query(q: &str) -> Vec<(String, String)> {
