@@ -227,6 +227,9 @@ pub struct RunSnapshot {
     pub status: String,
     /// The hook's error, if it failed the run.
     pub hook_error: Option<String>,
+    /// From the dispatch that created the run to its end (None while it has not ended): the
+    /// run's real length, for the benchmarks.
+    pub lasted: Option<Duration>,
 }
 
 struct Job {
@@ -451,6 +454,7 @@ impl Forgejo {
                 info: r.info.clone(),
                 status: r.status.to_string(),
                 hook_error: r.hook_error.clone(),
+                lasted: r.stopped.and_then(|t| t.duration_since(r.created).ok()),
             })
             .collect()
     }
