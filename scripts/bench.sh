@@ -3,13 +3,13 @@
 # Called after a release build (binaries in target/release/). The comparison with
 # community.hashi_vault needs the `ansible` and `hvac` packages: they go into a separate
 # virtualenv (.venv-bench, BENCH_VENV), created here and never used by `make test`.
-#   BENCH_ONLY=b,d scripts/bench.sh     # a subset (a b c d e)
+#   BENCH_ONLY=b,d scripts/bench.sh     # a subset (a b c d e f)
 #   BENCH_ROUNDS=5 scripts/bench.sh     # rounds per measurement (the fastest is shown; default 5)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BENCH_VENV=${BENCH_VENV:-.venv-bench}
-ONLY=${BENCH_ONLY:-d,b,e,a,c}
+ONLY=${BENCH_ONLY:-d,b,e,a,c,f}
 ROUNDS=${BENCH_ROUNDS:-5}
 OUT=bench/results.md
 PY=${PYTHON:-python3}
@@ -18,7 +18,7 @@ BENCH_REQUIREMENTS=("ansible>=12,<13" "hvac>=2,<3")
 
 for b in sso-bench vault_full_write env_harvest redeploy_trigger; do
   if [ ! -x "target/release/$b" ]; then
-    echo "bench: target/release/$b is missing; run: cargo build --release --workspace --bins" >&2
+    echo "bench: target/release/$b is missing; run: make bench (it builds the modules and sso-bench)" >&2
     exit 1
   fi
 done

@@ -226,6 +226,9 @@ pub struct RunSnapshot {
     pub status: String,
     /// The hook's error, if it failed the run.
     pub hook_error: Option<String>,
+    /// From the dispatch that created the run to its end (None while it has not ended): the
+    /// run's real length, for the benchmarks.
+    pub lasted: Option<Duration>,
 }
 
 struct Job {
@@ -297,7 +300,7 @@ impl Forgejo {
                 opts.version
             )));
         }
-        let server = tiny_http::Server::http("127.0.0.1:0")
+        let server = crate::http::loopback_server()
             .map_err(|e| LabError::msg(format!("starting the Forgejo emulator: {e}")))?;
         let port = server
             .server_addr()
@@ -450,6 +453,7 @@ impl Forgejo {
                 info: r.info.clone(),
                 status: r.status.to_string(),
                 hook_error: r.hook_error.clone(),
+                lasted: r.stopped.and_then(|t| t.duration_since(r.created).ok()),
             })
             .collect()
     }
@@ -592,20 +596,19 @@ fn serve(state: &Arc<Mutex<State>>, mut req: tiny_http::Request) {
         });
         reply
     };
-    let response = match reply.body {
+    let retry_after = retry_after.map(|secs| secs.to_string());
+    let mut headers = Vec::new();
+    let body = match reply.body {
         Some(v) => {
-            let bytes = serde_json::to_vec(&v).unwrap_or_default();
-            tiny_http::Response::from_data(bytes)
-                .with_status_code(reply.status)
-                .with_header(header("Content-Type", "application/json;charset=utf-8"))
+            headers.push(("Content-Type", "application/json;charset=utf-8"));
+            serde_json::to_vec(&v).unwrap_or_default()
         }
-        None => tiny_http::Response::from_data(Vec::new()).with_status_code(reply.status),
+        None => Vec::new(),
     };
-    let response = match retry_after {
-        Some(secs) => response.with_header(header("Retry-After", &secs.to_string())),
-        None => response,
-    };
-    let _ = req.respond(response);
+    if let Some(secs) = &retry_after {
+        headers.push(("Retry-After", secs));
+    }
+    crate::http::respond(req, reply.status, &headers, &body);
 }
 
 /// The injected failure for this request, if one is armed and applies (one use consumed).
@@ -633,10 +636,6 @@ fn injected(s: &mut State, method: &str, path: &str) -> Option<(Reply, Option<u6
         _ => "injected failure",
     };
     Some((api_error(s, status, message), after))
-}
-
-fn header(k: &str, v: &str) -> tiny_http::Header {
-    tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()).expect("static header")
 }
 
 fn parse_query(q: &str) -> Vec<(String, String)> {

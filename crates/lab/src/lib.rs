@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod faults;
 pub mod fixtures;
 pub mod forgejo;
+pub mod http;
 pub mod module;
 pub mod openbao;
 pub mod pocketid;

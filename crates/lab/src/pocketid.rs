@@ -235,7 +235,7 @@ impl PocketId {
                 opts.version
             ))
         })?;
-        let server = tiny_http::Server::http("127.0.0.1:0")
+        let server = crate::http::loopback_server()
             .map_err(|e| LabError::msg(format!("PocketID emulator: cannot bind 127.0.0.1: {e}")))?;
         let port = server
             .server_addr()
@@ -807,18 +807,12 @@ fn serve(server: &tiny_http::Server, state: &Mutex<State>) {
             (None, Some(t)) => (t.clone().into_bytes(), "text/plain"),
             (None, None) => (Vec::new(), ""),
         };
-        let mut out = tiny_http::Response::from_data(bytes).with_status_code(resp.status);
+        let mut headers: Vec<(&str, &str)> = Vec::new();
         if !ctype.is_empty() {
-            if let Ok(h) = tiny_http::Header::from_bytes("Content-Type", ctype) {
-                out.add_header(h);
-            }
+            headers.push(("Content-Type", ctype));
         }
-        for (k, v) in &resp.headers {
-            if let Ok(h) = tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()) {
-                out.add_header(h);
-            }
-        }
-        let _ = rq.respond(out);
+        headers.extend(resp.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        crate::http::respond(rq, resp.status, &headers, &bytes);
     }
 }
 

@@ -395,6 +395,42 @@ fn contents_serve_workflow_files_base64() {
     assert_eq!(api.get("{repo}/contents?ref=nope").0, 404);
 }
 
+/// Answers leave in one write on a TCP_NODELAY connection (lab::http), so an answer of several
+/// KiB is whole in the client's first read; a head and body sent apart would make the body wait
+/// for the client's delayed ACK. Checked on a keep-alive connection, without timing anything.
+#[test]
+fn answers_arrive_whole_in_one_read() {
+    use std::io::{Read, Write};
+    let fj = Forgejo::start(ForgejoOpts::default()).unwrap();
+    let addr = fj.url().trim_start_matches("http://").to_string();
+    let mut c = std::net::TcpStream::connect(&addr).unwrap();
+    let request = format!(
+        "GET /api/v1/repos/{}/contents/.forgejo/workflows/deploy-n8n.yml?ref=main HTTP/1.1\r\nHost: {addr}\r\nAuthorization: token {}\r\n\r\n",
+        fj.repo(),
+        fj.token()
+    );
+    for _ in 0..3 {
+        c.write_all(request.as_bytes()).unwrap();
+        let mut buf = vec![0u8; 256 * 1024];
+        let n = c.read(&mut buf).unwrap();
+        let text = String::from_utf8_lossy(&buf[..n]);
+        let (head, body) = text.split_once("\r\n\r\n").expect("a whole head");
+        assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Content-Length: "))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("Content-Length");
+        assert!(
+            length > 1024,
+            "a body past tiny_http's 1 KiB buffer: {length}"
+        );
+        assert_eq!(body.len(), length, "the first read holds the whole answer");
+        let v: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(v["encoding"], "base64");
+    }
+}
+
 #[test]
 fn old_versions_lack_newer_endpoints() {
     let fj = Forgejo::start(ForgejoOpts::version("11.0.0")).unwrap();

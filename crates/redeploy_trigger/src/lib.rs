@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use workflow::InputValue;
 
@@ -77,7 +77,7 @@ impl Module for RedeployTrigger {
             Opt::float("poll_interval")
                 .default(5.0)
                 .range_f(0.1, 3600.0)
-                .help("Seconds between two status requests for a run"),
+                .help("Longest wait in seconds between two status requests for a run (the waits grow from 0.25 s)"),
             Opt::int("pickup_timeout")
                 .default(300)
                 .range(1, 86400)
@@ -605,21 +605,21 @@ fn give_up_lost(api: &Forgejo, t: &mut Tracked, o: &Outage, now: Instant) {
 }
 
 /// Polls every run in its own thread until it ends, times out or is not picked up; shows progress.
+/// Returns as soon as the last run is settled: progress follows the runs' own status reports
+/// rather than a clock.
 fn wait_all(api: &Forgejo, p: &Params, major: u64, tracked: &mut [Tracked], ctx: &Context) {
     let interval = Duration::from_secs_f64(p.poll_interval);
     let timeout = Duration::from_secs(p.timeout);
     let pickup = Duration::from_secs(p.pickup_timeout);
-    let live: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(
-        tracked.iter().map(|t| t.status.clone()).collect(),
-    ));
+    let mut live: Vec<String> = tracked.iter().map(|t| t.status.clone()).collect();
+    let (tx, rx) = mpsc::channel::<(usize, String)>();
     std::thread::scope(|scope| {
-        let mut handles = Vec::new();
         for (i, t) in tracked.iter_mut().enumerate() {
             if t.id.is_none() {
                 continue;
             }
-            let live = live.clone();
-            handles.push(scope.spawn(move || {
+            let tx = tx.clone();
+            scope.spawn(move || {
                 wait_one(
                     api,
                     major,
@@ -629,32 +629,55 @@ fn wait_all(api: &Forgejo, p: &Params, major: u64, tracked: &mut [Tracked], ctx:
                     pickup,
                     p.skipped_is_success,
                     |s| {
-                        if let Ok(mut l) = live.lock() {
-                            l[i] = s.to_string();
-                        }
+                        let _ = tx.send((i, s.to_string()));
                     },
                 )
-            }));
+            });
         }
-        while handles.iter().any(|h| !h.is_finished()) {
+        // The loop below ends when every waiting thread has dropped its sender.
+        drop(tx);
+        for (i, status) in rx {
+            live[i] = status;
             if ctx.interactive {
-                let l = live.lock().map(|l| l.clone()).unwrap_or_default();
-                let done = l.iter().filter(|s| DONE.contains(&s.as_str())).count();
+                let done = live.iter().filter(|s| DONE.contains(&s.as_str())).count();
                 let mut by: BTreeMap<&str, usize> = BTreeMap::new();
-                for s in &l {
+                for s in &live {
                     *by.entry(s.as_str()).or_default() += 1;
                 }
                 let summary: Vec<String> = by.iter().map(|(s, n)| format!("{n} {s}")).collect();
                 ctx.progress(&format!(
                     "{done}/{} runs done: {}",
-                    l.len(),
+                    live.len(),
                     summary.join(", ")
                 ));
             }
-            std::thread::sleep(Duration::from_millis(200));
         }
         ctx.progress_done();
     });
+}
+
+/// The wait before the second status request of a run; each later wait doubles, up to
+/// `poll_interval`. The first request goes out right after the dispatch.
+const FIRST_POLL_DELAY: Duration = Duration::from_millis(250);
+
+/// The waits between a run's status requests: 0.25 s, 0.5 s, 1 s, … up to `interval`, then
+/// `interval`. Short runs are seen ending soon after they end; long ones cost few requests.
+fn poll_delays(interval: Duration) -> impl Iterator<Item = Duration> {
+    std::iter::successors(Some(FIRST_POLL_DELAY.min(interval)), move |d| {
+        Some(d.saturating_mul(2).min(interval))
+    })
+}
+
+/// The most status requests one run costs when waited on for `secs` seconds (as documented for
+/// `poll_interval`): the first one, the doubling ones below `poll_interval`,
+/// ⌈secs / poll_interval⌉ more, and one for the pickup deadline, which may cut a wait short.
+/// HTTP retries of a failed request are not counted.
+pub fn max_status_requests(poll_interval: f64, secs: f64) -> u64 {
+    let ramp = (poll_interval / FIRST_POLL_DELAY.as_secs_f64())
+        .log2()
+        .ceil()
+        .max(0.0);
+    2 + ramp as u64 + (secs / poll_interval).ceil().max(0.0) as u64
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -672,16 +695,8 @@ fn wait_one(
     let mut picked_up = false;
     let window = lost_contact_window(interval);
     let mut outage: Option<Outage> = None;
+    let mut delays = poll_delays(interval);
     loop {
-        let elapsed = t.dispatched_at.elapsed();
-        let mut next = interval;
-        if !picked_up && pickup > elapsed {
-            next = next.min(pickup - elapsed);
-        }
-        if timeout > elapsed {
-            next = next.min(timeout - elapsed);
-        }
-        std::thread::sleep(next);
         let poll_started = Instant::now();
         let polled = if major >= 12 {
             api.run(id).map(|r| {
@@ -769,6 +784,15 @@ fn wait_one(
             });
             return;
         }
+        // Never sleep past the pickup or timeout deadline: each is judged on a fresh status.
+        let mut next = delays.next().unwrap_or(interval);
+        if !picked_up && pickup > elapsed {
+            next = next.min(pickup - elapsed);
+        }
+        if timeout > elapsed {
+            next = next.min(timeout - elapsed);
+        }
+        std::thread::sleep(next);
     }
 }
 
@@ -804,6 +828,52 @@ fn tasks_status(tasks: &[client::Task], t: &Tracked) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn polls_back_off_from_a_quarter_second_to_poll_interval() {
+        let ms = |v: &[u64]| {
+            v.iter()
+                .map(|&m| Duration::from_millis(m))
+                .collect::<Vec<_>>()
+        };
+        let take = |i: Duration, n| poll_delays(i).take(n).collect::<Vec<_>>();
+        assert_eq!(
+            take(Duration::from_secs(5), 8),
+            ms(&[250, 500, 1000, 2000, 4000, 5000, 5000, 5000])
+        );
+        assert_eq!(
+            take(Duration::from_millis(600), 4),
+            ms(&[250, 500, 600, 600])
+        );
+        assert_eq!(take(Duration::from_millis(100), 3), ms(&[100, 100, 100]));
+    }
+
+    /// The documented bound holds for every poll_interval and run length: the schedule is
+    /// played out (requests at 0, then after each delay) until the run's end is seen.
+    #[test]
+    fn status_requests_per_run_stay_within_the_documented_bound() {
+        for interval in [0.1, 0.25, 0.3, 0.5, 1.0, 5.0, 7.0, 30.0, 60.0] {
+            for tenths in 0..=3000 {
+                let secs = tenths as f64 / 10.0;
+                let end = Duration::from_secs_f64(secs);
+                let mut at = Duration::ZERO;
+                let mut requests = 1u64;
+                let mut delays = poll_delays(Duration::from_secs_f64(interval));
+                while at < end {
+                    at += delays.next().unwrap();
+                    requests += 1;
+                }
+                // One request is kept back for the pickup deadline.
+                let bound = max_status_requests(interval, secs) - 1;
+                assert!(
+                    requests <= bound,
+                    "poll_interval {interval}, {secs}s: {requests} > {bound}"
+                );
+            }
+        }
+        // The documented example: poll_interval 5, a 60 s run.
+        assert_eq!(max_status_requests(5.0, 60.0), 19);
+    }
 
     #[test]
     fn lost_contact_window_is_three_polls_but_at_least_30s() {

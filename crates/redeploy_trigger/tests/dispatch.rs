@@ -3,7 +3,8 @@
 use ansible_module::run_for_test;
 use lab::catalog::REDEPLOY_TARGETS;
 use lab::forgejo::{Behaviour, Forgejo, ForgejoOpts, RunOutcome};
-use redeploy_trigger::RedeployTrigger;
+use lab::module::spawn_module;
+use redeploy_trigger::{max_status_requests, RedeployTrigger};
 use serde_json::{json, Map, Value};
 use std::time::Duration;
 
@@ -43,6 +44,14 @@ fn msg(r: &Map<String, Value>) -> String {
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_string()
+}
+
+/// Status requests (GET of the run) the emulator received for run `id`.
+fn status_requests(fj: &Forgejo, id: i64) -> u64 {
+    fj.requests_to(
+        "GET",
+        &format!("/api/v1/repos/{}/actions/runs/{id}", fj.repo()),
+    ) as u64
 }
 
 fn posts(fj: &Forgejo) -> usize {
@@ -113,15 +122,13 @@ fn nine_workflows_with_different_durations_all_succeed() {
     for f in files() {
         assert_eq!(fj.dispatch_requests(&f), 1, "{f} dispatched once");
     }
-    // Bounded polling: ≤ (pickup + duration) / poll_interval + 3 status requests per run.
-    for (i, run) in runs.iter().enumerate() {
+    // Bounded polling: the documented bound for the time each run was waited on (its reported
+    // duration, rounded to 0.1 s), whatever the machine's speed.
+    for run in runs {
         let id = run["run_id"].as_i64().unwrap();
-        let polls = fj.requests_to(
-            "GET",
-            &format!("/api/v1/repos/{}/actions/runs/{id}", fj.repo()),
-        );
-        let secs = 0.1 + 0.5 + 0.3 * i as f64;
-        let bound = (secs / 0.5).ceil() as usize + 3;
+        let polls = status_requests(&fj, id);
+        let secs = run["duration"].as_f64().unwrap() + 0.05;
+        let bound = max_status_requests(0.5, secs);
         assert!(polls <= bound, "run {id}: {polls} polls > {bound}");
         assert!(polls >= 1);
     }
@@ -129,6 +136,46 @@ fn nine_workflows_with_different_durations_all_succeed() {
     let snap = fj.runs();
     assert!(snap.iter().all(|s| s.info.inputs["reason"] == "rotation"));
     assert!(snap.iter().all(|s| s.info.inputs["dry_run"] == "false"));
+}
+
+/// No idle wait: the first status request follows the dispatch at once, and the next ones come
+/// after 0.25 s, 0.5 s, 1 s, … So with poll_interval 60, runs of 300 ms are seen ending long
+/// before one poll_interval has passed. Proven by a deadline far from the run lengths (a module
+/// that waits poll_interval before asking, 60 s, fails it) and by request counts, not by timing.
+#[test]
+fn short_runs_are_seen_ending_without_waiting_a_poll_interval() {
+    let fj = Forgejo::start(ForgejoOpts::default()).unwrap();
+    let wfs = ["deploy-n8n.yml", "deploy-gatus.yml", "deploy-glance.yml"];
+    for w in wfs {
+        fj.set_behaviour(w, Behaviour::lasting(Duration::from_millis(300)));
+    }
+    let a = args(
+        &fj,
+        json!({"workflows": wfs, "poll_interval": 60, "pickup_timeout": 120, "timeout": 300}),
+    );
+    let r = spawn_module(
+        std::path::Path::new(env!("CARGO_BIN_EXE_redeploy_trigger")),
+        &a,
+        &["FORGEJO_URL", "FORGEJO_TOKEN", "FORGEJO_CACERT"],
+        &[],
+    )
+    .finish(Duration::from_secs(40));
+    assert!(!r.failed(), "{}", r.msg());
+    let runs = r.json["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 3);
+    for run in runs {
+        assert_eq!(run["status"], "success", "{run}");
+        let id = run["run_id"].as_i64().unwrap();
+        let polls = status_requests(&fj, id);
+        // Within the doubling ramp, k waits add up to 0.25 × (2^k − 1) s at least, and the
+        // reported duration (dispatch to the request that saw the end) covers all of them.
+        let secs = run["duration"].as_f64().unwrap() + 0.05;
+        let bound = 1 + (1.0 + secs / 0.25).log2().floor() as u64;
+        assert!(
+            (1..=bound).contains(&polls),
+            "run {id}: {polls} status requests in {secs:.2}s, expected 1..={bound}"
+        );
+    }
 }
 
 #[test]
