@@ -358,7 +358,12 @@ fn act(e: &E2e, tarball: &Path, workflow: &Path, inputs: serde_json::Value) -> A
         .arg("--env")
         .arg(format!(
             "HOMELAB_SSO_TOOLS={}",
-            venv_bin("python").parent().unwrap().parent().unwrap().display()
+            venv_bin("python")
+                .parent()
+                .unwrap()
+                .parent()
+                .unwrap()
+                .display()
         ))
         .args(["--var", &format!("VAULT_ADDR={}", env["VAULT_ADDR"])])
         .args(["--var", &format!("POCKETID_URL={}", env["POCKETID_URL"])])

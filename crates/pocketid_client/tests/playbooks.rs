@@ -45,13 +45,15 @@ fn setup_and_api_key_playbooks_end_to_end_without_leaks() {
     pid.seed_clients(40);
     let work = tmp.path().join("pb");
     std::fs::create_dir_all(&work).unwrap();
-    // The homelab catalog next to the playbook, as in the repository.
+    // The homelab catalog and its derived vars next to the playbook, as in the repository.
     std::fs::create_dir_all(work.join("group_vars/all")).unwrap();
-    std::fs::copy(
-        repo_root().join("ansible/playbooks/group_vars/all/catalog.yml"),
-        work.join("group_vars/all/catalog.yml"),
-    )
-    .unwrap();
+    for f in ["catalog.yml", "derived.yml"] {
+        std::fs::copy(
+            repo_root().join("ansible/playbooks/group_vars/all").join(f),
+            work.join("group_vars/all").join(f),
+        )
+        .unwrap();
+    }
     let vfw = vault_bin("vault_full_write");
     let vkr = vault_bin("vault_kv_read");
     let lib = module_library(
