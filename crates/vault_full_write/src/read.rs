@@ -38,9 +38,8 @@ impl Module for VaultKvRead {
     fn options() -> Vec<Opt> {
         let mut o = conn_options();
         o.extend([
-            Opt::int("version")
-                .range(1, i64::MAX)
-                .help("Version to read, 1 or more (default: the latest)"),
+            // Checked in `run`, with a message that says why 0 is refused.
+            Opt::int("version").help("Version to read, 1 or more (default: the latest)"),
             Opt::bool("return_values")
                 .default(true)
                 .help("Return `data` (secret values); false returns fingerprints only"),

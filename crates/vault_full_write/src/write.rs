@@ -383,7 +383,7 @@ impl Module for VaultFullWrite {
                 .default(false)
                 .help("Allow a full write (or rollback) to drop keys the current secret has"),
             Opt::raw("cas").help("Check-and-set: `auto` (default, the version just read), a version number, or `disabled`"),
-            Opt::int("rollback_to").range(1, i64::MAX).help("Write version N's data again as a new version, N >= 1 (like `vault kv rollback`)"),
+            Opt::int("rollback_to").help("Write version N's data again as a new version, N >= 1 (like `vault kv rollback`)"),
             Opt::dict("generate").help(
                 "Keys whose new values the module generates itself (never shown, never returned): key -> cookie_secret | password | token; merged over `data`",
             ),

@@ -199,12 +199,12 @@ fn extreme_numbers_are_refused_before_any_request() {
         (
             WRITE,
             json!({"rollback_to": 0}),
-            "value of rollback_to must be between 1 and 9223372036854775807, got: 0",
+            "`rollback_to` must be a version number of 1 or more",
         ),
         (
             common::READ,
             json!({"version": -1}),
-            "value of version must be between 1 and 9223372036854775807, got: -1",
+            "`version` must be a version number of 1 or more",
         ),
     ] {
         let mut a = json!({"url": hole.url, "token": "hvs.extreme-Zq8x", "path": "app"});
@@ -214,7 +214,7 @@ fn extreme_numbers_are_refused_before_any_request() {
         let r = run(bin, a, &[]);
         assert_clean(&r);
         r.fails();
-        assert_eq!(r.msg(), text);
+        assert!(r.msg().starts_with(text), "{}", r.msg());
         assert!(!r.output.contains("hvs.extreme-Zq8x"));
     }
     assert_eq!(hole.accepted(), 0, "no request was sent");
