@@ -42,7 +42,10 @@ req=requirements-runner.txt
 hash=$(sha256sum "$req" | cut -c1-16)
 venv=${HOMELAB_SSO_TOOLS:-${HOME:-/root}/.cache/homelab-sso/tools-$hash}
 pinned=$(sed -n 's/^ansible-core==//p' "$req")
-if "$venv/bin/ansible-playbook" --version 2>/dev/null | head -n 1 | grep -qF "[core $pinned]"; then
+# Read the whole output first: a pipe into head would end ansible-playbook with SIGPIPE, which
+# pipefail turns into "not installed".
+version=$("$venv/bin/ansible-playbook" --version 2>/dev/null || true)
+if [[ ${version%%$'\n'*} == *"[core $pinned]"* ]]; then
   echo "provision: reusing $venv"
 else
   echo "provision: installing ansible-core $pinned into $venv"
@@ -50,4 +53,5 @@ else
   "$venv/bin/pip" install -q --disable-pip-version-check -r "$req"
 fi
 echo "$venv/bin" >> "${GITHUB_PATH:-/dev/null}"
-echo "provision: ok ($("$venv/bin/ansible-playbook" --version | head -n 1))"
+version=$("$venv/bin/ansible-playbook" --version)
+echo "provision: ok (${version%%$'\n'*})"
