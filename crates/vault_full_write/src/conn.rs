@@ -86,18 +86,6 @@ pub fn conn_options() -> Vec<Opt> {
     ]
 }
 
-/// `~` and `~/...` as the shell expands them (Ansible passes `path` options already expanded, the
-/// CLI mode may not); None when HOME is needed but unset.
-fn expand_home(p: &str) -> Option<PathBuf> {
-    match p.strip_prefix('~') {
-        Some(rest) if rest.is_empty() || rest.starts_with('/') => {
-            let home = std::env::var_os("HOME").filter(|h| !h.is_empty())?;
-            Some(PathBuf::from(home).join(rest.trim_start_matches('/')))
-        }
-        _ => Some(PathBuf::from(p)),
-    }
-}
-
 /// `VAULT_SKIP_VERIFY` as Vault's CLI reads it (a boolean); invalid values are an error.
 fn skip_verify_from_env() -> Result<bool, VaultError> {
     match std::env::var("VAULT_SKIP_VERIFY") {
@@ -162,10 +150,11 @@ impl ConnParams {
         Ok(())
     }
 
-    /// Where the token file is: `token_path` (default: `$HOME`) joined with `token_file`.
+    /// Where the token file is: `token_path` (default: `$HOME`) joined with `token_file`. A `path`
+    /// option arrives with `~` and `$VAR` already expanded (ansible_module's `expand_path`).
     fn token_file_path(&self) -> Option<PathBuf> {
         let dir = match self.token_path.as_deref().filter(|s| !s.is_empty()) {
-            Some(d) => expand_home(d)?,
+            Some(d) => PathBuf::from(d),
             None => PathBuf::from(std::env::var_os("HOME").filter(|h| !h.is_empty())?),
         };
         Some(dir.join(&self.token_file))

@@ -197,6 +197,11 @@ fn token_from_the_file_bao_login_writes() {
     b["token_path"] = json!(other.display().to_string());
     b["token_file"] = json!("lab-token");
     run(READ, b, &[("HOME", "/nonexistent")]).ok();
+    // `~` in token_path is the module's HOME, as for every path option.
+    let mut c = a.clone();
+    c["token_path"] = json!("~/../tokens");
+    c["token_file"] = json!("lab-token");
+    run(READ, c, &[("HOME", &home_s)]).ok();
 
     // VAULT_TOKEN comes before the file: a bad one fails even though the file is good.
     let r = run(
