@@ -536,6 +536,18 @@ fn every_module_binary_has_a_sidecar_doc_and_is_shipped() {
             runtime.contains(&format!("- {m}")),
             "{m} is not in the action group"
         );
+        // ansible-lint's yaml[line-length] limit, which the docs keep too.
+        let doc = std::fs::read_to_string(
+            root.join(format!("ansible/collection/plugins/modules/{m}.yml")),
+        )
+        .unwrap();
+        for (i, line) in doc.lines().enumerate() {
+            assert!(
+                line.chars().count() <= 160,
+                "{m}.yml:{}: longer than 160 characters",
+                i + 1
+            );
+        }
     }
 }
 
