@@ -13,6 +13,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 VENV=${VENV:-$root/.venv}
+# ansible-test --python 3.11 looks for python3.11 on PATH; the venv has one.
+export PATH="$VENV/bin:$PATH"
 tarball=$(realpath "$1")
 shift
 tmp=$(mktemp -d)
