@@ -15,7 +15,7 @@ help:
 	@echo "make demo   bring up the lab, run the full rotation, print the summary, stop the lab"
 	@echo "make test   install what is needed, then run every test"
 	@echo "make build  release binaries next to their docs in $(COLLECTION), collection tarball in dist/"
-	@echo "make lint   cargo fmt/clippy, actionlint, shellcheck, ansible-lint"
+	@echo "make lint   cargo fmt/clippy, actionlint, shellcheck, ansible-lint, ansible-test sanity, galaxy-importer"
 	@echo "make bench  benchmarks; results in bench/results.md"
 
 setup:

@@ -441,7 +441,10 @@ fn collection_builds_installs_offline_and_documents_every_module() {
             .permissions()
             .mode();
         assert!(mode & 0o111 != 0, "{m} lost its execute bit");
+        // `ansible-doc -t module`: the way the README documents, since galaxy-importer lists no
+        // binary module.
         let out = Command::new(venv_bin("ansible-doc"))
+            .args(["-t", "module"])
             .arg(format!("homelab.sso.{m}"))
             .env("ANSIBLE_COLLECTIONS_PATH", &colls)
             .env("ANSIBLE_NOCOLOR", "1")
@@ -453,9 +456,21 @@ fn collection_builds_installs_offline_and_documents_every_module() {
             "ansible-doc {m}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        for section in [
+            "OPTIONS",
+            "ATTRIBUTES",
+            "NOTES",
+            "REQUIREMENTS",
+            "SEE ALSO",
+            "EXAMPLES",
+            "RETURN VALUES",
+            "sample:",
+        ] {
+            assert!(text.contains(section), "{m} has no {section}: {text}");
+        }
         assert!(
-            text.contains("OPTIONS") && text.contains("RETURN VALUES"),
-            "{m}: {text}"
+            text.contains(&format!("homelab.sso.{m}:")),
+            "{m}: FQCN examples"
         );
     }
     // module_defaults through the action group reach the binary (a check-mode read with no url
@@ -527,6 +542,18 @@ fn every_module_binary_has_a_sidecar_doc_and_is_shipped() {
             runtime.contains(&format!("- {m}")),
             "{m} is not in the action group"
         );
+        // ansible-lint's yaml[line-length] limit, which the docs keep too.
+        let doc = std::fs::read_to_string(
+            root.join(format!("ansible/collection/plugins/modules/{m}.yml")),
+        )
+        .unwrap();
+        for (i, line) in doc.lines().enumerate() {
+            assert!(
+                line.chars().count() <= 160,
+                "{m}.yml:{}: longer than 160 characters",
+                i + 1
+            );
+        }
     }
 }
 
@@ -664,4 +691,79 @@ fn readme_documents_every_secret_and_variable_the_workflows_read() {
             "README's table of Actions secrets and variables lacks {n}"
         );
     }
+}
+
+/// Every module's EXAMPLES, as a playbook, passes ansible-lint (all default rules, offline) with
+/// the built collection installed, so that the FQCNs resolve and the examples are copyable.
+#[test]
+fn collection_examples_pass_ansible_lint_as_a_playbook() {
+    let dir = tempfile::tempdir().unwrap();
+    let tarball = e2e::build_collection(dir.path());
+    let colls = dir.path().join("collections");
+    let out = Command::new(venv_bin("ansible-galaxy"))
+        .args(["collection", "install", "--offline", "-p"])
+        .arg(&colls)
+        .arg(&tarball)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let work = dir.path().join("examples");
+    std::fs::create_dir(&work).unwrap();
+    // The `args` rule imports a module as Python to check its arguments; a binary module cannot be.
+    std::fs::write(
+        work.join(".ansible-lint"),
+        "offline: true\nskip_list:\n  - args\n",
+    )
+    .unwrap();
+    let docs = repo_root().join("ansible/collection/plugins/modules");
+    for m in MODULES {
+        let text = std::fs::read_to_string(docs.join(format!("{m}.yml"))).unwrap();
+        let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        let examples = doc["EXAMPLES"].as_str().expect("EXAMPLES is a string");
+        let tasks: serde_yaml::Value = serde_yaml::from_str(examples).unwrap();
+        let tasks = tasks.as_sequence().expect("EXAMPLES is a list of tasks");
+        assert!(!tasks.is_empty(), "{m} has no example");
+        for t in tasks {
+            assert!(
+                t.get(format!("homelab.sso.{m}")).is_some(),
+                "{m}: every example calls homelab.sso.{m} by its FQCN: {t:?}"
+            );
+        }
+        let indented: String = examples
+            .lines()
+            .map(|l| {
+                if l.is_empty() {
+                    "\n".to_string()
+                } else {
+                    format!("    {l}\n")
+                }
+            })
+            .collect();
+        std::fs::write(
+            work.join(format!("{m}.yml")),
+            format!(
+                "---\n- name: Examples of homelab.sso.{m}\n  hosts: localhost\n  gather_facts: false\n  tasks:\n{}",
+                indented.trim_end_matches('\n').to_string() + "\n"
+            ),
+        )
+        .unwrap();
+    }
+    let out = Command::new(venv_bin("ansible-lint"))
+        .args(["--nocolor", "--offline"])
+        .current_dir(&work)
+        .env("ANSIBLE_COLLECTIONS_PATH", &colls)
+        .env("HOME", dir.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ansible-lint on the examples:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -22,6 +22,8 @@ pub struct Connection {
     pub ca_cert: Option<PathBuf>,
     #[serde(default = "thirty")]
     pub timeout: u64,
+    #[serde(default = "five")]
+    pub retries: u32,
 }
 
 fn yes() -> bool {
@@ -29,6 +31,23 @@ fn yes() -> bool {
 }
 fn thirty() -> u64 {
     30
+}
+/// PocketID's limiter answers 429 with Retry-After; five retries give a burst room to drain.
+fn five() -> u32 {
+    5
+}
+
+/// Backoff doubles per attempt, so more than this would wait for minutes on a dead server.
+pub const MAX_RETRIES: u32 = 10;
+
+/// The `retries` option's range check, before any request.
+pub fn check_retries(retries: u32) -> Result<(), ansible_module::Failure> {
+    if retries > MAX_RETRIES {
+        return Err(ansible_module::Failure::new(format!(
+            "`retries` must be 0 to {MAX_RETRIES} (each retry waits twice as long as the one before), got {retries}"
+        )));
+    }
+    Ok(())
 }
 
 /// The option definitions of [`Connection`].
@@ -53,6 +72,9 @@ pub fn connection_options() -> Vec<Opt> {
             .default(30)
             .range(1, 3600)
             .help("seconds per HTTP request, and for reading a whole paginated list"),
+        Opt::int("retries").default(5).help(
+            "further attempts (0-10, with backoff) for reads, updates and deletes after a connection error or HTTP 429/5xx; a request that mints or creates is never repeated, except after a 429 (up to 5 times)",
+        ),
     ]
 }
 
@@ -176,8 +198,7 @@ impl PocketIdApi {
         cfg.ca_cert = conn.ca_cert.clone();
         let timeout = Duration::from_secs(conn.timeout.max(1));
         cfg.timeout = timeout;
-        // PocketID's limiter answers 429 with Retry-After; give a burst room to drain.
-        cfg.retries = 5;
+        cfg.retries = conn.retries;
         Ok(PocketIdApi {
             http: httpx::Client::new(cfg)?,
             key: conn.api_key.clone(),

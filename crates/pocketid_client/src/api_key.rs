@@ -23,6 +23,7 @@ pub struct Params {
     pub validate_certs: bool,
     pub ca_cert: Option<std::path::PathBuf>,
     pub timeout: u64,
+    pub retries: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -113,10 +114,12 @@ fn conn(p: &Params, key: &Secret) -> Connection {
         validate_certs: p.validate_certs,
         ca_cert: p.ca_cert.clone(),
         timeout: p.timeout,
+        retries: p.retries,
     }
 }
 
 fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
+    crate::api::check_retries(p.retries)?;
     let new = PocketIdApi::new(&conn(&p, &p.new_api_key))?;
     // 1. The new key works and belongs to an enabled admin (401/403 say otherwise).
     let me = new

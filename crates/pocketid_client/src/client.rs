@@ -309,6 +309,7 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
         // `..` passes the character rule but is a path segment of `/api/oidc/clients/{id}`.
         httpx::check_segments("client_id", id).map_err(Failure::new)?;
     }
+    crate::api::check_retries(p.conn.retries)?;
     let api = PocketIdApi::new(&p.conn)?;
     let version = api.version()?;
     let multi = version.is_some_and(ServerVersion::has_multiple_secrets);

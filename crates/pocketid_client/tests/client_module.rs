@@ -547,3 +547,19 @@ fn cli_mode_with_env_fallbacks() {
     assert!(pid.client("cli-app").is_some());
     assert!(!text.contains(pid.admin_key()));
 }
+
+/// `retries` above 10 is refused by both PocketID modules before any request is sent.
+#[test]
+fn retries_over_ten_is_refused_before_any_request() {
+    let pid = start("2.14.0");
+    let r = run(&pid, json!({"name": "x", "retries": 11}));
+    assert!(failed(&r).contains("`retries` must be 0 to 10"), "{r:?}");
+    let r = run_for_test::<PocketIdApiKey>(args(
+        &pid,
+        json!({"new_api_key": pid.admin_key(), "retries": 11}),
+    ));
+    assert!(failed(&r).contains("`retries` must be 0 to 10"), "{r:?}");
+    assert!(pid.requests().is_empty(), "no request was sent");
+    // 0 is allowed (one attempt per request).
+    ok(&run(&pid, json!({"name": "retries-zero", "retries": 0})));
+}

@@ -53,6 +53,8 @@ pub struct Settings {
     pub validate_certs: bool,
     pub ca_cert: Option<PathBuf>,
     pub request_timeout: Duration,
+    /// Further attempts for safe requests (never for a dispatch).
+    pub retries: u32,
 }
 
 /// A dispatch's answer: the run (v11+ with `return_run_info`) or nothing (204).
@@ -129,6 +131,7 @@ impl Forgejo {
         cfg.validate_certs = s.validate_certs;
         cfg.ca_cert = s.ca_cert.clone();
         cfg.timeout = s.request_timeout;
+        cfg.retries = s.retries;
         let auth = format!("token {}", s.token.expose());
         ansible_module::register_secret(&auth);
         Ok(Forgejo {

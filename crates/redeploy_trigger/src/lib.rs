@@ -36,6 +36,7 @@ pub struct Params {
     pub validate_certs: bool,
     pub ca_cert: Option<PathBuf>,
     pub request_timeout: u64,
+    pub retries: u32,
 }
 
 impl Module for RedeployTrigger {
@@ -95,6 +96,9 @@ impl Module for RedeployTrigger {
                 .default(30)
                 .range(1, 3600)
                 .help("Seconds for one HTTP request"),
+            Opt::int("retries").default(3).help(
+                "Further attempts (0-10, with backoff) for status reads after a connection error or HTTP 429/5xx; a dispatch is never repeated",
+            ),
         ]
     }
 
@@ -275,6 +279,13 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
         ));
     }
     let targets = targets(&p)?;
+    // Backoff doubles per attempt: more than 10 would wait for minutes on a dead server.
+    if p.retries > 10 {
+        return Err(Failure::new(format!(
+            "`retries` must be 0 to 10 (each retry waits twice as long as the one before), got {}",
+            p.retries
+        )));
+    }
     let api = Forgejo::new(&Settings {
         url: p.url.clone(),
         token: p.token.clone(),
@@ -282,6 +293,7 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
         validate_certs: p.validate_certs,
         ca_cert: p.ca_cert.clone(),
         request_timeout: Duration::from_secs(p.request_timeout.max(1)),
+        retries: p.retries,
     })?;
     let (version, major) = api.version()?;
     if major < 8 {

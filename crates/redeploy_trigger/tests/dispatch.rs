@@ -528,3 +528,31 @@ fn dot_segments_in_repo_and_workflow_names_are_refused_before_any_request() {
         assert!(fj.request_log().is_empty(), "{bad}: a request was sent");
     }
 }
+
+/// `retries`: the further attempts of a safe request (here the first one, the version read) after
+/// a 5xx; 0 sends it once, and more than 10 is refused before any request.
+#[test]
+fn retries_option_bounds_the_attempts_of_a_read() {
+    let fj = strict();
+    let check = json!({"workflows": ["deploy-strict.yml"], "inputs": {"ticket": "T-1"}, "_ansible_check_mode": true});
+    let with = |retries: u64| {
+        let mut a = check.clone();
+        a["retries"] = json!(retries);
+        a
+    };
+    let r = run(&fj, with(11));
+    assert!(
+        failed(&r) && msg(&r).contains("`retries` must be 0 to 10"),
+        "{r:?}"
+    );
+    assert_eq!(fj.requests(), 0, "refused before any request");
+
+    fj.fail_next(1, 503, Some(0));
+    let r = run(&fj, with(0));
+    assert!(failed(&r), "no retry: the 503 ends the run: {r:?}");
+    assert_eq!(fj.requests(), 1);
+
+    fj.fail_next(2, 503, Some(0));
+    let r = run(&fj, with(2));
+    assert!(!failed(&r), "two retries get past two 503s: {r:?}");
+}

@@ -10,11 +10,16 @@ use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Backoff doubles per attempt, so more than this would wait for minutes on a dead server.
+pub const MAX_RETRIES: u32 = 10;
+
 /// Connection, auth and location options, flattened into each module's params.
 #[derive(Debug, Deserialize)]
 pub struct ConnParams {
     pub url: String,
     pub token: Option<Secret>,
+    pub token_path: Option<String>,
+    pub token_file: String,
     pub auth_method: String,
     pub auth_mount: Option<String>,
     pub role_id: Option<Secret>,
@@ -25,6 +30,7 @@ pub struct ConnParams {
     pub ca_cert: Option<String>,
     pub validate_certs: Option<bool>,
     pub timeout: u64,
+    pub retries: u32,
     pub mount: String,
     pub path: String,
 }
@@ -41,6 +47,12 @@ pub fn conn_options() -> Vec<Opt> {
             .env("VAULT_TOKEN")
             .no_log()
             .help("Token for auth_method=token (prefer VAULT_TOKEN: it does not show in `ps`)"),
+        Opt::path("token_path").help(
+            "Directory of the token file, read when neither `token` nor VAULT_TOKEN is set (default: the home directory)",
+        ),
+        Opt::str("token_file")
+            .default(".vault-token")
+            .help("Name of the token file in `token_path` (`bao login` and `vault login` write ~/.vault-token)"),
         Opt::str("auth_method")
             .choices(&["token", "approle", "userpass"])
             .default("token")
@@ -66,6 +78,9 @@ pub fn conn_options() -> Vec<Opt> {
             .default(30)
             .range(1, 3600)
             .help("Seconds per HTTP request"),
+        Opt::int("retries")
+            .default(3)
+            .help("Further attempts (0-10, with backoff) for reads after a connection error or HTTP 429/5xx; writes are never repeated"),
         Opt::str("mount")
             .alias("engine_mount_point")
             .default("secret")
@@ -118,12 +133,67 @@ impl ConnParams {
                 httpx::check_segments(what, v).map_err(VaultError::Usage)?;
             }
         }
+        if self.token_file.is_empty() || self.token_file.contains('/') {
+            return Err(VaultError::Usage(format!(
+                "`token_file` must be a file name (the directory is `token_path`), got {:?}",
+                self.token_file
+            )));
+        }
+        if self.retries > MAX_RETRIES {
+            return Err(VaultError::Usage(format!(
+                "`retries` must be 0 to {MAX_RETRIES} (each retry waits twice as long as the one before), got {}",
+                self.retries
+            )));
+        }
         if self.timeout == 0 {
             return Err(VaultError::Usage(
                 "`timeout` must be at least 1 second".into(),
             ));
         }
         Ok(())
+    }
+
+    /// Where the token file is: `token_path` (default: `$HOME`) joined with `token_file`. A `path`
+    /// option arrives with `~` and `$VAR` already expanded (ansible_module's `expand_path`).
+    fn token_file_path(&self) -> Option<PathBuf> {
+        let dir = match self.token_path.as_deref().filter(|s| !s.is_empty()) {
+            Some(d) => PathBuf::from(d),
+            None => PathBuf::from(std::env::var_os("HOME").filter(|h| !h.is_empty())?),
+        };
+        Some(dir.join(&self.token_file))
+    }
+
+    /// The token `bao login` / `vault login` left in the token file; the last resort after the
+    /// `token` option and VAULT_TOKEN, as with community.hashi_vault.
+    fn token_from_file(&self) -> Result<Secret, VaultError> {
+        let none = "no Vault token: set `token` (or VAULT_TOKEN), log in with `bao login` (it writes ~/.vault-token; see `token_path` and `token_file`), or use auth_method approle or userpass";
+        let Some(file) = self.token_file_path() else {
+            return Err(VaultError::Usage(format!("{none} (HOME is not set)")));
+        };
+        let text = match std::fs::read_to_string(&file) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(VaultError::Usage(format!(
+                    "{none} ({} does not exist)",
+                    file.display()
+                )))
+            }
+            Err(e) => {
+                return Err(VaultError::Usage(format!(
+                    "cannot read the token file {}: {e}",
+                    file.display()
+                )))
+            }
+        };
+        let token = text.trim();
+        if token.is_empty() {
+            return Err(VaultError::Usage(format!(
+                "the token file {} is empty: log in again with `bao login`",
+                file.display()
+            )));
+        }
+        // Secret::new registers the value, so it is masked in every message.
+        Ok(Secret::new(token))
     }
 
     /// An HTTP client for the server, then a login per `auth_method`.
@@ -141,16 +211,13 @@ impl ConnParams {
             .map(PathBuf::from);
         cfg.validate_certs = validate_certs;
         cfg.timeout = Duration::from_secs(self.timeout);
+        cfg.retries = self.retries;
         let http = Client::new(cfg)?;
         let ns = self.namespace.as_deref().filter(|s| !s.is_empty());
         let token = match self.auth_method.as_str() {
             "token" => match &self.token {
                 Some(t) if !t.is_empty() => t.clone(),
-                _ => {
-                    return Err(VaultError::Usage(
-                        "no Vault token: set `token` (or VAULT_TOKEN), or use auth_method approle or userpass".into(),
-                    ))
-                }
+                _ => self.token_from_file()?,
             },
             "approle" => {
                 let (Some(role_id), Some(secret_id)) = (&self.role_id, &self.secret_id) else {

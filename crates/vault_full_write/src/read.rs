@@ -1,4 +1,4 @@
-//! The `vault_kv_read` module: a KV v2 secret's data (secret), or salted per-key fingerprints,
+//! The `vault_kv_read` module: a KV v2 secret's key/values (`secret`), or salted per-key fingerprints,
 //! plus its version and metadata.
 
 use crate::conn::{conn_options, ConnParams};
@@ -22,6 +22,9 @@ pub struct ReadParams {
 
 pub struct VaultKvRead;
 
+/// The collection version that drops the deprecated `data` return value.
+pub const DATA_REMOVED_IN: &str = "1.1.0";
+
 /// The text a value is fingerprinted as: a string as is, anything else as its JSON text.
 pub fn value_text(v: &Value) -> String {
     match v {
@@ -32,7 +35,7 @@ pub fn value_text(v: &Value) -> String {
 
 impl Module for VaultKvRead {
     const NAME: &'static str = "vault_kv_read";
-    const ABOUT: &'static str = "Read a Vault/OpenBao KV v2 secret: data (secret) or salted per-key fingerprints, version and metadata";
+    const ABOUT: &'static str = "Read a Vault/OpenBao KV v2 secret: its values (secret) or salted per-key fingerprints, version and metadata";
     type Params = ReadParams;
 
     fn options() -> Vec<Opt> {
@@ -42,7 +45,7 @@ impl Module for VaultKvRead {
             Opt::int("version").help("Version to read, 1 or more (default: the latest)"),
             Opt::bool("return_values")
                 .default(true)
-                .help("Return `data` (secret values); false returns fingerprints only"),
+                .help("Return `secret` (secret values); false returns fingerprints only"),
             Opt::str("salt")
                 .no_log()
                 .help("Salt for `fingerprints` = hex sha256(salt || value) per key"),
@@ -154,7 +157,21 @@ impl Module for VaultKvRead {
             out = out.set("fingerprints", Value::Object(fps));
         }
         if p.return_values {
-            out = out.secret("data", Value::Object(selected));
+            // `secret`, as community.hashi_vault's vault_kv2_get names it. `data` is the old name,
+            // kept (same values) until DATA_REMOVED_IN with a deprecation in Ansible's form, which
+            // ansible-core prints as a deprecation warning naming the collection.
+            let values = Value::Object(selected);
+            out = out
+                .secret("secret", values.clone())
+                .secret("data", values)
+                .set(
+                    "deprecations",
+                    serde_json::json!([{
+                        "msg": "vault_kv_read's `data` is renamed `secret` (as in community.hashi_vault's vault_kv2_get); read `secret` instead",
+                        "version": DATA_REMOVED_IN,
+                        "collection_name": "homelab.sso",
+                    }]),
+                );
         }
         Ok(out)
     }

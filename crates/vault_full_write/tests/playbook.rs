@@ -150,3 +150,53 @@ fn failures_at_vvvv_never_show_the_token_or_a_value() {
     assert!(out.contains("refused the connection"), "{out}");
     assert_no_secrets(&out, &["canary-fail-", &root]);
 }
+
+/// The deprecated `data` return value through ansible-playbook: ansible-core prints the module's
+/// `deprecations` entry as a deprecation warning naming the collection and the removal version,
+/// and `secret` holds the values. The play registers the read with no_log, as the docs say.
+#[test]
+fn reading_values_warns_that_data_is_deprecated() {
+    let dir = tempfile::tempdir().unwrap();
+    let bao = start(&dir.path().join("bao"));
+    bao.kv_put("app", json!({"k": "deprecation-canary-Zq8x"}))
+        .unwrap();
+    let work = dir.path().join("pb");
+    std::fs::create_dir_all(&work).unwrap();
+    let lib = library(&work);
+    let vars = json!({"addr": bao.addr, "tok": bao.root_token});
+    std::fs::write(work.join("vars.json"), vars.to_string()).unwrap();
+    let play = r#"
+- hosts: localhost
+  gather_facts: false
+  vars_files: [vars.json]
+  tasks:
+    - name: read the values
+      vault_kv_read:
+        url: "{{ addr }}"
+        token: "{{ tok }}"
+        path: app
+      register: r
+      no_log: true
+    - name: secret holds the values
+      assert:
+        that: r.secret.k == 'deprecation-canary-Zq8x' and r.data == r.secret
+"#;
+    // The lab's runner turns deprecation warnings off (ansible-core's own are noise there).
+    let run = run_playbook(
+        &work,
+        &lib,
+        play,
+        &[],
+        &[("ANSIBLE_DEPRECATION_WARNINGS", "1")],
+    )
+    .unwrap();
+    run.assert_ok();
+    let out = run.all_output();
+    assert!(out.contains("[DEPRECATION WARNING]"), "{out}");
+    assert!(out.contains("renamed `secret`"), "{out}");
+    assert!(
+        out.contains("collection 'homelab.sso' version 1.1.0"),
+        "{out}"
+    );
+    assert_no_secrets(&out, &["deprecation-canary-", &bao.root_token]);
+}

@@ -27,9 +27,19 @@ fn read_returns_data_version_metadata_and_salted_fingerprints() {
     r.ok();
     assert_eq!(r.json["changed"], json!(false));
     assert_eq!(r.json["version"], json!(2));
+    // `secret`, as community.hashi_vault's vault_kv2_get names it; `data` is its deprecated alias.
     assert_eq!(
-        r.json["data"],
+        r.json["secret"],
         json!({"client_secret": "read-canary-2-Zq8x", "port": 8080})
+    );
+    assert_eq!(r.json["data"], r.json["secret"]);
+    assert_eq!(
+        r.json["deprecations"],
+        json!([{
+            "msg": "vault_kv_read's `data` is renamed `secret` (as in community.hashi_vault's vault_kv2_get); read `secret` instead",
+            "version": "1.1.0",
+            "collection_name": "homelab.sso",
+        }])
     );
     assert_eq!(r.json["metadata"]["version"], json!(2));
     assert_eq!(
@@ -57,6 +67,11 @@ fn read_returns_data_version_metadata_and_salted_fingerprints() {
     r.ok();
     assert_eq!(r.json["version"], json!(1));
     assert!(r.json.get("data").is_none());
+    assert!(r.json.get("secret").is_none());
+    assert!(
+        r.json.get("deprecations").is_none(),
+        "no `data`, no deprecation"
+    );
     assert_no_secrets(&r.output, &["read-canary-"]);
     assert_eq!(
         r.json["fingerprints"]["client_secret"],
@@ -117,6 +132,11 @@ fn version_zero_or_negative_is_refused_not_read_as_the_latest() {
         );
         assert!(r.msg().contains("leave `version` unset"), "{}", r.msg());
         assert!(r.json.get("data").is_none());
+        assert!(r.json.get("secret").is_none());
+        assert!(
+            r.json.get("deprecations").is_none(),
+            "no `data`, no deprecation"
+        );
         assert_no_secrets(&r.output, &["canary-Zq8x"]);
     }
     let r = run(READ, args(&bao, "app", json!({"version": 1})), &[]);
@@ -162,4 +182,100 @@ fn a_short_value_does_not_corrupt_fingerprints_or_metadata_and_is_named_in_a_war
         "{warnings}"
     );
     assert_no_secrets(&r.output, &["short-canary-Zq8x"]);
+}
+
+/// The token `bao login` leaves in ~/.vault-token is used when neither `token` nor VAULT_TOKEN is
+/// set, as community.hashi_vault does; `token` and VAULT_TOKEN still come first.
+#[test]
+fn token_from_the_file_bao_login_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let bao = start(dir.path());
+    bao.kv_put("app", json!({"k": "token-file-canary-Zq8x"}))
+        .unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    let home_s = home.display().to_string();
+    let mut login = std::process::Command::new(lab::tools::venv_bin("bao"));
+    login
+        .args(["login", "-no-print", "-method=token", "-"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", &home)
+        .stdin(std::process::Stdio::piped());
+    for (k, v) in bao.env() {
+        if k != "VAULT_TOKEN" && k != "BAO_TOKEN" {
+            login.env(k, v);
+        }
+    }
+    let mut child = login.spawn().unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(bao.root_token.as_bytes()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "bao login failed");
+    let file = home.join(".vault-token");
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap().trim(),
+        bao.root_token,
+        "bao login writes ~/.vault-token"
+    );
+
+    let mut a = args(&bao, "app", json!({}));
+    a.as_object_mut().unwrap().remove("token");
+    let r = run(READ, a.clone(), &[("HOME", &home_s)]);
+    r.ok();
+    assert_eq!(r.json["secret"]["k"], json!("token-file-canary-Zq8x"));
+    assert_no_secrets(&r.output, &[&bao.root_token]);
+
+    // token_path and token_file name another file.
+    let other = dir.path().join("tokens");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("lab-token"), format!("{}\n", bao.root_token)).unwrap();
+    let mut b = a.clone();
+    b["token_path"] = json!(other.display().to_string());
+    b["token_file"] = json!("lab-token");
+    run(READ, b, &[("HOME", "/nonexistent")]).ok();
+    // `~` in token_path is the module's HOME, as for every path option.
+    let mut c = a.clone();
+    c["token_path"] = json!("~/../tokens");
+    c["token_file"] = json!("lab-token");
+    run(READ, c, &[("HOME", &home_s)]).ok();
+
+    // VAULT_TOKEN comes before the file: a bad one fails even though the file is good.
+    let r = run(
+        READ,
+        a.clone(),
+        &[("HOME", &home_s), ("VAULT_TOKEN", "not-a-valid-token")],
+    );
+    r.fails();
+
+    // No token anywhere: the message says where the file was looked for.
+    let empty = dir.path().join("empty-home");
+    std::fs::create_dir(&empty).unwrap();
+    let r = run(READ, a, &[("HOME", &empty.display().to_string())]);
+    r.fails();
+    assert!(r.msg().contains("bao login"), "{}", r.msg());
+    assert!(
+        r.msg().contains(".vault-token does not exist"),
+        "{}",
+        r.msg()
+    );
+}
+
+/// `retries` bounds the attempts of a read: 0 sends one request.
+#[test]
+fn retries_option_is_checked_and_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let bao = start(dir.path());
+    let r = run(READ, args(&bao, "app", json!({"retries": 11})), &[]);
+    r.fails();
+    assert!(r.msg().contains("`retries` must be 0 to 10"), "{}", r.msg());
+    // A port where nothing listens: one attempt fails fast; the message counts no retries.
+    let mut a = args(&bao, "app", json!({"retries": 0, "timeout": 2}));
+    a["url"] = json!("http://127.0.0.1:9");
+    let t = std::time::Instant::now();
+    run(READ, a, &[]).fails();
+    assert!(t.elapsed() < std::time::Duration::from_secs(5));
 }

@@ -652,10 +652,15 @@ fn approle_with_exact_policy_userpass_and_token_from_env() {
     r.ok();
     assert_eq!(r.json["version"], json!(3));
     assert_no_secrets(&r.output, &[&bao.root_token]);
+    // No token, no VAULT_TOKEN, and a HOME without a token file (the last fallback).
+    let home = tempfile::tempdir().unwrap();
     let r = run(
         WRITE,
         json!({"path": "app", "data": {"k": "v3"}}),
-        &[("VAULT_ADDR", bao.addr.as_str())],
+        &[
+            ("VAULT_ADDR", bao.addr.as_str()),
+            ("HOME", home.path().to_str().unwrap()),
+        ],
     );
     r.fails();
     assert!(r.msg().contains("no Vault token"), "{}", r.msg());
