@@ -1,7 +1,7 @@
 //! Connection and auth options shared by both modules (the equivalent of community.hashi_vault's
 //! `connection` + `auth` doc fragments), and turning them into an authenticated [`Kv`].
 
-use crate::kv::{login, Kv, VaultError};
+use crate::kv::{login, Kv, KvPath, VaultError};
 use ansible_module::spec::to_bool;
 use ansible_module::{Opt, Secret};
 use httpx::{Client, HttpConfig};
@@ -10,12 +10,21 @@ use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// The `auth_method` option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    Token,
+    Approle,
+    Userpass,
+}
+
 /// Connection, auth and location options, flattened into each module's params.
 #[derive(Debug, Deserialize)]
 pub struct ConnParams {
     pub url: String,
     pub token: Option<Secret>,
-    pub auth_method: String,
+    pub auth_method: AuthMethod,
     pub auth_mount: Option<String>,
     pub role_id: Option<Secret>,
     pub secret_id: Option<Secret>,
@@ -84,31 +93,27 @@ fn skip_verify_from_env() -> Result<bool, VaultError> {
 }
 
 impl ConnParams {
-    /// The KV path as users write it (`mount/path`).
-    pub fn display_path(&self) -> String {
-        format!(
-            "{}/{}",
-            self.mount.trim_matches('/'),
-            self.path.trim_matches('/')
-        )
+    /// The secret these options name.
+    pub fn at(&self) -> KvPath {
+        KvPath::new(&self.mount, &self.path)
     }
 
     fn validate(&self) -> Result<(), VaultError> {
-        let path = self.path.trim_matches('/');
-        if path.is_empty() {
+        let at = self.at();
+        if at.path().is_empty() {
             return Err(VaultError::Usage(format!(
                 "`path` must name a secret inside the mount (e.g. homelab-sso), got {:?}",
                 self.path
             )));
         }
-        if self.mount.trim_matches('/').is_empty() {
+        if at.mount().is_empty() {
             return Err(VaultError::Usage(
                 "`mount` must not be empty (KV v2 mounts are usually `secret`)".into(),
             ));
         }
         // Every option that becomes a URL path segment.
         let segments = [
-            ("path", Some(path)),
+            ("path", Some(at.path())),
             ("mount", Some(self.mount.as_str())),
             ("auth_mount", self.auth_mount.as_deref()),
             ("username", self.username.as_deref()),
@@ -143,8 +148,8 @@ impl ConnParams {
         cfg.timeout = Duration::from_secs(self.timeout);
         let http = Client::new(cfg)?;
         let ns = self.namespace.as_deref().filter(|s| !s.is_empty());
-        let token = match self.auth_method.as_str() {
-            "token" => match &self.token {
+        let token = match self.auth_method {
+            AuthMethod::Token => match &self.token {
                 Some(t) if !t.is_empty() => t.clone(),
                 _ => {
                     return Err(VaultError::Usage(
@@ -152,7 +157,7 @@ impl ConnParams {
                     ))
                 }
             },
-            "approle" => {
+            AuthMethod::Approle => {
                 let (Some(role_id), Some(secret_id)) = (&self.role_id, &self.secret_id) else {
                     return Err(VaultError::Usage(
                         "auth_method approle needs `role_id` and `secret_id`".into(),
@@ -168,7 +173,7 @@ impl ConnParams {
                     json!({"role_id": role_id.expose(), "secret_id": secret_id.expose()}),
                 )?
             }
-            "userpass" => {
+            AuthMethod::Userpass => {
                 let (Some(user), Some(pass)) = (&self.username, &self.password) else {
                     return Err(VaultError::Usage(
                         "auth_method userpass needs `username` and `password`".into(),
@@ -184,8 +189,7 @@ impl ConnParams {
                     json!({"password": pass.expose()}),
                 )?
             }
-            other => return Err(VaultError::Usage(format!("unknown auth_method {other}"))),
         };
-        Ok(Kv::new(http, token, ns.map(str::to_string), &self.mount))
+        Ok(Kv::new(http, token, ns.map(str::to_string), self.at()))
     }
 }
