@@ -23,8 +23,9 @@ pub const STDOUT_CAP: usize = 1024 * 1024;
 /// Largest stderr kept per command; the rest is read and discarded.
 pub const STDERR_CAP: usize = 4096;
 
-/// What to do with a host key that is not in known_hosts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What to do with a host key that is not in known_hosts (the `host_key_checking` option).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum HostKeyChecking {
     Strict,
     AcceptNew,
@@ -36,6 +37,23 @@ pub enum Auth {
     KeyFile(PathBuf),
     KeyData(Secret),
     Agent,
+}
+
+impl Auth {
+    /// A key file, else key text, else ssh-agent; `None` when both a file and text are given.
+    pub fn from_options(file: Option<&PathBuf>, data: Option<&Secret>) -> Option<Auth> {
+        match (file, data) {
+            (Some(_), Some(_)) => None,
+            (Some(k), None) => Some(Auth::KeyFile(k.clone())),
+            (None, Some(d)) => Some(Auth::KeyData(d.clone())),
+            (None, None) => Some(Auth::Agent),
+        }
+    }
+}
+
+/// `~/.ssh/known_hosts` of the user the module runs as, the known_hosts file when none is given.
+pub fn default_known_hosts() -> PathBuf {
+    PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(".ssh/known_hosts")
 }
 
 /// Connection settings.

@@ -131,20 +131,14 @@ pub fn make_code(p: &SshParams, username: &str, timeout: u64) -> Result<Secret, 
     if !(1..=65535).contains(&p.ssh_port) {
         return Err(SshFallbackError::Missing("ssh_port between 1 and 65535"));
     }
-    let auth = match (&p.ssh_private_key, &p.ssh_private_key_data) {
-        (Some(_), Some(_)) => {
-            return Err(SshFallbackError::Missing(
-                "only one of ssh_private_key and ssh_private_key_data",
-            ))
-        }
-        (Some(k), None) => Auth::KeyFile(k.clone()),
-        (None, Some(d)) => Auth::KeyData(d.clone()),
-        (None, None) => Auth::Agent,
-    };
-    let known_hosts = p.ssh_known_hosts.clone().unwrap_or_else(|| {
-        PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
-            .join(".ssh/known_hosts")
-    });
+    let auth = Auth::from_options(p.ssh_private_key.as_ref(), p.ssh_private_key_data.as_ref())
+        .ok_or(SshFallbackError::Missing(
+            "only one of ssh_private_key and ssh_private_key_data",
+        ))?;
+    let known_hosts = p
+        .ssh_known_hosts
+        .clone()
+        .unwrap_or_else(ssh::default_known_hosts);
     let timeout = Duration::from_secs(timeout.max(1));
     let opts = ConnectOptions {
         host: host.clone(),
