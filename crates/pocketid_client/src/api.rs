@@ -12,16 +12,23 @@ use std::time::{Duration, Instant};
 
 mod access;
 
-/// Connection options shared by the PocketID modules.
-#[derive(Debug, Deserialize)]
-pub struct Connection {
+/// Where PocketID is and how to reach it: the options every PocketID module shares.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Server {
     pub url: String,
-    pub api_key: Secret,
     #[serde(default = "yes")]
     pub validate_certs: bool,
     pub ca_cert: Option<PathBuf>,
     #[serde(default = "thirty")]
     pub timeout: u64,
+}
+
+/// A server and the API key to use there, flattened into a module's params.
+#[derive(Debug, Deserialize)]
+pub struct Connection {
+    #[serde(flatten)]
+    pub server: Server,
+    pub api_key: Secret,
 }
 
 fn yes() -> bool {
@@ -31,18 +38,13 @@ fn thirty() -> u64 {
     30
 }
 
-/// The option definitions of [`Connection`].
-pub fn connection_options() -> Vec<Opt> {
+/// The option definitions of [`Server`].
+pub fn server_options() -> Vec<Opt> {
     vec![
         Opt::str("url")
             .env("POCKETID_URL")
             .required()
             .help("PocketID base URL, e.g. https://id.example.org (env POCKETID_URL)"),
-        Opt::str("api_key")
-            .env("POCKETID_API_KEY")
-            .required()
-            .no_log()
-            .help("API key of an admin user, sent as X-API-Key (env POCKETID_API_KEY)"),
         Opt::bool("validate_certs")
             .default(true)
             .help("verify the server's TLS certificate"),
@@ -54,6 +56,20 @@ pub fn connection_options() -> Vec<Opt> {
             .range(1, 3600)
             .help("seconds per HTTP request, and for reading a whole paginated list"),
     ]
+}
+
+/// The option definitions of [`Connection`].
+pub fn connection_options() -> Vec<Opt> {
+    let mut o = server_options();
+    o.insert(
+        1,
+        Opt::str("api_key")
+            .env("POCKETID_API_KEY")
+            .required()
+            .no_log()
+            .help("API key of an admin user, sent as X-API-Key (env POCKETID_API_KEY)"),
+    );
+    o
 }
 
 /// Why a PocketID call failed. Messages name the request and what to do, never a key or secret.
@@ -171,10 +187,11 @@ pub struct PocketIdApi {
 
 impl PocketIdApi {
     pub fn new(conn: &Connection) -> Result<Self, ApiError> {
-        let mut cfg = HttpConfig::new("PocketID", conn.url.trim_end_matches('/'));
-        cfg.validate_certs = conn.validate_certs;
-        cfg.ca_cert = conn.ca_cert.clone();
-        let timeout = Duration::from_secs(conn.timeout.max(1));
+        let server = &conn.server;
+        let mut cfg = HttpConfig::new("PocketID", server.url.trim_end_matches('/'));
+        cfg.validate_certs = server.validate_certs;
+        cfg.ca_cert = server.ca_cert.clone();
+        let timeout = Duration::from_secs(server.timeout.max(1));
         cfg.timeout = timeout;
         // PocketID's limiter answers 429 with Retry-After; give a burst room to drain.
         cfg.retries = 5;

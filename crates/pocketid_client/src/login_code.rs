@@ -328,7 +328,7 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
             ));
     }
 
-    let base = p.conn.url.trim_end_matches('/').to_string();
+    let base = p.conn.server.url.trim_end_matches('/').to_string();
     let msg = match p.delivery.as_str() {
         "email" => {
             api.email_login_code(&user_id, ttl)
@@ -421,7 +421,7 @@ fn ssh_fallback(
             p.delivery
         )));
     }
-    let url = login_code_ssh::make_code(&p.ssh, &p.username, p.conn.timeout)
+    let url = login_code_ssh::make_code(&p.ssh, &p.username, p.conn.server.timeout)
         .map_err(|e| Failure::new(format!("{refused}; the SSH fallback failed: {e}")))?;
     let msg = hand_over(&p, tty, &url, &what)?;
     Ok(out.msg(format!(
