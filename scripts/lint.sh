@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# `make lint`: Rust formatting and clippy, workflow lint, shell lint, and ansible-lint with the
+# `make lint`: Rust formatting, clippy and function lengths (scripts/fn-lengths.py), workflow lint, shell lint, and ansible-lint with the
 # collection installed (built from debug binaries) so that the playbooks' FQCNs resolve.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-$PWD/.venv}
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
+scripts/fn-lengths.py
 "$VENV/bin/actionlint" -config-file .forgejo/actionlint.yaml .forgejo/workflows/*.yml
 shellcheck scripts/*.sh .ci/run crates/lab/src/pct-standin.sh
 cargo build -q -p vault_full_write -p env_harvest -p pocketid_client -p redeploy_trigger
