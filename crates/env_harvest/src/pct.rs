@@ -91,16 +91,27 @@ pub fn build_command(
     vmid: Option<&str>,
     path: &str,
 ) -> String {
-    let mut words: Vec<&str> = Vec::new();
-    if sudo {
-        words.extend(["sudo", "-n", "--"]);
+    let cat = ["cat", "--", path];
+    match (mode, vmid) {
+        (Mode::Pct, Some(vmid)) => pct_exec(pct_path, sudo, vmid, &cat),
+        (Mode::Pct, None) => pct_exec(pct_path, sudo, "", &cat),
+        (Mode::Direct, _) => quoted(sudo, &cat),
     }
-    if mode == Mode::Pct {
-        words.extend([pct_path, "exec", vmid.unwrap_or_default(), "--"]);
-    }
-    words.extend(["cat", "--", path]);
-    words
+}
+
+/// `pct exec <vmid> -- <argv>` (through `sudo -n` when asked), every word single-quoted for
+/// the node's shell.
+pub fn pct_exec(pct_path: &str, sudo: bool, vmid: &str, argv: &[&str]) -> String {
+    let mut words = vec![pct_path, "exec", vmid, "--"];
+    words.extend_from_slice(argv);
+    quoted(sudo, &words)
+}
+
+fn quoted(sudo: bool, argv: &[&str]) -> String {
+    let sudo_words: &[&str] = if sudo { &["sudo", "-n", "--"] } else { &[] };
+    sudo_words
         .iter()
+        .chain(argv)
         .map(|w| shell_quote(w))
         .collect::<Vec<_>>()
         .join(" ")

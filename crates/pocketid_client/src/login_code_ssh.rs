@@ -4,7 +4,8 @@
 //! /app/pocket-id one-time-access-token <username>`. The CLI makes a 1-hour code and prints its URL.
 
 use ansible_module::{Opt, Secret};
-use env_harvest::ssh::{self, shell_quote, Auth, ConnectOptions, HostKeyChecking};
+use env_harvest::pct;
+use env_harvest::ssh::{self, Auth, ConnectOptions, HostKeyChecking};
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -83,24 +84,21 @@ pub enum SshFallbackError {
 
 /// The command run on the node; every word quoted for the remote shell.
 pub fn command(p: &SshParams, vmid: i64, username: &str) -> String {
-    [
-        p.pct_path.as_str(),
-        "exec",
+    pct::pct_exec(
+        &p.pct_path,
+        false,
         &vmid.to_string(),
-        "--",
-        "docker",
-        "exec",
-        "-u",
-        &p.container_user,
-        &p.container,
-        "/app/pocket-id",
-        "one-time-access-token",
-        username,
-    ]
-    .iter()
-    .map(|w| shell_quote(w))
-    .collect::<Vec<_>>()
-    .join(" ")
+        &[
+            "docker",
+            "exec",
+            "-u",
+            &p.container_user,
+            &p.container,
+            "/app/pocket-id",
+            "one-time-access-token",
+            username,
+        ],
+    )
 }
 
 /// The `<APP_URL>/lc/<code>` URL in the CLI's stdout (its last line), held as a secret at once.
@@ -125,7 +123,7 @@ pub fn make_code(p: &SshParams, username: &str, timeout: u64) -> Result<Secret, 
         .filter(|h| !h.is_empty())
         .ok_or(SshFallbackError::Missing("ssh_host"))?;
     let vmid = p.vmid.ok_or(SshFallbackError::Missing("vmid"))?;
-    if !(100..=999_999_999).contains(&vmid) {
+    if !pct::valid_vmid(&vmid.to_string()) {
         return Err(SshFallbackError::Vmid(vmid));
     }
     if !(1..=65535).contains(&p.ssh_port) {
