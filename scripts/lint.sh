@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# `make lint`: Rust formatting and clippy, workflow lint, shell lint, ansible-lint with the
-# collection installed (built from debug binaries) so that the playbooks' FQCNs resolve, and the
-# collection by the ecosystem's own tools: the changelog fragments (antsibull-changelog lint),
-# ansible-test sanity on the installed tarball, galaxy-importer on the tarball, and every module's
-# EXAMPLES through ansible-lint (an e2e test).
+# `make lint`: Rust formatting, clippy and function lengths (scripts/fn-lengths.py), workflow lint,
+# shell lint, ansible-lint with the collection installed (built from debug binaries) so that the
+# playbooks' FQCNs resolve, and the collection by the ecosystem's own tools: the changelog fragments
+# (antsibull-changelog lint), ansible-test sanity on the installed tarball, galaxy-importer on the
+# tarball, and every module's EXAMPLES through ansible-lint (an e2e test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-$PWD/.venv}
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
+scripts/fn-lengths.py
 "$VENV/bin/actionlint" -config-file .forgejo/actionlint.yaml .forgejo/workflows/*.yml
 shellcheck scripts/*.sh .ci/run crates/lab/src/pct-standin.sh
 (cd ansible/collection && "$VENV/bin/antsibull-changelog" lint)

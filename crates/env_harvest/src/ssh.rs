@@ -23,8 +23,9 @@ pub const STDOUT_CAP: usize = 1024 * 1024;
 /// Largest stderr kept per command; the rest is read and discarded.
 pub const STDERR_CAP: usize = 4096;
 
-/// What to do with a host key that is not in known_hosts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What to do with a host key that is not in known_hosts (the `host_key_checking` option).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum HostKeyChecking {
     Strict,
     AcceptNew,
@@ -36,6 +37,23 @@ pub enum Auth {
     KeyFile(PathBuf),
     KeyData(Secret),
     Agent,
+}
+
+impl Auth {
+    /// A key file, else key text, else ssh-agent; `None` when both a file and text are given.
+    pub fn from_options(file: Option<&PathBuf>, data: Option<&Secret>) -> Option<Auth> {
+        match (file, data) {
+            (Some(_), Some(_)) => None,
+            (Some(k), None) => Some(Auth::KeyFile(k.clone())),
+            (None, Some(d)) => Some(Auth::KeyData(d.clone())),
+            (None, None) => Some(Auth::Agent),
+        }
+    }
+}
+
+/// `~/.ssh/known_hosts` of the user the module runs as, the known_hosts file when none is given.
+pub fn default_known_hosts() -> PathBuf {
+    PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(".ssh/known_hosts")
 }
 
 /// Connection settings.
@@ -247,48 +265,138 @@ fn reason_of(e: &ssh2::Error) -> String {
     sanitize(e.message().as_bytes())
 }
 
+/// A failure to connect to the node, with the reason.
+fn connect_error(o: &ConnectOptions, reason: String) -> SshError {
+    SshError::Connect {
+        host: o.host.clone(),
+        port: o.port,
+        user: o.user.clone(),
+        reason,
+    }
+}
+
+/// The TCP connection to the node: each address of the host in turn, each bounded by
+/// `timeout`.
+fn connect_tcp(o: &ConnectOptions) -> Result<TcpStream, SshError> {
+    let cerr = |reason: String| connect_error(o, reason);
+    let addrs: Vec<_> = (o.host.as_str(), o.port)
+        .to_socket_addrs()
+        .map_err(|e| cerr(format!("cannot resolve the host: {e}")))?
+        .collect();
+    let mut last = "the name has no address".to_string();
+    let mut timed_out = false;
+    let mut tcp = None;
+    for a in addrs {
+        match TcpStream::connect_timeout(&a, o.timeout) {
+            Ok(s) => {
+                tcp = Some(s);
+                break;
+            }
+            Err(e) => {
+                timed_out = matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock);
+                last = e.to_string();
+            }
+        }
+    }
+    match tcp {
+        Some(t) => Ok(t),
+        None if timed_out => Err(SshError::ConnectTimeout {
+            host: o.host.clone(),
+            port: o.port,
+            user: o.user.clone(),
+            secs: o.timeout.as_secs().max(1),
+        }),
+        None => Err(cerr(last)),
+    }
+}
+
+/// Authenticates with the key file, the key text or ssh-agent; called after the host key check.
+fn authenticate(sess: &Session, o: &ConnectOptions) -> Result<(), SshError> {
+    let (host, port) = (o.host.clone(), o.port);
+    let secs = o.timeout.as_secs().max(1);
+    let user = &o.user;
+    let auth_err = |method: &'static str, e: Option<&ssh2::Error>| {
+        let hint = match e {
+                Some(e) if is_timeout(e) => format!(
+                    "the node did not answer within {secs} s; raise `timeout` or check the node's load"
+                ),
+                Some(e) if connection_broken(e.code()) => {
+                    "the connection broke during authentication; check that sshd on the node is up and re-run".to_string()
+                }
+                _ if method == "ssh-agent" => format!(
+                    "check that ssh-agent runs (SSH_AUTH_SOCK is set) and holds a key that is in {user}'s ~/.ssh/authorized_keys on the node, or set private_key"
+                ),
+                _ => format!(
+                    "check that the key's public half is in {user}'s ~/.ssh/authorized_keys on the node (and that `passphrase` is right if the key has one)"
+                ),
+            };
+        SshError::Auth {
+            user: user.clone(),
+            host: host.clone(),
+            port,
+            method,
+            reason: e
+                .map(reason_of)
+                .unwrap_or_else(|| "the server did not accept the key".into()),
+            hint,
+        }
+    };
+    let pass = o.passphrase.as_ref().map(Secret::expose);
+    let res = match &o.auth {
+        Auth::KeyFile(p) => sess
+            .userauth_pubkey_file(&o.user, None, p, pass)
+            .map_err(|e| auth_err("private_key", Some(&e))),
+        Auth::KeyData(k) => sess
+            .userauth_pubkey_memory(&o.user, None, k.expose(), pass)
+            .map_err(|e| auth_err("private_key_data", Some(&e))),
+        Auth::Agent => sess
+            .userauth_agent(&o.user)
+            .map_err(|e| auth_err("ssh-agent", Some(&e))),
+    };
+    res?;
+    if !sess.authenticated() {
+        return Err(auth_err("publickey", None));
+    }
+    Ok(())
+}
+
+/// Reads known_hosts into libssh2 line by line; returns the `@revoked` lines' rest.
+fn load_known_hosts<'t>(kh: &mut ssh2::KnownHosts, text: &'t [u8]) -> Vec<&'t str> {
+    let mut revoked = Vec::new();
+    for raw in text.split(|b| *b == b'\n') {
+        let Ok(line) = std::str::from_utf8(raw) else {
+            continue;
+        };
+        let l = line.trim();
+        if l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        // Markers (sshd(8) "SSH_KNOWN_HOSTS FILE FORMAT"): libssh2 knows none and would read
+        // the marker as a host name. `@revoked` keys are collected and refused below, as
+        // OpenSSH refuses them. `@cert-authority` lines are skipped: libssh2 does not accept
+        // host certificates, so a CA cannot vouch for a host here, and such a host is
+        // unknown unless its own key is listed. Unknown markers are skipped, as OpenSSH does.
+        if let Some(rest) = l.strip_prefix("@revoked") {
+            if rest.starts_with(char::is_whitespace) {
+                revoked.push(rest.trim());
+            }
+            continue;
+        }
+        if l.starts_with('@') {
+            continue;
+        }
+        let _ = kh.read_str(l, KnownHostFileKind::OpenSSH);
+    }
+    revoked
+}
+
 impl Connection {
     /// Connects, verifies the host key, then authenticates.
     pub fn open(o: &ConnectOptions) -> Result<Connection, SshError> {
         let (host, port) = (o.host.clone(), o.port);
         let secs = o.timeout.as_secs().max(1);
-        let cerr = |reason: String| SshError::Connect {
-            host: host.clone(),
-            port,
-            user: o.user.clone(),
-            reason,
-        };
-        let addrs: Vec<_> = (o.host.as_str(), o.port)
-            .to_socket_addrs()
-            .map_err(|e| cerr(format!("cannot resolve the host: {e}")))?
-            .collect();
-        let mut last = "the name has no address".to_string();
-        let mut timed_out = false;
-        let mut tcp = None;
-        for a in addrs {
-            match TcpStream::connect_timeout(&a, o.timeout) {
-                Ok(s) => {
-                    tcp = Some(s);
-                    break;
-                }
-                Err(e) => {
-                    timed_out = matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock);
-                    last = e.to_string();
-                }
-            }
-        }
-        let tcp = match tcp {
-            Some(t) => t,
-            None if timed_out => {
-                return Err(SshError::ConnectTimeout {
-                    host,
-                    port,
-                    user: o.user.clone(),
-                    secs,
-                })
-            }
-            None => return Err(cerr(last)),
-        };
+        let cerr = |reason: String| connect_error(o, reason);
+        let tcp = connect_tcp(o)?;
         let _ = tcp.set_nodelay(true);
         let fd = tcp.as_raw_fd();
         let mut sess = Session::new().map_err(|e| cerr(e.to_string()))?;
@@ -320,49 +428,7 @@ impl Connection {
         let fingerprint = fingerprint_of(&sess);
         let host_key_added = Self::check_host_key(&sess, o, &fingerprint)?;
 
-        let user = &o.user;
-        let auth_err = |method: &'static str, e: Option<&ssh2::Error>| {
-            let hint = match e {
-                Some(e) if is_timeout(e) => format!(
-                    "the node did not answer within {secs} s; raise `timeout` or check the node's load"
-                ),
-                Some(e) if connection_broken(e.code()) => {
-                    "the connection broke during authentication; check that sshd on the node is up and re-run".to_string()
-                }
-                _ if method == "ssh-agent" => format!(
-                    "check that ssh-agent runs (SSH_AUTH_SOCK is set) and holds a key that is in {user}'s ~/.ssh/authorized_keys on the node, or set private_key"
-                ),
-                _ => format!(
-                    "check that the key's public half is in {user}'s ~/.ssh/authorized_keys on the node (and that `passphrase` is right if the key has one)"
-                ),
-            };
-            SshError::Auth {
-                user: user.clone(),
-                host: host.clone(),
-                port,
-                method,
-                reason: e
-                    .map(reason_of)
-                    .unwrap_or_else(|| "the server did not accept the key".into()),
-                hint,
-            }
-        };
-        let pass = o.passphrase.as_ref().map(Secret::expose);
-        let res = match &o.auth {
-            Auth::KeyFile(p) => sess
-                .userauth_pubkey_file(&o.user, None, p, pass)
-                .map_err(|e| auth_err("private_key", Some(&e))),
-            Auth::KeyData(k) => sess
-                .userauth_pubkey_memory(&o.user, None, k.expose(), pass)
-                .map_err(|e| auth_err("private_key_data", Some(&e))),
-            Auth::Agent => sess
-                .userauth_agent(&o.user)
-                .map_err(|e| auth_err("ssh-agent", Some(&e))),
-        };
-        res?;
-        if !sess.authenticated() {
-            return Err(auth_err("publickey", None));
-        }
+        authenticate(&sess, o)?;
         Ok(Connection {
             sess,
             fd,
@@ -420,31 +486,7 @@ impl Connection {
                 })
             }
         };
-        let mut revoked = Vec::new();
-        for raw in text.split(|b| *b == b'\n') {
-            let Ok(line) = std::str::from_utf8(raw) else {
-                continue;
-            };
-            let l = line.trim();
-            if l.is_empty() || l.starts_with('#') {
-                continue;
-            }
-            // Markers (sshd(8) "SSH_KNOWN_HOSTS FILE FORMAT"): libssh2 knows none and would read
-            // the marker as a host name. `@revoked` keys are collected and refused below, as
-            // OpenSSH refuses them. `@cert-authority` lines are skipped: libssh2 does not accept
-            // host certificates, so a CA cannot vouch for a host here, and such a host is
-            // unknown unless its own key is listed. Unknown markers are skipped, as OpenSSH does.
-            if let Some(rest) = l.strip_prefix("@revoked") {
-                if rest.starts_with(char::is_whitespace) {
-                    revoked.push(rest.trim());
-                }
-                continue;
-            }
-            if l.starts_with('@') {
-                continue;
-            }
-            let _ = kh.read_str(l, KnownHostFileKind::OpenSSH);
-        }
+        let revoked = load_known_hosts(&mut kh, &text);
         // A revoked key is refused whatever else the file says, before any other outcome (an
         // accept-new append included).
         if revoked
@@ -788,6 +830,55 @@ impl Job {
         self.phase = Phase::Done;
     }
 
+    /// Reads what stdout and stderr hold now, without blocking.
+    fn read_available(&mut self, sess: &Session) -> Pumped {
+        let Some(ch) = self.ch.as_mut() else {
+            return Pumped::NoChannel;
+        };
+        let mut progressed = false;
+        let mut buf = [0u8; 32 * 1024];
+        // stdout
+        while !self.out_done {
+            match ch.read(&mut buf) {
+                Ok(0) => self.out_done = true,
+                Ok(n) => {
+                    progressed = true;
+                    if self.result.stdout.len() + n > STDOUT_CAP {
+                        self.result.stdout_truncated = true;
+                        self.result.stdout.clear();
+                        self.out_done = true;
+                        self.err_done = true;
+                    } else {
+                        self.result.stdout.extend_from_slice(&buf[..n]);
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    self.fail_io(sess, &e);
+                    return Pumped::Failed;
+                }
+            }
+        }
+        // stderr, read on every pass so neither stream can fill the shared window.
+        let mut es = ch.stderr();
+        while !self.err_done {
+            match es.read(&mut buf) {
+                Ok(0) => self.err_done = true,
+                Ok(n) => {
+                    progressed = true;
+                    let room = STDERR_CAP.saturating_sub(self.err_raw.len());
+                    self.err_raw.extend_from_slice(&buf[..n.min(room)]);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    self.fail_io(sess, &e);
+                    return Pumped::Failed;
+                }
+            }
+        }
+        Pumped::Read(progressed)
+    }
+
     /// Advances the state machine as far as it goes without blocking. True if anything happened.
     fn step(&mut self, sess: &Session, cmd: &str) -> bool {
         if Instant::now() > self.deadline && !matches!(self.phase, Phase::Done) {
@@ -839,57 +930,19 @@ impl Job {
                     }
                     None => return progressed,
                 },
-                Phase::Read => {
-                    let Some(ch) = self.ch.as_mut() else {
-                        return progressed;
-                    };
-                    let mut buf = [0u8; 32 * 1024];
-                    // stdout
-                    while !self.out_done {
-                        match ch.read(&mut buf) {
-                            Ok(0) => self.out_done = true,
-                            Ok(n) => {
-                                progressed = true;
-                                if self.result.stdout.len() + n > STDOUT_CAP {
-                                    self.result.stdout_truncated = true;
-                                    self.result.stdout.clear();
-                                    self.out_done = true;
-                                    self.err_done = true;
-                                } else {
-                                    self.result.stdout.extend_from_slice(&buf[..n]);
-                                }
-                            }
-                            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                            Err(e) => {
-                                self.fail_io(sess, &e);
-                                return true;
-                            }
+                Phase::Read => match self.read_available(sess) {
+                    Pumped::NoChannel => return progressed,
+                    Pumped::Failed => return true,
+                    Pumped::Read(read) => {
+                        progressed |= read;
+                        if self.out_done && self.err_done {
+                            self.phase = Phase::Close;
+                            progressed = true;
+                        } else {
+                            return progressed;
                         }
                     }
-                    // stderr, read on every pass so neither stream can fill the shared window.
-                    let mut es = ch.stderr();
-                    while !self.err_done {
-                        match es.read(&mut buf) {
-                            Ok(0) => self.err_done = true,
-                            Ok(n) => {
-                                progressed = true;
-                                let room = STDERR_CAP.saturating_sub(self.err_raw.len());
-                                self.err_raw.extend_from_slice(&buf[..n.min(room)]);
-                            }
-                            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                            Err(e) => {
-                                self.fail_io(sess, &e);
-                                return true;
-                            }
-                        }
-                    }
-                    if self.out_done && self.err_done {
-                        self.phase = Phase::Close;
-                        progressed = true;
-                    } else {
-                        return progressed;
-                    }
-                }
+                },
                 Phase::Close => match self.ch.as_mut().map(|c| c.close()) {
                     Some(Ok(())) => {
                         self.phase = if self.result.stdout_truncated {
@@ -940,6 +993,15 @@ impl Job {
             }
         }
     }
+}
+
+/// What one read pass of a channel's streams did.
+enum Pumped {
+    NoChannel,
+    /// The job failed (recorded in its result).
+    Failed,
+    /// Whether anything was read.
+    Read(bool),
 }
 
 /// Removes control characters (ANSI escapes included: ESC and the CSI introducer go, the rest is

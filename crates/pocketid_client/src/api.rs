@@ -12,11 +12,10 @@ use std::time::{Duration, Instant};
 
 mod access;
 
-/// Connection options shared by the PocketID modules.
-#[derive(Debug, Deserialize)]
-pub struct Connection {
+/// Where PocketID is and how to reach it: the options every PocketID module shares.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Server {
     pub url: String,
-    pub api_key: Secret,
     #[serde(default = "yes")]
     pub validate_certs: bool,
     pub ca_cert: Option<PathBuf>,
@@ -24,6 +23,14 @@ pub struct Connection {
     pub timeout: u64,
     #[serde(default = "five")]
     pub retries: u32,
+}
+
+/// A server and the API key to use there, flattened into a module's params.
+#[derive(Debug, Deserialize)]
+pub struct Connection {
+    #[serde(flatten)]
+    pub server: Server,
+    pub api_key: Secret,
 }
 
 fn yes() -> bool {
@@ -50,18 +57,13 @@ pub fn check_retries(retries: u32) -> Result<(), ansible_module::Failure> {
     Ok(())
 }
 
-/// The option definitions of [`Connection`].
-pub fn connection_options() -> Vec<Opt> {
+/// The option definitions of [`Server`].
+pub fn server_options() -> Vec<Opt> {
     vec![
         Opt::str("url")
             .env("POCKETID_URL")
             .required()
             .help("PocketID base URL, e.g. https://id.example.org (env POCKETID_URL)"),
-        Opt::str("api_key")
-            .env("POCKETID_API_KEY")
-            .required()
-            .no_log()
-            .help("API key of an admin user, sent as X-API-Key (env POCKETID_API_KEY)"),
         Opt::bool("validate_certs")
             .default(true)
             .help("verify the server's TLS certificate"),
@@ -76,6 +78,20 @@ pub fn connection_options() -> Vec<Opt> {
             "further attempts (0-10, with backoff) for reads, updates and deletes after a connection error or HTTP 429/5xx; a request that mints or creates is never repeated, except after a 429 (up to 5 times)",
         ),
     ]
+}
+
+/// The option definitions of [`Connection`].
+pub fn connection_options() -> Vec<Opt> {
+    let mut o = server_options();
+    o.insert(
+        1,
+        Opt::str("api_key")
+            .env("POCKETID_API_KEY")
+            .required()
+            .no_log()
+            .help("API key of an admin user, sent as X-API-Key (env POCKETID_API_KEY)"),
+    );
+    o
 }
 
 /// Why a PocketID call failed. Messages name the request and what to do, never a key or secret.
@@ -193,12 +209,13 @@ pub struct PocketIdApi {
 
 impl PocketIdApi {
     pub fn new(conn: &Connection) -> Result<Self, ApiError> {
-        let mut cfg = HttpConfig::new("PocketID", conn.url.trim_end_matches('/'));
-        cfg.validate_certs = conn.validate_certs;
-        cfg.ca_cert = conn.ca_cert.clone();
-        let timeout = Duration::from_secs(conn.timeout.max(1));
+        let server = &conn.server;
+        let mut cfg = HttpConfig::new("PocketID", server.url.trim_end_matches('/'));
+        cfg.validate_certs = server.validate_certs;
+        cfg.ca_cert = server.ca_cert.clone();
+        let timeout = Duration::from_secs(server.timeout.max(1));
         cfg.timeout = timeout;
-        cfg.retries = conn.retries;
+        cfg.retries = conn.server.retries;
         Ok(PocketIdApi {
             http: httpx::Client::new(cfg)?,
             key: conn.api_key.clone(),

@@ -28,8 +28,8 @@ pub struct Params {
     pub access_token_duration: Option<i64>,
     pub refresh_token_duration: Option<i64>,
     pub allowed_groups: Option<Vec<String>>,
-    pub state: String,
-    pub secret: String,
+    pub state: State,
+    pub secret: SecretPolicy,
     pub secret_id: Option<String>,
     pub retire_secrets: bool,
 }
@@ -290,7 +290,25 @@ impl Run<'_> {
     }
 }
 
-fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
+/// The `state` option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    Present,
+    Absent,
+}
+
+/// The `secret` option: when to mint a client secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecretPolicy {
+    Keep,
+    Ensure,
+    Rotate,
+}
+
+/// Refuses a client that cannot be identified, before any request.
+fn check_identity(p: &Params) -> Result<(), Failure> {
     if p.client_id.is_none() && p.name.is_none() {
         return Err(Failure::new(
             "one of `client_id` or `name` is required to identify the client",
@@ -309,7 +327,12 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
         // `..` passes the character rule but is a path segment of `/api/oidc/clients/{id}`.
         httpx::check_segments("client_id", id).map_err(Failure::new)?;
     }
-    crate::api::check_retries(p.conn.retries)?;
+    crate::api::check_retries(p.conn.server.retries)?;
+    Ok(())
+}
+
+fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
+    check_identity(&p)?;
     let api = PocketIdApi::new(&p.conn)?;
     let version = api.version()?;
     let multi = version.is_some_and(ServerVersion::has_multiple_secrets);
@@ -319,105 +342,116 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
         changed: false,
         client_id: None,
     };
-
-    // Find the client: custom id first, else an exact, unique name (CIMD clients excluded).
-    let existing: Option<Value> = match &p.client_id {
-        Some(id) => r.api.get_client(id)?,
-        None => {
-            let name = p.name.as_deref().unwrap_or_default();
-            let matches: Vec<Value> = r
-                .api
-                .list_clients(Some(name))?
-                .into_iter()
-                .filter(|c| c.get("name").and_then(Value::as_str) == Some(name))
-                .filter(|c| c.get("clientType").and_then(Value::as_str) != Some("cimd"))
-                .collect();
-            match matches.len() {
-                0 => None,
-                1 => {
-                    let id = matches[0]
-                        .get("id")
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_string();
-                    r.api.get_client(&id)?
-                }
-                n => {
-                    let ids: Vec<&str> = matches
-                        .iter()
-                        .filter_map(|c| c.get("id")?.as_str())
-                        .collect();
-                    return Err(ClientError::Ambiguous {
-                        name: name.to_string(),
-                        count: n,
-                        ids: ids.join(", "),
-                    }
-                    .into());
-                }
-            }
-        }
-    };
-    if let Some(c) = &existing {
-        if c.get("clientType").and_then(Value::as_str) == Some("cimd") {
-            return Err(ClientError::Cimd(
-                c.get("id").and_then(Value::as_str).unwrap_or("").into(),
-            )
-            .into());
-        }
-        r.client_id = c.get("id").and_then(Value::as_str).map(str::to_string);
-    }
-
-    if p.state == "absent" {
+    let existing = r.find_client(&p)?;
+    if p.state == State::Absent {
         return absent(r, existing, version);
     }
+    let groups = resolve_groups(&r.api, p.allowed_groups.as_deref())?;
+    let plan = FieldPlan::new(&p, existing, groups)?;
+    if plan.created && r.ctx.check_mode {
+        return Ok(plan.report_check_create(&p));
+    }
+    let mut current = r.apply_fields(&plan)?;
+    let id = r.client_id.clone().unwrap_or_default();
+    r.apply_groups(&plan, &id, &mut current)?;
 
-    // Resolve group names before changing anything.
-    let wanted_groups: Option<Vec<(String, String)>> = match &p.allowed_groups {
-        None => None,
-        Some(names) => {
-            let all = r.api.list_groups()?;
-            let mut resolved = Vec::new();
-            let mut unknown = Vec::new();
-            for n in names {
-                match all
-                    .iter()
-                    .find(|g| g.get("name").and_then(Value::as_str) == Some(n.as_str()))
-                {
-                    Some(g) => resolved.push((
-                        n.clone(),
-                        g.get("id")
-                            .and_then(Value::as_str)
-                            .unwrap_or("")
-                            .to_string(),
-                    )),
-                    None => unknown.push(n.clone()),
-                }
-            }
-            if !unknown.is_empty() {
-                return Err(ClientError::UnknownGroups(unknown.join(", ")).into());
-            }
-            resolved.sort();
-            resolved.dedup();
-            Some(resolved)
+    let secrets = SecretPlan::new(&p, &current, plan.created, multi, r.ctx.check_mode);
+    if secrets.is_public && p.secret == SecretPolicy::Rotate {
+        return Err(r.fail(format!(
+            "client {id:?} is public: PocketID creates no secrets for public clients (set `public: false` or `secret: keep`)"
+        )));
+    }
+    let minted = r.mint(&secrets, &id, multi)?;
+    let retired = r.retire(&p, &secrets, &id, multi, version, minted.as_ref())?;
+    if r.changed && !r.ctx.check_mode && (minted.is_some() || !retired.is_empty()) {
+        if let Ok(Some(c)) = r.api.get_client(&id) {
+            current = c;
         }
+    }
+    Ok(Report {
+        plan,
+        id,
+        current,
+        mint: secrets.mint,
+        minted,
+        retired,
+        multi,
+        version,
+    }
+    .outcome(&r))
+}
+
+/// The allowed groups asked for, resolved from names to ids.
+struct WantedGroups {
+    ids: BTreeSet<String>,
+    names: Vec<String>,
+    /// The client is restricted to groups (an empty list opens it to everyone).
+    restricted: bool,
+}
+
+/// Resolves group names before changing anything; unknown names are refused.
+fn resolve_groups(
+    api: &PocketIdApi,
+    names: Option<&[String]>,
+) -> Result<Option<WantedGroups>, Failure> {
+    let Some(names) = names else {
+        return Ok(None);
     };
-    let restricted = wanted_groups.as_ref().map(|g| !g.is_empty());
-    let wanted_group_ids: Option<BTreeSet<String>> = wanted_groups
-        .as_ref()
-        .map(|g| g.iter().map(|(_, id)| id.clone()).collect());
-    let wanted_group_names: Option<Vec<String>> = wanted_groups
-        .as_ref()
-        .map(|g| g.iter().map(|(n, _)| n.clone()).collect());
+    let all = api.list_groups()?;
+    let mut resolved = Vec::new();
+    let mut unknown = Vec::new();
+    for n in names {
+        match all
+            .iter()
+            .find(|g| g.get("name").and_then(Value::as_str) == Some(n.as_str()))
+        {
+            Some(g) => resolved.push((
+                n.clone(),
+                g.get("id")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+            )),
+            None => unknown.push(n.clone()),
+        }
+    }
+    if !unknown.is_empty() {
+        return Err(ClientError::UnknownGroups(unknown.join(", ")).into());
+    }
+    resolved.sort();
+    resolved.dedup();
+    Ok(Some(WantedGroups {
+        restricted: !resolved.is_empty(),
+        ids: resolved.iter().map(|(_, id)| id.clone()).collect(),
+        names: resolved.into_iter().map(|(n, _)| n).collect(),
+    }))
+}
 
-    let desired = desired_fields(&p);
-    let fields: Vec<&str> = desired.iter().map(|(k, _)| *k).collect();
-    let mut created = false;
-    let before_view;
-    let after_view;
-    let mut current: Value;
+/// The client's fields and groups: create or update, decided from the read alone.
+struct FieldPlan {
+    created: bool,
+    /// The client as read (update), or `None` (create).
+    existing: Option<Value>,
+    /// The POST body (create) or the full-replace PUT body (update).
+    body: Value,
+    field_changed: bool,
+    groups_changed: bool,
+    groups: Option<WantedGroups>,
+    before_view: Value,
+    after_view: Value,
+}
 
-    match existing {
-        None => {
+impl FieldPlan {
+    fn new(
+        p: &Params,
+        existing: Option<Value>,
+        groups: Option<WantedGroups>,
+    ) -> Result<FieldPlan, Failure> {
+        let desired = desired_fields(p);
+        let fields: Vec<&str> = desired.iter().map(|(k, _)| *k).collect();
+        let restricted = groups.as_ref().map(|g| g.restricted);
+        let wanted_names = groups.as_ref().map(|g| g.names.clone());
+        let Some(current) = existing else {
             if p.name.is_none() {
                 return Err(ClientError::Invalid(format!(
                     "client {:?} does not exist and `name` is required to create it",
@@ -425,253 +459,380 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
                 ))
                 .into());
             }
-            created = true;
-            before_view = Value::Null;
             let mut body = put_body(&json!({}), &desired, restricted);
             if let Some(id) = &p.client_id {
                 body["id"] = json!(id);
             }
-            after_view = view(
+            let after_view = view(
                 body.as_object().unwrap_or(&Map::new()),
                 &fields,
-                wanted_group_names.clone(),
+                wanted_names,
             );
-            if r.ctx.check_mode {
-                r.changed = true;
-                let minted = p.secret != "keep" && p.public != Some(true);
-                return Ok(Outcome::new(true)
-                    .msg(format!(
-                        "client {} would be created",
-                        p.name.as_deref().unwrap_or_default()
-                    ))
-                    .set(
-                        "client_id",
-                        p.client_id
-                            .clone()
-                            .map(Value::String)
-                            .unwrap_or(Value::Null),
-                    )
-                    .set("created", true)
-                    .set("secret_minted", minted)
-                    .diff(before_view, after_view));
-            }
-            current = r.api.create_client(body).map_err(|e| r.fail(e))?;
-            r.changed = true;
-            r.client_id = current
-                .get("id")
-                .and_then(Value::as_str)
-                .map(str::to_string);
-        }
-        Some(c) => {
-            current = c;
-            let obj = current.as_object().cloned().unwrap_or_default();
-            // What the object would hold after the PUT (pkceEnabled depends on isPublic).
-            let merged = put_body(&current, &desired, restricted);
-            let merged_obj = merged.as_object().cloned().unwrap_or_default();
-            let mut field_changed = desired.iter().any(|(k, v)| {
-                effective(k, Some(v), &merged_obj) != effective(k, obj.get(*k), &obj)
+            return Ok(FieldPlan {
+                created: true,
+                existing: None,
+                body,
+                field_changed: true,
+                groups_changed: false,
+                groups,
+                before_view: Value::Null,
+                after_view,
             });
-            if let Some(rs) = restricted {
-                field_changed |= obj
-                    .get("isGroupRestricted")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false)
-                    != rs;
+        };
+        let obj = current.as_object().cloned().unwrap_or_default();
+        // What the object would hold after the PUT (pkceEnabled depends on isPublic).
+        let merged = put_body(&current, &desired, restricted);
+        let merged_obj = merged.as_object().cloned().unwrap_or_default();
+        let mut field_changed = desired
+            .iter()
+            .any(|(k, v)| effective(k, Some(v), &merged_obj) != effective(k, obj.get(*k), &obj));
+        if let Some(rs) = restricted {
+            field_changed |= obj
+                .get("isGroupRestricted")
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+                != rs;
+        }
+        let groups_changed = groups
+            .as_ref()
+            .is_some_and(|w| w.ids != group_ids(&current));
+        let mut before_obj = obj.clone();
+        let mut after_obj = merged_obj.clone();
+        for f in &fields {
+            before_obj.insert(f.to_string(), effective(f, obj.get(*f), &obj));
+            after_obj.insert(f.to_string(), effective(f, merged_obj.get(*f), &merged_obj));
+        }
+        let before_view = view(
+            &before_obj,
+            &fields,
+            wanted_names.as_ref().map(|_| group_names(&current)),
+        );
+        let after_view = view(&after_obj, &fields, wanted_names);
+        Ok(FieldPlan {
+            created: false,
+            existing: Some(current),
+            body: merged,
+            field_changed,
+            groups_changed,
+            groups,
+            before_view,
+            after_view,
+        })
+    }
+
+    /// Check mode for a client that does not exist yet.
+    fn report_check_create(&self, p: &Params) -> Outcome {
+        let minted = p.secret != SecretPolicy::Keep && p.public != Some(true);
+        Outcome::new(true)
+            .msg(format!(
+                "client {} would be created",
+                p.name.as_deref().unwrap_or_default()
+            ))
+            .set(
+                "client_id",
+                p.client_id
+                    .clone()
+                    .map(Value::String)
+                    .unwrap_or(Value::Null),
+            )
+            .set("created", true)
+            .set("secret_minted", minted)
+            .diff(self.before_view.clone(), self.after_view.clone())
+    }
+}
+
+/// The client's secrets: whether to mint, decided from the client as it stands.
+struct SecretPlan {
+    mint: bool,
+    is_public: bool,
+    /// Every secret id the client has.
+    all_ids: Vec<String>,
+}
+
+impl SecretPlan {
+    fn new(p: &Params, current: &Value, created: bool, multi: bool, check: bool) -> SecretPlan {
+        let is_public = current
+            .get("isPublic")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+            || (check && p.public == Some(true));
+        let secrets = secrets_of(current);
+        let active_ids: Vec<String> = secrets
+            .iter()
+            .filter(|s| s.get("isActive").and_then(Value::as_bool).unwrap_or(true))
+            .filter_map(|s| s.get("id")?.as_str().map(str::to_string))
+            .collect();
+        let want_mint = match p.secret {
+            SecretPolicy::Rotate => true,
+            SecretPolicy::Ensure => {
+                created
+                    || (multi
+                        && (active_ids.is_empty()
+                            || p.secret_id
+                                .as_ref()
+                                .is_some_and(|sid| !active_ids.contains(sid))))
             }
-            let groups_changed = wanted_group_ids
-                .as_ref()
-                .is_some_and(|w| *w != group_ids(&current));
-            let mut before_obj = obj.clone();
-            let mut after_obj = merged_obj.clone();
-            for f in &fields {
-                before_obj.insert(f.to_string(), effective(f, obj.get(*f), &obj));
-                after_obj.insert(f.to_string(), effective(f, merged_obj.get(*f), &merged_obj));
-            }
-            before_view = view(
-                &before_obj,
-                &fields,
-                wanted_group_names.as_ref().map(|_| group_names(&current)),
-            );
-            after_view = view(&after_obj, &fields, wanted_group_names.clone());
-            if field_changed || groups_changed {
-                r.changed = true;
-                if !r.ctx.check_mode {
-                    let id = r.client_id.clone().unwrap_or_default();
-                    if field_changed {
-                        current = r.api.update_client(&id, merged).map_err(|e| r.fail(e))?;
+            SecretPolicy::Keep => false,
+        };
+        SecretPlan {
+            mint: want_mint && !is_public,
+            is_public,
+            all_ids: secrets
+                .iter()
+                .filter_map(|s| s.get("id")?.as_str().map(str::to_string))
+                .collect(),
+        }
+    }
+}
+
+impl Run<'_> {
+    /// Finds the client: custom id first, else an exact, unique name (CIMD clients excluded).
+    fn find_client(&mut self, p: &Params) -> Result<Option<Value>, Failure> {
+        let existing: Option<Value> = match &p.client_id {
+            Some(id) => self.api.get_client(id)?,
+            None => {
+                let name = p.name.as_deref().unwrap_or_default();
+                let matches: Vec<Value> = self
+                    .api
+                    .list_clients(Some(name))?
+                    .into_iter()
+                    .filter(|c| c.get("name").and_then(Value::as_str) == Some(name))
+                    .filter(|c| c.get("clientType").and_then(Value::as_str) != Some("cimd"))
+                    .collect();
+                match matches.len() {
+                    0 => None,
+                    1 => {
+                        let id = matches[0]
+                            .get("id")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_string();
+                        self.api.get_client(&id)?
+                    }
+                    n => {
+                        let ids: Vec<&str> = matches
+                            .iter()
+                            .filter_map(|c| c.get("id")?.as_str())
+                            .collect();
+                        return Err(ClientError::Ambiguous {
+                            name: name.to_string(),
+                            count: n,
+                            ids: ids.join(", "),
+                        }
+                        .into());
                     }
                 }
             }
+        };
+        if let Some(c) = &existing {
+            if c.get("clientType").and_then(Value::as_str) == Some("cimd") {
+                return Err(ClientError::Cimd(
+                    c.get("id").and_then(Value::as_str).unwrap_or("").into(),
+                )
+                .into());
+            }
+            self.client_id = c.get("id").and_then(Value::as_str).map(str::to_string);
         }
+        Ok(existing)
     }
 
-    let id = r.client_id.clone().unwrap_or_default();
-    // Groups: the restricted flag went with the client PUT/POST; now the set, then verify.
-    if let Some(wanted) = &wanted_group_ids {
-        if *wanted != group_ids(&current) && !r.ctx.check_mode {
-            let ids: Vec<String> = wanted.iter().cloned().collect();
-            r.api.set_allowed_groups(&id, &ids).map_err(|e| r.fail(e))?;
-            r.changed = true;
-            current = r
+    /// Creates the client or updates its fields (the restricted flag goes with them); returns
+    /// the client as it now stands.
+    fn apply_fields(&mut self, plan: &FieldPlan) -> Result<Value, Failure> {
+        let Some(existing) = &plan.existing else {
+            let current = self
                 .api
-                .get_client(&id)
-                .map_err(|e| r.fail(e))?
-                .ok_or_else(|| {
-                    r.fail(format!(
-                        "client {id:?} disappeared while its groups were set"
-                    ))
-                })?;
-            let actual = group_ids(&current);
-            if actual != *wanted {
-                return Err(r.fail(ClientError::GroupsNotApplied {
-                    id: id.clone(),
-                    expected: wanted_group_names.clone().unwrap_or_default().join(", "),
-                    actual: group_names(&current).join(", "),
-                }));
+                .create_client(plan.body.clone())
+                .map_err(|e| self.fail(e))?;
+            self.changed = true;
+            self.client_id = current
+                .get("id")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            return Ok(current);
+        };
+        let mut current = existing.clone();
+        if plan.field_changed || plan.groups_changed {
+            self.changed = true;
+            if !self.ctx.check_mode && plan.field_changed {
+                let id = self.client_id.clone().unwrap_or_default();
+                current = self
+                    .api
+                    .update_client(&id, plan.body.clone())
+                    .map_err(|e| self.fail(e))?;
             }
         }
+        Ok(current)
     }
 
-    // Secrets.
-    let is_public = current
-        .get("isPublic")
-        .and_then(Value::as_bool)
-        .unwrap_or(false)
-        || (r.ctx.check_mode && p.public == Some(true));
-    let secrets = secrets_of(&current);
-    let active_ids: Vec<String> = secrets
-        .iter()
-        .filter(|s| s.get("isActive").and_then(Value::as_bool).unwrap_or(true))
-        .filter_map(|s| s.get("id")?.as_str().map(str::to_string))
-        .collect();
-    let want_mint = match p.secret.as_str() {
-        "rotate" => true,
-        "ensure" => {
-            created
-                || (multi
-                    && (active_ids.is_empty()
-                        || p.secret_id
-                            .as_ref()
-                            .is_some_and(|sid| !active_ids.contains(sid))))
+    /// Sets the allowed groups when they differ, then verifies that PocketID applied them.
+    fn apply_groups(
+        &mut self,
+        plan: &FieldPlan,
+        id: &str,
+        current: &mut Value,
+    ) -> Result<(), Failure> {
+        let Some(wanted) = &plan.groups else {
+            return Ok(());
+        };
+        if wanted.ids == group_ids(current) || self.ctx.check_mode {
+            return Ok(());
         }
-        _ => false,
-    };
-    if is_public && p.secret == "rotate" {
-        return Err(r.fail(format!(
-            "client {id:?} is public: PocketID creates no secrets for public clients (set `public: false` or `secret: keep`)"
-        )));
-    }
-    let want_mint = want_mint && !is_public;
-    let mut minted: Option<MintedSecret> = None;
-    if want_mint {
-        r.changed = true;
-        if !r.ctx.check_mode {
-            let res = if multi {
-                r.api.add_secret(&id)
-            } else {
-                r.api.replace_secret_legacy(&id)
-            };
-            minted = Some(res.map_err(|e| r.fail(mint_error(e)))?);
+        let ids: Vec<String> = wanted.ids.iter().cloned().collect();
+        self.api
+            .set_allowed_groups(id, &ids)
+            .map_err(|e| self.fail(e))?;
+        self.changed = true;
+        *current = self
+            .api
+            .get_client(id)
+            .map_err(|e| self.fail(e))?
+            .ok_or_else(|| {
+                self.fail(format!(
+                    "client {id:?} disappeared while its groups were set"
+                ))
+            })?;
+        if group_ids(current) != wanted.ids {
+            return Err(self.fail(ClientError::GroupsNotApplied {
+                id: id.to_string(),
+                expected: wanted.names.join(", "),
+                actual: group_names(current).join(", "),
+            }));
         }
+        Ok(())
     }
 
-    // Retire every secret except the kept one (2.14+).
-    let mut retired: Vec<String> = Vec::new();
-    if p.retire_secrets {
+    /// Mints a secret when the plan says so: added (2.14+) or replaced (legacy).
+    fn mint(
+        &mut self,
+        plan: &SecretPlan,
+        id: &str,
+        multi: bool,
+    ) -> Result<Option<MintedSecret>, Failure> {
+        if !plan.mint {
+            return Ok(None);
+        }
+        self.changed = true;
+        if self.ctx.check_mode {
+            return Ok(None);
+        }
+        let res = if multi {
+            self.api.add_secret(id)
+        } else {
+            self.api.replace_secret_legacy(id)
+        };
+        res.map(Some).map_err(|e| self.fail(mint_error(e)))
+    }
+
+    /// Retires every secret except the kept one (2.14+); returns the retired ids.
+    fn retire(
+        &mut self,
+        p: &Params,
+        plan: &SecretPlan,
+        id: &str,
+        multi: bool,
+        version: Option<ServerVersion>,
+        minted: Option<&MintedSecret>,
+    ) -> Result<Vec<String>, Failure> {
+        let mut retired: Vec<String> = Vec::new();
+        if !p.retire_secrets {
+            return Ok(retired);
+        }
         if !multi {
-            r.ctx.warn(format!(
+            self.ctx.warn(format!(
                 "retire_secrets does nothing on PocketID {}: the legacy API keeps a single secret, replaced by each rotation",
                 version.map(|v| v.to_string()).unwrap_or_else(|| "< 2.3".into())
             ));
+            return Ok(retired);
+        }
+        let keep = p
+            .secret_id
+            .clone()
+            .or_else(|| minted.and_then(|m| m.id.clone()));
+        let Some(keep) = keep else {
+            return Err(self.fail(
+                "retire_secrets needs `secret_id` (the secret to keep) unless this run mints one: refusing to delete every secret",
+            ));
+        };
+        let minted_now = minted.and_then(|m| m.id.as_deref()) == Some(keep.as_str());
+        if !(minted_now || plan.all_ids.contains(&keep) || (self.ctx.check_mode && plan.mint)) {
+            return Err(self.fail(format!(
+                "retire_secrets: secret {keep:?} is not a secret of client {id:?}; refusing to delete the others (check `secret_id`)"
+            )));
+        }
+        for sid in plan.all_ids.iter().filter(|s| **s != keep) {
+            self.changed = true;
+            if !self.ctx.check_mode {
+                self.api.delete_secret(id, sid).map_err(|e| self.fail(e))?;
+            }
+            retired.push(sid.clone());
+        }
+        Ok(retired)
+    }
+}
+
+/// What the run did, as the result reports it.
+struct Report {
+    plan: FieldPlan,
+    id: String,
+    current: Value,
+    mint: bool,
+    minted: Option<MintedSecret>,
+    retired: Vec<String>,
+    multi: bool,
+    version: Option<ServerVersion>,
+}
+
+impl Report {
+    fn outcome(self, r: &Run<'_>) -> Outcome {
+        let mut after_view = self.plan.after_view;
+        if self.mint {
+            after_view["secret"] = json!(if self.multi { "<added>" } else { "<replaced>" });
+        }
+        if !self.retired.is_empty() {
+            after_view["retiredSecrets"] = json!(self.retired);
+        }
+        let mut client_out = self.current;
+        if let Some(o) = client_out.as_object_mut() {
+            o.remove("allowedUserGroupsCount");
+        }
+        let verb = if self.plan.created {
+            "created"
+        } else if r.changed {
+            "updated"
         } else {
-            let keep = p
-                .secret_id
-                .clone()
-                .or_else(|| minted.as_ref().and_then(|m| m.id.clone()));
-            let Some(keep) = keep else {
-                return Err(r.fail(
-                    "retire_secrets needs `secret_id` (the secret to keep) unless this run mints one: refusing to delete every secret",
-                ));
-            };
-            let all_ids: Vec<String> = secrets
-                .iter()
-                .filter_map(|s| s.get("id")?.as_str().map(str::to_string))
-                .collect();
-            let minted_now = minted.as_ref().and_then(|m| m.id.as_deref()) == Some(keep.as_str());
-            if !(minted_now || all_ids.contains(&keep) || (r.ctx.check_mode && want_mint)) {
-                return Err(r.fail(format!(
-                    "retire_secrets: secret {keep:?} is not a secret of client {id:?}; refusing to delete the others (check `secret_id`)"
-                )));
-            }
-            for sid in all_ids.into_iter().filter(|s| *s != keep) {
-                r.changed = true;
-                if !r.ctx.check_mode {
-                    r.api.delete_secret(&id, &sid).map_err(|e| r.fail(e))?;
-                }
-                retired.push(sid);
-            }
+            "already as desired"
+        };
+        let minted_text = match (self.mint, r.ctx.check_mode) {
+            (false, _) => "",
+            (true, true) => "; a secret would be minted",
+            (true, false) => "; a secret was minted",
+        };
+        let retired_text = if self.retired.is_empty() {
+            String::new()
+        } else {
+            format!("; {} old secret(s) retired", self.retired.len())
+        };
+        let id = self.id;
+        let mut out = Outcome::new(r.changed)
+            .msg(format!("client {id} {verb}{minted_text}{retired_text}"))
+            .set("client_id", id.clone())
+            .set("created", self.plan.created)
+            .set("client", client_out)
+            .set("secret_minted", self.mint)
+            .set("retired_secret_ids", json!(self.retired))
+            .set("secret_api", if self.multi { "secrets" } else { "legacy" })
+            .set("server_version", self.version.map(|v| v.to_string()))
+            .diff(self.plan.before_view, after_view);
+        if let Some(m) = self.minted {
+            out = out
+                .set("secret_id", m.id.clone())
+                .set("secret_prefix", m.prefix.clone())
+                .set("secret_expires_at", m.expires_at.clone())
+                .secret("client_secret", m.value.expose());
         }
+        out
     }
-
-    if r.changed && !r.ctx.check_mode && (minted.is_some() || !retired.is_empty()) {
-        if let Ok(Some(c)) = r.api.get_client(&id) {
-            current = c;
-        }
-    }
-
-    let mut after_view = after_view;
-    if want_mint {
-        after_view["secret"] = json!(if multi { "<added>" } else { "<replaced>" });
-    }
-    if !retired.is_empty() {
-        after_view["retiredSecrets"] = json!(retired);
-    }
-    let mut client_out = current.clone();
-    if let Some(o) = client_out.as_object_mut() {
-        o.remove("allowedUserGroupsCount");
-    }
-    let verb = if created {
-        "created"
-    } else if r.changed {
-        "updated"
-    } else {
-        "already as desired"
-    };
-    let mut out = Outcome::new(r.changed)
-        .msg(format!(
-            "client {id} {}{}{}",
-            verb,
-            if want_mint {
-                if r.ctx.check_mode {
-                    "; a secret would be minted"
-                } else {
-                    "; a secret was minted"
-                }
-            } else {
-                ""
-            },
-            if retired.is_empty() {
-                String::new()
-            } else {
-                format!("; {} old secret(s) retired", retired.len())
-            }
-        ))
-        .set("client_id", id.clone())
-        .set("created", created)
-        .set("client", client_out)
-        .set("secret_minted", want_mint)
-        .set("retired_secret_ids", json!(retired))
-        .set("secret_api", if multi { "secrets" } else { "legacy" })
-        .set("server_version", version.map(|v| v.to_string()))
-        .diff(before_view, after_view);
-    if let Some(m) = minted {
-        out = out
-            .set("secret_id", m.id.clone())
-            .set("secret_prefix", m.prefix.clone())
-            .set("secret_expires_at", m.expires_at.clone())
-            .secret("client_secret", m.value.expose());
-    }
-    Ok(out)
 }
 
 fn mint_error(e: ApiError) -> String {

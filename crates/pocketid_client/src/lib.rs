@@ -8,7 +8,7 @@ pub mod login_code;
 pub mod login_code_ssh;
 mod login_code_tty;
 
-pub use api::{ApiError, Connection, MintedSecret, PocketIdApi, ServerVersion};
+pub use api::{ApiError, Connection, MintedSecret, PocketIdApi, Server, ServerVersion};
 pub use api_key::PocketIdApiKey;
 pub use client::PocketIdClient;
 pub use login_code::PocketIdLoginCode;

@@ -19,11 +19,44 @@ pub struct Params {
     pub conn: Connection,
     pub username: String,
     pub ttl: String,
-    pub delivery: String,
+    pub delivery: Delivery,
     pub path: Option<PathBuf>,
-    pub fallback: String,
+    pub fallback: Fallback,
     #[serde(flatten)]
     pub ssh: SshParams,
+}
+
+/// How the code reaches the user (the `delivery` option).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Delivery {
+    Email,
+    Display,
+    File,
+}
+
+impl Delivery {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Delivery::Email => "email",
+            Delivery::Display => "display",
+            Delivery::File => "file",
+        }
+    }
+}
+
+impl std::fmt::Display for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What to do when PocketID refuses the API key (the `fallback` option).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fallback {
+    None,
+    Ssh,
 }
 
 /// PocketID's bounds for `ttl`: more than 1 second, at most 31 days.
@@ -274,10 +307,10 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
     let ttl_text = human_ttl(ttl);
     // Every refusal that depends only on this machine comes before a code exists.
     let mut tty = None;
-    match p.delivery.as_str() {
-        "display" => tty = Some(open_tty()?),
-        "file" => check_new_file(p.path.as_deref().ok_or(LoginCodeError::NoPath)?)?,
-        _ => {
+    match p.delivery {
+        Delivery::Display => tty = Some(open_tty()?),
+        Delivery::File => check_new_file(p.path.as_deref().ok_or(LoginCodeError::NoPath)?)?,
+        Delivery::Email => {
             if p.path.is_some() {
                 ctx.warn(format!(
                     "`path` is only used with delivery file; delivery is {}",
@@ -290,7 +323,7 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
     let found = match api.search_users(&p.username) {
         Ok(f) => f,
         // A refused key (unknown, revoked and expired look the same): PocketID's CLI needs none.
-        Err(e) if p.fallback == "ssh" && e.status() == Some(401) => {
+        Err(e) if p.fallback == Fallback::Ssh && e.status() == Some(401) => {
             return ssh_fallback(p, ctx, tty, e, ttl);
         }
         Err(e) => return Err(e.into()),
@@ -308,11 +341,11 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
     let mut out = Outcome::new(true)
         .set("username", p.username.clone())
         .set("user_id", user_id.clone())
-        .set("delivery", p.delivery.clone())
+        .set("delivery", p.delivery.as_str())
         .set("via", "api")
         .set("ttl_seconds", ttl)
         .set("code_length", code_length);
-    if let (Some(path), "file") = (&p.path, p.delivery.as_str()) {
+    if let (Some(path), Delivery::File) = (&p.path, p.delivery) {
         out.insert("path", path.display().to_string());
     }
     let what = format!(
@@ -328,16 +361,16 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
             ));
     }
 
-    let base = p.conn.url.trim_end_matches('/').to_string();
-    let msg = match p.delivery.as_str() {
-        "email" => {
+    let base = p.conn.server.url.trim_end_matches('/').to_string();
+    let msg = match p.delivery {
+        Delivery::Email => {
             api.email_login_code(&user_id, ttl)
                 .map_err(|e| email_error(e, &p.username))?;
             format!(
                 "PocketID made {what} and e-mails it to the user's address in the background; if it does not arrive, look for \"Failed to send one-time access token email\" in PocketID's log (SMTP settings)"
             )
         }
-        _ => {
+        Delivery::Display | Delivery::File => {
             let code = api.create_login_code(&user_id, ttl)?;
             let url = Secret::new(format!("{base}/lc/{}", code.expose()));
             hand_over(&p, tty, &url, &what)?
@@ -357,7 +390,7 @@ fn hand_over(
     what: &str,
 ) -> Result<String, Failure> {
     let (base, code) = url.expose().rsplit_once("/lc/").unwrap_or(("", ""));
-    if p.delivery == "display" {
+    if p.delivery == Delivery::Display {
         let mut tty = tty.ok_or(LoginCodeError::NotInteractive("no terminal".into()))?;
         write!(
             tty,
@@ -390,7 +423,7 @@ fn ssh_fallback(
     refused: ApiError,
     ttl: u64,
 ) -> Result<Outcome, Failure> {
-    if p.delivery == "email" {
+    if p.delivery == Delivery::Email {
         return Err(Failure::new(format!(
             "{refused}; {}",
             login_code_ssh::SshFallbackError::Email
@@ -408,11 +441,11 @@ fn ssh_fallback(
     let what = format!("a single-use login code for {} (valid 1h)", p.username);
     let mut out = Outcome::new(true)
         .set("username", p.username.clone())
-        .set("delivery", p.delivery.clone())
+        .set("delivery", p.delivery.as_str())
         .set("via", "ssh")
         .set("ttl_seconds", login_code_ssh::CLI_TTL_SECS)
         .set("code_length", 12);
-    if let (Some(path), "file") = (&p.path, p.delivery.as_str()) {
+    if let (Some(path), Delivery::File) = (&p.path, p.delivery) {
         out.insert("path", path.display().to_string());
     }
     if ctx.check_mode {
@@ -421,7 +454,7 @@ fn ssh_fallback(
             p.delivery
         )));
     }
-    let url = login_code_ssh::make_code(&p.ssh, &p.username, p.conn.timeout)
+    let url = login_code_ssh::make_code(&p.ssh, &p.username, p.conn.server.timeout)
         .map_err(|e| Failure::new(format!("{refused}; the SSH fallback failed: {e}")))?;
     let msg = hand_over(&p, tty, &url, &what)?;
     Ok(out.msg(format!(

@@ -4,7 +4,8 @@
 //! /app/pocket-id one-time-access-token <username>`. The CLI makes a 1-hour code and prints its URL.
 
 use ansible_module::{Opt, Secret};
-use env_harvest::ssh::{self, shell_quote, Auth, ConnectOptions, HostKeyChecking};
+use env_harvest::pct;
+use env_harvest::ssh::{self, Auth, ConnectOptions, HostKeyChecking};
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -83,24 +84,21 @@ pub enum SshFallbackError {
 
 /// The command run on the node; every word quoted for the remote shell.
 pub fn command(p: &SshParams, vmid: i64, username: &str) -> String {
-    [
-        p.pct_path.as_str(),
-        "exec",
+    pct::pct_exec(
+        &p.pct_path,
+        false,
         &vmid.to_string(),
-        "--",
-        "docker",
-        "exec",
-        "-u",
-        &p.container_user,
-        &p.container,
-        "/app/pocket-id",
-        "one-time-access-token",
-        username,
-    ]
-    .iter()
-    .map(|w| shell_quote(w))
-    .collect::<Vec<_>>()
-    .join(" ")
+        &[
+            "docker",
+            "exec",
+            "-u",
+            &p.container_user,
+            &p.container,
+            "/app/pocket-id",
+            "one-time-access-token",
+            username,
+        ],
+    )
 }
 
 /// The `<APP_URL>/lc/<code>` URL in the CLI's stdout (its last line), held as a secret at once.
@@ -125,26 +123,20 @@ pub fn make_code(p: &SshParams, username: &str, timeout: u64) -> Result<Secret, 
         .filter(|h| !h.is_empty())
         .ok_or(SshFallbackError::Missing("ssh_host"))?;
     let vmid = p.vmid.ok_or(SshFallbackError::Missing("vmid"))?;
-    if !(100..=999_999_999).contains(&vmid) {
+    if !pct::valid_vmid(&vmid.to_string()) {
         return Err(SshFallbackError::Vmid(vmid));
     }
     if !(1..=65535).contains(&p.ssh_port) {
         return Err(SshFallbackError::Missing("ssh_port between 1 and 65535"));
     }
-    let auth = match (&p.ssh_private_key, &p.ssh_private_key_data) {
-        (Some(_), Some(_)) => {
-            return Err(SshFallbackError::Missing(
-                "only one of ssh_private_key and ssh_private_key_data",
-            ))
-        }
-        (Some(k), None) => Auth::KeyFile(k.clone()),
-        (None, Some(d)) => Auth::KeyData(d.clone()),
-        (None, None) => Auth::Agent,
-    };
-    let known_hosts = p.ssh_known_hosts.clone().unwrap_or_else(|| {
-        PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
-            .join(".ssh/known_hosts")
-    });
+    let auth = Auth::from_options(p.ssh_private_key.as_ref(), p.ssh_private_key_data.as_ref())
+        .ok_or(SshFallbackError::Missing(
+            "only one of ssh_private_key and ssh_private_key_data",
+        ))?;
+    let known_hosts = p
+        .ssh_known_hosts
+        .clone()
+        .unwrap_or_else(ssh::default_known_hosts);
     let timeout = Duration::from_secs(timeout.max(1));
     let opts = ConnectOptions {
         host: host.clone(),

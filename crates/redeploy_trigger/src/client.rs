@@ -1,7 +1,7 @@
 //! The Forgejo API calls `redeploy_trigger` needs, on httpx: version, workflow file contents,
 //! dispatch (sent exactly once), run status (v12+) and the tasks list (v11 best effort).
 
-use ansible_module::Secret;
+use ansible_module::{Opt, Secret};
 use base64::Engine;
 use httpx::{ApiFailure, Body, Client, HttpConfig, HttpError, Response, Retry};
 use serde::Deserialize;
@@ -45,16 +45,48 @@ pub enum ForgejoError {
     DotSegment(String),
 }
 
-/// The connection settings.
-pub struct Settings {
+/// The connection options of a Forgejo repository, flattened into a module's params.
+#[derive(Debug, Deserialize)]
+pub struct ForgejoConn {
     pub url: String,
     pub token: Secret,
     pub repo: String,
     pub validate_certs: bool,
     pub ca_cert: Option<PathBuf>,
-    pub request_timeout: Duration,
+    pub request_timeout: u64,
     /// Further attempts for safe requests (never for a dispatch).
     pub retries: u32,
+}
+
+/// The options behind [`ForgejoConn`].
+pub fn conn_options() -> Vec<Opt> {
+    vec![
+        Opt::str("url")
+            .env("FORGEJO_URL")
+            .required()
+            .help("Forgejo base URL, e.g. https://forgejo.example.org"),
+        Opt::str("token")
+            .env("FORGEJO_TOKEN")
+            .required()
+            .no_log()
+            .help("Access token with write:repository"),
+        Opt::str("repo")
+            .required()
+            .help("Repository holding the workflows, as owner/name"),
+        Opt::bool("validate_certs")
+            .default(true)
+            .help("Verify the server's TLS certificate"),
+        Opt::path("ca_cert")
+            .env("FORGEJO_CACERT")
+            .help("PEM CA file to trust for the server"),
+        Opt::int("request_timeout")
+            .default(30)
+            .range(1, 3600)
+            .help("Seconds for one HTTP request"),
+        Opt::int("retries").default(3).help(
+            "Further attempts (0-10, with backoff) for status reads after a connection error or HTTP 429/5xx; a dispatch is never repeated",
+        ),
+    ]
 }
 
 /// A dispatch's answer: the run (v11+ with `return_run_info`) or nothing (204).
@@ -120,7 +152,7 @@ fn seg(s: &str) -> String {
 }
 
 impl Forgejo {
-    pub fn new(s: &Settings) -> Result<Self, ForgejoError> {
+    pub fn new(s: &ForgejoConn) -> Result<Self, ForgejoError> {
         let (owner, repo) = match s.repo.split_once('/') {
             Some((o, r)) if !o.is_empty() && !r.is_empty() && !r.contains('/') => (o, r),
             _ => return Err(ForgejoError::BadRepo(s.repo.clone())),
@@ -130,7 +162,7 @@ impl Forgejo {
         let mut cfg = HttpConfig::new("Forgejo", s.url.clone());
         cfg.validate_certs = s.validate_certs;
         cfg.ca_cert = s.ca_cert.clone();
-        cfg.timeout = s.request_timeout;
+        cfg.timeout = Duration::from_secs(s.request_timeout.max(1));
         cfg.retries = s.retries;
         let auth = format!("token {}", s.token.expose());
         ansible_module::register_secret(&auth);

@@ -1,7 +1,7 @@
 //! Connection and auth options shared by both modules (the equivalent of community.hashi_vault's
 //! `connection` + `auth` doc fragments), and turning them into an authenticated [`Kv`].
 
-use crate::kv::{login, Kv, VaultError};
+use crate::kv::{login, Kv, KvPath, VaultError};
 use ansible_module::spec::to_bool;
 use ansible_module::{Opt, Secret};
 use httpx::{Client, HttpConfig};
@@ -12,6 +12,14 @@ use std::time::Duration;
 
 /// Backoff doubles per attempt, so more than this would wait for minutes on a dead server.
 pub const MAX_RETRIES: u32 = 10;
+/// The `auth_method` option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    Token,
+    Approle,
+    Userpass,
+}
 
 /// Connection, auth and location options, flattened into each module's params.
 #[derive(Debug, Deserialize)]
@@ -20,7 +28,7 @@ pub struct ConnParams {
     pub token: Option<Secret>,
     pub token_path: Option<String>,
     pub token_file: String,
-    pub auth_method: String,
+    pub auth_method: AuthMethod,
     pub auth_mount: Option<String>,
     pub role_id: Option<Secret>,
     pub secret_id: Option<Secret>,
@@ -99,31 +107,27 @@ fn skip_verify_from_env() -> Result<bool, VaultError> {
 }
 
 impl ConnParams {
-    /// The KV path as users write it (`mount/path`).
-    pub fn display_path(&self) -> String {
-        format!(
-            "{}/{}",
-            self.mount.trim_matches('/'),
-            self.path.trim_matches('/')
-        )
+    /// The secret these options name.
+    pub fn at(&self) -> KvPath {
+        KvPath::new(&self.mount, &self.path)
     }
 
     fn validate(&self) -> Result<(), VaultError> {
-        let path = self.path.trim_matches('/');
-        if path.is_empty() {
+        let at = self.at();
+        if at.path().is_empty() {
             return Err(VaultError::Usage(format!(
                 "`path` must name a secret inside the mount (e.g. homelab-sso), got {:?}",
                 self.path
             )));
         }
-        if self.mount.trim_matches('/').is_empty() {
+        if at.mount().is_empty() {
             return Err(VaultError::Usage(
                 "`mount` must not be empty (KV v2 mounts are usually `secret`)".into(),
             ));
         }
         // Every option that becomes a URL path segment.
         let segments = [
-            ("path", Some(path)),
+            ("path", Some(at.path())),
             ("mount", Some(self.mount.as_str())),
             ("auth_mount", self.auth_mount.as_deref()),
             ("username", self.username.as_deref()),
@@ -214,12 +218,12 @@ impl ConnParams {
         cfg.retries = self.retries;
         let http = Client::new(cfg)?;
         let ns = self.namespace.as_deref().filter(|s| !s.is_empty());
-        let token = match self.auth_method.as_str() {
-            "token" => match &self.token {
+        let token = match self.auth_method {
+            AuthMethod::Token => match &self.token {
                 Some(t) if !t.is_empty() => t.clone(),
                 _ => self.token_from_file()?,
             },
-            "approle" => {
+            AuthMethod::Approle => {
                 let (Some(role_id), Some(secret_id)) = (&self.role_id, &self.secret_id) else {
                     return Err(VaultError::Usage(
                         "auth_method approle needs `role_id` and `secret_id`".into(),
@@ -235,7 +239,7 @@ impl ConnParams {
                     json!({"role_id": role_id.expose(), "secret_id": secret_id.expose()}),
                 )?
             }
-            "userpass" => {
+            AuthMethod::Userpass => {
                 let (Some(user), Some(pass)) = (&self.username, &self.password) else {
                     return Err(VaultError::Usage(
                         "auth_method userpass needs `username` and `password`".into(),
@@ -251,8 +255,7 @@ impl ConnParams {
                     json!({"password": pass.expose()}),
                 )?
             }
-            other => return Err(VaultError::Usage(format!("unknown auth_method {other}"))),
         };
-        Ok(Kv::new(http, token, ns.map(str::to_string), &self.mount))
+        Ok(Kv::new(http, token, ns.map(str::to_string), self.at()))
     }
 }

@@ -65,8 +65,8 @@ pub enum VaultError {
 impl VaultError {
     /// The refusal of a patch onto a deleted or destroyed latest version (`bao kv patch` refuses
     /// too: "patch only works on existing data"), with the way out for each case.
-    pub fn patch_on_deleted(mount: &str, path: &str, version: u64, destroyed: bool) -> Self {
-        let path = path.trim_matches('/');
+    pub fn patch_on_deleted(at: &KvPath, version: u64, destroyed: bool) -> Self {
+        let (mount, path) = (at.mount(), at.path());
         let (state, next) = if destroyed {
             (
                 "destroyed",
@@ -81,7 +81,7 @@ impl VaultError {
             )
         };
         VaultError::PatchOnDeleted {
-            path: format!("{mount}/{path}"),
+            path: at.to_string(),
             version,
             state,
             next,
@@ -134,13 +134,54 @@ pub enum ReadResult {
     },
 }
 
-/// A KV v2 mount reached with one token.
+/// A secret's place: its KV v2 mount and its path inside the mount, cleaned of outer slashes
+/// once, here. `Display` is the form users write (`secret/homelab-sso`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KvPath {
+    mount: String,
+    path: String,
+}
+
+impl KvPath {
+    pub fn new(mount: &str, path: &str) -> Self {
+        KvPath {
+            mount: mount.trim_matches('/').to_string(),
+            path: path.trim_matches('/').to_string(),
+        }
+    }
+    pub fn mount(&self) -> &str {
+        &self.mount
+    }
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+    /// The API path of one endpoint kind (`secret/data/homelab-sso`), as policies name it.
+    pub fn api(&self, kind: &str) -> String {
+        format!("{}/{kind}/{}", self.mount, self.path)
+    }
+    /// The request path of one endpoint kind, each segment percent-encoded.
+    fn url(&self, kind: &str) -> String {
+        format!(
+            "/v1/{}/{kind}/{}",
+            encode_path(&self.mount),
+            encode_path(&self.path)
+        )
+    }
+}
+
+impl std::fmt::Display for KvPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.mount, self.path)
+    }
+}
+
+/// One KV v2 secret reached with one token.
 #[derive(Debug)]
 pub struct Kv {
     http: Client,
     token: Secret,
     namespace: Option<String>,
-    mount: String,
+    at: KvPath,
     /// Keys whose values are identifiers, not secrets: read values of these are not masked.
     public_keys: Vec<String>,
 }
@@ -154,12 +195,12 @@ fn encode_path(p: &str) -> String {
 }
 
 impl Kv {
-    pub fn new(http: Client, token: Secret, namespace: Option<String>, mount: &str) -> Self {
+    pub fn new(http: Client, token: Secret, namespace: Option<String>, at: KvPath) -> Self {
         Kv {
             http,
             token,
             namespace,
-            mount: mount.trim_matches('/').to_string(),
+            at,
             public_keys: Vec::new(),
         }
     }
@@ -170,30 +211,12 @@ impl Kv {
         self
     }
 
-    pub fn mount(&self) -> &str {
-        &self.mount
+    pub fn at(&self) -> &KvPath {
+        &self.at
     }
 
     pub fn http(&self) -> &Client {
         &self.http
-    }
-
-    /// `mount/path`, as users write it.
-    pub fn display_path(&self, path: &str) -> String {
-        format!("{}/{}", self.mount, path.trim_matches('/'))
-    }
-
-    fn api_path(&self, kind: &str, path: &str) -> String {
-        format!("{}/{}/{}", self.mount, kind, path.trim_matches('/'))
-    }
-
-    fn url_path(&self, kind: &str, path: &str) -> String {
-        format!(
-            "/v1/{}/{}/{}",
-            encode_path(&self.mount),
-            kind,
-            encode_path(path)
-        )
     }
 
     fn send(
@@ -246,7 +269,7 @@ impl Kv {
                 })
             }
             404 if resp.safe_text().contains("no handler for route") => Some(VaultError::NoMount {
-                mount: self.mount.clone(),
+                mount: self.at.mount().to_string(),
                 url: self.http.base_url().to_string(),
             }),
             _ => None,
@@ -280,20 +303,20 @@ impl Kv {
         VaultError::Decode {
             op: op.to_string(),
             api_path: api_path.to_string(),
-            mount: self.mount.clone(),
+            mount: self.at.mount().to_string(),
             detail: detail.into(),
         }
     }
 
     /// `GET data/P[?version=V]`. Values read are registered with the masker.
-    pub fn read(&self, path: &str, version: Option<u64>) -> Result<ReadResult, VaultError> {
+    pub fn read(&self, version: Option<u64>) -> Result<ReadResult, VaultError> {
         if version == Some(0) {
             // `?version=0` is the latest version to Vault: never what a caller naming 0 meant.
             return Err(
                 version_option("version", Some(0), "name an existing version").unwrap_err(),
             );
         }
-        let api = self.api_path("data", path);
+        let api = self.at.api("data");
         let op = match version {
             Some(v) => format!("read (version {v}) of"),
             None => "read of".to_string(),
@@ -301,7 +324,7 @@ impl Kv {
         let q = version.map(|v| format!("?version={v}")).unwrap_or_default();
         let resp = self.send(
             "GET",
-            &format!("{}{q}", self.url_path("data", path)),
+            &format!("{}{q}", self.at.url("data")),
             Body::None,
             None,
             Retry::Safe,
@@ -353,14 +376,14 @@ impl Kv {
     }
 
     /// `GET metadata/P`: the `data` object, or `None` when the path has no metadata.
-    pub fn metadata(&self, path: &str) -> Result<Option<Value>, VaultError> {
-        let body = self.get_json("metadata", path, "", "metadata read of")?;
+    pub fn metadata(&self) -> Result<Option<Value>, VaultError> {
+        let body = self.get_json("metadata", "", "metadata read of")?;
         Ok(body.map(|v| v["data"].clone()))
     }
 
     /// `GET subkeys/P?depth=1`: the key names of the latest version, `None` when missing/deleted.
-    pub fn subkeys(&self, path: &str) -> Result<Option<Vec<String>>, VaultError> {
-        let body = self.get_json("subkeys", path, "?depth=1", "key-name (subkeys) read of")?;
+    pub fn subkeys(&self) -> Result<Option<Vec<String>>, VaultError> {
+        let body = self.get_json("subkeys", "?depth=1", "key-name (subkeys) read of")?;
         Ok(body.and_then(|v| match &v["data"]["subkeys"] {
             Value::Object(m) => Some(m.keys().cloned().collect()),
             _ => None,
@@ -368,17 +391,11 @@ impl Kv {
     }
 
     /// A read of `<kind>/P<query>`: the JSON body on 200, `None` on 404, a typed error otherwise.
-    fn get_json(
-        &self,
-        kind: &str,
-        path: &str,
-        query: &str,
-        op: &str,
-    ) -> Result<Option<Value>, VaultError> {
-        let api = self.api_path(kind, path);
+    fn get_json(&self, kind: &str, query: &str, op: &str) -> Result<Option<Value>, VaultError> {
+        let api = self.at.api(kind);
         let resp = self.send(
             "GET",
-            &format!("{}{query}", self.url_path(kind, path)),
+            &format!("{}{query}", self.at.url(kind)),
             Body::None,
             None,
             Retry::Safe,
@@ -401,7 +418,6 @@ impl Kv {
         resp: Response,
         op: &str,
         api: &str,
-        path: &str,
         cas: Option<u64>,
         capability: &'static str,
     ) -> Result<u64, VaultError> {
@@ -420,13 +436,13 @@ impl Kv {
             }
             400 if text.contains("check-and-set parameter did not match") => {
                 Err(VaultError::CasMismatch {
-                    path: self.display_path(path),
+                    path: self.at.to_string(),
                     expected: cas.unwrap_or(0),
                 })
             }
             400 if text.contains("check-and-set parameter required") => {
                 Err(VaultError::CasRequired {
-                    path: self.display_path(path),
+                    path: self.at.to_string(),
                 })
             }
             _ => Err(self.api_error(&resp, op, api)),
@@ -436,26 +452,21 @@ impl Kv {
     /// Full write: `POST data/P {"data":…, "options":{"cas":N}}`; returns the new version. The
     /// stored map is exactly `data`. Sent once (never retried: a lost answer plus a retry would
     /// turn our own write into a CAS conflict).
-    pub fn write(
-        &self,
-        path: &str,
-        data: &Map<String, Value>,
-        cas: Option<u64>,
-    ) -> Result<u64, VaultError> {
-        let api = self.api_path("data", path);
+    pub fn write(&self, data: &Map<String, Value>, cas: Option<u64>) -> Result<u64, VaultError> {
+        let api = self.at.api("data");
         let mut body = json!({ "data": data });
         if let Some(c) = cas {
             body["options"] = json!({ "cas": c });
         }
         let resp = self.send(
             "POST",
-            &self.url_path("data", path),
+            &self.at.url("data"),
             Body::Json(body),
             None,
             Retry::Never,
         )?;
         let cap = if cas == Some(0) { "create" } else { "update" };
-        self.write_result(resp, "write to", &api, path, cas, cap)
+        self.write_result(resp, "write to", &api, cas, cap)
     }
 
     /// Merge-patch: `PATCH data/P` (`application/merge-patch+json`, `null` deletes a key). Sent
@@ -463,11 +474,10 @@ impl Kv {
     /// metadata), which a read-modify-write must not paper over.
     pub fn patch(
         &self,
-        path: &str,
         patch: &Map<String, Value>,
         cas: Option<u64>,
     ) -> Result<Patched, VaultError> {
-        let api = self.api_path("data", path);
+        let api = self.at.api("data");
         let mut body = json!({ "data": patch });
         if let Some(c) = cas {
             body["options"] = json!({ "cas": c });
@@ -475,7 +485,7 @@ impl Kv {
         let bytes = serde_json::to_vec(&body).unwrap_or_default();
         let resp = self.send(
             "PATCH",
-            &self.url_path("data", path),
+            &self.at.url("data"),
             Body::Raw {
                 content_type: "application/merge-patch+json",
                 bytes,
@@ -503,7 +513,7 @@ impl Kv {
             }
             _ => {}
         }
-        self.write_result(resp, "patch of", &api, path, cas, "patch")
+        self.write_result(resp, "patch of", &api, cas, "patch")
             .map(Patched::Version)
     }
 }

@@ -72,10 +72,9 @@ impl Module for VaultKvRead {
             p.version,
             "leave `version` unset to read the latest",
         )?;
-        let display = p.conn.display_path();
         let kv = p.conn.connect()?.with_public_keys(p.public_keys.clone());
-        let path = p.conn.path.trim_matches('/').to_string();
-        let (data, version, metadata) = match kv.read(&path, version)? {
+        let display = kv.at().to_string();
+        let (data, version, metadata) = match kv.read(version)? {
             ReadResult::Present {
                 data,
                 version,

@@ -1,7 +1,7 @@
 //! The `vault_full_write` module: one safe write of a whole KV v2 secret.
 
 use crate::conn::{conn_options, ConnParams};
-use crate::kv::{version_option, Kv, Patched, ReadResult, VaultError};
+use crate::kv::{version_option, Kv, KvPath, Patched, ReadResult, VaultError};
 use ansible_module::spec::{coerce, Kind};
 use ansible_module::{Context, Failure, Module, Opt, Outcome};
 use serde::Deserialize;
@@ -277,8 +277,9 @@ fn keep_current_values(
 }
 
 /// Reads what the token may read about the current secret.
-fn read_current(kv: &Kv, path: &str, ctx: &mut Context) -> Result<Current, VaultError> {
-    match kv.read(path, None) {
+fn read_current(kv: &Kv, ctx: &mut Context) -> Result<Current, VaultError> {
+    let at = kv.at();
+    match kv.read(None) {
         Ok(ReadResult::Present { data, version, .. }) => Ok(Current {
             keys: Some(data.keys().cloned().collect()),
             data: Some(data),
@@ -312,7 +313,7 @@ fn read_current(kv: &Kv, path: &str, ctx: &mut Context) -> Result<Current, Vault
         Err(denied @ VaultError::PermissionDenied { .. }) => {
             // Write-only token (contract §2.4): learn what the policy allows without values.
             // Outer `None`: metadata not readable either.
-            let metadata: Option<Option<Value>> = match kv.metadata(path) {
+            let metadata: Option<Option<Value>> = match kv.metadata() {
                 Ok(m) => Some(m),
                 Err(VaultError::PermissionDenied { .. }) => None,
                 Err(e) => return Err(e),
@@ -323,7 +324,7 @@ fn read_current(kv: &Kv, path: &str, ctx: &mut Context) -> Result<Current, Vault
                 None => None,
             };
             let mut latest_deleted = false;
-            let keys = match kv.subkeys(path) {
+            let keys = match kv.subkeys() {
                 Ok(Some(k)) => Some(k.into_iter().collect()),
                 Ok(None) if version.is_some() => {
                     // subkeys answers 404 for a deleted or destroyed latest version too.
@@ -336,9 +337,9 @@ fn read_current(kv: &Kv, path: &str, ctx: &mut Context) -> Result<Current, Vault
             };
             ctx.warn(format!(
                 "the token cannot read the values of {} (no `read` on {}/data/{}): the module cannot compare values, so it writes and reports changed on every run{}",
-                kv.display_path(path),
-                kv.mount(),
-                path.trim_matches('/'),
+                at,
+                at.mount(),
+                at.path(),
                 if version.is_none() {
                     "; it cannot read metadata either, so there is no check-and-set from a read"
                 } else {
@@ -394,340 +395,462 @@ impl Module for VaultFullWrite {
         o
     }
 
-    fn run(mut p: WriteParams, ctx: &mut Context) -> Result<Outcome, Failure> {
+    fn run(p: WriteParams, ctx: &mut Context) -> Result<Outcome, Failure> {
+        let (conn, request) = Request::check(p)?;
+        let kv = conn.connect()?;
+        let (rollback_data, current) = read(&kv, &request, ctx)?;
+        let plan = Plan::new(request, rollback_data, &current, kv.at())?;
+        if plan.nothing_to_do {
+            return Ok(plan.report_nothing_to_do(kv.at()));
+        }
+        if ctx.check_mode {
+            return Ok(plan.report_check(kv.at()));
+        }
+        let (version, how) = plan.apply(&kv)?;
+        Ok(plan.report_written(kv.at(), version, how))
+    }
+}
+
+/// What kind of write was asked for (the result's `mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Full,
+    Patch,
+    Rollback,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Full => "full",
+            Mode::Patch => "patch",
+            Mode::Rollback => "rollback",
+        }
+    }
+}
+
+/// The options, checked against each other before any request.
+struct Request {
+    mode: Mode,
+    /// `data` with the generated values merged in; `None` for a rollback.
+    data: Option<Map<String, Value>>,
+    rollback_to: Option<u64>,
+    remove_keys: BTreeSet<String>,
+    required: BTreeSet<String>,
+    allow_remove: bool,
+    cas: Cas,
+    keep_keys: Vec<String>,
+    generated_keys: Vec<String>,
+}
+
+impl Request {
+    fn check(mut p: WriteParams) -> Result<(ConnParams, Request), Failure> {
         let cas = Cas::parse(&p.cas).map_err(Failure::new)?;
         let rollback_to = version_option(
             "rollback_to",
             p.rollback_to,
             "pick a version from the secret's metadata (`versions`), e.g. the `previous_version` of an earlier write when it is 1 or more",
         )?;
-        let mut generated_keys = Vec::new();
-        if let Some(generate) = p.generate.take() {
-            if p.rollback_to.is_some() {
-                return Err(Failure::new(
-                    "`generate` and `rollback_to` are mutually exclusive",
-                ));
-            }
-            let data = p.data.get_or_insert_with(Map::new);
-            for (key, kind) in generate {
-                let kind = kind.as_str().unwrap_or_default().to_string();
-                let value = ansible_module::Secret::new(
-                    generate_value(&kind)
-                        .map_err(|e| Failure::new(format!("generate.{key}: {e}")))?,
-                );
-                data.insert(key.clone(), Value::String(value.expose().to_string()));
-                generated_keys.push(key);
-            }
-        }
-        let display = p.conn.display_path();
-        let path = p.conn.path.trim_matches('/').to_string();
-        let remove_keys: BTreeSet<String> = p
-            .remove_keys
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .collect();
-        let required: BTreeSet<String> = p
-            .required_keys
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .collect();
+        let generated_keys = generate_into(p.generate.take(), rollback_to.is_some(), &mut p.data)?;
         let keep_keys = p.keep_keys.take().unwrap_or_default();
-        if p.data.is_none() && !keep_keys.is_empty() && p.rollback_to.is_none() {
+        if p.data.is_none() && !keep_keys.is_empty() && rollback_to.is_none() {
             p.data = Some(Map::new());
         }
-        match (&p.data, p.rollback_to) {
+        match (&p.data, rollback_to) {
             (Some(_), Some(_)) => return Err(Failure::new("`data` and `rollback_to` are mutually exclusive: a rollback writes version N's data")),
             (None, None) => return Err(Failure::new("one of `data` or `rollback_to` is required")),
             _ => {}
         }
+        let remove_keys: BTreeSet<String> = p.remove_keys.unwrap_or_default().into_iter().collect();
         if !remove_keys.is_empty() && !p.patch {
             return Err(Failure::new(
                 "`remove_keys` needs `patch: true`; in a full write, leave the key out of `data` and set `allow_remove: true`",
             ));
         }
-        if !keep_keys.is_empty() && (p.patch || p.rollback_to.is_some()) {
+        if !keep_keys.is_empty() && (p.patch || rollback_to.is_some()) {
             return Err(Failure::new(
                 "`keep_keys` is for full writes: a patch keeps every key it does not name, and a rollback writes version N's data",
             ));
         }
-        if p.rollback_to.is_some() && p.patch {
+        if rollback_to.is_some() && p.patch {
             return Err(Failure::new(
                 "`rollback_to` writes a whole version: it cannot be combined with `patch: true`",
             ));
         }
-        let kv = p.conn.connect()?;
-
-        // The data to write in full-write terms (the rollback source or `data`).
-        let rollback_data = match rollback_to {
-            Some(n) => match kv.read(&path, Some(n))? {
-                ReadResult::Present { data, .. } => Some(data),
-                ReadResult::Deleted { destroyed, .. } => {
-                    return Err(Failure::new(format!(
-                        "cannot roll back {display} to version {n}: that version is {}; choose a live version (see the metadata's `versions`)",
-                        if destroyed { "destroyed" } else { "deleted (undelete it first)" }
-                    )))
-                }
-                ReadResult::Missing => {
-                    return Err(Failure::new(format!(
-                        "cannot roll back {display} to version {n}: no such version (never written, or pruned by max_versions)"
-                    )))
-                }
-            },
-            None => None,
+        let mode = match (rollback_to, p.patch) {
+            (Some(_), _) => Mode::Rollback,
+            (None, true) => Mode::Patch,
+            (None, false) => Mode::Full,
         };
+        let request = Request {
+            mode,
+            data: p.data,
+            rollback_to,
+            remove_keys,
+            required: p.required_keys.unwrap_or_default().into_iter().collect(),
+            allow_remove: p.allow_remove,
+            cas,
+            keep_keys,
+            generated_keys,
+        };
+        Ok((p.conn, request))
+    }
+}
 
-        let current = read_current(&kv, &path, ctx)?;
-        if p.patch && current.latest_deleted {
+/// Generates the values `generate` asks for into `data`; returns the generated key names.
+fn generate_into(
+    generate: Option<Map<String, Value>>,
+    rollback: bool,
+    data: &mut Option<Map<String, Value>>,
+) -> Result<Vec<String>, Failure> {
+    let Some(generate) = generate else {
+        return Ok(Vec::new());
+    };
+    if rollback {
+        return Err(Failure::new(
+            "`generate` and `rollback_to` are mutually exclusive",
+        ));
+    }
+    let data = data.get_or_insert_with(Map::new);
+    let mut keys = Vec::new();
+    for (key, kind) in generate {
+        let kind = kind.as_str().unwrap_or_default().to_string();
+        let value = ansible_module::Secret::new(
+            generate_value(&kind).map_err(|e| Failure::new(format!("generate.{key}: {e}")))?,
+        );
+        data.insert(key.clone(), Value::String(value.expose().to_string()));
+        keys.push(key);
+    }
+    Ok(keys)
+}
+
+/// The reads a plan is made from: the version to roll back to (if any), then the current secret.
+fn read(
+    kv: &Kv,
+    request: &Request,
+    ctx: &mut Context,
+) -> Result<(Option<Map<String, Value>>, Current), Failure> {
+    let at = kv.at();
+    let rollback_data = match request.rollback_to {
+        Some(n) => match kv.read(Some(n))? {
+            ReadResult::Present { data, .. } => Some(data),
+            ReadResult::Deleted { destroyed, .. } => {
+                return Err(Failure::new(format!(
+                    "cannot roll back {at} to version {n}: that version is {}; choose a live version (see the metadata's `versions`)",
+                    if destroyed { "destroyed" } else { "deleted (undelete it first)" }
+                )))
+            }
+            ReadResult::Missing => {
+                return Err(Failure::new(format!(
+                    "cannot roll back {at} to version {n}: no such version (never written, or pruned by max_versions)"
+                )))
+            }
+        },
+        None => None,
+    };
+    Ok((rollback_data, read_current(kv, ctx)?))
+}
+
+/// The write to make, decided from the options and the reads alone: making it sends nothing,
+/// so check mode is this plan reported without [`Plan::apply`].
+struct Plan {
+    mode: Mode,
+    previous_version: Option<u64>,
+    /// The `cas` sent with the write.
+    cas: Option<u64>,
+    /// Patch mode: the merge-patch document (`null` deletes a key).
+    patch_doc: Option<Map<String, Value>>,
+    /// The whole secret after the write, when known (not for a patch the token may not read).
+    full_data: Option<Map<String, Value>>,
+    /// Key-level changes: exact with the values, by key names only otherwise.
+    changes: KeyChanges,
+    values_known: bool,
+    /// The current version already holds this data.
+    nothing_to_do: bool,
+    latest_deleted: bool,
+    generated_keys: Vec<String>,
+}
+
+impl Plan {
+    fn new(
+        mut request: Request,
+        rollback_data: Option<Map<String, Value>>,
+        current: &Current,
+        at: &KvPath,
+    ) -> Result<Plan, Failure> {
+        let patch = request.mode == Mode::Patch;
+        if patch && current.latest_deleted {
             // Merging into "no data" would drop every key the secret had (silently: the
             // removal guard compares against the empty deleted version).
             return Err(VaultError::patch_on_deleted(
-                kv.mount(),
-                &path,
+                at,
                 current.version.unwrap_or(0),
                 current.latest_destroyed,
             )
             .into());
         }
-        let previous_version = current.version;
-        if let (Cas::Explicit(want), Some(have)) = (cas, current.version) {
-            if want != have {
-                return Err(VaultError::CasMismatch {
-                    path: display.clone(),
-                    expected: want,
-                }
-                .into());
-            }
+        let cas = cas_value(request.cas, current, at)?;
+        if !request.keep_keys.is_empty() {
+            let data = request.data.get_or_insert_with(Map::new);
+            keep_current_values(&request.keep_keys, current, data)
+                .map_err(|e| Failure::new(format!("refusing to write {at}: {e}")))?;
         }
-        let cas_value = match cas {
-            Cas::Read => current.version,
-            Cas::Explicit(v) => Some(v),
-            Cas::Disabled => None,
-        };
-        if cas == Cas::Read && cas_value.is_none() {
-            return Err(Failure::new(format!(
-                "{}; the token can read neither {display} nor its metadata, so the write cannot be guarded by check-and-set: grant `read` on {m}/metadata/{path} (and on {m}/subkeys/{path} for the key guards), or pass an explicit `cas: <current version>`, or `cas: disabled` to write blind",
-                current.read_denied.as_deref().unwrap_or("read denied"),
-                m = kv.mount()
-            )));
-        }
-
-        if !keep_keys.is_empty() {
-            keep_current_values(&keep_keys, &current, p.data.get_or_insert_with(Map::new))
-                .map_err(|e| Failure::new(format!("refusing to write {display}: {e}")))?;
-        }
-
-        // Full-write desired state, or the patch document.
-        let patch_doc: Option<Map<String, Value>> = p.patch.then(|| {
-            let mut d = p.data.clone().unwrap_or_default();
-            for k in &remove_keys {
+        let patch_doc: Option<Map<String, Value>> = patch.then(|| {
+            let mut d = request.data.clone().unwrap_or_default();
+            for k in &request.remove_keys {
                 d.insert(k.clone(), Value::Null);
             }
             d
         });
-        let full_data: Option<Map<String, Value>> = match (&rollback_data, &patch_doc) {
-            (Some(d), _) => Some(d.clone()),
-            (None, None) => p.data.clone(),
+        let full_data: Option<Map<String, Value>> = match (rollback_data, &patch_doc) {
+            (Some(d), _) => Some(d),
+            (None, None) => request.data.clone(),
             (None, Some(doc)) => current.data.as_ref().map(|cur| {
                 let mut m = cur.clone();
                 merge_patch(&mut m, doc);
                 m
             }),
         };
+        let (changes, resulting_keys) =
+            key_changes(current, full_data.as_ref(), patch_doc.as_ref());
+        let values_known = current.data.is_some() && full_data.is_some();
+        guard(
+            &request,
+            current,
+            changes.removed.clone(),
+            resulting_keys,
+            at,
+        )?;
+        Ok(Plan {
+            mode: request.mode,
+            previous_version: current.version,
+            cas,
+            nothing_to_do: values_known && changes.is_empty() && !current.latest_deleted,
+            patch_doc,
+            full_data,
+            changes,
+            values_known,
+            latest_deleted: current.latest_deleted,
+            generated_keys: request.generated_keys,
+        })
+    }
 
-        // Key-level changes: exact with the values, names only otherwise.
-        let changes = match (&current.data, &full_data) {
-            (Some(cur), Some(new)) => Some(KeyChanges::between(cur, new)),
-            _ => None,
-        };
-        let (added, removed, changed_keys, resulting_keys): (
-            BTreeSet<String>,
-            BTreeSet<String>,
-            BTreeSet<String>,
-            Option<BTreeSet<String>>,
-        ) = match (&changes, &full_data, &current.keys) {
-            (Some(c), Some(new), _) => (
-                c.added.clone(),
-                c.removed.clone(),
-                c.changed.clone(),
-                Some(new.keys().cloned().collect()),
-            ),
-            (None, Some(new), Some(keys)) => {
-                let newk: BTreeSet<String> = new.keys().cloned().collect();
-                (&newk - keys, keys - &newk, &newk & keys, Some(newk))
-            }
-            (None, Some(new), None) => (
-                BTreeSet::new(),
-                BTreeSet::new(),
-                BTreeSet::new(),
-                Some(new.keys().cloned().collect()),
-            ),
-            (None, None, Some(keys)) => {
-                // write-only patch: keys after = keys + data - remove_keys
-                let doc = patch_doc.clone().unwrap_or_default();
-                let set: BTreeSet<String> = doc
-                    .iter()
-                    .filter(|(_, v)| !v.is_null())
-                    .map(|(k, _)| k.clone())
-                    .collect();
-                let rm: BTreeSet<String> = doc
-                    .iter()
-                    .filter(|(_, v)| v.is_null())
-                    .map(|(k, _)| k.clone())
-                    .collect();
-                let after: BTreeSet<String> = &(keys | &set) - &rm;
-                (&set - keys, keys & &rm, keys & &set, Some(after))
-            }
-            _ => (BTreeSet::new(), BTreeSet::new(), BTreeSet::new(), None),
-        };
-
-        // Guards, before any write.
-        match &resulting_keys {
-            Some(keys) => {
-                let missing: BTreeSet<String> = &required - keys;
-                if !missing.is_empty() {
-                    return Err(Failure::new(format!(
-                        "refusing to write {display}: the result would lack required key(s) {}; add them to `data`",
-                        list(&missing)
-                    ))
-                    .set("missing_keys", names(missing)));
-                }
-            }
-            None if !required.is_empty() => {
-                return Err(Failure::new(format!(
-                    "cannot check `required_keys` for {display}: the token may read neither the secret nor its key names (grant `read` on {}/subkeys/{path})",
-                    kv.mount()
-                )))
-            }
-            None => {}
-        }
-        // Patch removals are named in `remove_keys`; full writes and rollbacks need `allow_remove`.
-        if !p.patch && !p.allow_remove {
-            if current.keys.is_none() {
-                return Err(Failure::new(format!(
-                    "cannot tell whether this full write drops keys of {display}: the token may read neither the secret nor its key names; grant `read` on {}/subkeys/{path}, or set `allow_remove: true` to write anyway",
-                    kv.mount()
-                )));
-            }
-            if !removed.is_empty() {
-                return Err(Failure::new(format!(
-                    "refusing a full write of {display} that would remove existing key(s) {}: add them to `data`, or set `allow_remove: true` if removing them is intended",
-                    list(&removed)
-                ))
-                .set("removed_keys", names(removed)));
-            }
-        }
-
-        let values_known = changes.is_some();
-        let nothing_to_do =
-            changes.as_ref().is_some_and(KeyChanges::is_empty) && !current.latest_deleted;
-        let prev = previous_version.unwrap_or(0);
-        let mut out = Outcome::new(false)
-            .set("path", display.clone())
-            .set("generated_keys", names(generated_keys.clone()))
+    /// The result's fields every outcome has.
+    fn outcome(&self, at: &KvPath) -> Outcome {
+        Outcome::new(false)
+            .set("path", at.to_string())
+            .set("generated_keys", names(self.generated_keys.clone()))
             .set(
                 "previous_version",
-                previous_version.map(Value::from).unwrap_or(Value::Null),
+                self.previous_version
+                    .map(Value::from)
+                    .unwrap_or(Value::Null),
             )
-            .set("added_keys", names(added.clone()))
-            .set("removed_keys", names(removed.clone()))
-            .set("changed_keys", names(changed_keys.clone()))
-            .set(
-                "mode",
-                if p.rollback_to.is_some() {
-                    "rollback"
-                } else if p.patch {
-                    "patch"
-                } else {
-                    "full"
-                },
-            );
-        if nothing_to_do {
-            return Ok(out.set("version", prev).msg(format!(
-                "{display} version {prev} already holds this data; nothing written"
-            )));
-        }
-        let diff_changes = changes.clone().unwrap_or_else(|| KeyChanges {
-            added: added.clone(),
-            removed: removed.clone(),
-            changed: changed_keys.clone(),
-            unchanged: BTreeSet::new(),
-        });
-        if ctx.check_mode {
-            let predicted = previous_version.map(|v| v + 1);
-            out.changed = true;
-            return Ok(out
-                .set("version", predicted.map(Value::from).unwrap_or(Value::Null))
-                .msg(format!(
-                    "check mode: would write {display} as version {} ({} added, {} changed, {} removed)",
-                    predicted.map(|v| v.to_string()).unwrap_or_else(|| "(unknown)".into()),
-                    added.len(),
-                    changed_keys.len(),
-                    removed.len()
-                ))
-                .diff_value(diff_changes.diff(&display, prev, predicted)));
-        }
+            .set("added_keys", names(self.changes.added.clone()))
+            .set("removed_keys", names(self.changes.removed.clone()))
+            .set("changed_keys", names(self.changes.changed.clone()))
+            .set("mode", self.mode.name())
+    }
 
+    fn report_nothing_to_do(&self, at: &KvPath) -> Outcome {
+        let prev = self.previous_version.unwrap_or(0);
+        self.outcome(at).set("version", prev).msg(format!(
+            "{at} version {prev} already holds this data; nothing written"
+        ))
+    }
+
+    fn report_check(&self, at: &KvPath) -> Outcome {
+        let predicted = self.previous_version.map(|v| v + 1);
+        let mut out = self.outcome(at);
+        out.changed = true;
+        out.set("version", predicted.map(Value::from).unwrap_or(Value::Null))
+            .msg(format!(
+                "check mode: would write {at} as version {} ({} added, {} changed, {} removed)",
+                predicted
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| "(unknown)".into()),
+                self.changes.added.len(),
+                self.changes.changed.len(),
+                self.changes.removed.len()
+            ))
+            .diff_value(self.diff(at, predicted))
+    }
+
+    fn report_written(&self, at: &KvPath, version: u64, how: &str) -> Outcome {
+        let mut out = self.outcome(at);
+        out.changed = true;
+        if !self.values_known {
+            out.insert("values_compared", false);
+        }
+        out.set("version", version)
+            .msg(format!(
+                "wrote {at} version {version} by {how} ({} added, {} changed, {} removed)",
+                self.changes.added.len(),
+                self.changes.changed.len(),
+                self.changes.removed.len()
+            ))
+            .diff_value(self.diff(at, Some(version)))
+    }
+
+    fn diff(&self, at: &KvPath, after: Option<u64>) -> Value {
+        self.changes
+            .diff(&at.to_string(), self.previous_version.unwrap_or(0), after)
+    }
+
+    /// Sends the planned write; returns the new version and how it was written.
+    fn apply(&self, kv: &Kv) -> Result<(u64, &'static str), Failure> {
         test_pause();
-        let mut how = "write";
-        let version = match (&patch_doc, &full_data) {
+        let at = kv.at();
+        let (m, path) = (at.mount(), at.path());
+        let written = match (&self.patch_doc, &self.full_data) {
             // Patch: PATCH first where the server allows it (one request, no values sent back).
-            (Some(doc), _) if !current.latest_deleted && previous_version != Some(0) => {
-                match kv.patch(&path, doc, cas_value)? {
-                    Patched::Version(v) => {
-                        how = "patch";
-                        v
-                    }
+            (Some(doc), _) if !self.latest_deleted && self.previous_version != Some(0) => {
+                match kv.patch(doc, self.cas)? {
+                    Patched::Version(v) => (v, "patch"),
                     // Deleted after the read (or unreadable to this token): never fall back to a
                     // write that would replace the deleted data by the patched keys alone.
                     Patched::LatestDeleted { version, destroyed } => {
-                        return Err(VaultError::patch_on_deleted(
-                            kv.mount(),
-                            &path,
-                            version,
-                            destroyed,
-                        )
-                        .into())
+                        return Err(VaultError::patch_on_deleted(at, version, destroyed).into())
                     }
                     // Unsupported: no `patch` capability. Missing: metadata deleted after the
                     // read; the CAS of the fallback write then fails as a conflict.
-                    Patched::Unsupported | Patched::Missing => match &full_data {
-                        Some(full) => {
-                            how = "read-modify-write";
-                            kv.write(&path, full, cas_value.or(previous_version))?
-                        }
+                    Patched::Unsupported | Patched::Missing => match &self.full_data {
+                        Some(full) => (
+                            kv.write(full, self.cas.or(self.previous_version))?,
+                            "read-modify-write",
+                        ),
                         None => {
                             return Err(Failure::new(format!(
-                                "cannot patch {display}: the token lacks the `patch` capability on {m}/data/{path}, and the read-modify-write fallback needs `read` on it; grant one of them",
-                                m = kv.mount()
+                                "cannot patch {at}: the token lacks the `patch` capability on {m}/data/{path}, and the read-modify-write fallback needs `read` on it; grant one of them"
                             )))
                         }
                     },
                 }
             }
-            (_, Some(full)) => kv.write(&path, full, cas_value)?,
+            (_, Some(full)) => (kv.write(full, self.cas)?, "write"),
             (_, None) => {
                 return Err(Failure::new(format!(
-                    "cannot create {display} in patch mode without reading it: grant `read` on {}/data/{path}",
-                    kv.mount()
+                    "cannot create {at} in patch mode without reading it: grant `read` on {m}/data/{path}"
                 )))
             }
         };
-        out.changed = true;
-        if !values_known {
-            out.insert("values_compared", false);
-        }
-        Ok(out
-            .set("version", version)
-            .msg(format!(
-                "wrote {display} version {version} by {how} ({} added, {} changed, {} removed)",
-                added.len(),
-                changed_keys.len(),
-                removed.len()
-            ))
-            .diff_value(diff_changes.diff(&display, prev, Some(version))))
+        Ok(written)
     }
+}
+
+/// The `cas` to send: the version just read, an explicit one (checked against the read), or
+/// none.
+fn cas_value(cas: Cas, current: &Current, at: &KvPath) -> Result<Option<u64>, Failure> {
+    if let (Cas::Explicit(want), Some(have)) = (cas, current.version) {
+        if want != have {
+            return Err(VaultError::CasMismatch {
+                path: at.to_string(),
+                expected: want,
+            }
+            .into());
+        }
+    }
+    match cas {
+        Cas::Read => current.version.map(Some).ok_or_else(|| Failure::new(format!(
+            "{}; the token can read neither {at} nor its metadata, so the write cannot be guarded by check-and-set: grant `read` on {m}/metadata/{path} (and on {m}/subkeys/{path} for the key guards), or pass an explicit `cas: <current version>`, or `cas: disabled` to write blind",
+            current.read_denied.as_deref().unwrap_or("read denied"),
+            m = at.mount(),
+            path = at.path(),
+        ))),
+        Cas::Explicit(v) => Ok(Some(v)),
+        Cas::Disabled => Ok(None),
+    }
+}
+
+/// Key-level changes of the write and the key names after it, as far as the token may know
+/// them: exact with the values, from the key names (`subkeys`) otherwise.
+fn key_changes(
+    current: &Current,
+    full_data: Option<&Map<String, Value>>,
+    patch_doc: Option<&Map<String, Value>>,
+) -> (KeyChanges, Option<BTreeSet<String>>) {
+    let by_names = |added, removed, changed| KeyChanges {
+        added,
+        removed,
+        changed,
+        unchanged: BTreeSet::new(),
+    };
+    match (&current.data, full_data, &current.keys) {
+        (Some(cur), Some(new), _) => (
+            KeyChanges::between(cur, new),
+            Some(new.keys().cloned().collect()),
+        ),
+        (None, Some(new), Some(keys)) => {
+            let newk: BTreeSet<String> = new.keys().cloned().collect();
+            (
+                by_names(&newk - keys, keys - &newk, &newk & keys),
+                Some(newk),
+            )
+        }
+        (None, Some(new), None) => (KeyChanges::default(), Some(new.keys().cloned().collect())),
+        (None, None, Some(keys)) => {
+            // write-only patch: keys after = keys + data - remove_keys
+            let doc = patch_doc.cloned().unwrap_or_default();
+            let set: BTreeSet<String> = doc
+                .iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, _)| k.clone())
+                .collect();
+            let rm: BTreeSet<String> = doc
+                .iter()
+                .filter(|(_, v)| v.is_null())
+                .map(|(k, _)| k.clone())
+                .collect();
+            let after: BTreeSet<String> = &(keys | &set) - &rm;
+            (by_names(&set - keys, keys & &rm, keys & &set), Some(after))
+        }
+        _ => (KeyChanges::default(), None),
+    }
+}
+
+/// The guards, before any write: required keys present, no key dropped unless allowed.
+fn guard(
+    request: &Request,
+    current: &Current,
+    removed: BTreeSet<String>,
+    resulting_keys: Option<BTreeSet<String>>,
+    at: &KvPath,
+) -> Result<(), Failure> {
+    let (m, path) = (at.mount(), at.path());
+    match &resulting_keys {
+        Some(keys) => {
+            let missing: BTreeSet<String> = &request.required - keys;
+            if !missing.is_empty() {
+                return Err(Failure::new(format!(
+                    "refusing to write {at}: the result would lack required key(s) {}; add them to `data`",
+                    list(&missing)
+                ))
+                .set("missing_keys", names(missing)));
+            }
+        }
+        None if !request.required.is_empty() => {
+            return Err(Failure::new(format!(
+                "cannot check `required_keys` for {at}: the token may read neither the secret nor its key names (grant `read` on {m}/subkeys/{path})"
+            )))
+        }
+        None => {}
+    }
+    // Patch removals are named in `remove_keys`; full writes and rollbacks need `allow_remove`.
+    if request.mode != Mode::Patch && !request.allow_remove {
+        if current.keys.is_none() {
+            return Err(Failure::new(format!(
+                "cannot tell whether this full write drops keys of {at}: the token may read neither the secret nor its key names; grant `read` on {m}/subkeys/{path}, or set `allow_remove: true` to write anyway"
+            )));
+        }
+        if !removed.is_empty() {
+            return Err(Failure::new(format!(
+                "refusing a full write of {at} that would remove existing key(s) {}: add them to `data`, or set `allow_remove: true` if removing them is intended",
+                list(&removed)
+            ))
+            .set("removed_keys", names(removed)));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
