@@ -7,7 +7,7 @@ VENV=${VENV:-$PWD/.venv}
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 "$VENV/bin/actionlint" -config-file .forgejo/actionlint.yaml .forgejo/workflows/*.yml
-shellcheck scripts/*.sh .ci/run crates/lab/src/pct-standin.sh
+shellcheck scripts/*.sh .ci/run crates/lab/src/servers/pct-standin.sh
 cargo build -q -p vault_full_write -p env_harvest -p pocketid_client -p redeploy_trigger
 scripts/install-modules.sh debug
 tmp=$(mktemp -d)

@@ -3,17 +3,19 @@
 
 pub mod ansible;
 pub mod catalog;
+pub mod emulator;
 pub mod faults;
 pub mod fixtures;
-pub mod forgejo;
-pub mod http;
 pub mod module;
-pub mod openbao;
-pub mod pocketid;
 pub mod proc;
-pub mod sshd;
+pub mod servers;
 pub mod stack;
 pub mod tools;
+
+// The servers' modules keep their old paths (`lab::openbao`, `lab::sshd`).
+pub use servers::{openbao, sshd};
+// The emulators' too (`lab::pocketid`, `lab::forgejo`, `lab::http`).
+pub use emulator::{forgejo, http, pocketid};
 
 /// Why a lab component could not be started or used.
 #[derive(Debug, thiserror::Error)]

@@ -6,9 +6,9 @@
 use crate::catalog::{self, Service, COOKIE_SERVICES};
 use crate::fixtures::Containers;
 use crate::forgejo::{self, Forgejo, ForgejoOpts, RunInfo};
-use crate::openbao::{random_hex, OpenBao};
 use crate::pocketid::{PocketId, PocketIdOptions};
-use crate::sshd::Sshd;
+use crate::servers::openbao::{random_hex, OpenBao};
+use crate::servers::sshd::Sshd;
 use crate::{IoContext, LabError, Result};
 use base64::Engine;
 use serde_json::{json, Value};
