@@ -4,9 +4,7 @@
 pub mod ansible;
 pub mod catalog;
 pub mod emulator;
-pub mod faults;
 pub mod fixtures;
-pub mod module;
 pub mod proc;
 pub mod servers;
 pub mod stack;
