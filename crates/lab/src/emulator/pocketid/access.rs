@@ -4,7 +4,7 @@
 //! audit log, and the container CLI `pocket-id one-time-access-token`.
 
 use super::api_keys::{authenticate, Auth};
-use super::{err, now_secs, paginate, validation, State, User};
+use super::{err, forbidden, now_secs, paginate, validation, State, User};
 use crate::emulator::time::rfc3339;
 use crate::emulator::{percent_decode, Request, Response};
 use serde_json::{json, Map, Value};
@@ -199,11 +199,7 @@ pub(super) fn route(st: &mut State, req: &Request, segs: &[&str]) -> Option<Resp
         Err(r) => return Some(r),
     };
     if !matches!(auth, Auth::Admin(_)) {
-        return Some(err(
-            403,
-            "forbidden",
-            "You don't have permission to access this resource",
-        ));
+        return Some(forbidden());
     }
     Some(match (m, segs) {
         ("GET", ["users"]) => list_users(st, req),

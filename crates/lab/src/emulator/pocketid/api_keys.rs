@@ -1,7 +1,9 @@
 //! API keys: the admin panel's keys (test hooks), `X-API-Key` authentication, and the
 //! `/api/api-keys` routes (list, revoke; creating one with an API key is refused).
 
-use super::{err, now_secs, paginate, random_alnum, sha256_hex, ApiKey, PocketId, State};
+use super::{
+    err, forbidden, now_secs, paginate, random_alnum, sha256_hex, ApiKey, PocketId, State,
+};
 use super::{ADMIN_USER, DISABLED_ADMIN, PLAIN_USER};
 use crate::emulator::time::rfc3339;
 use crate::emulator::{Request, Response};
@@ -135,11 +137,7 @@ pub(super) fn list_api_keys(st: &mut State, req: &Request, user: &str) -> Respon
 /// `DELETE /api/api-keys/{id}`: only the caller's own keys.
 pub(super) fn revoke(st: &mut State, id: &str, user_id: &str) -> Response {
     if st.refused_revokes.iter().any(|r| r == id) {
-        return err(
-            403,
-            "forbidden",
-            "You don't have permission to access this resource",
-        );
+        return forbidden();
     }
     let before = st.keys.len();
     st.keys.retain(|k| !(k.id == id && k.user_id == user_id));

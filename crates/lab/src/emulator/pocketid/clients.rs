@@ -2,10 +2,12 @@
 //! update with PocketID's validation, get, delete, allowed groups, and the lists.
 
 use super::secrets::SecretRec;
-use super::{err, now_secs, paginate, validation, PocketId, State, Version};
+use super::{
+    client_not_found, decode_client_id, err, now_secs, paginate, validation, PocketId, State,
+    Version,
+};
 use crate::emulator::time::rfc3339;
-use crate::emulator::{percent_decode, Request, Response};
-use base64::Engine;
+use crate::emulator::{Request, Response};
 use serde_json::{json, Map, Value};
 
 pub(super) struct ClientRec {
@@ -250,25 +252,6 @@ fn apply_update(fields: &mut Map<String, Value>, body: &Map<String, Value>, cimd
         "refreshTokenDurationMinutes".into(),
         json!(dur("refreshTokenDurationMinutes", 43200)),
     );
-}
-
-pub(super) fn client_not_found() -> Response {
-    Response::json(
-        404,
-        json!({"error": "OIDC client not found", "code": "not_found", "details": {"resource": "OIDC client"}}),
-    )
-}
-
-pub(super) fn decode_client_id(raw: &str) -> String {
-    let raw = percent_decode(raw);
-    if let Some(b64) = raw.strip_prefix('~') {
-        if let Ok(bytes) =
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(b64.trim_end_matches('='))
-        {
-            return String::from_utf8_lossy(&bytes).into_owned();
-        }
-    }
-    raw
 }
 
 pub(super) fn list_clients(st: &mut State, req: &Request) -> Response {

@@ -16,8 +16,9 @@
 //! never a header value), and ask whether a client secret would be accepted by the token endpoint.
 
 use crate::emulator::time::now_secs;
-use crate::emulator::{Body, Emulator, Listener, Options, Request, Response};
+use crate::emulator::{percent_decode, Body, Emulator, Listener, Options, Request, Response};
 use crate::{LabError, Result};
+use base64::Engine;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -397,7 +398,7 @@ fn route(st: &mut State, req: &Request) -> Response {
         ("POST", ["oidc", "clients"]) => clients::create(st, body.unwrap_or_default()),
         ("GET", ["oidc", "clients", id]) => clients::get(st, id),
         ("PUT", ["oidc", "clients", id]) => {
-            clients::update(st, &clients::decode_client_id(id), body.unwrap_or_default())
+            clients::update(st, &decode_client_id(id), body.unwrap_or_default())
         }
         ("DELETE", ["oidc", "clients", id]) => clients::delete(st, id),
         ("PUT", ["oidc", "clients", id, "allowed-user-groups"]) => {
@@ -405,11 +406,11 @@ fn route(st: &mut State, req: &Request) -> Response {
         }
         ("GET", ["oidc", "clients", id, "secrets"]) => secrets::list(st, id),
         ("POST", ["oidc", "clients", id, "secrets"]) => {
-            secrets::create(st, &clients::decode_client_id(id), body)
+            secrets::create(st, &decode_client_id(id), body)
         }
         ("DELETE", ["oidc", "clients", id, "secrets", sid]) => secrets::delete(st, id, sid),
         ("POST", ["oidc", "clients", id, "secret"]) => {
-            secrets::legacy(st, &clients::decode_client_id(id), body)
+            secrets::legacy(st, &decode_client_id(id), body)
         }
         _ => not_found_route(),
     }
@@ -476,6 +477,27 @@ fn capitalise(s: &str) -> String {
         Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
         None => String::new(),
     }
+}
+
+/// The 404 of an unknown client id.
+fn client_not_found() -> Response {
+    Response::json(
+        404,
+        json!({"error": "OIDC client not found", "code": "not_found", "details": {"resource": "OIDC client"}}),
+    )
+}
+
+/// A client id from a path segment: percent-decoded, or base64url-decoded after a `~`.
+fn decode_client_id(raw: &str) -> String {
+    let raw = percent_decode(raw);
+    if let Some(b64) = raw.strip_prefix('~') {
+        if let Ok(bytes) =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(b64.trim_end_matches('='))
+        {
+            return String::from_utf8_lossy(&bytes).into_owned();
+        }
+    }
+    raw
 }
 
 fn route_exists(v: Version, m: &str, segs: &[&str]) -> bool {

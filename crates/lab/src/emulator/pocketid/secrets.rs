@@ -1,8 +1,10 @@
 //! Client secrets: 2.14's additive `/secrets` (list, create with the cap of 20 and the
 //! public-client refusal, delete) and 2.13's `/secret` that replaces the one secret.
 
-use super::clients::{client_not_found, decode_client_id};
-use super::{err, now_secs, random_alnum, sha256_hex, validation, PocketId, State, Version};
+use super::{
+    client_not_found, decode_client_id, err, now_secs, random_alnum, sha256_hex, validation,
+    PocketId, State, Version,
+};
 use crate::emulator::time::{parse_rfc3339, rfc3339};
 use crate::emulator::Response;
 use serde_json::{json, Map, Value};
