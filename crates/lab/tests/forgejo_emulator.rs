@@ -462,7 +462,7 @@ fn every_redeploy_target_has_a_dispatchable_workflow() {
             .get(&format!(".forgejo/workflows/{wf}"))
             .unwrap_or_else(|| panic!("{wf} missing"));
         assert!(text.contains("workflow_dispatch:"), "{wf}");
-        assert!(text.contains(&format!("VMID: \"{}\"", svc.vmid)), "{wf}");
+        assert!(text.contains(&format!("vmid: \"{}\"", svc.vmid)), "{wf}");
         for (key, env) in &svc.keys {
             assert!(
                 text.contains(&format!("{key}={env}")),
