@@ -7,18 +7,9 @@ use lab::pocketid::{PocketId, PocketIdOptions};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::process::Command;
-use testkit::module::run_module;
+use testkit::module::{run_module, CI_VARS};
 
 const BIN: &str = env!("CARGO_BIN_EXE_pocketid_login_code");
-/// Set by CI systems; removed so the tests decide what the module sees.
-const CI_VARS: [&str; 6] = [
-    "CI",
-    "GITHUB_ACTIONS",
-    "FORGEJO_ACTIONS",
-    "GITEA_ACTIONS",
-    "GITLAB_CI",
-    "ACT",
-];
 
 fn start() -> (PocketId, String) {
     let pid = PocketId::start(PocketIdOptions::default()).unwrap();

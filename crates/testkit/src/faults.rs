@@ -1,49 +1,92 @@
 //! Servers and proxies that misbehave on purpose, for fault tests: a server that never answers
 //! ([`BlackHole`]), a proxy that holds chosen requests ([`Gate`]), and one that goes down and
-//! comes back ([`Flaky`]).
+//! comes back ([`Flaky`]). All listen on 127.0.0.1 and stop on drop.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
-/// A TCP server that accepts every connection and never answers (a hung server, or a dead backend
-/// behind a proxy that holds the connection). Counts the connections it accepted; stops on drop.
-pub struct BlackHole {
-    pub url: String,
-    accepted: Arc<AtomicUsize>,
+/// A loopback listener that hands each accepted connection to its handler (on the accept thread)
+/// and keeps what the handler returns, so that the connections can be cut at once; cut and
+/// stopped on drop.
+struct Acceptor {
+    url: String,
     stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    open: Arc<Mutex<Vec<TcpStream>>>,
+    thread: Option<JoinHandle<()>>,
 }
 
-impl BlackHole {
-    pub fn start() -> BlackHole {
+impl Acceptor {
+    fn start(mut on_accept: impl FnMut(TcpStream) -> Option<TcpStream> + Send + 'static) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         listener
             .set_nonblocking(true)
             .expect("non-blocking listener");
         let url = format!("http://{}", listener.local_addr().expect("local address"));
-        let accepted = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let (acc, st) = (accepted.clone(), stop.clone());
+        let open: Arc<Mutex<Vec<TcpStream>>> = Arc::new(Mutex::new(Vec::new()));
+        let (st, op) = (stop.clone(), open.clone());
         let thread = std::thread::spawn(move || {
-            let mut held = Vec::new();
             while !st.load(Ordering::SeqCst) {
-                match listener.accept() {
-                    Ok((c, _)) => {
-                        acc.fetch_add(1, Ordering::SeqCst);
-                        held.push(c);
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                let Ok((conn, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                };
+                let _ = conn.set_nonblocking(false);
+                if let Some(kept) = on_accept(conn) {
+                    op.lock().unwrap().push(kept);
                 }
             }
         });
-        BlackHole {
+        Acceptor {
             url,
-            accepted,
             stop,
+            open,
             thread: Some(thread),
+        }
+    }
+
+    /// Shuts down every kept connection.
+    fn cut(&self) {
+        for c in self.open.lock().unwrap().drain(..) {
+            let _ = c.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+impl Drop for Acceptor {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.cut();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A TCP server that accepts every connection and never answers (a hung server, or a dead backend
+/// behind a proxy that holds the connection). Counts the connections it accepted.
+pub struct BlackHole {
+    pub url: String,
+    accepted: Arc<AtomicUsize>,
+    _acceptor: Acceptor,
+}
+
+impl BlackHole {
+    pub fn start() -> BlackHole {
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let acc = accepted.clone();
+        let acceptor = Acceptor::start(move |c| {
+            acc.fetch_add(1, Ordering::SeqCst);
+            Some(c)
+        });
+        BlackHole {
+            url: acceptor.url.clone(),
+            accepted,
+            _acceptor: acceptor,
         }
     }
 
@@ -52,24 +95,57 @@ impl BlackHole {
     }
 }
 
-impl Drop for BlackHole {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// An HTTP/1.1 forwarder in front of a server that passes every request through (one
-/// upstream connection each, `Connection: close`) except those whose request line starts with
-/// `hold`: those are counted and never answered, as by a server that hangs in that handler.
+/// An HTTP/1.1 forwarder in front of a server that passes every request through (one upstream
+/// connection each, `Connection: close`) except those whose request line starts with `hold`:
+/// those are counted and never answered, as by a server that hangs in that handler.
 pub struct Gate {
     pub url: String,
     held: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
-    open: Arc<Mutex<Vec<TcpStream>>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _acceptor: Acceptor,
+}
+
+impl Gate {
+    /// Forwards to `upstream` (`http://host:port`), holding requests whose request line starts
+    /// with `hold` (e.g. `"POST /api/oidc/clients/x/secrets "`).
+    pub fn start(upstream: &str, hold: &str) -> Gate {
+        let upstream = upstream.trim_start_matches("http://").to_string();
+        let hold = hold.to_string();
+        let held = Arc::new(AtomicUsize::new(0));
+        let h = held.clone();
+        let acceptor = Acceptor::start(move |mut client| {
+            let kept = client.try_clone().ok();
+            let (h, upstream, hold) = (h.clone(), upstream.clone(), hold.clone());
+            std::thread::spawn(move || {
+                while let Some((head, body)) = read_request(&mut client) {
+                    if head.starts_with(&hold) {
+                        h.fetch_add(1, Ordering::SeqCst);
+                        // Never answered; the connection stays open until the client gives up
+                        // or the gate is dropped.
+                        let mut sink = [0u8; 1024];
+                        while matches!(client.read(&mut sink), Ok(n) if n > 0) {}
+                        return;
+                    }
+                    let Some(resp) = forward(&head, &body, &upstream) else {
+                        return;
+                    };
+                    if client.write_all(&resp).is_err() {
+                        return;
+                    }
+                }
+            });
+            kept
+        });
+        Gate {
+            url: acceptor.url.clone(),
+            held,
+            _acceptor: acceptor,
+        }
+    }
+
+    /// Requests held so far.
+    pub fn held(&self) -> usize {
+        self.held.load(Ordering::SeqCst)
+    }
 }
 
 /// Reads one request (head and `Content-Length` body); `None` at end of stream.
@@ -111,86 +187,13 @@ fn forward(head: &str, body: &[u8], upstream: &str) -> Option<Vec<u8>> {
     Some(resp)
 }
 
-impl Gate {
-    /// Forwards to `upstream` (`http://host:port`), holding requests whose request line
-    /// starts with `hold` (e.g. `"POST /api/oidc/clients/x/secrets"`).
-    pub fn start(upstream: &str, hold: &str) -> Gate {
-        let upstream = upstream.trim_start_matches("http://").to_string();
-        let hold = hold.to_string();
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let held = Arc::new(AtomicUsize::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let open: Arc<Mutex<Vec<TcpStream>>> = Arc::new(Mutex::new(Vec::new()));
-        let (h, st, op) = (held.clone(), stop.clone(), open.clone());
-        let thread = std::thread::spawn(move || {
-            while !st.load(Ordering::SeqCst) {
-                let Ok((mut client, _)) = listener.accept() else {
-                    std::thread::sleep(Duration::from_millis(10));
-                    continue;
-                };
-                let _ = client.set_nonblocking(false);
-                if let Ok(c) = client.try_clone() {
-                    op.lock().unwrap().push(c);
-                }
-                let (h, upstream, hold) = (h.clone(), upstream.clone(), hold.clone());
-                std::thread::spawn(move || {
-                    while let Some((head, body)) = read_request(&mut client) {
-                        if head.starts_with(&hold) {
-                            h.fetch_add(1, Ordering::SeqCst);
-                            // Never answered; the connection stays open until the client
-                            // gives up or the gate is dropped.
-                            let mut sink = [0u8; 1024];
-                            while matches!(client.read(&mut sink), Ok(n) if n > 0) {}
-                            return;
-                        }
-                        let Some(resp) = forward(&head, &body, &upstream) else {
-                            return;
-                        };
-                        if client.write_all(&resp).is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        Gate {
-            url,
-            held,
-            stop,
-            open,
-            thread: Some(thread),
-        }
-    }
-
-    /// Requests held so far.
-    pub fn held(&self) -> usize {
-        self.held.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for Gate {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        for c in self.open.lock().unwrap().drain(..) {
-            let _ = c.shutdown(Shutdown::Both);
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// A TCP forwarder in front of a server that can cut every connection and drop new ones for
-/// a while: the short outage a server restart or a network blip makes.
+/// A TCP forwarder in front of a server that can cut every connection and drop new ones for a
+/// while: the short outage a server restart or a network blip makes.
 pub struct Flaky {
     pub url: String,
     down: Arc<AtomicBool>,
     dropped: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
-    open: Arc<Mutex<Vec<TcpStream>>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    acceptor: Acceptor,
 }
 
 fn pipe(mut from: TcpStream, mut to: TcpStream) {
@@ -212,57 +215,37 @@ impl Flaky {
     /// Forwards to `upstream` (`http://host:port`).
     pub fn start(upstream: &str) -> Flaky {
         let upstream = upstream.trim_start_matches("http://").to_string();
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
         let down = Arc::new(AtomicBool::new(false));
         let dropped = Arc::new(AtomicUsize::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let open: Arc<Mutex<Vec<TcpStream>>> = Arc::new(Mutex::new(Vec::new()));
-        let (d, dr, st, op) = (down.clone(), dropped.clone(), stop.clone(), open.clone());
-        let thread = std::thread::spawn(move || {
-            while !st.load(Ordering::SeqCst) {
-                let client = match listener.accept() {
-                    Ok((c, _)) => c,
-                    Err(_) => {
-                        std::thread::sleep(Duration::from_millis(10));
-                        continue;
-                    }
-                };
-                if d.load(Ordering::SeqCst) {
-                    dr.fetch_add(1, Ordering::SeqCst);
-                    let _ = client.shutdown(Shutdown::Both);
-                    continue;
-                }
-                let _ = client.set_nonblocking(false);
-                let Ok(server) = TcpStream::connect(&upstream) else {
-                    continue;
-                };
-                if let (Ok(c2), Ok(s2), Ok(c3)) =
-                    (client.try_clone(), server.try_clone(), client.try_clone())
-                {
-                    op.lock().unwrap().push(c3);
-                    std::thread::spawn(move || pipe(client, server));
-                    std::thread::spawn(move || pipe(s2, c2));
-                }
+        let (d, dr) = (down.clone(), dropped.clone());
+        let acceptor = Acceptor::start(move |client| {
+            if d.load(Ordering::SeqCst) {
+                dr.fetch_add(1, Ordering::SeqCst);
+                let _ = client.shutdown(Shutdown::Both);
+                return None;
             }
+            let server = TcpStream::connect(&upstream).ok()?;
+            let (c2, s2, kept) = (
+                client.try_clone().ok()?,
+                server.try_clone().ok()?,
+                client.try_clone().ok()?,
+            );
+            std::thread::spawn(move || pipe(client, server));
+            std::thread::spawn(move || pipe(s2, c2));
+            Some(kept)
         });
         Flaky {
-            url,
+            url: acceptor.url.clone(),
             down,
             dropped,
-            stop,
-            open,
-            thread: Some(thread),
+            acceptor,
         }
     }
 
     /// Cuts the open connections and drops new ones until `up`.
     pub fn down(&self) {
         self.down.store(true, Ordering::SeqCst);
-        for c in self.open.lock().unwrap().drain(..) {
-            let _ = c.shutdown(Shutdown::Both);
-        }
+        self.acceptor.cut();
     }
 
     /// Lets connections through again.
@@ -273,17 +256,5 @@ impl Flaky {
     /// Connections dropped while down.
     pub fn dropped(&self) -> usize {
         self.dropped.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for Flaky {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        for c in self.open.lock().unwrap().drain(..) {
-            let _ = c.shutdown(Shutdown::Both);
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
