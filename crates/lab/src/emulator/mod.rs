@@ -13,8 +13,10 @@ mod paging;
 pub mod pocketid;
 mod request;
 mod server;
-pub mod time;
+pub(crate) mod time;
 
-pub use paging::Paging;
-pub use request::{parse_query, percent_decode, Body, Request, Response};
-pub use server::{Emulator, Listener, LoggedRequest, Options};
+// The kit is the emulators' own; of it, only the request log's entries are seen outside.
+pub(crate) use paging::Paging;
+pub(crate) use request::{percent_decode, Body, Request, Response};
+pub use server::LoggedRequest;
+pub(crate) use server::{Emulator, Listener, Options};
