@@ -2,7 +2,7 @@
 //! each request, call the emulator's routes, log and answer, and a stop on drop.
 
 use super::request::{Body, Request, Response};
-use crate::{LabError, Result};
+use crate::error::{LabError, Result};
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -16,7 +16,7 @@
 
 use crate::catalog::{self, Service};
 use crate::emulator::{percent_decode, Emulator, Listener, Options, Request, Response};
-use crate::{LabError, Result};
+use crate::error::{LabError, Result};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -17,7 +17,7 @@
 
 use crate::emulator::time::now_secs;
 use crate::emulator::{percent_decode, Body, Emulator, Listener, Options, Request, Response};
-use crate::{LabError, Result};
+use crate::error::{LabError, Result};
 use base64::Engine;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
