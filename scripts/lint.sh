@@ -11,7 +11,7 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 scripts/fn-lengths.py
 "$VENV/bin/actionlint" -config-file .forgejo/actionlint.yaml .forgejo/workflows/*.yml
-shellcheck scripts/*.sh .ci/run crates/lab/src/pct-standin.sh
+shellcheck scripts/*.sh .ci/run crates/lab/src/servers/pct-standin.sh
 (cd ansible/collection && "$VENV/bin/antsibull-changelog" lint)
 cargo build -q -p vault_full_write -p env_harvest -p pocketid_client -p redeploy_trigger
 scripts/install-modules.sh debug

@@ -3,101 +3,17 @@
 //! `actions/checkout`), install the collection tarball, prepare SSH credentials from secrets, run
 //! the playbook with the workflow's inputs and the lab's inventory (`vars.HOMELAB_SSO_INVENTORY`).
 
-use e2e::{assert_no_secret, build_collection, E2e};
-use lab::tools::{repo_root, venv_bin};
-use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::Command;
+use e2e::{assert_no_secret, build_collection, ActRun, E2e};
 
-struct ActRun {
-    ok: bool,
-    output: String,
-}
-
-fn act(e: &E2e, tarball: &Path, workflow: &str, inputs: serde_json::Value) -> ActRun {
-    let dir = e.dir.path().join(format!("act-{workflow}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let event = dir.join("event.json");
-    std::fs::write(&event, serde_json::json!({ "inputs": inputs }).to_string()).unwrap();
-    let env: BTreeMap<String, String> = e.lab.env().into_iter().collect();
-    let root = repo_root();
-    let path = format!(
-        "{}:{}",
-        venv_bin("ansible-playbook").parent().unwrap().display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let mut cmd = Command::new(venv_bin("act"));
-    cmd.current_dir(&root)
-        .arg("workflow_dispatch")
-        .arg("-W")
-        .arg(root.join(".forgejo/workflows").join(workflow))
-        .args([
-            "-P",
-            "homelab-sso=-self-hosted",
-            "--action-offline-mode",
-            "-e",
-        ])
-        .arg(&event)
-        .arg("--env")
-        .arg(format!("PATH={path}"))
-        .arg("--env")
-        .arg(format!(
-            "ANSIBLE_PYTHON_INTERPRETER={}",
-            venv_bin("python").display()
-        ))
-        // The provisioning step finds the pinned ansible-core in the project's venv and reuses it
-        // (tests/portable.rs proves the install from scratch).
-        .arg("--env")
-        .arg(format!(
-            "HOMELAB_SSO_TOOLS={}",
-            venv_bin("python")
-                .parent()
-                .unwrap()
-                .parent()
-                .unwrap()
-                .display()
-        ))
-        .args(["--var", &format!("VAULT_ADDR={}", env["VAULT_ADDR"])])
-        .args(["--var", &format!("POCKETID_URL={}", env["POCKETID_URL"])])
-        .args(["--var", &format!("FORGEJO_URL={}", env["FORGEJO_URL"])])
-        .args([
-            "--var",
-            &format!("HOMELAB_SSO_COLLECTION={}", tarball.display()),
-        ])
-        .args([
-            "--var",
-            &format!("HOMELAB_SSO_INVENTORY={}", e.inventory.display()),
-        ])
-        .args(["--var", "VAULT_CACERT="]);
-    // Secrets come from this process's environment (`-s NAME`), so none is on act's command line.
-    let secrets = [
-        ("VAULT_ROLE_ID", env["VAULT_ROLE_ID"].clone()),
-        ("VAULT_SECRET_ID", env["VAULT_SECRET_ID"].clone()),
-        ("POCKETID_API_KEY", env["POCKETID_API_KEY"].clone()),
-        ("DEPLOY_TOKEN", env["FORGEJO_TOKEN"].clone()),
-        (
-            "PROXMOX_SSH_KEY",
-            std::fs::read_to_string(&env["PROXMOX_SSH_KEY_FILE"]).unwrap(),
-        ),
-        (
-            "PROXMOX_KNOWN_HOSTS",
-            std::fs::read_to_string(&env["PROXMOX_KNOWN_HOSTS_FILE"]).unwrap(),
-        ),
-    ];
-    for (k, v) in &secrets {
-        cmd.arg("-s").arg(k).env(k, v);
-    }
-    cmd.env_remove("VAULT_TOKEN").env("HOME", &dir);
-    let out = cmd.output().expect("running act (run `make setup`)");
-    ActRun {
-        ok: out.status.success(),
-        output: format!(
-            "{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    }
-}
+/// The secrets the operational workflows read between them.
+const OPERATIONAL_SECRETS: [&str; 6] = [
+    "VAULT_ROLE_ID",
+    "VAULT_SECRET_ID",
+    "POCKETID_API_KEY",
+    "DEPLOY_TOKEN",
+    "PROXMOX_SSH_KEY",
+    "PROXMOX_KNOWN_HOSTS",
+];
 
 fn logged(logs: &mut Vec<String>, r: ActRun) -> ActRun {
     logs.push(r.output.clone());
@@ -122,11 +38,11 @@ fn operational_workflows_run_end_to_end_under_act() {
 
     let r = logged(
         &mut logs,
-        act(
-            &e,
+        e.act(
             &tarball,
             "drift-check.yml",
             serde_json::json!({"services": ""}),
+            &OPERATIONAL_SECRETS,
         ),
     );
     assert!(r.ok, "drift-check under act failed:\n{}", r.output);
@@ -134,22 +50,22 @@ fn operational_workflows_run_end_to_end_under_act() {
 
     let r = logged(
         &mut logs,
-        act(
-            &e,
+        e.act(
             &tarball,
             "pocketid-setup.yml",
             serde_json::json!({"rotate_secrets": "false", "dry_run": "false"}),
+            &OPERATIONAL_SECRETS,
         ),
     );
     assert!(r.ok, "pocketid-setup under act failed:\n{}", r.output);
 
     let r = logged(
         &mut logs,
-        act(
-            &e,
+        e.act(
             &tarball,
             "vault-write.yml",
             serde_json::json!({"source": "harvest", "patch": "false", "keys": "", "dry_run": "true"}),
+            &OPERATIONAL_SECRETS,
         ),
     );
     assert!(r.ok, "vault-write under act failed:\n{}", r.output);
@@ -158,11 +74,11 @@ fn operational_workflows_run_end_to_end_under_act() {
     e.lab.bao.enable_audit().unwrap();
     let r = logged(
         &mut logs,
-        act(
-            &e,
+        e.act(
             &tarball,
             "rotate-homelab-sso.yml",
             serde_json::json!({"keys": "", "dry_run": "false"}),
+            &OPERATIONAL_SECRETS,
         ),
     );
     assert!(r.ok, "rotate-homelab-sso under act failed:\n{}", r.output);

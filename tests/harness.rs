@@ -231,3 +231,108 @@ impl E2e {
         out
     }
 }
+
+/// What one `act` run printed (stdout, then stderr), and whether it succeeded.
+pub struct ActRun {
+    pub ok: bool,
+    pub output: String,
+}
+
+/// The lab's value of a repository Actions secret (the README's table) a workflow reads.
+fn act_secret(env: &BTreeMap<String, String>, name: &str) -> String {
+    let file = |var: &str| std::fs::read_to_string(&env[var]).expect("a lab credential file");
+    match name {
+        "VAULT_ROLE_ID" | "VAULT_SECRET_ID" | "POCKETID_API_KEY" => env[name].clone(),
+        "DEPLOY_TOKEN" => env["FORGEJO_TOKEN"].clone(),
+        "PROXMOX_SSH_KEY" => file("PROXMOX_SSH_KEY_FILE"),
+        "PROXMOX_KNOWN_HOSTS" => file("PROXMOX_KNOWN_HOSTS_FILE"),
+        other => panic!("the lab has no value for the Actions secret {other}"),
+    }
+}
+
+impl E2e {
+    /// Runs a workflow under act in host mode (`-P homelab-sso=-self-hosted`) against the lab:
+    /// `workflow` is a file of `.forgejo/workflows/` or a path; the repository variables point at
+    /// the lab, the collection at `tarball`, and only the named `secrets` are given.
+    pub fn act(
+        &self,
+        tarball: &Path,
+        workflow: impl AsRef<Path>,
+        inputs: serde_json::Value,
+        secrets: &[&str],
+    ) -> ActRun {
+        let root = repo_root();
+        let workflow = root.join(".forgejo/workflows").join(workflow);
+        let name = workflow.file_stem().unwrap().to_string_lossy().into_owned();
+        let dir = self.dir.path().join(format!("act-{name}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let event = dir.join("event.json");
+        std::fs::write(&event, serde_json::json!({ "inputs": inputs }).to_string()).unwrap();
+        let env: BTreeMap<String, String> = self.lab.env().into_iter().collect();
+        let path = format!(
+            "{}:{}",
+            venv_bin("ansible-playbook").parent().unwrap().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let mut cmd = Command::new(venv_bin("act"));
+        cmd.current_dir(&root)
+            .arg("workflow_dispatch")
+            .arg("-W")
+            .arg(&workflow)
+            .args([
+                "-P",
+                "homelab-sso=-self-hosted",
+                "--action-offline-mode",
+                "-e",
+            ])
+            .arg(&event)
+            .arg("--env")
+            .arg(format!("PATH={path}"))
+            .arg("--env")
+            .arg(format!(
+                "ANSIBLE_PYTHON_INTERPRETER={}",
+                venv_bin("python").display()
+            ))
+            // The provisioning step finds the pinned ansible-core in the project's venv and reuses it
+            // (tests/portable.rs proves the install from scratch).
+            .arg("--env")
+            .arg(format!(
+                "HOMELAB_SSO_TOOLS={}",
+                venv_bin("python")
+                    .parent()
+                    .unwrap()
+                    .parent()
+                    .unwrap()
+                    .display()
+            ))
+            .args(["--var", &format!("VAULT_ADDR={}", env["VAULT_ADDR"])])
+            .args(["--var", &format!("POCKETID_URL={}", env["POCKETID_URL"])])
+            .args(["--var", &format!("FORGEJO_URL={}", env["FORGEJO_URL"])])
+            .args([
+                "--var",
+                &format!("HOMELAB_SSO_COLLECTION={}", tarball.display()),
+            ])
+            .args([
+                "--var",
+                &format!("HOMELAB_SSO_INVENTORY={}", self.inventory.display()),
+            ])
+            .args(["--var", "VAULT_CACERT="]);
+        // Secrets come from this process's environment (`-s NAME`), so none is on act's command
+        // line; a developer's own credentials never reach the run.
+        cmd.env_remove("VAULT_TOKEN")
+            .env_remove("POCKETID_API_KEY")
+            .env("HOME", &dir);
+        for k in secrets {
+            cmd.arg("-s").arg(k).env(k, act_secret(&env, k));
+        }
+        let out = cmd.output().expect("running act (run `make setup`)");
+        ActRun {
+            ok: out.status.success(),
+            output: format!(
+                "{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        }
+    }
+}

@@ -9,16 +9,7 @@ use lab::tools::{repo_root, venv_bin};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
-
-/// CI markers of the test's own environment, removed so the playbook runs see only what a test sets.
-const CI_VARS: [&str; 6] = [
-    "CI",
-    "GITHUB_ACTIONS",
-    "FORGEJO_ACTIONS",
-    "GITEA_ACTIONS",
-    "GITLAB_CI",
-    "ACT",
-];
+use testkit::module::CI_VARS;
 
 /// The environment `E2e::playbook` gives ansible-playbook, without CI markers, with a wrong
 /// `POCKETID_API_KEY` (the key must come from Vault).
@@ -317,85 +308,6 @@ fn login_code_playbook_falls_back_to_the_cli_over_ssh_when_the_key_is_revoked() 
     assert_eq!(exchange(&e, &code), 401);
 }
 
-struct ActRun {
-    ok: bool,
-    output: String,
-}
-
-/// The workflow under act in host mode, as `tests/act.rs` runs the operational ones.
-fn act(e: &E2e, tarball: &Path, workflow: &Path, inputs: serde_json::Value) -> ActRun {
-    let name = workflow.file_stem().unwrap().to_string_lossy().into_owned();
-    let dir = e.dir.path().join(format!("act-{name}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let event = dir.join("event.json");
-    std::fs::write(&event, serde_json::json!({ "inputs": inputs }).to_string()).unwrap();
-    let env: BTreeMap<String, String> = e.lab.env().into_iter().collect();
-    let root = repo_root();
-    let path = format!(
-        "{}:{}",
-        venv_bin("ansible-playbook").parent().unwrap().display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let mut cmd = Command::new(venv_bin("act"));
-    cmd.current_dir(&root)
-        .arg("workflow_dispatch")
-        .arg("-W")
-        .arg(workflow)
-        .args([
-            "-P",
-            "homelab-sso=-self-hosted",
-            "--action-offline-mode",
-            "-e",
-        ])
-        .arg(&event)
-        .arg("--env")
-        .arg(format!("PATH={path}"))
-        .arg("--env")
-        .arg(format!(
-            "ANSIBLE_PYTHON_INTERPRETER={}",
-            venv_bin("python").display()
-        ))
-        .arg("--env")
-        .arg(format!(
-            "HOMELAB_SSO_TOOLS={}",
-            venv_bin("python")
-                .parent()
-                .unwrap()
-                .parent()
-                .unwrap()
-                .display()
-        ))
-        .args(["--var", &format!("VAULT_ADDR={}", env["VAULT_ADDR"])])
-        .args(["--var", &format!("POCKETID_URL={}", env["POCKETID_URL"])])
-        .args([
-            "--var",
-            &format!("HOMELAB_SSO_COLLECTION={}", tarball.display()),
-        ])
-        .args([
-            "--var",
-            &format!("HOMELAB_SSO_INVENTORY={}", e.inventory.display()),
-        ])
-        .args(["--var", "VAULT_CACERT="]);
-    for (k, v) in [
-        ("VAULT_ROLE_ID", env["VAULT_ROLE_ID"].clone()),
-        ("VAULT_SECRET_ID", env["VAULT_SECRET_ID"].clone()),
-    ] {
-        cmd.arg("-s").arg(k).env(k, v);
-    }
-    cmd.env_remove("VAULT_TOKEN")
-        .env_remove("POCKETID_API_KEY")
-        .env("HOME", &dir);
-    let out = cmd.output().expect("running act (run `make setup`)");
-    ActRun {
-        ok: out.status.success(),
-        output: format!(
-            "{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    }
-}
-
 #[test]
 fn login_code_workflow_emails_a_working_code_under_act_and_display_is_refused() {
     let e = E2e::up();
@@ -405,11 +317,11 @@ fn login_code_workflow_emails_a_working_code_under_act_and_display_is_refused() 
     let tarball = build_collection(e.dir.path());
     let workflow = repo_root().join(".forgejo/workflows/pocketid-login-code.yml");
 
-    let r = act(
-        &e,
+    let r = e.act(
         &tarball,
         &workflow,
         serde_json::json!({"username": "alice", "ttl": "1h"}),
+        &["VAULT_ROLE_ID", "VAULT_SECRET_ID"],
     );
     assert!(r.ok, "pocketid-login-code under act failed:\n{}", r.output);
     let mail = pid.outbox().pop().expect("a login-code mail");
@@ -426,11 +338,11 @@ fn login_code_workflow_emails_a_working_code_under_act_and_display_is_refused() 
     let display_wf = e.dir.path().join("pocketid-login-code-display.yml");
     std::fs::write(&display_wf, text).unwrap();
     let before = pid.live_login_codes();
-    let r = act(
-        &e,
+    let r = e.act(
         &tarball,
         &display_wf,
         serde_json::json!({"username": "alice", "ttl": "15m"}),
+        &["VAULT_ROLE_ID", "VAULT_SECRET_ID"],
     );
     assert!(!r.ok, "display must fail under act:\n{}", r.output);
     assert!(r.output.contains("CI job"), "{}", r.output);

@@ -184,16 +184,11 @@ fn vault_write_generates_a_subset_and_reads_an_ansible_vault_file() {
         "homelab_sso_values:\n  gatus_cookie_secret: from-vault-file-0123456789abcdef\n",
     )
     .unwrap();
-    let enc = Command::new(venv_bin("ansible-vault"))
-        .args(["encrypt", "--vault-password-file"])
-        .arg(&pw)
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        enc.status.success(),
-        "{}",
-        String::from_utf8_lossy(&enc.stderr)
+    testkit::succeed(
+        Command::new(venv_bin("ansible-vault"))
+            .args(["encrypt", "--vault-password-file"])
+            .arg(&pw)
+            .arg(&file),
     );
     let file_arg = format!("vault_write_file={}", file.display());
     let run = e.playbook(
@@ -422,16 +417,11 @@ fn collection_builds_installs_offline_and_documents_every_module() {
     let tarball = e2e::build_collection(dir.path());
     assert!(tarball.exists());
     let colls = dir.path().join("collections");
-    let out = Command::new(venv_bin("ansible-galaxy"))
-        .args(["collection", "install", "--offline", "-p"])
-        .arg(&colls)
-        .arg(&tarball)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    testkit::succeed(
+        Command::new(venv_bin("ansible-galaxy"))
+            .args(["collection", "install", "--offline", "-p"])
+            .arg(&colls)
+            .arg(&tarball),
     );
     let installed = colls.join("ansible_collections/homelab/sso/plugins/modules");
     for m in MODULES {
@@ -481,20 +471,15 @@ fn collection_builds_installs_offline_and_documents_every_module() {
         "- hosts: localhost\n  gather_facts: false\n  module_defaults:\n    group/homelab.sso.all:\n      url: http://127.0.0.1:9\n  tasks:\n    - homelab.sso.vault_kv_read:\n        path: x\n        token: t0ken-value-for-defaults\n        timeout: 2\n      register: r\n      ignore_errors: true\n    - assert:\n        that: \"'127.0.0.1:9' in r.msg\"\n",
     )
     .unwrap();
-    let out = Command::new(venv_bin("ansible-playbook"))
-        .arg("-i")
-        .arg("localhost,")
-        .arg("-c")
-        .arg("local")
-        .arg(&pb)
-        .env("ANSIBLE_COLLECTIONS_PATH", &colls)
-        .env("ANSIBLE_PYTHON_INTERPRETER", venv_bin("python"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
+    testkit::succeed(
+        Command::new(venv_bin("ansible-playbook"))
+            .arg("-i")
+            .arg("localhost,")
+            .arg("-c")
+            .arg("local")
+            .arg(&pb)
+            .env("ANSIBLE_COLLECTIONS_PATH", &colls)
+            .env("ANSIBLE_PYTHON_INTERPRETER", venv_bin("python")),
     );
 }
 

@@ -6,7 +6,6 @@
 //! their messages only (nothing to repair: `parallel` is the cause).
 
 use lab::fixtures::Containers;
-use lab::module::{spawn_module, Running};
 use lab::proc::wait_for;
 use lab::sshd::Sshd;
 use serde_json::{json, Value};
@@ -14,6 +13,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
+use testkit::module::{spawn_module, Running};
 
 const VALUE: &str = "fault-canary-7Qx2-value";
 

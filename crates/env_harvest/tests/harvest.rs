@@ -81,7 +81,7 @@ impl Lab {
 }
 
 fn run_module(args: &Value) -> Value {
-    lab::module::spawn_module(Path::new(env!("CARGO_BIN_EXE_env_harvest")), args, &[], &[])
+    testkit::module::spawn_module(Path::new(env!("CARGO_BIN_EXE_env_harvest")), args, &[], &[])
         .finish(Duration::from_secs(120))
         .json
 }

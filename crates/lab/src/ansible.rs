@@ -1,8 +1,8 @@
 //! Running the real `ansible-playbook` (from the project's virtualenv) against freshly built
 //! module binaries, for end-to-end tests.
 
+use crate::error::{IoContext, Result};
 use crate::tools::{repo_root, venv_bin};
-use crate::{IoContext, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

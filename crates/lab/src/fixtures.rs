@@ -2,7 +2,7 @@
 //! A container is "running" when its `status` file says so; its files live under `rootfs/`.
 
 use crate::catalog::{self, Service};
-use crate::{IoContext, Result};
+use crate::error::{IoContext, Result};
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -1,50 +1,22 @@
 //! The stand-in homelab (`sso-lab`): real OpenBao and OpenSSH servers plus PocketID and Forgejo
 //! emulators, each on a free loopback port, started by tests and the demo and stopped on drop.
+//!
+//! [`servers`] drives the real servers, [`emulator`] holds the emulators on their shared HTTP kit,
+//! and [`stack`] brings the whole lab up from the [`catalog`] over the [`fixtures`] containers.
 
 pub mod ansible;
 pub mod catalog;
-pub mod faults;
+pub mod emulator;
+mod error;
 pub mod fixtures;
-pub mod forgejo;
-pub mod http;
-pub mod module;
-pub mod openbao;
-pub mod pocketid;
 pub mod proc;
-pub mod sshd;
+pub mod servers;
 pub mod stack;
 pub mod tools;
 
-/// Why a lab component could not be started or used.
-#[derive(Debug, thiserror::Error)]
-pub enum LabError {
-    #[error("{0}")]
-    Msg(String),
-    #[error("{context}: {source}")]
-    Io {
-        context: String,
-        #[source]
-        source: std::io::Error,
-    },
-}
+pub use error::{IoContext, LabError, Result};
 
-impl LabError {
-    pub fn msg(m: impl Into<String>) -> Self {
-        LabError::Msg(m.into())
-    }
-}
-
-pub trait IoContext<T> {
-    fn ctx(self, context: impl FnOnce() -> String) -> Result<T>;
-}
-
-impl<T> IoContext<T> for std::io::Result<T> {
-    fn ctx(self, context: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|source| LabError::Io {
-            context: context(),
-            source,
-        })
-    }
-}
-
-pub type Result<T> = std::result::Result<T, LabError>;
+// The servers' modules keep their old paths (`lab::openbao`, `lab::sshd`).
+pub use servers::{openbao, sshd};
+// The emulators' too (`lab::pocketid`, `lab::forgejo`, `lab::http`).
+pub use emulator::{forgejo, http, pocketid};

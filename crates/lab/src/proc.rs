@@ -1,6 +1,6 @@
 //! Child processes that never outlive their owner, free ports, and polling.
 
-use crate::{IoContext, LabError, Result};
+use crate::error::{IoContext, LabError, Result};
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command};

@@ -4,12 +4,12 @@
 //! deploy runs re-render each service's `.env` from Vault.
 
 use crate::catalog::{self, Service, COOKIE_SERVICES};
+use crate::emulator::forgejo::{self, Forgejo, ForgejoOpts, RunInfo};
+use crate::emulator::pocketid::{PocketId, PocketIdOptions};
+use crate::error::{IoContext, LabError, Result};
 use crate::fixtures::Containers;
-use crate::forgejo::{self, Forgejo, ForgejoOpts, RunInfo};
-use crate::openbao::{random_hex, OpenBao};
-use crate::pocketid::{PocketId, PocketIdOptions};
-use crate::sshd::Sshd;
-use crate::{IoContext, LabError, Result};
+use crate::servers::openbao::{random_hex, OpenBao};
+use crate::servers::sshd::Sshd;
 use base64::Engine;
 use serde_json::{json, Value};
 use sha2::Digest;

@@ -65,17 +65,7 @@ fn sso_lab_up_serves_everything_and_down_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let lab_dir = dir.path().join("lab");
     let bin = env!("CARGO_BIN_EXE_sso-lab");
-    let up = Command::new(bin)
-        .arg("up")
-        .arg("--dir")
-        .arg(&lab_dir)
-        .output()
-        .unwrap();
-    assert!(
-        up.status.success(),
-        "{}",
-        String::from_utf8_lossy(&up.stderr)
-    );
+    testkit::succeed(Command::new(bin).arg("up").arg("--dir").arg(&lab_dir));
     let env = env_file(&lab_dir.join("lab.env"));
 
     // Vault: KV v2 write and read with the root token.

@@ -204,19 +204,14 @@ fn secret_appears_nowhere_at_vvvv_in_success_failure_and_env() {
 fn sidecar_doc_renders_with_ansible_doc() {
     let dir = tempfile::tempdir().unwrap();
     let lib = library(dir.path());
-    let out = std::process::Command::new(lab::tools::venv_bin("ansible-doc"))
-        .args(["-M"])
-        .arg(&lib)
-        .arg("protocol_probe")
-        .env("ANSIBLE_NOCOLOR", "1")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = testkit::succeed(
+        std::process::Command::new(lab::tools::venv_bin("ansible-doc"))
+            .args(["-M"])
+            .arg(&lib)
+            .arg("protocol_probe")
+            .env("ANSIBLE_NOCOLOR", "1"),
     );
+    let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("A test module built on"), "{text}");
     assert!(text.contains("no_log"), "{text}");
 }

@@ -522,26 +522,21 @@ fn dot_segment_client_ids_are_refused() {
 #[test]
 fn cli_mode_with_env_fallbacks() {
     let pid = start("2.14.0");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pocketid_client"))
-        .args([
-            "--client-id",
-            "cli-app",
-            "--name",
-            "CLI App",
-            "--secret",
-            "keep",
-            "--json",
-        ])
-        .env("POCKETID_URL", pid.url())
-        .env("POCKETID_API_KEY", pid.admin_key())
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text} {}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = testkit::succeed(
+        std::process::Command::new(env!("CARGO_BIN_EXE_pocketid_client"))
+            .args([
+                "--client-id",
+                "cli-app",
+                "--name",
+                "CLI App",
+                "--secret",
+                "keep",
+                "--json",
+            ])
+            .env("POCKETID_URL", pid.url())
+            .env("POCKETID_API_KEY", pid.admin_key()),
     );
+    let text = String::from_utf8_lossy(&out.stdout);
     let v: Value = serde_json::from_str(text.trim()).unwrap();
     assert_eq!(v["changed"], json!(true));
     assert!(pid.client("cli-app").is_some());

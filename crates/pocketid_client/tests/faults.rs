@@ -4,16 +4,12 @@
 //! secret POST that never gets an answer. Each case: one JSON result, no panic, an error naming PocketID and what
 //! to do, no key or secret in the output, and a re-run that converges (creates nothing twice).
 
-use lab::faults::BlackHole;
-use lab::module::{run_module, spawn_module, ModuleRun};
 use lab::pocketid::{HostileLists, PocketId, PocketIdOptions};
 use serde_json::{json, Value};
-use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use testkit::faults::{BlackHole, Gate};
+use testkit::module::{run_module, spawn_module, ModuleRun};
 
 fn run(args: &Value) -> ModuleRun {
     run_with_env(args, &[])
@@ -126,124 +122,6 @@ fn secret_post_500_then_rerun_mints_exactly_once() {
         "no secret was minted"
     );
     assert_converges(&pid);
-}
-
-/// An HTTP/1.1 forwarder in front of the emulator that passes every request through (one
-/// upstream connection each, `Connection: close`) except those whose request line starts with
-/// `hold`: those are counted and never answered, as by a server that hangs in that handler.
-struct Gate {
-    url: String,
-    held: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
-    open: Arc<Mutex<Vec<TcpStream>>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-/// Reads one request (head and `Content-Length` body); `None` at end of stream.
-fn read_request(c: &mut TcpStream) -> Option<(String, Vec<u8>)> {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        match c.read(&mut byte) {
-            Ok(1) => head.push(byte[0]),
-            _ => return None,
-        }
-    }
-    let head = String::from_utf8_lossy(&head).into_owned();
-    let len = head
-        .lines()
-        .filter_map(|l| l.split_once(':'))
-        .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.trim().parse::<usize>().ok())
-        .unwrap_or(0);
-    let mut body = vec![0u8; len];
-    c.read_exact(&mut body).ok()?;
-    Some((head, body))
-}
-
-fn forward(head: &str, body: &[u8], upstream: &str) -> Option<Vec<u8>> {
-    let mut s = TcpStream::connect(upstream).ok()?;
-    let mut out = String::new();
-    for line in head.split("\r\n").filter(|l| !l.is_empty()) {
-        if !line.to_ascii_lowercase().starts_with("connection:") {
-            out.push_str(line);
-            out.push_str("\r\n");
-        }
-    }
-    out.push_str("Connection: close\r\n\r\n");
-    s.write_all(out.as_bytes()).ok()?;
-    s.write_all(body).ok()?;
-    let mut resp = Vec::new();
-    s.read_to_end(&mut resp).ok()?;
-    Some(resp)
-}
-
-impl Gate {
-    fn start(upstream: &str, hold: &str) -> Gate {
-        let upstream = upstream.trim_start_matches("http://").to_string();
-        let hold = hold.to_string();
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let held = Arc::new(AtomicUsize::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let open: Arc<Mutex<Vec<TcpStream>>> = Arc::new(Mutex::new(Vec::new()));
-        let (h, st, op) = (held.clone(), stop.clone(), open.clone());
-        let thread = std::thread::spawn(move || {
-            while !st.load(Ordering::SeqCst) {
-                let Ok((mut client, _)) = listener.accept() else {
-                    std::thread::sleep(Duration::from_millis(10));
-                    continue;
-                };
-                let _ = client.set_nonblocking(false);
-                if let Ok(c) = client.try_clone() {
-                    op.lock().unwrap().push(c);
-                }
-                let (h, upstream, hold) = (h.clone(), upstream.clone(), hold.clone());
-                std::thread::spawn(move || {
-                    while let Some((head, body)) = read_request(&mut client) {
-                        if head.starts_with(&hold) {
-                            h.fetch_add(1, Ordering::SeqCst);
-                            // Never answered; the connection stays open until the client
-                            // gives up or the gate is dropped.
-                            let mut sink = [0u8; 1024];
-                            while matches!(client.read(&mut sink), Ok(n) if n > 0) {}
-                            return;
-                        }
-                        let Some(resp) = forward(&head, &body, &upstream) else {
-                            return;
-                        };
-                        if client.write_all(&resp).is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        Gate {
-            url,
-            held,
-            stop,
-            open,
-            thread: Some(thread),
-        }
-    }
-
-    fn held(&self) -> usize {
-        self.held.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for Gate {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        for c in self.open.lock().unwrap().drain(..) {
-            let _ = c.shutdown(Shutdown::Both);
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }
 
 #[test]

@@ -3,22 +3,13 @@
 //! their refusals; the code and its URL are in no result and no output.
 
 use httpx::{Body, Client, HttpConfig, Retry};
-use lab::module::run_module;
 use lab::pocketid::{PocketId, PocketIdOptions};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::process::Command;
+use testkit::module::{run_module, CI_VARS};
 
 const BIN: &str = env!("CARGO_BIN_EXE_pocketid_login_code");
-/// Set by CI systems; removed so the tests decide what the module sees.
-const CI_VARS: [&str; 6] = [
-    "CI",
-    "GITHUB_ACTIONS",
-    "FORGEJO_ACTIONS",
-    "GITEA_ACTIONS",
-    "GITLAB_CI",
-    "ACT",
-];
 
 fn start() -> (PocketId, String) {
     let pid = PocketId::start(PocketIdOptions::default()).unwrap();
@@ -35,7 +26,7 @@ fn args(pid: &PocketId, extra: Value) -> Value {
 }
 
 /// Module mode, in a new session (no controlling terminal) and without CI variables.
-fn module(pid: &PocketId, extra: Value, env: &[(&str, &str)]) -> lab::module::ModuleRun {
+fn module(pid: &PocketId, extra: Value, env: &[(&str, &str)]) -> testkit::module::ModuleRun {
     let mut remove: Vec<&str> = CI_VARS.to_vec();
     remove.extend(["POCKETID_URL", "POCKETID_API_KEY"]);
     run_module(setsid_wrapper(), &args(pid, extra), &remove, env)

@@ -3,10 +3,10 @@
 use ansible_module::run_for_test;
 use lab::catalog::REDEPLOY_TARGETS;
 use lab::forgejo::{Behaviour, Forgejo, ForgejoOpts, RunOutcome};
-use lab::module::spawn_module;
 use redeploy_trigger::{max_status_requests, RedeployTrigger};
 use serde_json::{json, Map, Value};
 use std::time::Duration;
+use testkit::module::spawn_module;
 
 fn files() -> Vec<String> {
     REDEPLOY_TARGETS

@@ -5,16 +5,12 @@
 //! token in the output, never a second dispatch in the same run, and a re-run that converges.
 //! (401/403, "no runner" vs timeout and failed runs are in `tests/dispatch.rs`.)
 
-use lab::faults::BlackHole;
 use lab::forgejo::{Behaviour, Forgejo, ForgejoOpts};
-use lab::module::{spawn_module, Running, RUN_LIMIT};
 use serde_json::{json, Value};
-use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use testkit::faults::{BlackHole, Flaky};
+use testkit::module::{spawn_module, Running, RUN_LIMIT};
 
 fn args(fj: &Forgejo, workflows: &[&str]) -> Value {
     json!({"url": fj.url(), "token": fj.token(), "repo": fj.repo(), "ref": "main",
@@ -133,109 +129,6 @@ fn server_gone_while_waiting_reports_the_dispatched_runs() {
         fj.set_behaviour(w, Behaviour::lasting(Duration::from_millis(300)));
     }
     assert_converges(&fj, &wf);
-}
-
-/// A TCP forwarder in front of the emulator that can cut every connection and drop new ones for
-/// a while: the short outage a server restart or a network blip makes.
-struct Flaky {
-    url: String,
-    down: Arc<AtomicBool>,
-    dropped: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
-    open: Arc<Mutex<Vec<TcpStream>>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-fn pipe(mut from: TcpStream, mut to: TcpStream) {
-    let mut buf = [0u8; 16384];
-    loop {
-        match from.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                if to.write_all(&buf[..n]).is_err() {
-                    break;
-                }
-            }
-        }
-    }
-    let _ = to.shutdown(Shutdown::Write);
-}
-
-impl Flaky {
-    fn start(upstream: &str) -> Flaky {
-        let upstream = upstream.trim_start_matches("http://").to_string();
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let down = Arc::new(AtomicBool::new(false));
-        let dropped = Arc::new(AtomicUsize::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let open: Arc<Mutex<Vec<TcpStream>>> = Arc::new(Mutex::new(Vec::new()));
-        let (d, dr, st, op) = (down.clone(), dropped.clone(), stop.clone(), open.clone());
-        let thread = std::thread::spawn(move || {
-            while !st.load(Ordering::SeqCst) {
-                let client = match listener.accept() {
-                    Ok((c, _)) => c,
-                    Err(_) => {
-                        std::thread::sleep(Duration::from_millis(10));
-                        continue;
-                    }
-                };
-                if d.load(Ordering::SeqCst) {
-                    dr.fetch_add(1, Ordering::SeqCst);
-                    let _ = client.shutdown(Shutdown::Both);
-                    continue;
-                }
-                let _ = client.set_nonblocking(false);
-                let Ok(server) = TcpStream::connect(&upstream) else {
-                    continue;
-                };
-                if let (Ok(c2), Ok(s2), Ok(c3)) =
-                    (client.try_clone(), server.try_clone(), client.try_clone())
-                {
-                    op.lock().unwrap().push(c3);
-                    std::thread::spawn(move || pipe(client, server));
-                    std::thread::spawn(move || pipe(s2, c2));
-                }
-            }
-        });
-        Flaky {
-            url,
-            down,
-            dropped,
-            stop,
-            open,
-            thread: Some(thread),
-        }
-    }
-
-    /// Cuts the open connections and drops new ones until `up`.
-    fn down(&self) {
-        self.down.store(true, Ordering::SeqCst);
-        for c in self.open.lock().unwrap().drain(..) {
-            let _ = c.shutdown(Shutdown::Both);
-        }
-    }
-
-    fn up(&self) {
-        self.down.store(false, Ordering::SeqCst);
-    }
-
-    fn dropped(&self) -> usize {
-        self.dropped.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for Flaky {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        for c in self.open.lock().unwrap().drain(..) {
-            let _ = c.shutdown(Shutdown::Both);
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }
 
 #[test]

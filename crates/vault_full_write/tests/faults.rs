@@ -188,7 +188,7 @@ path "secret/metadata/app" { capabilities = ["read"] }"#,
 /// number option is range-checked before any request, with AnsibleModule's message shape.
 #[test]
 fn extreme_numbers_are_refused_before_any_request() {
-    let hole = lab::faults::BlackHole::start();
+    let hole = testkit::faults::BlackHole::start();
     let max = json!(9223372036854775807_i64);
     for (bin, extra, text) in [
         (

@@ -907,24 +907,19 @@ fn namespace_from_env_is_sent_and_cli_mode_works() {
         .unwrap();
     assert!(help.status.success());
     assert!(String::from_utf8_lossy(&help.stdout).contains("--allow-remove"));
-    let out = std::process::Command::new(WRITE)
-        .args([
-            "--path",
-            "app",
-            "--data",
-            "a=cli-value-1",
-            "--data",
-            "b=cli-value-2",
-            "--json",
-        ])
-        .env("VAULT_ADDR", &bao.addr)
-        .env("VAULT_TOKEN", &bao.root_token)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
+    let out = testkit::succeed(
+        std::process::Command::new(WRITE)
+            .args([
+                "--path",
+                "app",
+                "--data",
+                "a=cli-value-1",
+                "--data",
+                "b=cli-value-2",
+                "--json",
+            ])
+            .env("VAULT_ADDR", &bao.addr)
+            .env("VAULT_TOKEN", &bao.root_token),
     );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["version"], json!(1));

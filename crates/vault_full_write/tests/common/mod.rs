@@ -43,7 +43,7 @@ pub fn run(bin: &str, args: Value, env: &[(&str, &str)]) -> Run {
         "VAULT_SKIP_VERIFY",
         write_pause(),
     ];
-    let r = lab::module::run_module(Path::new(bin), &args, &remove, env);
+    let r = testkit::module::run_module(Path::new(bin), &args, &remove, env);
     Run {
         code: r.code,
         output: r.output(),

@@ -7,10 +7,10 @@
 //! user's `~/.bashrc` for sshd's `bash -c` (bash only does that at shell level 1), so a heavy rc
 //! file costs nothing and prints nothing. Stopped on drop.
 
+use crate::error::{IoContext, LabError, Result};
 use crate::fixtures::Containers;
 use crate::proc::{free_port, wait_for, ManagedChild};
 use crate::tools::system_bin;
-use crate::{IoContext, LabError, Result};
 use std::io::Read;
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;

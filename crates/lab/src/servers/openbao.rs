@@ -3,9 +3,9 @@
 //! policies, AppRole, userpass, sealing, plain KV access and an audit log that counts requests.
 //! Stopped (its whole process group) on drop.
 
+use crate::error::{IoContext, LabError, Result};
 use crate::proc::{free_port, wait_for, ManagedChild};
 use crate::tools::venv_bin;
-use crate::{IoContext, LabError, Result};
 use httpx::{Body, Client, HttpConfig, Retry};
 use serde_json::{json, Value};
 use std::net::TcpListener;

@@ -7,6 +7,17 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Environment variables that mark a CI job. Tests remove them, so that a module (which keeps a
+/// login code out of a CI log) sees only the CI a test sets.
+pub const CI_VARS: [&str; 6] = [
+    "CI",
+    "GITHUB_ACTIONS",
+    "FORGEJO_ACTIONS",
+    "GITEA_ACTIONS",
+    "GITLAB_CI",
+    "ACT",
+];
+
 /// How long a module may run before a test gives up on it (a hang is a failure, not a wait).
 pub const RUN_LIMIT: Duration = Duration::from_secs(180);
 

@@ -3,9 +3,10 @@
 //! `TOKEN_SIGN_IN` entry, the admin login-code e-mail (captured in an outbox, never sent), the
 //! audit log, and the container CLI `pocket-id one-time-access-token`.
 
-use super::{
-    authenticate, err, now_secs, paginate, rfc3339, validation, Auth, Req, Resp, State, User,
-};
+use super::api_keys::{authenticate, Auth};
+use super::{err, forbidden, now_secs, paginate, validation, State, User};
+use crate::emulator::time::rfc3339;
+use crate::emulator::{percent_decode, Request, Response};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::time::Instant;
@@ -173,7 +174,7 @@ fn cli_one_time_access_token(st: &mut State, arg: &str) -> Result<String, String
 }
 
 /// Routes of this part of the API (`segs` without the leading `api`); `None` for any other route.
-pub(super) fn route(st: &mut State, req: &Req, segs: &[&str]) -> Option<Resp> {
+pub(super) fn route(st: &mut State, req: &Request, segs: &[&str]) -> Option<Response> {
     let m = req.method.as_str();
     match (m, segs) {
         // Unauthenticated: the code is the credential.
@@ -183,8 +184,8 @@ pub(super) fn route(st: &mut State, req: &Req, segs: &[&str]) -> Option<Resp> {
         ("POST", ["__lab", "cli", "one-time-access-token"]) => {
             let arg = String::from_utf8_lossy(&req.body).trim().to_string();
             return Some(match cli_one_time_access_token(st, &arg) {
-                Ok(out) => text(200, out),
-                Err(e) => text(404, e),
+                Ok(out) => Response::text(200, out),
+                Err(e) => Response::text(404, e),
             });
         }
         ("GET", ["users"])
@@ -198,11 +199,7 @@ pub(super) fn route(st: &mut State, req: &Req, segs: &[&str]) -> Option<Resp> {
         Err(r) => return Some(r),
     };
     if !matches!(auth, Auth::Admin(_)) {
-        return Some(err(
-            403,
-            "forbidden",
-            "You don't have permission to access this resource",
-        ));
+        return Some(forbidden());
     }
     Some(match (m, segs) {
         ("GET", ["users"]) => list_users(st, req),
@@ -222,16 +219,7 @@ pub(super) fn route(st: &mut State, req: &Req, segs: &[&str]) -> Option<Resp> {
     })
 }
 
-fn text(status: u16, t: String) -> Resp {
-    Resp {
-        status,
-        body: None,
-        text: Some(t),
-        headers: Vec::new(),
-    }
-}
-
-fn list_users(st: &mut State, req: &Req) -> Resp {
+fn list_users(st: &mut State, req: &Request) -> Response {
     let search = req.q("search").unwrap_or("").to_string();
     let items: Vec<(Value, String, u64)> = st
         .users
@@ -248,7 +236,7 @@ fn list_users(st: &mut State, req: &Req) -> Resp {
     paginate(st, req, items)
 }
 
-fn list_audit(st: &mut State, req: &Req) -> Resp {
+fn list_audit(st: &mut State, req: &Request) -> Response {
     let event = req.q("filters[event]").or(req.q("filters[event][0]"));
     let items: Vec<(Value, String, u64)> = st
         .access
@@ -277,11 +265,10 @@ fn list_audit(st: &mut State, req: &Req) -> Resp {
 
 /// The `ttl` of a `tokenCreateDto` / `emailAsAdminDto` body, in seconds: a JSON number of seconds
 /// or a Go duration string; 0 or absent is 15 minutes; otherwise more than 1 s and at most 31 days.
-fn body_ttl(req: &Req) -> Result<f64, Resp> {
+fn body_ttl(req: &Request) -> Result<f64, Response> {
     let bad_body = || err(400, "invalid_request_body", "Request body is invalid");
     let ct_ok = req
-        .content_type
-        .as_deref()
+        .header("content-type")
         .and_then(|c| c.split(';').next())
         .is_some_and(|c| c.trim().eq_ignore_ascii_case("application/json"));
     if !ct_ok {
@@ -315,15 +302,15 @@ fn body_ttl(req: &Req) -> Result<f64, Resp> {
     Ok(secs)
 }
 
-fn create_token(st: &mut State, user_id: &str, ttl: f64) -> Resp {
+fn create_token(st: &mut State, user_id: &str, ttl: f64) -> Response {
     if !st.users.iter().any(|u| u.id == user_id) {
         return err(404, "user_not_found", "User not found");
     }
     let code = st.new_code(user_id, ttl);
-    Resp::json(201, json!({ "token": code }))
+    Response::json(201, json!({ "token": code }))
 }
 
-fn email_as_admin(st: &mut State, user_id: &str, ttl: f64) -> Resp {
+fn email_as_admin(st: &mut State, user_id: &str, ttl: f64) -> Response {
     if !st.access.email_as_admin_enabled {
         return err(
             403,
@@ -355,10 +342,10 @@ fn email_as_admin(st: &mut State, user_id: &str, ttl: f64) -> Resp {
         code,
         url,
     });
-    Resp::empty(204)
+    Response::empty(204)
 }
 
-fn exchange(st: &mut State, raw: &str) -> Resp {
+fn exchange(st: &mut State, raw: &str) -> Response {
     let now = Instant::now();
     let a = &mut st.access;
     a.exchange_tokens =
@@ -378,7 +365,7 @@ fn exchange(st: &mut State, raw: &str) -> Resp {
             "Token is invalid or expired",
         )
     };
-    let code = super::percent_decode(raw);
+    let code = percent_decode(raw);
     if code.len() != 6 && code.len() != 12 {
         return invalid();
     }
@@ -418,7 +405,7 @@ fn exchange(st: &mut State, raw: &str) -> Resp {
         seq,
     });
     let session = random_code(32);
-    let mut r = Resp::json(200, dto);
+    let mut r = Response::json(200, dto);
     r.headers.push((
         "Set-Cookie".into(),
         format!("access_token={session}; Path=/; Max-Age=3600; HttpOnly; SameSite=Lax"),

@@ -1,0 +1,88 @@
+//! Workflow files as the Forgejo emulator reads them: the name, `on.workflow_dispatch.inputs` and
+//! the jobs with their `runs-on` labels. Parsed here on its own, not with `redeploy_trigger`'s
+//! parser, so that a bug shared by both cannot hide.
+
+use super::{Files, NO_RUNNER_LABEL, WORKFLOW_DIRS};
+
+pub(super) struct Job {
+    pub(super) id: String,
+    pub(super) name: String,
+    pub(super) no_runner: bool,
+}
+
+/// One input: (key, description, required, default, type).
+pub(super) type InputDef = (String, Option<String>, bool, Option<String>, String);
+
+pub(super) struct WorkflowDef {
+    pub(super) name: Option<String>,
+    pub(super) inputs: Vec<InputDef>,
+    pub(super) jobs: Vec<Job>,
+}
+
+/// The workflow directory that counts: the first of [`WORKFLOW_DIRS`] holding a file.
+pub(super) fn workflow_dir(files: &Files) -> Option<&'static str> {
+    WORKFLOW_DIRS
+        .iter()
+        .copied()
+        .find(|d| files.keys().any(|p| p.starts_with(&format!("{d}/"))))
+}
+
+fn yaml_scalar(v: &serde_yaml::Value) -> Option<String> {
+    match v {
+        serde_yaml::Value::String(s) => Some(s.clone()),
+        serde_yaml::Value::Bool(b) => Some(b.to_string()),
+        serde_yaml::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+pub(super) fn parse_workflow(text: &str) -> Option<WorkflowDef> {
+    let doc: serde_yaml::Value = serde_yaml::from_str(text).ok()?;
+    let map = doc.as_mapping()?;
+    let name = map.get("name").and_then(yaml_scalar);
+    let mut inputs = Vec::new();
+    if let Some(serde_yaml::Value::Mapping(on)) = map.get("on") {
+        if let Some(serde_yaml::Value::Mapping(wd)) = on.get("workflow_dispatch") {
+            if let Some(serde_yaml::Value::Mapping(ins)) = wd.get("inputs") {
+                for (k, spec) in ins {
+                    let Some(key) = yaml_scalar(k) else { continue };
+                    let get = |f: &str| spec.as_mapping().and_then(|m| m.get(f));
+                    inputs.push((
+                        key,
+                        get("description")
+                            .and_then(yaml_scalar)
+                            .filter(|d| !d.is_empty()),
+                        get("required").and_then(|v| v.as_bool()).unwrap_or(false),
+                        get("default").and_then(yaml_scalar),
+                        get("type")
+                            .and_then(yaml_scalar)
+                            .unwrap_or_else(|| "string".into()),
+                    ));
+                }
+            }
+        }
+    }
+    let mut jobs = Vec::new();
+    if let Some(serde_yaml::Value::Mapping(js)) = map.get("jobs") {
+        for (k, job) in js {
+            let Some(id) = yaml_scalar(k) else { continue };
+            let jm = job.as_mapping();
+            let labels: Vec<String> = match jm.and_then(|m| m.get("runs-on")) {
+                Some(serde_yaml::Value::Sequence(seq)) => {
+                    seq.iter().filter_map(yaml_scalar).collect()
+                }
+                Some(v) => yaml_scalar(v).into_iter().collect(),
+                None => vec![],
+            };
+            jobs.push(Job {
+                name: jm
+                    .and_then(|m| m.get("name"))
+                    .and_then(yaml_scalar)
+                    .unwrap_or_else(|| id.clone()),
+                id,
+                no_runner: labels.iter().any(|l| l == NO_RUNNER_LABEL),
+            });
+        }
+    }
+    Some(WorkflowDef { name, inputs, jobs })
+}
