@@ -265,7 +265,14 @@ struct State {
     hooks: BTreeMap<String, Arc<Hook>>,
     log: Vec<LoggedRequest>,
     inject: Option<Injected>,
+    extras: Extras,
 }
+
+/// Releases and Actions settings (`forgejo_releases.rs`, `forgejo_settings.rs`).
+type Extras = (
+    crate::forgejo_releases::Releases,
+    crate::forgejo_settings::Settings,
+);
 
 /// Failures injected with [`Forgejo::fail_next`] / [`Forgejo::fail_next_dispatches`].
 #[derive(Debug, Clone)]
@@ -319,6 +326,7 @@ impl Forgejo {
             hooks: BTreeMap::new(),
             log: Vec::new(),
             inject: None,
+            extras: Extras::default(),
         }));
         let stop = Arc::new(AtomicBool::new(false));
         let requests = Arc::new(AtomicU64::new(0));
@@ -417,6 +425,10 @@ impl Forgejo {
             retry_after,
             dispatch_only,
         });
+    }
+    /// The releases and the Actions secrets and variables, to inspect or change.
+    pub fn with_extras<R>(&self, f: impl FnOnce(&mut Extras) -> R) -> R {
+        f(&mut lock(&self.state).extras)
     }
     /// Requests served so far.
     pub fn requests(&self) -> u64 {
@@ -541,6 +553,8 @@ fn tick(state: &Arc<Mutex<State>>) {
 struct Reply {
     status: u16,
     body: Option<Value>,
+    /// A binary body (a release asset download) instead of JSON.
+    raw: Option<Vec<u8>>,
 }
 
 impl Reply {
@@ -548,10 +562,15 @@ impl Reply {
         Reply {
             status,
             body: Some(body),
+            raw: None,
         }
     }
     fn empty(status: u16) -> Self {
-        Reply { status, body: None }
+        Reply {
+            status,
+            body: None,
+            raw: None,
+        }
     }
 }
 
@@ -564,7 +583,8 @@ fn serve(state: &Arc<Mutex<State>>, mut req: tiny_http::Request) {
         .find(|h| h.field.equiv("Authorization"))
         .map(|h| h.value.as_str().to_string());
     let mut body = Vec::new();
-    let _ = req.as_reader().take(1 << 20).read_to_end(&mut body);
+    let limit = crate::forgejo_releases::body_limit(&raw_url);
+    let _ = req.as_reader().take(limit).read_to_end(&mut body);
     let (path, query) = match raw_url.split_once('?') {
         Some((p, q)) => (p.to_string(), parse_query(q)),
         None => (raw_url.clone(), Vec::new()),
@@ -598,12 +618,16 @@ fn serve(state: &Arc<Mutex<State>>, mut req: tiny_http::Request) {
     };
     let retry_after = retry_after.map(|secs| secs.to_string());
     let mut headers = Vec::new();
-    let body = match reply.body {
-        Some(v) => {
+    let body = match (reply.body, reply.raw) {
+        (_, Some(bytes)) => {
+            headers.push(("Content-Type", "application/octet-stream"));
+            bytes
+        }
+        (Some(v), None) => {
             headers.push(("Content-Type", "application/json;charset=utf-8"));
             serde_json::to_vec(&v).unwrap_or_default()
         }
-        None => Vec::new(),
+        (None, None) => Vec::new(),
     };
     if let Some(secs) = &retry_after {
         headers.push(("Retry-After", secs));
@@ -748,6 +772,12 @@ fn route(
     auth_header: Option<&str>,
     body: &[u8],
 ) -> Reply {
+    if let (Some(uuid), "GET") = (path.strip_prefix("/attachments/"), method) {
+        let authed = matches!(authenticate(s, auth_header, query), Auth::Token(_));
+        return extra(s, true, |ex, c| {
+            crate::forgejo_releases::download(&mut ex.0, c, uuid, authed)
+        });
+    }
     let Some(api) = path.strip_prefix("/api/v1") else {
         return not_found(s, &[]);
     };
@@ -797,11 +827,48 @@ fn route(
         ("GET", ["actions", "runs"]) if v >= 12 => list_runs(s, query),
         ("GET", ["actions", "runs", id]) if v >= 12 => get_run(s, id),
         ("GET", ["actions", "tasks"]) if v >= 8 => list_tasks(s, query),
+        (_, ["releases", r @ ..]) => extra(s, token.can_write, |ex, c| {
+            crate::forgejo_releases::api(&mut ex.0, c, method, r, query, body)
+        }),
+        (_, ["actions", r @ ..]) if matches!(r.first(), Some(&"secrets" | &"variables")) => {
+            extra(s, token.can_write, |ex, c| {
+                crate::forgejo_settings::api(&mut ex.1, c, method, r, body)
+            })
+        }
         ("GET", ["contents", file_path @ ..]) => {
             let p: Vec<String> = file_path.iter().map(|x| pct_decode(x)).collect();
             contents(s, &p.join("/"), query)
         }
         _ => not_found(s, &[]),
+    }
+}
+
+/// Serves a request of `forgejo_releases.rs` / `forgejo_settings.rs`.
+fn extra(
+    s: &mut State,
+    can_write: bool,
+    f: impl FnOnce(&mut Extras, &crate::forgejo_releases::Ctx) -> crate::forgejo_releases::Answer,
+) -> Reply {
+    use crate::forgejo_releases::Answer;
+    let (base_url, owner, repo) = (
+        s.base_url.clone(),
+        s.opts.owner.clone(),
+        s.opts.repo.clone(),
+    );
+    let c = crate::forgejo_releases::Ctx {
+        base_url: &base_url,
+        owner: &owner,
+        repo: &repo,
+        can_write,
+    };
+    match f(&mut s.extras, &c) {
+        Answer::Json(status, v) => Reply::json(status, v),
+        Answer::Empty(status) => Reply::empty(status),
+        Answer::Bytes(status, b) => Reply {
+            status,
+            body: None,
+            raw: Some(b),
+        },
     }
 }
 

@@ -6,6 +6,8 @@ pub mod catalog;
 pub mod faults;
 pub mod fixtures;
 pub mod forgejo;
+pub mod forgejo_releases;
+pub mod forgejo_settings;
 pub mod http;
 pub mod module;
 pub mod openbao;
