@@ -42,7 +42,10 @@ req=requirements-runner.txt
 hash=$(sha256sum "$req" | cut -c1-16)
 venv=${HOMELAB_SSO_TOOLS:-${HOME:-/root}/.cache/homelab-sso/tools-$hash}
 pinned=$(sed -n 's/^ansible-core==//p' "$req")
-if "$venv/bin/ansible-playbook" --version 2>/dev/null | head -n 1 | grep -qF "[core $pinned]"; then
+# The version is read whole before it is matched: in a pipeline into `head`/`grep -q`, the
+# program can die of SIGPIPE, and with pipefail a matching venv then looked missing.
+version=$("$venv/bin/ansible-playbook" --version 2>/dev/null || true)
+if [[ "${version%%$'\n'*}" == *"[core $pinned]"* ]]; then
   echo "provision: reusing $venv"
 else
   echo "provision: installing ansible-core $pinned into $venv"
