@@ -72,7 +72,10 @@ fn act_with(
         ))
         .args(["--var", &format!("VAULT_ADDR={}", env["VAULT_ADDR"])])
         .args(["--var", &format!("POCKETID_URL={}", env["POCKETID_URL"])])
-        .args(["--var", &format!("FORGEJO_URL={}", env["FORGEJO_URL"])])
+        .args([
+            "--var",
+            &format!("DEPLOY_FORGEJO_URL={}", env["FORGEJO_URL"]),
+        ])
         .args([
             "--var",
             &format!("HOMELAB_SSO_INVENTORY={}", e.inventory.display()),

@@ -6,8 +6,10 @@
 //! - `GET /actions/variables` → names without values; `GET /actions/variables/{name}` →
 //!   `ActionVariable` with `data`; `POST` → 204, 409 `variable name … already exists`; `PUT` →
 //!   204, 404 when missing; `DELETE` → 204 or 404.
-//! - Names are stored upper-case and must match `^[A-Z_][A-Z0-9_]*$` without the reserved
-//!   `GITHUB_`, `GITEA_` and `FORGEJO_` prefixes (400 otherwise); CRLF in values becomes LF.
+//! - Names are stored upper-case and must match `(?i)^[A-Z_][A-Z0-9_]*$` and not
+//!   `(?i)^FORGEJO_|GITEA_|GITHUB_` (`services/secrets/validation.go`, for variables too; by the
+//!   regex's precedence `GITEA_` and `GITHUB_` are refused anywhere in the name, `FORGEJO_` only at
+//!   its start); a variable may not be called `CI`. 400 otherwise; CRLF in values becomes LF.
 
 use crate::forgejo_releases::{Answer, Ctx};
 use serde_json::{json, Value};
@@ -43,9 +45,9 @@ fn valid_name(name: &str) -> bool {
         .is_some_and(|c| c.is_ascii_uppercase() || c == '_');
     first_ok
         && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
-        && !["GITHUB_", "GITEA_", "FORGEJO_"]
-            .iter()
-            .any(|p| name.starts_with(p))
+        && !name.starts_with("FORGEJO_")
+        && !name.contains("GITEA_")
+        && !name.contains("GITHUB_")
 }
 
 /// The required string field `field` of a JSON body, line endings normalised.
@@ -124,8 +126,8 @@ pub fn api(set: &mut Settings, ctx: &Ctx, method: &str, rest: &[&str], body: &[u
             if set.variables.contains_key(&name) {
                 return error(ctx, 409, &format!("variable name {name} already exists"));
             }
-            if !valid_name(&name) {
-                return error(ctx, 400, "invalid variable name");
+            if !valid_name(&name) || name == "CI" {
+                return error(ctx, 400, "invalid secret name");
             }
             let Some(value) = field(body, "value") else {
                 return validation_error("Value");
@@ -146,8 +148,8 @@ pub fn api(set: &mut Settings, ctx: &Ctx, method: &str, rest: &[&str], body: &[u
                 .filter(|n| !n.is_empty())
                 .map(|n| upper(&n))
                 .unwrap_or(name.clone());
-            if !valid_name(&new) {
-                return error(ctx, 400, "invalid variable name");
+            if !valid_name(&new) || new == "CI" {
+                return error(ctx, 400, "invalid secret name");
             }
             set.variables.remove(&name);
             set.variables.insert(new, value);
@@ -177,5 +179,7 @@ mod tests {
         assert!(!valid_name("GITHUB_TOKEN"));
         assert!(!valid_name("FORGEJO_X"));
         assert!(!valid_name("A-B"));
+        assert!(!valid_name("MY_GITHUB_TOKEN"));
+        assert!(valid_name("DEPLOY_FORGEJO_URL"));
     }
 }

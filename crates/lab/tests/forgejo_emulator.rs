@@ -669,6 +669,12 @@ fn actions_secrets_and_variables_validate_against_the_spec() {
         (r.status, r.json().unwrap_or(Value::Null))
     };
     assert_eq!(var("GET", "VAULT_ADDR", None).0, 404);
+    // Forgejo checks variable names as secret names: FORGEJO_URL cannot exist.
+    assert_eq!(
+        var("POST", "FORGEJO_URL", Some(json!({"value": "x"}))).0,
+        400
+    );
+    assert_eq!(var("POST", "CI", Some(json!({"value": "x"}))).0, 400);
     assert_eq!(var("PUT", "VAULT_ADDR", Some(json!({"value": "x"}))).0, 404);
     assert_eq!(
         var(
