@@ -1,17 +1,71 @@
 #!/usr/bin/env bash
-# Attaches dist/homelab-sso-*.tar.gz to the Forgejo release of $TAG (creating the release if needed).
+# Publishes the collection tarball and its checksum file as assets of the Forgejo release of $TAG
+# (creating the release if needed): dist/homelab-sso-<version>.tar.gz and SHA256SUMS, the file the
+# operational workflows verify the tarball against before installing it (ci-install-collection.sh).
+# A re-run replaces assets of the same name, so the release always holds one matching pair.
+#
+#   API            https://git.example.org/api/v1/repos/<owner>/<repo>
+#   TAG            the release's tag, e.g. v1.2.0
+#   FORGEJO_TOKEN  a token allowed to write releases (sent in a header read from stdin: it is on
+#                  no command line and in no log)
+#   DIST           where the tarball is (default: dist); its release-notes.md (the changelog's
+#                  section for this version), when present, becomes the release's body
 set -euo pipefail
 : "${API:?}" "${TAG:?}" "${FORGEJO_TOKEN:?}"
-asset=$(find dist -maxdepth 1 -name "homelab-sso-*.tar.gz" | sort -V | tail -n 1)
-auth=(-H "Authorization: token ${FORGEJO_TOKEN}")
-# The release body: dist/release-notes.md (the changelog's section for this version) when present.
-body=$(python3 -c 'import json,os,sys; p=sys.argv[1]; print(json.dumps(open(p).read() if os.path.exists(p) else ""))' dist/release-notes.md)
-id=$(curl -fsS "${auth[@]}" "$API/releases/tags/$TAG" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])' 2>/dev/null || true)
-if [ -z "$id" ]; then
-  id=$(curl -fsS "${auth[@]}" -H 'Content-Type: application/json' -d "{\"tag_name\": \"$TAG\", \"name\": \"$TAG\", \"body\": $body}" "$API/releases" \
-    | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-elif [ "$body" != '""' ]; then
-  curl -fsS "${auth[@]}" -X PATCH -H 'Content-Type: application/json' -d "{\"body\": $body}" "$API/releases/$id" > /dev/null
+dist=${DIST:-dist}
+asset=$(find "$dist" -maxdepth 1 -name "homelab-sso-*.tar.gz" | sort -V | tail -n 1)
+if [ -z "$asset" ]; then
+  echo "release: no homelab-sso-*.tar.gz in $dist (run make build first)" >&2
+  exit 1
 fi
-curl -fsS "${auth[@]}" -F "attachment=@${asset}" "$API/releases/$id/assets?name=$(basename "$asset")" > /dev/null
-echo "attached $(basename "$asset") to release $TAG"
+name=$(basename "$asset")
+sums="$dist/SHA256SUMS"
+(cd "$dist" && sha256sum "$name") > "$sums"
+
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+# call METHOD URL [curl args…]: the status in $code, the body in $out.
+call() {
+  local method=$1 url=$2
+  shift 2
+  code=$(curl -sS -o "$out" -w '%{http_code}' -X "$method" -K- "$@" "$url" \
+    <<<"header = \"Authorization: token ${FORGEJO_TOKEN}\"")
+}
+fail() {
+  echo "release: $1 (HTTP $code: $(head -c 300 "$out"))" >&2
+  exit 1
+}
+
+notes=""
+if [ -f "$dist/release-notes.md" ]; then notes=$(cat "$dist/release-notes.md"); fi
+call GET "$API/releases/tags/$TAG"
+case $code in
+  200)
+    id=$(jq -r .id "$out")
+    if [ -n "$notes" ]; then
+      call PATCH "$API/releases/$id" -H 'Content-Type: application/json' \
+        --data-binary "$(jq -n --arg b "$notes" '{body: $b}')"
+      [ "$code" = 200 ] || fail "writing the release notes of $TAG failed"
+    fi
+    ;;
+  404)
+    body=$(jq -n --arg t "$TAG" --arg b "$notes" '{tag_name: $t, name: $t, body: $b}')
+    call POST "$API/releases" -H 'Content-Type: application/json' --data-binary "$body"
+    [ "$code" = 201 ] || fail "creating the release of $TAG failed"
+    ;;
+  *) fail "reading the release of $TAG failed" ;;
+esac
+id=$(jq -r .id "$out")
+for file in "$asset" "$sums"; do
+  base=$(basename "$file")
+  call GET "$API/releases/$id/assets"
+  [ "$code" = 200 ] || fail "listing the assets of $TAG failed"
+  for old in $(jq -r --arg n "$base" '.[] | select(.name == $n) | .id' "$out"); do
+    call DELETE "$API/releases/$id/assets/$old"
+    [ "$code" = 204 ] || fail "replacing $base failed"
+  done
+  call POST "$API/releases/$id/assets?name=$base" -F "attachment=@$file"
+  [ "$code" = 201 ] || fail "attaching $base failed"
+  echo "release: attached $base to $TAG"
+done
+echo "release: $TAG sha256 $(cut -d' ' -f1 "$sums")  $name"

@@ -4,6 +4,8 @@
 //! the playbook with the workflow's inputs and the lab's inventory (`vars.HOMELAB_SSO_INVENTORY`).
 
 use e2e::{assert_no_secret, build_collection, ActRun, E2e};
+use lab::tools::repo_root;
+use std::process::Command;
 
 /// The secrets the operational workflows read between them.
 const OPERATIONAL_SECRETS: [&str; 6] = [
@@ -109,4 +111,159 @@ fn operational_workflows_run_end_to_end_under_act() {
         assert_no_secret(text, &after, "act log");
         assert_no_secret(text, &secrets, "act log");
     }
+}
+
+/// Release → install, closed: the collection published with `scripts/ci-release-asset.sh` (tarball
+/// and SHA256SUMS as release assets, through the API) is what the drift-check workflow installs,
+/// found through the API with the job's token and verified by checksum; a tampered asset, a
+/// missing release and a missing checksum are refused with a clear message.
+#[test]
+fn workflows_install_the_pinned_release_verified_by_checksum() {
+    let e = E2e::up();
+    let tarball = build_collection(e.dir.path());
+    let token = e.lab.forgejo.token();
+    let api = format!("{}/api/v1", e.lab.forgejo.url());
+    let repo = e.lab.forgejo.repo();
+    let name = tarball.file_name().unwrap().to_str().unwrap().to_string();
+
+    // Nothing published yet: the install fails and says why.
+    let github = [
+        format!("GITHUB_API_URL={api}"),
+        format!("GITHUB_SERVER_URL={}", e.lab.forgejo.url()),
+        format!("GITHUB_REPOSITORY={repo}"),
+    ];
+    let run = |vars: &[&str]| {
+        let mut vars: Vec<&str> = vars.to_vec();
+        vars.push("HOMELAB_SSO_COLLECTION=");
+        let r = act_with_env(&e, &github, &vars, &token);
+        assert!(
+            !r.output.contains(&token),
+            "the job's token appears in act's log"
+        );
+        r
+    };
+    let r = run(&[]);
+    assert!(!r.ok, "an install without a release must fail");
+    assert!(
+        r.output
+            .contains(&format!("{repo} has no published release")),
+        "{}",
+        r.output
+    );
+
+    // Publish v0.1.0 as the release workflow does.
+    let out = Command::new("bash")
+        .arg(repo_root().join("scripts/ci-release-asset.sh"))
+        .current_dir(e.dir.path())
+        .env("API", format!("{api}/repos/{repo}"))
+        .env("TAG", "v0.1.0")
+        .env("FORGEJO_TOKEN", &token)
+        .env("DIST", tarball.parent().unwrap())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "ci-release-asset.sh failed:\n{text}");
+    assert!(!text.contains(&token));
+    let sum = Command::new("sha256sum").arg(&tarball).output().unwrap();
+    let digest = String::from_utf8_lossy(&sum.stdout)[..64].to_string();
+    assert!(text.contains(&digest), "{text}");
+    // A re-run replaces the pair instead of adding a second one.
+    let again = Command::new("bash")
+        .arg(repo_root().join("scripts/ci-release-asset.sh"))
+        .current_dir(e.dir.path())
+        .env("API", format!("{api}/repos/{repo}"))
+        .env("TAG", "v0.1.0")
+        .env("FORGEJO_TOKEN", &token)
+        .env("DIST", tarball.parent().unwrap())
+        .output()
+        .unwrap();
+    assert!(again.status.success());
+    let names: Vec<String> = e.lab.forgejo.with_extras(|ex| {
+        ex.0.releases[0]
+            .assets
+            .iter()
+            .map(|a| a.name.clone())
+            .collect()
+    });
+    assert_eq!(names, vec![name.clone(), "SHA256SUMS".to_string()]);
+
+    // The pinned release (and the latest, the default) installs, verified, and the check passes.
+    let r = run(&["HOMELAB_SSO_VERSION=v0.1.0"]);
+    assert!(
+        r.ok,
+        "drift-check with the pinned release failed:\n{}",
+        r.output
+    );
+    assert!(
+        r.output
+            .contains(&format!("{name} of v0.1.0, sha256 {digest} verified")),
+        "{}",
+        r.output
+    );
+    assert!(r.output.contains("in sync"), "{}", r.output);
+    let downloads = e
+        .lab
+        .forgejo
+        .request_log()
+        .iter()
+        .filter(|l| l.path.starts_with("/attachments/") && l.status == 200)
+        .count();
+    assert_eq!(downloads, 2, "the tarball and SHA256SUMS were downloaded");
+
+    let r = run(&["HOMELAB_SSO_VERSION=v9.9.9"]);
+    assert!(!r.ok);
+    assert!(
+        r.output
+            .contains(&format!("{repo} has no release tagged v9.9.9")),
+        "{}",
+        r.output
+    );
+
+    // A tampered tarball is refused before anything is installed.
+    e.lab.forgejo.with_extras(|ex| {
+        let a = ex.0.asset_mut("v0.1.0", &name).unwrap();
+        let mid = a.data.len() / 2;
+        a.data[mid] ^= 0x01;
+    });
+    let r = run(&[]);
+    assert!(!r.ok, "a tampered asset must be refused");
+    assert!(
+        r.output
+            .contains(&format!("checksum mismatch for {name} of v0.1.0")),
+        "{}",
+        r.output
+    );
+    assert!(
+        !r.output.contains("Drift check"),
+        "nothing ran after the refusal"
+    );
+
+    // Without the checksum asset there is nothing to verify against: refused too.
+    e.lab.forgejo.with_extras(|ex| {
+        ex.0.releases[0].assets.retain(|a| a.name != "SHA256SUMS");
+    });
+    let r = run(&[]);
+    assert!(!r.ok);
+    assert!(r.output.contains("has no SHA256SUMS asset"), "{}", r.output);
+}
+
+/// The drift-check workflow under act with GitHub context overrides (`--env GITHUB_*`), `vars`,
+/// and `token` as the job's token (`github.token`).
+fn act_with_env(e: &E2e, github: &[String], vars: &[&str], token: &str) -> ActRun {
+    let env: Vec<&str> = github.iter().map(String::as_str).collect();
+    e.act_with(
+        None,
+        "drift-check.yml",
+        serde_json::json!({"services": ""}),
+        &OPERATIONAL_SECRETS,
+        &e2e::ActExtra {
+            vars,
+            env: &env,
+            secrets: &[("GITHUB_TOKEN", token)],
+        },
+    )
 }

@@ -238,6 +238,17 @@ pub struct ActRun {
     pub output: String,
 }
 
+/// What [`E2e::act_with`] adds to a run.
+#[derive(Debug, Default)]
+pub struct ActExtra<'a> {
+    /// Repository variables, `NAME=value`.
+    pub vars: &'a [&'a str],
+    /// `--env NAME=value` (e.g. `GITHUB_API_URL`, overriding the GitHub context).
+    pub env: &'a [&'a str],
+    /// Secrets by name and value, passed through act's environment (never on its command line).
+    pub secrets: &'a [(&'a str, &'a str)],
+}
+
 /// The lab's value of a repository Actions secret (the README's table) a workflow reads.
 fn act_secret(env: &BTreeMap<String, String>, name: &str) -> String {
     let file = |var: &str| std::fs::read_to_string(&env[var]).expect("a lab credential file");
@@ -260,6 +271,26 @@ impl E2e {
         workflow: impl AsRef<Path>,
         inputs: serde_json::Value,
         secrets: &[&str],
+    ) -> ActRun {
+        self.act_with(
+            Some(tarball),
+            workflow,
+            inputs,
+            secrets,
+            &ActExtra::default(),
+        )
+    }
+
+    /// [`E2e::act`] with more: no collection tarball (the workflow then installs a release),
+    /// further repository variables, `--env` overrides of the GitHub context, and secrets the lab
+    /// does not hold (e.g. the job's `GITHUB_TOKEN`).
+    pub fn act_with(
+        &self,
+        tarball: Option<&Path>,
+        workflow: impl AsRef<Path>,
+        inputs: serde_json::Value,
+        secrets: &[&str],
+        extra: &ActExtra<'_>,
     ) -> ActRun {
         let root = repo_root();
         let workflow = root.join(".forgejo/workflows").join(workflow);
@@ -307,16 +338,27 @@ impl E2e {
             ))
             .args(["--var", &format!("VAULT_ADDR={}", env["VAULT_ADDR"])])
             .args(["--var", &format!("POCKETID_URL={}", env["POCKETID_URL"])])
-            .args(["--var", &format!("FORGEJO_URL={}", env["FORGEJO_URL"])])
             .args([
                 "--var",
-                &format!("HOMELAB_SSO_COLLECTION={}", tarball.display()),
+                &format!("DEPLOY_FORGEJO_URL={}", env["FORGEJO_URL"]),
             ])
             .args([
                 "--var",
                 &format!("HOMELAB_SSO_INVENTORY={}", self.inventory.display()),
             ])
             .args(["--var", "VAULT_CACERT="]);
+        if let Some(tarball) = tarball {
+            cmd.args([
+                "--var",
+                &format!("HOMELAB_SSO_COLLECTION={}", tarball.display()),
+            ]);
+        }
+        for v in extra.vars {
+            cmd.args(["--var", v]);
+        }
+        for v in extra.env {
+            cmd.args(["--env", v]);
+        }
         // Secrets come from this process's environment (`-s NAME`), so none is on act's command
         // line; a developer's own credentials never reach the run.
         cmd.env_remove("VAULT_TOKEN")
@@ -324,6 +366,9 @@ impl E2e {
             .env("HOME", &dir);
         for k in secrets {
             cmd.arg("-s").arg(k).env(k, act_secret(&env, k));
+        }
+        for (k, v) in extra.secrets {
+            cmd.arg("-s").arg(k).env(k, v);
         }
         let out = cmd.output().expect("running act (run `make setup`)");
         ActRun {

@@ -21,6 +21,9 @@ use std::path::{Path, PathBuf};
 pub struct LabOptions {
     pub pocketid_version: String,
     pub forgejo_version: String,
+    /// OpenBao without the playbooks' policy and AppRole (`role_id`/`secret_id` empty), as a Vault
+    /// is before `playbooks/bootstrap.yml` runs.
+    pub bare_vault: bool,
 }
 
 impl Default for LabOptions {
@@ -28,6 +31,7 @@ impl Default for LabOptions {
         LabOptions {
             pocketid_version: "2.14.0".into(),
             forgejo_version: "15.0.3".into(),
+            bare_vault: false,
         }
     }
 }
@@ -87,8 +91,12 @@ impl Lab {
     pub fn up(dir: &Path, opts: &LabOptions) -> Result<Lab> {
         std::fs::create_dir_all(dir).ctx(|| format!("creating {}", dir.display()))?;
         let bao = OpenBao::start(&dir.join("openbao"))?;
-        bao.write_policy("homelab-sso", PLAYBOOK_POLICY)?;
-        let (role_id, secret_id) = bao.enable_approle("homelab-sso", &["homelab-sso"])?;
+        let (role_id, secret_id) = if opts.bare_vault {
+            (String::new(), String::new())
+        } else {
+            bao.write_policy("homelab-sso", PLAYBOOK_POLICY)?;
+            bao.enable_approle("homelab-sso", &["homelab-sso"])?
+        };
 
         let pocketid = PocketId::start(PocketIdOptions {
             version: opts.pocketid_version.clone(),

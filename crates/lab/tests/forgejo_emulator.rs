@@ -162,7 +162,7 @@ fn version_and_auth() {
         Some(json!({"ref": "main"})),
     );
     assert_eq!(r.status, 401);
-    assert_schema(&r.json().unwrap(), "APIError", &["message", "url"]);
+    assert_schema(&r.json::<Value>().unwrap(), "APIError", &["message", "url"]);
     let r = api.call(
         "POST",
         path,
@@ -474,4 +474,265 @@ fn every_redeploy_target_has_a_dispatchable_workflow() {
         lab::forgejo::deploy_workflows().len(),
         lab::catalog::REDEPLOY_TARGETS.len()
     );
+}
+
+fn multipart(file: &str, data: &[u8]) -> Vec<u8> {
+    let mut b = format!(
+        "--b0undary\r\nContent-Disposition: form-data; name=\"attachment\"; filename=\"{file}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+    )
+    .into_bytes();
+    b.extend_from_slice(data);
+    b.extend_from_slice(b"\r\n--b0undary--\r\n");
+    b
+}
+
+#[test]
+fn releases_and_assets_validate_against_the_spec() {
+    let fj = Forgejo::start(ForgejoOpts::default()).unwrap();
+    let api = Api::new(&fj);
+    let auth = format!("token {DEFAULT_TOKEN}");
+    let (status, body) = api.get("{repo}/releases/latest");
+    assert_eq!(status, 404, "no release yet: {body}");
+    assert_eq!(body["message"], "The target couldn't be found.");
+
+    let r = api.call(
+        "POST",
+        "{repo}/releases",
+        Some(&auth),
+        Some(json!({"tag_name": "v1.0.0", "name": "v1.0.0"})),
+    );
+    assert_eq!(r.status, 201);
+    let rel: Value = r.json().unwrap();
+    assert_schema(&rel, "Release", &["id", "tag_name", "assets", "upload_url"]);
+    let id = rel["id"].as_i64().unwrap();
+    let r = api.call(
+        "POST",
+        "{repo}/releases",
+        Some(&auth),
+        Some(json!({"tag_name": "v1.0.0"})),
+    );
+    assert_eq!(r.status, 409, "a second release of a tag is a conflict");
+    assert_schema(&r.json::<Value>().unwrap(), "APIError", &["message"]);
+    let r = api.call("POST", "{repo}/releases", Some(&auth), Some(json!({})));
+    assert_eq!(r.status, 422, "tag_name is required");
+
+    // Upload: multipart (name from the query, else the file name) and a raw body.
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let up = |query: &str, ct: &str, bytes: Vec<u8>| {
+        api.http
+            .send(
+                "POST",
+                &format!("/api/v1/repos/{}/releases/{id}/assets{query}", api.repo),
+                &[("Authorization", auth.as_str())],
+                Body::Raw {
+                    content_type: ct,
+                    bytes,
+                },
+                Retry::Never,
+            )
+            .unwrap()
+    };
+    let mp = "multipart/form-data; boundary=b0undary";
+    let r = up(
+        "?name=homelab-sso-1.0.0.tar.gz",
+        mp,
+        multipart("x.bin", &data),
+    );
+    assert_eq!(r.status, 201);
+    let asset: Value = r.json().unwrap();
+    assert_schema(
+        &asset,
+        "Attachment",
+        &["id", "name", "size", "uuid", "browser_download_url"],
+    );
+    assert_eq!(asset["name"], "homelab-sso-1.0.0.tar.gz");
+    assert_eq!(asset["size"], data.len());
+    let r = up("", mp, multipart("SHA256SUMS", b"abc  x\n"));
+    assert_eq!(r.json::<Value>().unwrap()["name"], "SHA256SUMS");
+    let r = up("?name=raw.txt", "application/octet-stream", b"raw".to_vec());
+    assert_eq!(r.status, 201);
+    assert_eq!(r.json::<Value>().unwrap()["size"], 3);
+
+    // Latest and by tag carry the assets; drafts and prereleases are never "latest".
+    api.call(
+        "POST",
+        "{repo}/releases",
+        Some(&auth),
+        Some(json!({"tag_name": "v2.0.0-rc1", "prerelease": true})),
+    );
+    for path in ["{repo}/releases/latest", "{repo}/releases/tags/v1.0.0"] {
+        let (status, rel) = api.get(path);
+        assert_eq!(status, 200, "{path}");
+        assert_schema(&rel, "Release", &["id", "assets"]);
+        assert_eq!(rel["tag_name"], "v1.0.0");
+        assert_eq!(rel["assets"].as_array().unwrap().len(), 3);
+    }
+    assert_eq!(api.get("{repo}/releases/tags/v9.9.9").0, 404);
+    let (status, list) = api.get(&format!("{{repo}}/releases/{id}/assets"));
+    assert_eq!(status, 200);
+    for a in list.as_array().unwrap() {
+        assert_schema(a, "Attachment", &["id"]);
+    }
+    let (_, list) = api.get("{repo}/releases");
+    assert_eq!(list.as_array().unwrap().len(), 2);
+
+    // Download at browser_download_url: with the token the bytes, anonymously a 404 (private).
+    let url = asset["browser_download_url"].as_str().unwrap();
+    let path = url
+        .strip_prefix(fj.url())
+        .expect("download URL on the server");
+    assert!(path.starts_with("/attachments/"), "{path}");
+    let r = api.call("GET", path, Some(&auth), None);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, data);
+    assert_eq!(api.call("GET", path, None, None).status, 404);
+    assert_eq!(api.call("GET", path, Some("token wrong"), None).status, 404);
+
+    // Delete an asset, then the release; anonymous writes are refused.
+    let aid = asset["id"].as_i64().unwrap();
+    let r = api.call(
+        "DELETE",
+        &format!("{{repo}}/releases/{id}/assets/{aid}"),
+        Some(&auth),
+        None,
+    );
+    assert_eq!(r.status, 204);
+    assert_eq!(api.call("GET", path, Some(&auth), None).status, 404);
+    assert_eq!(
+        api.call(
+            "POST",
+            "{repo}/releases",
+            None,
+            Some(json!({"tag_name": "v3"}))
+        )
+        .status,
+        401
+    );
+    let r = api.call(
+        "DELETE",
+        &format!("{{repo}}/releases/{id}"),
+        Some(&auth),
+        None,
+    );
+    assert_eq!(r.status, 204);
+    assert_eq!(api.get(&format!("{{repo}}/releases/{id}")).0, 404);
+}
+
+#[test]
+fn actions_secrets_and_variables_validate_against_the_spec() {
+    let fj = Forgejo::start(ForgejoOpts::default()).unwrap();
+    let api = Api::new(&fj);
+    let auth = format!("token {DEFAULT_TOKEN}");
+    let put = |path: &str, body: Value| api.call("PUT", path, Some(&auth), Some(body)).status;
+    assert_eq!(
+        put(
+            "{repo}/actions/secrets/vault_role_id",
+            json!({"data": "r1\r\n"})
+        ),
+        201
+    );
+    assert_eq!(
+        put(
+            "{repo}/actions/secrets/VAULT_ROLE_ID",
+            json!({"data": "r2"})
+        ),
+        204
+    );
+    assert_eq!(
+        put("{repo}/actions/secrets/GITHUB_TOKEN", json!({"data": "x"})),
+        400
+    );
+    assert_eq!(
+        put("{repo}/actions/secrets/1BAD", json!({"data": "x"})),
+        400
+    );
+    assert_eq!(put("{repo}/actions/secrets/NO_DATA", json!({})), 422);
+    let (status, list) = api.get("{repo}/actions/secrets");
+    assert_eq!(status, 200);
+    let list = list.as_array().unwrap().clone();
+    assert_eq!(list.len(), 1);
+    assert_schema(&list[0], "Secret", &["name", "created_at"]);
+    assert_eq!(list[0]["name"], "VAULT_ROLE_ID");
+    assert!(
+        !list[0].to_string().contains("r2"),
+        "a secret is never read back"
+    );
+    fj.with_extras(|ex| assert_eq!(ex.1.secrets["VAULT_ROLE_ID"].0, "r2"));
+
+    let var = |method: &str, name: &str, body: Option<Value>| {
+        let r = api.call(
+            method,
+            &format!("{{repo}}/actions/variables/{name}"),
+            Some(&auth),
+            body,
+        );
+        (r.status, r.json().unwrap_or(Value::Null))
+    };
+    assert_eq!(var("GET", "VAULT_ADDR", None).0, 404);
+    // Forgejo checks variable names as secret names: FORGEJO_URL cannot exist.
+    assert_eq!(
+        var("POST", "FORGEJO_URL", Some(json!({"value": "x"}))).0,
+        400
+    );
+    assert_eq!(var("POST", "CI", Some(json!({"value": "x"}))).0, 400);
+    assert_eq!(var("PUT", "VAULT_ADDR", Some(json!({"value": "x"}))).0, 404);
+    assert_eq!(
+        var(
+            "POST",
+            "vault_addr",
+            Some(json!({"value": "https://vault.example.org:8200"}))
+        )
+        .0,
+        204
+    );
+    let (status, err) = var("POST", "VAULT_ADDR", Some(json!({"value": "y"})));
+    assert_eq!(status, 409);
+    assert_schema(&err, "APIError", &["message"]);
+    let (status, v) = var("GET", "vault_addr", None);
+    assert_eq!(status, 200);
+    assert_schema(&v, "ActionVariable", &["name", "data", "repo_id"]);
+    assert_eq!(v["name"], "VAULT_ADDR");
+    assert_eq!(v["data"], "https://vault.example.org:8200");
+    assert_eq!(
+        var(
+            "PUT",
+            "VAULT_ADDR",
+            Some(json!({"value": "https://b.example.org"}))
+        )
+        .0,
+        204
+    );
+    assert_eq!(
+        var("GET", "VAULT_ADDR", None).1["data"],
+        "https://b.example.org"
+    );
+    let (status, list) = api.get("{repo}/actions/variables");
+    assert_eq!(status, 200);
+    for v in list.as_array().unwrap() {
+        assert_schema(v, "ActionVariable", &["name"]);
+    }
+    assert_eq!(var("DELETE", "VAULT_ADDR", None).0, 204);
+    assert_eq!(var("DELETE", "VAULT_ADDR", None).0, 404);
+    let r = api.call(
+        "DELETE",
+        "{repo}/actions/secrets/VAULT_ROLE_ID",
+        Some(&auth),
+        None,
+    );
+    assert_eq!(r.status, 204);
+    // A read-only token cannot see or change Actions settings.
+    let ro = Forgejo::start(ForgejoOpts::default().token(Token::new(
+        "ro-token",
+        &["read:repository"],
+        false,
+    )))
+    .unwrap();
+    let api = Api::new(&ro);
+    let r = api.call(
+        "GET",
+        "{repo}/actions/secrets",
+        Some("token ro-token"),
+        None,
+    );
+    assert_eq!(r.status, 403);
 }

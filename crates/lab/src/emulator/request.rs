@@ -109,6 +109,8 @@ pub enum Body {
     Json(Value),
     /// Sent as `text/plain`.
     Text(String),
+    /// Sent as `application/octet-stream` (a file download).
+    Bytes(Vec<u8>),
 }
 
 /// A response: status, body, and headers beyond `Content-Type` and `Content-Length`.

@@ -143,6 +143,7 @@ impl Shared {
                 self.opts.json_type,
             ),
             Body::Text(t) => (t.into_bytes(), "text/plain"),
+            Body::Bytes(b) => (b, "application/octet-stream"),
             Body::Empty => (Vec::new(), ""),
         };
         let mut headers: Vec<(&str, &str)> = Vec::new();

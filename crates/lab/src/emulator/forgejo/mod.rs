@@ -24,7 +24,9 @@ use std::time::Duration;
 
 mod contents;
 mod dispatch;
+pub mod releases;
 mod runs;
+pub mod settings;
 mod workflow;
 
 pub use crate::emulator::LoggedRequest;
@@ -242,7 +244,11 @@ struct State {
     behaviours: BTreeMap<String, Behaviour>,
     hooks: BTreeMap<String, Arc<Hook>>,
     inject: Option<Injected>,
+    extras: Extras,
 }
+
+/// Releases with their assets, and the Actions secrets and variables (`releases.rs`, `settings.rs`).
+pub type Extras = (releases::Releases, settings::Settings);
 
 /// Failures injected with [`Forgejo::fail_next`] / [`Forgejo::fail_next_dispatches`].
 #[derive(Debug, Clone)]
@@ -275,7 +281,8 @@ impl Forgejo {
         }
         let listener = Listener::bind(Options {
             workers: 4,
-            max_body: 1 << 20,
+            // Release assets are uploaded whole (tarballs of the collection).
+            max_body: 1 << 30,
             json_type: "application/json;charset=utf-8",
             ..Options::new("Forgejo emulator")
         })?;
@@ -288,6 +295,7 @@ impl Forgejo {
             behaviours: BTreeMap::new(),
             hooks: BTreeMap::new(),
             inject: None,
+            extras: Extras::default(),
         }));
         let mut emulator = {
             let state = state.clone();
@@ -358,6 +366,10 @@ impl Forgejo {
             retry_after,
             dispatch_only,
         });
+    }
+    /// The releases and the Actions secrets and variables, to inspect or change.
+    pub fn with_extras<R>(&self, f: impl FnOnce(&mut Extras) -> R) -> R {
+        f(&mut lock(&self.state).extras)
     }
     /// Requests served so far.
     pub fn requests(&self) -> u64 {
@@ -511,6 +523,13 @@ fn has_scope(token: &Token, write: bool) -> bool {
 /// The route table: `/api/v1/version`, then authentication, then the repository's routes.
 fn route(s: &mut State, req: &Request) -> Response {
     let (method, path) = (req.method.as_str(), req.path.as_str());
+    if let (Some(uuid), "GET") = (path.strip_prefix("/attachments/"), method) {
+        // A release asset's browser_download_url; the repository is private.
+        let authed = matches!(authenticate(s, req), Auth::Token(_));
+        return extra(s, true, |ex, c| {
+            releases::download(&mut ex.0, c, uuid, authed)
+        });
+    }
     let Some(api) = path.strip_prefix("/api/v1") else {
         return not_found(s, &[]);
     };
@@ -564,7 +583,44 @@ fn route(s: &mut State, req: &Request) -> Response {
             let p: Vec<String> = file_path.iter().map(|x| percent_decode(x)).collect();
             contents::contents(s, &p.join("/"), req)
         }
+        (_, ["releases", r @ ..]) => extra(s, token.can_write, |ex, c| {
+            releases::api(&mut ex.0, c, method, r, &req.query, &req.body)
+        }),
+        (_, ["actions", r @ ..]) if matches!(r.first(), Some(&"secrets" | &"variables")) => {
+            extra(s, token.can_write, |ex, c| {
+                settings::api(&mut ex.1, c, method, r, &req.body)
+            })
+        }
         _ => not_found(s, &[]),
+    }
+}
+
+/// Serves a request of `releases.rs` / `settings.rs`.
+fn extra(
+    s: &mut State,
+    can_write: bool,
+    f: impl FnOnce(&mut Extras, &releases::Ctx) -> releases::Answer,
+) -> Response {
+    use crate::emulator::Body;
+    let (base_url, owner, repo) = (
+        s.base_url.clone(),
+        s.opts.owner.clone(),
+        s.opts.repo.clone(),
+    );
+    let c = releases::Ctx {
+        base_url: &base_url,
+        owner: &owner,
+        repo: &repo,
+        can_write,
+    };
+    match f(&mut s.extras, &c) {
+        releases::Answer::Json(status, v) => Response::json(status, v),
+        releases::Answer::Empty(status) => Response::empty(status),
+        releases::Answer::Bytes(status, b) => Response {
+            status,
+            body: Body::Bytes(b),
+            headers: Vec::new(),
+        },
     }
 }
 
