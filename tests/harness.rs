@@ -195,7 +195,24 @@ pub fn build_collection(dir: &Path) -> PathBuf {
     for m in MODULES {
         let doc = src.join(format!("plugins/modules/{m}.yml"));
         assert!(doc.exists(), "{m} has no sidecar doc");
-        std::fs::copy(built_bin(m), src.join(format!("plugins/modules/{m}"))).expect("copy module");
+        // Without debug info: a debug build's ~80 MB per binary made every collection build gzip
+        // half a gigabyte. The code is the same.
+        let dest = src.join(format!("plugins/modules/{m}"));
+        let stripped = Command::new("strip")
+            .arg("--strip-debug")
+            .arg("-o")
+            .arg(&dest)
+            .arg(built_bin(m))
+            .status()
+            .is_ok_and(|s| s.success());
+        if !stripped {
+            std::fs::copy(built_bin(m), &dest).expect("copy module");
+        }
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o755))
+                .expect("module mode");
+        }
     }
     let dist = dir.join("dist");
     let out = Command::new(venv_bin("ansible-galaxy"))
