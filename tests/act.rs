@@ -152,15 +152,18 @@ fn workflows_install_the_pinned_release_verified_by_checksum() {
     );
 
     // Publish v0.1.0 as the release workflow does.
-    let out = Command::new("bash")
-        .arg(repo_root().join("scripts/ci-release-asset.sh"))
-        .current_dir(e.dir.path())
-        .env("API", format!("{api}/repos/{repo}"))
-        .env("TAG", "v0.1.0")
-        .env("FORGEJO_TOKEN", &token)
-        .env("DIST", tarball.parent().unwrap())
-        .output()
-        .unwrap();
+    let publish = || {
+        Command::new("bash")
+            .arg(repo_root().join("scripts/ci-release-asset.sh"))
+            .current_dir(e.dir.path())
+            .env("API", format!("{api}/repos/{repo}"))
+            .env("TAG", "v0.1.0")
+            .env("FORGEJO_TOKEN", &token)
+            .env("DIST", tarball.parent().unwrap())
+            .output()
+            .unwrap()
+    };
+    let out = publish();
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -172,15 +175,7 @@ fn workflows_install_the_pinned_release_verified_by_checksum() {
     let digest = String::from_utf8_lossy(&sum.stdout)[..64].to_string();
     assert!(text.contains(&digest), "{text}");
     // A re-run replaces the pair instead of adding a second one.
-    let again = Command::new("bash")
-        .arg(repo_root().join("scripts/ci-release-asset.sh"))
-        .current_dir(e.dir.path())
-        .env("API", format!("{api}/repos/{repo}"))
-        .env("TAG", "v0.1.0")
-        .env("FORGEJO_TOKEN", &token)
-        .env("DIST", tarball.parent().unwrap())
-        .output()
-        .unwrap();
+    let again = publish();
     assert!(again.status.success());
     let names: Vec<String> = e.lab.forgejo.with_extras(|ex| {
         ex.0.releases[0]

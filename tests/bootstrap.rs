@@ -8,40 +8,14 @@ use e2e::{assert_no_secret, E2e};
 use lab::catalog::services;
 use lab::stack::LabOptions;
 use lab::tools::repo_root;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
-
-/// Every `secrets.NAME` and `vars.NAME` the workflows and the deploy action read.
-fn workflow_names() -> (BTreeSet<String>, BTreeSet<String>) {
-    let mut files: Vec<std::path::PathBuf> =
-        std::fs::read_dir(repo_root().join(".forgejo/workflows"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-    files.push(repo_root().join(".forgejo/actions/deploy/action.yml"));
-    let (mut secrets, mut vars) = (BTreeSet::new(), BTreeSet::new());
-    for f in files {
-        let text = std::fs::read_to_string(&f).unwrap();
-        for (prefix, set) in [("secrets.", &mut secrets), ("vars.", &mut vars)] {
-            for (i, _) in text.match_indices(prefix) {
-                let name: String = text[i + prefix.len()..]
-                    .chars()
-                    .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
-                    .collect();
-                if !name.is_empty() {
-                    set.insert(name);
-                }
-            }
-        }
-    }
-    (secrets, vars)
-}
 
 #[test]
 fn bootstrap_lists_every_secret_and_variable_the_workflows_read() {
     let text =
         std::fs::read_to_string(repo_root().join("ansible/playbooks/bootstrap.yml")).unwrap();
-    let (secrets, vars) = workflow_names();
+    let (secrets, vars) = e2e::workflow_settings();
     assert!(secrets.contains("VAULT_SECRET_ID") && vars.contains("VAULT_ADDR"));
     for n in secrets.iter().chain(vars.iter()) {
         assert!(
@@ -147,7 +121,7 @@ fn bootstrap_from_nothing_converges_and_leaves_exactly_what_the_workflows_need()
         "{out}"
     );
     assert!(out.contains("Vault: create a secret_id"), "{out}");
-    let (secrets, vars) = workflow_names();
+    let (secrets, vars) = e2e::workflow_settings();
     for n in secrets.iter().chain(vars.iter()) {
         assert!(
             out.contains(n.as_str()),

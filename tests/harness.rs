@@ -398,3 +398,35 @@ impl E2e {
         }
     }
 }
+
+/// The repository secrets and variables that the workflows and the deploy action read
+/// (`secrets.NAME`, `vars.NAME`), by name.
+pub fn workflow_settings() -> (
+    std::collections::BTreeSet<String>,
+    std::collections::BTreeSet<String>,
+) {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(repo_root().join(".forgejo/workflows"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.push(repo_root().join(".forgejo/actions/deploy/action.yml"));
+    let (mut secrets, mut vars) = (
+        std::collections::BTreeSet::new(),
+        std::collections::BTreeSet::new(),
+    );
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for (prefix, set) in [("secrets.", &mut secrets), ("vars.", &mut vars)] {
+            for (i, _) in text.match_indices(prefix) {
+                let name: String = text[i + prefix.len()..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                    .collect();
+                if !name.is_empty() {
+                    set.insert(name);
+                }
+            }
+        }
+    }
+    (secrets, vars)
+}

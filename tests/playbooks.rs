@@ -648,27 +648,8 @@ fn pocketid_setup_converges_when_vault_lost_the_client_secret() {
 #[test]
 fn readme_documents_every_secret_and_variable_the_workflows_read() {
     let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
-    let mut files: Vec<std::path::PathBuf> =
-        std::fs::read_dir(repo_root().join(".forgejo/workflows"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-    files.push(repo_root().join(".forgejo/actions/deploy/action.yml"));
-    let mut names = std::collections::BTreeSet::new();
-    for f in files {
-        let text = std::fs::read_to_string(&f).unwrap();
-        for prefix in ["secrets.", "vars."] {
-            for (i, _) in text.match_indices(prefix) {
-                let name: String = text[i + prefix.len()..]
-                    .chars()
-                    .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
-                    .collect();
-                if !name.is_empty() {
-                    names.insert(name);
-                }
-            }
-        }
-    }
+    let (secrets, vars) = e2e::workflow_settings();
+    let names: std::collections::BTreeSet<String> = secrets.into_iter().chain(vars).collect();
     assert!(names.contains("VAULT_ROLE_ID") && names.contains("PROXMOX_NODES"));
     for n in names {
         assert!(
