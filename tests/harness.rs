@@ -78,21 +78,8 @@ impl E2e {
         cmd.arg("-i")
             .arg(inventory)
             .arg(root.join("ansible/playbooks").join(name))
-            .args(args)
-            .current_dir(root.join("ansible"))
-            .env("ANSIBLE_CONFIG", root.join("ansible/ansible.cfg"))
-            .env("ANSIBLE_COLLECTIONS_PATH", work.join("collections"))
-            .env("ANSIBLE_LOCAL_TEMP", work.join("tmp-local"))
-            .env("ANSIBLE_REMOTE_TEMP", work.join("tmp-remote"))
-            .env("ANSIBLE_NOCOLOR", "1")
-            .env("ANSIBLE_FORCE_COLOR", "0")
-            .env("ANSIBLE_PYTHON_INTERPRETER", venv_bin("python"))
-            .env_remove("VAULT_TOKEN");
-        for (k, v) in self.lab.env() {
-            if k != "LAB_VAULT_ROOT_TOKEN" {
-                cmd.env(k, v);
-            }
-        }
+            .args(args);
+        lab::ansible::repo_playbook_env(&mut cmd, &work, self.lab.env());
         for (k, v) in env {
             cmd.env(k, v);
         }

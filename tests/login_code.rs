@@ -14,24 +14,9 @@ use testkit::module::CI_VARS;
 /// The environment `E2e::playbook` gives ansible-playbook, without CI markers, with a wrong
 /// `POCKETID_API_KEY` (the key must come from Vault).
 fn ansible_env(cmd: &mut Command, e: &E2e, env: &[(&str, &str)]) {
-    let root = repo_root();
-    let work = e.dir.path().join("ansible");
-    cmd.current_dir(root.join("ansible"))
-        .env("ANSIBLE_CONFIG", root.join("ansible/ansible.cfg"))
-        .env("ANSIBLE_COLLECTIONS_PATH", work.join("collections"))
-        .env("ANSIBLE_LOCAL_TEMP", work.join("tmp-local"))
-        .env("ANSIBLE_REMOTE_TEMP", work.join("tmp-remote"))
-        .env("ANSIBLE_NOCOLOR", "1")
-        .env("ANSIBLE_FORCE_COLOR", "0")
-        .env("ANSIBLE_PYTHON_INTERPRETER", venv_bin("python"))
-        .env_remove("VAULT_TOKEN");
+    lab::ansible::repo_playbook_env(cmd, &e.dir.path().join("ansible"), e.lab.env());
     for v in CI_VARS {
         cmd.env_remove(v);
-    }
-    for (k, v) in e.lab.env() {
-        if k != "LAB_VAULT_ROOT_TOKEN" {
-            cmd.env(k, v);
-        }
     }
     cmd.env("POCKETID_API_KEY", "not-the-api-key");
     for (k, v) in env {

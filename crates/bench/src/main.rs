@@ -560,21 +560,9 @@ fn bench_f(o: &Opts, dir: &Path) -> Result<(), String> {
         cmd.arg("-i")
             .arg(&inventory)
             .arg(root.join("ansible/playbooks/rotate-homelab-sso.yml"))
-            .current_dir(root.join("ansible"))
-            .env("ANSIBLE_CONFIG", root.join("ansible/ansible.cfg"))
-            .env("ANSIBLE_COLLECTIONS_PATH", work.join("collections"))
-            .env("ANSIBLE_LOCAL_TEMP", work.join("tmp-local"))
-            .env("ANSIBLE_REMOTE_TEMP", work.join("tmp-remote"))
-            .env("ANSIBLE_NOCOLOR", "1")
-            .env("ANSIBLE_PYTHON_INTERPRETER", lab::tools::venv_bin("python"))
-            .env_remove("VAULT_TOKEN")
             .stdin(Stdio::null());
         // The playbooks authenticate with the lab's AppRole, never with the root token.
-        for (k, v) in lab.env() {
-            if k != "LAB_VAULT_ROOT_TOKEN" {
-                cmd.env(k, v);
-            }
-        }
+        lab::ansible::repo_playbook_env(&mut cmd, &work, lab.env());
         let t = Instant::now();
         let out = cmd
             .output()

@@ -127,3 +127,31 @@ pub fn run_playbook(
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     })
 }
+
+/// Prepares `cmd` to run the repository's playbooks against a lab as a workflow would: the
+/// repository's `ansible.cfg`, the collection and temp dirs under `work` (see
+/// [`module_library`]), no colour, the project's Python, and the lab's variables without its
+/// root token (the playbooks authenticate with the AppRole; a developer's VAULT_TOKEN never
+/// leaks in).
+pub fn repo_playbook_env<'a>(
+    cmd: &'a mut Command,
+    work: &Path,
+    lab_env: Vec<(String, String)>,
+) -> &'a mut Command {
+    let root = repo_root();
+    cmd.current_dir(root.join("ansible"))
+        .env("ANSIBLE_CONFIG", root.join("ansible/ansible.cfg"))
+        .env("ANSIBLE_COLLECTIONS_PATH", work.join("collections"))
+        .env("ANSIBLE_LOCAL_TEMP", work.join("tmp-local"))
+        .env("ANSIBLE_REMOTE_TEMP", work.join("tmp-remote"))
+        .env("ANSIBLE_NOCOLOR", "1")
+        .env("ANSIBLE_FORCE_COLOR", "0")
+        .env("ANSIBLE_PYTHON_INTERPRETER", venv_bin("python"))
+        .env_remove("VAULT_TOKEN");
+    for (k, v) in lab_env {
+        if k != "LAB_VAULT_ROOT_TOKEN" {
+            cmd.env(k, v);
+        }
+    }
+    cmd
+}
