@@ -206,6 +206,17 @@ fn pct_error_cases_map_to_statuses() {
     assert_eq!(r["failed"], Value::Null, "{}", r["msg"]);
 }
 
+/// Runs the module with `args`: it must fail saying `text`, and sshd must have seen no
+/// authentication attempt (the host key is checked first).
+fn refused_before_auth(l: &Lab, args: &Value, text: &str) {
+    let r = l.run(args);
+    assert_eq!(r["failed"], true);
+    assert!(r["msg"].as_str().unwrap().contains(text), "{}", r["msg"]);
+    // sshd writes its log line after the connection closes.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_no_auth_attempt(l);
+}
+
 fn assert_no_auth_attempt(l: &Lab) {
     let log = l.sshd.log();
     let user = &l.sshd.user;
@@ -247,14 +258,7 @@ fn wrong_host_key_fails_before_authentication() {
     let mut args = l.base(vec![]);
     args["known_hosts"] = json!(l.tmp.path().join("none"));
     args["host_key_fingerprint"] = json!("SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
-    let r = l.run(&args);
-    assert!(
-        r["msg"].as_str().unwrap().contains("HOST KEY MISMATCH"),
-        "{}",
-        r["msg"]
-    );
-    std::thread::sleep(Duration::from_millis(300));
-    assert_no_auth_attempt(&l);
+    refused_before_auth(&l, &args, "HOST KEY MISMATCH");
     args["host_key_fingerprint"] = json!(l.sshd.host_key_fingerprint);
     let r = l.run(&args);
     assert_eq!(r["failed"], Value::Null, "{}", r["msg"]);
@@ -267,15 +271,7 @@ fn unknown_host_fails_unless_accept_new() {
     std::fs::write(&kh, "# my hosts\n").unwrap();
     let mut args = l.base(vec![]);
     args["known_hosts"] = json!(kh);
-    let r = l.run(&args);
-    assert_eq!(r["failed"], true);
-    assert!(
-        r["msg"].as_str().unwrap().contains("is not in"),
-        "{}",
-        r["msg"]
-    );
-    std::thread::sleep(Duration::from_millis(300));
-    assert_no_auth_attempt(&l);
+    refused_before_auth(&l, &args, "is not in");
     args["host_key_checking"] = json!("accept-new");
     let r = l.run(&args);
     assert_eq!(r["failed"], Value::Null, "{}", r["msg"]);
@@ -641,14 +637,7 @@ fn revoked_host_keys_are_refused_before_authentication() {
     let kh = write("kh_ca", format!("@cert-authority * {key}\n"));
     args["known_hosts"] = json!(kh);
     args["host_key_checking"] = json!("strict");
-    let r = l.run(&args);
-    assert!(
-        r["msg"].as_str().unwrap().contains("is not in"),
-        "{}",
-        r["msg"]
-    );
-    std::thread::sleep(Duration::from_millis(300));
-    assert_no_auth_attempt(&l);
+    refused_before_auth(&l, &args, "is not in");
     // A key revoked for other hosts only (or with this host negated) is still trusted here.
     let kh = write(
         "kh_other",
