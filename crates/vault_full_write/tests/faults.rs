@@ -7,10 +7,9 @@
 
 mod common;
 
-use common::{args, assert_no_secrets, run, start, Run, WRITE};
+use common::{args, assert_no_secrets, paused_run, run, start, Run, WRITE};
 use lab::openbao::OpenBao;
 use serde_json::{json, Value};
-use std::path::Path;
 use std::time::Duration;
 
 fn old() -> Value {
@@ -26,27 +25,6 @@ fn assert_clean(r: &Run) {
     assert!(!r.output.contains("internal error (panic"), "{}", r.output);
     assert!(!r.output.contains("panicked"), "{}", r.output);
     assert_no_secrets(&r.output, &["new-1-Zq8x", "old-1-Zq8x"]);
-}
-
-/// Runs the module in a thread with the pause hook; returns once it has read and waits to write.
-fn paused_run(dir: &Path, a: Value) -> (std::thread::JoinHandle<Run>, std::path::PathBuf) {
-    let gate = dir.join(format!("gate-{}", lab::openbao::random_hex(3)));
-    let gate_s = gate.display().to_string();
-    let handle = std::thread::spawn(move || {
-        run(
-            WRITE,
-            a,
-            &[(vault_full_write::TEST_PAUSE_ENV, gate_s.as_str())],
-        )
-    });
-    let mut reached = gate.clone().into_os_string();
-    reached.push(".reached");
-    let reached = std::path::PathBuf::from(reached);
-    assert!(
-        lab::proc::wait_for(Duration::from_secs(120), || reached.exists().then_some(())).is_some(),
-        "module never reached the write"
-    );
-    (handle, gate)
 }
 
 fn converge(bao: &OpenBao, path: &str) -> u64 {

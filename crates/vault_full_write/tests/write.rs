@@ -73,21 +73,8 @@ fn concurrent_writer_between_read_and_write_is_a_cas_conflict() {
     let dir = tempfile::tempdir().unwrap();
     let bao = start(dir.path());
     bao.kv_put("app", json!({"a": "1", "b": "2"})).unwrap();
-    let gate = dir.path().join("gate");
-    let gate_s = gate.display().to_string();
     let a = args(&bao, "app", json!({"data": {"a": "ours", "b": "2"}}));
-    let handle = std::thread::spawn(move || {
-        run(
-            WRITE,
-            a,
-            &[(vault_full_write::TEST_PAUSE_ENV, gate_s.as_str())],
-        )
-    });
-    let reached = dir.path().join("gate.reached");
-    assert!(
-        lab::proc::wait_for(Duration::from_secs(120), || reached.exists().then_some(())).is_some(),
-        "module never reached the write"
-    );
+    let (handle, gate) = paused_run(dir.path(), a);
     bao.kv_put("app", json!({"a": "theirs", "b": "2", "c": "3"}))
         .unwrap();
     std::fs::write(&gate, b"").unwrap();
@@ -520,25 +507,12 @@ fn latest_version_deleted_between_read_and_patch_is_refused() {
     let bao = start(dir.path());
     bao.kv_put("x", json!({"k1": "c-1-Zq8x", "k2": "c-2-Zq8x"}))
         .unwrap();
-    let gate = dir.path().join("gate");
-    let gate_s = gate.display().to_string();
     let a = args(
         &bao,
         "x",
         json!({"data": {"k1": "new-Zq8x"}, "patch": true}),
     );
-    let handle = std::thread::spawn(move || {
-        run(
-            WRITE,
-            a,
-            &[(vault_full_write::TEST_PAUSE_ENV, gate_s.as_str())],
-        )
-    });
-    let reached = dir.path().join("gate.reached");
-    assert!(
-        lab::proc::wait_for(Duration::from_secs(120), || reached.exists().then_some(())).is_some(),
-        "module never reached the write"
-    );
+    let (handle, gate) = paused_run(dir.path(), a);
     delete_latest(&bao, "x");
     std::fs::write(&gate, b"").unwrap();
     let r = handle.join().unwrap();

@@ -4,6 +4,7 @@
 use lab::openbao::OpenBao;
 use serde_json::{json, Map, Value};
 use std::path::Path;
+use std::time::Duration;
 
 pub const WRITE: &str = env!("CARGO_BIN_EXE_vault_full_write");
 pub const READ: &str = env!("CARGO_BIN_EXE_vault_kv_read");
@@ -96,4 +97,25 @@ pub fn assert_no_secrets(text: &str, secrets: &[&str]) {
     for s in secrets {
         assert!(!text.contains(s), "secret {s:?} leaked in:\n{text}");
     }
+}
+
+/// Runs the module in a thread with the pause hook; returns once it has read and waits to write.
+pub fn paused_run(dir: &Path, a: Value) -> (std::thread::JoinHandle<Run>, std::path::PathBuf) {
+    let gate = dir.join(format!("gate-{}", lab::openbao::random_hex(3)));
+    let gate_s = gate.display().to_string();
+    let handle = std::thread::spawn(move || {
+        run(
+            WRITE,
+            a,
+            &[(vault_full_write::TEST_PAUSE_ENV, gate_s.as_str())],
+        )
+    });
+    let mut reached = gate.clone().into_os_string();
+    reached.push(".reached");
+    let reached = std::path::PathBuf::from(reached);
+    assert!(
+        lab::proc::wait_for(Duration::from_secs(120), || reached.exists().then_some(())).is_some(),
+        "module never reached the write"
+    );
+    (handle, gate)
 }
