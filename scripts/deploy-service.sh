@@ -62,7 +62,9 @@ in_ct() {
 tls=()
 if [ -n "${VAULT_CACERT:-}" ]; then tls=(--cacert "$VAULT_CACERT"); fi
 vault_token() {
-  jq -n --arg r "${VAULT_ROLE_ID:?}" --arg s "${VAULT_SECRET_ID:?}" '{role_id: $r, secret_id: $s}' \
+  : "${VAULT_ROLE_ID:?}" "${VAULT_SECRET_ID:?}"
+  # From the environment, not argv: another user on the runner can read a process's arguments.
+  jq -n '{role_id: env.VAULT_ROLE_ID, secret_id: env.VAULT_SECRET_ID}' \
     | curl -fsS "${tls[@]}" --data @- "$VAULT_ADDR/v1/auth/approle/login" | jq -er .auth.client_token
 }
 # The secret's data as JSON on stdout (the token travels in a header read from stdin).
