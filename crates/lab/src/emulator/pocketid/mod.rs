@@ -28,6 +28,7 @@ mod access;
 mod api_keys;
 mod clients;
 mod lists;
+mod log;
 mod secrets;
 
 pub use crate::emulator::time::{parse_rfc3339, rfc3339};
@@ -36,6 +37,7 @@ pub use access::Mail;
 use api_keys::{authenticate, Auth, KeyRec};
 use clients::{ClientRec, GroupRec};
 use lists::paginate;
+pub use log::{Level, LogRecord};
 
 /// Which PocketID release to behave like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,6 +145,8 @@ struct State {
     seq: u64,
     rng: u64,
     access: access::AccessState,
+    /// Records logged while answering the current request (written by `answer`).
+    pending_log: Vec<LogRecord>,
 }
 
 /// The running emulator; stopped on drop.
@@ -271,6 +275,7 @@ impl State {
             seq: 0,
             rng: seed,
             access: access::AccessState::new(url.to_string()),
+            pending_log: Vec::new(),
         }
     }
 
@@ -303,6 +308,7 @@ impl State {
 /// One request through the rate limit and the routes; every answer carries a request id, as
 /// PocketID's middleware adds it (error bodies repeat it).
 fn answer(st: &mut State, req: &Request) -> Response {
+    st.pending_log.clear();
     let mut resp = rate_limited(st).unwrap_or_else(|| route(st, req));
     let rid = st.uuid();
     if let Body::Json(Value::Object(m)) = &mut resp.body {
