@@ -4,9 +4,10 @@
 # - HOMELAB_SSO_COLLECTION set (an explicit tarball path or URL): that, as it is (an override for
 #   a runner without API access or a test build; nothing is verified).
 # - Otherwise the release of this repository tagged HOMELAB_SSO_VERSION (e.g. v1.2.0), or the
-#   latest release when that is empty: its homelab-sso-*.tar.gz asset is downloaded, its SHA-256
-#   checked against the release's SHA256SUMS asset (both made by the release workflow,
-#   ci-release-asset.sh), and only then installed.
+#   latest release when that is empty: its tarball for this machine's architecture
+#   (homelab-sso-<version>-linux-<uname -m>.tar.gz; on x86_64 also an older release's
+#   homelab-sso-<version>.tar.gz) is downloaded, its SHA-256 checked against the release's SHA256SUMS
+#   asset (both made by the release workflow, ci-release-asset.sh), and only then installed.
 #
 #   FORGEJO_API         ${{ github.api_url }}, e.g. https://git.example.org/api/v1
 #   FORGEJO_REPOSITORY  ${{ github.repository }} (owner/name)
@@ -58,9 +59,14 @@ case $code in
 esac
 tag=$(jq -r .tag_name "$work/release.json")
 asset() { jq -r --arg re "$1" '[.assets[] | select(.name | test($re))] | first // empty | "\(.name) \(.browser_download_url)"' "$work/release.json"; }
-read -r tar_name tar_url < <(asset '^homelab-sso-.*\.tar\.gz$') || true
+arch=$(uname -m)
+read -r tar_name tar_url < <(asset "^homelab-sso-[0-9.]+-linux-${arch}\\.tar\\.gz\$") || true
+# Releases before the per-architecture names held one x86_64 tarball.
+if [ -z "${tar_name:-}" ] && [ "$arch" = x86_64 ]; then
+  read -r tar_name tar_url < <(asset '^homelab-sso-[0-9.]+\.tar\.gz$') || true
+fi
 read -r sums_name sums_url < <(asset '^SHA256SUMS$') || true
-[ -n "${tar_name:-}" ] || die "release $tag has no homelab-sso-*.tar.gz asset: re-run the release workflow for $tag"
+[ -n "${tar_name:-}" ] || die "release $tag has no tarball for $arch (homelab-sso-<version>-linux-$arch.tar.gz): build it with the release workflow on a $arch runner, or build from source (make build) and set HOMELAB_SSO_COLLECTION"
 [ -n "${sums_name:-}" ] || die "release $tag has no SHA256SUMS asset, so $tar_name cannot be verified: re-run the release workflow for $tag"
 case "$tar_name" in */*|.*) die "release $tag has an asset with an unsafe name: $tar_name" ;; esac
 

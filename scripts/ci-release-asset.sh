@@ -1,26 +1,28 @@
 #!/usr/bin/env bash
-# Publishes the collection tarball and its checksum file as assets of the Forgejo release of $TAG
-# (creating the release if needed): dist/homelab-sso-<version>.tar.gz and SHA256SUMS, the file the
-# operational workflows verify the tarball against before installing it (ci-install-collection.sh).
-# A re-run replaces assets of the same name, so the release always holds one matching pair.
+# Publishes the collection tarballs and their checksum file as assets of the Forgejo release of $TAG
+# (creating the release if needed): every dist/homelab-sso-*.tar.gz (one per architecture,
+# homelab-sso-<version>-linux-<arch>.tar.gz, from the release workflow's build matrix) and one
+# SHA256SUMS over them, the file the operational workflows verify a tarball against before installing
+# it (ci-install-collection.sh). A re-run replaces assets of the same name, so the release always
+# holds one matching set.
 #
 #   API            https://git.example.org/api/v1/repos/<owner>/<repo>
 #   TAG            the release's tag, e.g. v1.2.0
 #   FORGEJO_TOKEN  a token allowed to write releases (sent in a header read from stdin: it is on
 #                  no command line and in no log)
-#   DIST           where the tarball is (default: dist); its release-notes.md (the changelog's
-#                  section for this version), when present, becomes the release's body
+#   DIST           where the tarballs are (default: dist; it should hold this release's only); its
+#                  release-notes.md (the changelog's section for this version), when present,
+#                  becomes the release's body
 set -euo pipefail
 : "${API:?}" "${TAG:?}" "${FORGEJO_TOKEN:?}"
 dist=${DIST:-dist}
-asset=$(find "$dist" -maxdepth 1 -name "homelab-sso-*.tar.gz" | sort -V | tail -n 1)
-if [ -z "$asset" ]; then
+mapfile -t assets < <(find "$dist" -maxdepth 1 -name "homelab-sso-*.tar.gz" | sort -V)
+if ((${#assets[@]} == 0)); then
   echo "release: no homelab-sso-*.tar.gz in $dist (run make build first)" >&2
   exit 1
 fi
-name=$(basename "$asset")
 sums="$dist/SHA256SUMS"
-(cd "$dist" && sha256sum "$name") > "$sums"
+(cd "$dist" && for a in "${assets[@]}"; do sha256sum "$(basename "$a")"; done) > "$sums"
 
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
@@ -56,7 +58,7 @@ case $code in
   *) fail "reading the release of $TAG failed" ;;
 esac
 id=$(jq -r .id "$out")
-for file in "$asset" "$sums"; do
+for file in "${assets[@]}" "$sums"; do
   base=$(basename "$file")
   call GET "$API/releases/$id/assets"
   [ "$code" = 200 ] || fail "listing the assets of $TAG failed"
@@ -68,4 +70,4 @@ for file in "$asset" "$sums"; do
   [ "$code" = 201 ] || fail "attaching $base failed"
   echo "release: attached $base to $TAG"
 done
-echo "release: $TAG sha256 $(cut -d' ' -f1 "$sums")  $name"
+while read -r sum name; do echo "release: $TAG sha256 $sum  $name"; done < "$sums"

@@ -124,7 +124,29 @@ fn workflows_install_the_pinned_release_verified_by_checksum() {
     let token = e.lab.forgejo.token();
     let api = format!("{}/api/v1", e.lab.forgejo.url());
     let repo = e.lab.forgejo.repo();
-    let name = tarball.file_name().unwrap().to_str().unwrap().to_string();
+    // The release workflow's matrix names each tarball after its architecture; the install picks
+    // this machine's and never the other one (a decoy with other bytes).
+    let dist = e.dir.path().join("release-dist");
+    std::fs::create_dir_all(&dist).unwrap();
+    let version = tarball
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .trim_start_matches("homelab-sso-")
+        .trim_end_matches(".tar.gz")
+        .to_string();
+    let arch = std::env::consts::ARCH;
+    let other = if arch == "aarch64" {
+        "x86_64"
+    } else {
+        "aarch64"
+    };
+    let name = format!("homelab-sso-{version}-linux-{arch}.tar.gz");
+    let decoy = format!("homelab-sso-{version}-linux-{other}.tar.gz");
+    std::fs::copy(&tarball, dist.join(&name)).unwrap();
+    std::fs::write(dist.join(&decoy), b"not this architecture").unwrap();
+    let tarball = dist.join(&name);
 
     // Nothing published yet: the install fails and says why.
     let github = [
@@ -159,7 +181,7 @@ fn workflows_install_the_pinned_release_verified_by_checksum() {
             .env("API", format!("{api}/repos/{repo}"))
             .env("TAG", "v0.1.0")
             .env("FORGEJO_TOKEN", &token)
-            .env("DIST", tarball.parent().unwrap())
+            .env("DIST", &dist)
             .output()
             .unwrap()
     };
@@ -184,7 +206,10 @@ fn workflows_install_the_pinned_release_verified_by_checksum() {
             .map(|a| a.name.clone())
             .collect()
     });
-    assert_eq!(names, vec![name.clone(), "SHA256SUMS".to_string()]);
+    let mut expected = vec![decoy.clone(), name.clone()];
+    expected.sort();
+    expected.push("SHA256SUMS".to_string());
+    assert_eq!(names, expected);
 
     // The pinned release (and the latest, the default) installs, verified, and the check passes.
     let r = run(&["HOMELAB_SSO_VERSION=v0.1.0"]);
