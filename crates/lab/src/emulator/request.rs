@@ -182,17 +182,7 @@ pub fn percent_decode(s: &str) -> String {
 /// `application/x-www-form-urlencoded` encoding as Go's `url.QueryEscape` writes it (space as
 /// `+`), the inverse of [`percent_decode`]: what PocketID puts in the redirects it sends.
 pub fn query_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            b' ' => out.push('+'),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
+    httpx::encode(s).replace("%20", "+")
 }
 
 /// `k=v&…` with both sides escaped by [`query_escape`].
