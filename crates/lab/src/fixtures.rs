@@ -123,6 +123,52 @@ pub fn escape_double_quoted(v: &str) -> String {
     out
 }
 
+/// The variables of a `.env` as the lab writes it ([`render_env`]): `KEY=value` lines, values
+/// bare or double-quoted with [`escape_double_quoted`]'s escapes; comments and blank lines
+/// skipped. Not compose's whole dialect (that parser belongs to `env_harvest`, which the lab does
+/// not use): enough to read back what a deploy rendered.
+pub fn read_env(content: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for line in content.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((k, v)) = line.split_once('=') else {
+            continue;
+        };
+        let value = match v.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
+            Some(quoted) => unescape_double_quoted(quoted),
+            None => v.to_string(),
+        };
+        out.insert(k.trim().to_string(), value);
+    }
+    out
+}
+
+fn unescape_double_quoted(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    let mut chars = v.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, chars.peek()) {
+            ('\\', Some('n')) => {
+                out.push('\n');
+                chars.next();
+            }
+            ('\\', Some(&e @ ('\\' | '"'))) => {
+                out.push(e);
+                chars.next();
+            }
+            ('$', Some('$')) => {
+                out.push('$');
+                chars.next();
+            }
+            (c, _) => out.push(c),
+        }
+    }
+    out
+}
+
 fn write_atomic(p: &Path, content: &[u8]) -> Result<()> {
     let tmp = p.with_extension("tmp-write");
     std::fs::write(&tmp, content).ctx(|| format!("writing {}", tmp.display()))?;
@@ -138,5 +184,34 @@ impl Containers {
         std::fs::create_dir_all(&d).ctx(|| format!("creating {}", d.display()))?;
         std::fs::write(d.join("pocketid_url"), pocketid_url)
             .ctx(|| "writing the docker container fixture".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_env_reads_back_what_render_env_wrote() {
+        let svc = catalog::services()
+            .into_iter()
+            .find(|s| s.name == "oauth2-gateway")
+            .unwrap();
+        let mut values = BTreeMap::new();
+        values.insert(
+            "pocketid_client_id".to_string(),
+            "oauth2-gateway".to_string(),
+        );
+        values.insert(
+            "pocketid_client_secret".to_string(),
+            "a\"b\\c$d\ne=f#g".to_string(),
+        );
+        let env = read_env(&render_env(&svc, &values));
+        assert_eq!(env["OAUTH2_PROXY_CLIENT_ID"], "oauth2-gateway");
+        assert_eq!(
+            env["OAUTH2_PROXY_CLIENT_SECRET"],
+            values["pocketid_client_secret"]
+        );
+        assert_eq!(env["SERVICE_NAME"], "oauth2-gateway");
     }
 }

@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod emulator;
 mod error;
 pub mod fixtures;
+pub mod login;
 pub mod proc;
 pub mod servers;
 pub mod stack;

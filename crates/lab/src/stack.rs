@@ -7,7 +7,8 @@ use crate::catalog::{self, Service, COOKIE_SERVICES};
 use crate::emulator::forgejo::{self, Forgejo, ForgejoOpts, RunInfo};
 use crate::emulator::pocketid::{PocketId, PocketIdOptions};
 use crate::error::{IoContext, LabError, Result};
-use crate::fixtures::Containers;
+use crate::fixtures::{self, Containers};
+use crate::login::{self, LoginOutcome};
 use crate::servers::openbao::{random_hex, OpenBao};
 use crate::servers::sshd::Sshd;
 use base64::Engine;
@@ -39,6 +40,8 @@ impl Default for LabOptions {
 /// The client oauth2-proxy uses; its secret is `pocketid_client_secret` in Vault.
 pub const OIDC_CLIENT_ID: &str = "oauth2-gateway";
 pub const OIDC_GROUP: &str = "homelab-users";
+/// The lab's user: a member of [`OIDC_GROUP`], so it may sign in to the lab's client.
+pub const LAB_USER: &str = "lab-user";
 /// Where Grafana's effective admin password lives in the loki-stack container (the lab's stand-in
 /// for Grafana's database: only a deploy with `reset_grafana_admin: true` changes it).
 pub const GRAFANA_DB_PATH: &str = "/var/lib/grafana/admin-password.sha256";
@@ -113,6 +116,10 @@ impl Lab {
                 "pkceEnabled": true
             }),
         );
+        // As the catalog describes the client: only `homelab-users` may sign in.
+        pocketid.restrict_client_to_groups(OIDC_CLIENT_ID, &[OIDC_GROUP]);
+        let user = pocketid.add_user(LAB_USER, Some("lab-user@example.org"), false);
+        pocketid.add_user_to_group(&user, OIDC_GROUP);
         let (_, client_secret) = pocketid.add_client_secret(OIDC_CLIENT_ID).ok_or_else(|| {
             LabError::msg("the PocketID emulator minted no secret for the lab client")
         })?;
@@ -230,6 +237,40 @@ impl Lab {
             env.push(("VAULT_CACERT".into(), ca.display().to_string()));
         }
         env
+    }
+
+    /// Logs the lab's user in to the oauth2-gateway app through `callback_url`, with the client id
+    /// and secret its **deployed** `.env` in CT 119 holds (what oauth2-proxy would use), as
+    /// [`login::oidc_login`] does. Each call signs the user in anew (a one-time access code).
+    pub fn login_as_app(&self, callback_url: &str) -> Result<LoginOutcome> {
+        let svc = catalog::services()
+            .into_iter()
+            .find(|s| s.name == "oauth2-gateway")
+            .ok_or_else(|| LabError::msg("the catalog has no oauth2-gateway service"))?;
+        let raw = self.containers.read_file(svc.vmid, &svc.env_path)?;
+        let env = fixtures::read_env(&String::from_utf8_lossy(&raw));
+        let deployed = |key: &str| {
+            svc.keys
+                .iter()
+                .find(|(k, _)| k == key)
+                .and_then(|(_, var)| env.get(var).cloned())
+                .ok_or_else(|| {
+                    LabError::msg(format!(
+                        "the deployed {} in CT {} holds no variable for {key}",
+                        svc.env_path, svc.vmid
+                    ))
+                })
+        };
+        let client_id = deployed("pocketid_client_id")?;
+        let client_secret = deployed("pocketid_client_secret")?;
+        let session = login::sign_in(self.pocketid.url(), self.pocketid.admin_key(), LAB_USER)?;
+        login::oidc_login(
+            self.pocketid.url(),
+            &client_id,
+            &client_secret,
+            callback_url,
+            &session,
+        )
     }
 
     /// Current `secret/homelab-sso` data (for tests; never print it).

@@ -11,6 +11,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 mod access;
+mod token;
+
+pub use token::SecretCheck;
 
 /// Where PocketID is and how to reach it: the options every PocketID module shares.
 #[derive(Debug, Clone, Deserialize)]
@@ -115,6 +118,10 @@ pub enum ApiError {
     ListTooLong { path: String, detail: String },
     #[error("PocketID answered page {page} of {path} with {got} items although at most {PAGE_LIMIT} were asked for (pagination[limit]); a server that ignores the page size is refused: check the PocketID version and any proxy in front of it")]
     PageTooLarge { path: String, page: u64, got: usize },
+    #[error("PocketID's token endpoint answered a client secret check with HTTP {status} ({error}) instead of 401 invalid_client (refused) or 400 invalid_grant (accepted); check that `url` is PocketID itself and not a proxy or another service")]
+    TokenCheck { status: u16, error: String },
+    #[error("the system random source failed ({0}); nothing was sent")]
+    Random(String),
     #[error("reading PocketID's list {path} did not finish within {secs}s (`timeout` bounds the whole list; {pages} page(s) read, the server claims {claimed}): raise `timeout` or check the server's load")]
     ListTimeout {
         path: String,

@@ -3,10 +3,12 @@
 use crate::api::{
     connection_options, ApiError, Connection, MintedSecret, PocketIdApi, ServerVersion,
 };
-use ansible_module::{Context, Failure, Kind, Module, Opt, Outcome};
+use ansible_module::{Context, Failure, Kind, Module, Opt, Outcome, Secret};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeSet;
+
+mod verify;
 
 pub struct PocketIdClient;
 
@@ -32,6 +34,8 @@ pub struct Params {
     pub secret: SecretPolicy,
     pub secret_id: Option<String>,
     pub retire_secrets: bool,
+    /// The secret `secret: verify` presents.
+    pub client_secret: Option<Secret>,
 }
 
 /// Errors of this module's own logic (API errors convert from [`ApiError`]).
@@ -84,13 +88,16 @@ impl Module for PocketIdClient {
                 .help("user group names allowed to sign in; [] opens the client to everyone; unset leaves groups alone"),
             Opt::str("state").choices(&["present", "absent"]).default("present"),
             Opt::str("secret")
-                .choices(&["keep", "ensure", "rotate"])
+                .choices(&["keep", "ensure", "rotate", "verify"])
                 .default("ensure")
-                .help("keep: never mint; ensure: mint when the client has no secret we know; rotate: mint a new one"),
+                .help("keep: never mint; ensure: mint when the client has no secret we know; rotate: mint a new one; verify: only check that PocketID accepts `client_secret`"),
             Opt::str("secret_id").help("id of the secret you track (2.14+): `ensure` mints when it is gone or expired; `retire_secrets` keeps it"),
             Opt::bool("retire_secrets")
                 .default(false)
                 .help("delete every secret except `secret_id` (or the one minted by this run) (2.14+)"),
+            Opt::str("client_secret")
+                .no_log()
+                .help("with `secret: verify`: the secret to check at the token endpoint (changes nothing)"),
         ]);
         o
     }
@@ -279,7 +286,23 @@ struct Run<'a> {
     client_id: Option<String>,
 }
 
-impl Run<'_> {
+impl<'a> Run<'a> {
+    /// Connects and reads the server's version (`None` before 2.3.0).
+    fn start(
+        p: &Params,
+        ctx: &'a mut Context,
+    ) -> Result<(Run<'a>, Option<ServerVersion>), Failure> {
+        let api = PocketIdApi::new(&p.conn)?;
+        let version = api.version()?;
+        let r = Run {
+            api,
+            ctx,
+            changed: false,
+            client_id: None,
+        };
+        Ok((r, version))
+    }
+
     /// A failure that keeps what was already done visible (`changed`, the client id).
     fn fail(&self, e: impl std::fmt::Display) -> Failure {
         let mut f = Failure::new(e.to_string()).set("changed", self.changed);
@@ -305,6 +328,8 @@ pub enum SecretPolicy {
     Keep,
     Ensure,
     Rotate,
+    /// Changes nothing: asks the token endpoint whether it accepts `client_secret`.
+    Verify,
 }
 
 /// Refuses a client that cannot be identified, before any request.
@@ -333,15 +358,11 @@ fn check_identity(p: &Params) -> Result<(), Failure> {
 
 fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
     check_identity(&p)?;
-    let api = PocketIdApi::new(&p.conn)?;
-    let version = api.version()?;
+    if p.secret == SecretPolicy::Verify || p.client_secret.is_some() {
+        return verify::run(p, ctx);
+    }
+    let (mut r, version) = Run::start(&p, ctx)?;
     let multi = version.is_some_and(ServerVersion::has_multiple_secrets);
-    let mut r = Run {
-        api,
-        ctx,
-        changed: false,
-        client_id: None,
-    };
     let existing = r.find_client(&p)?;
     if p.state == State::Absent {
         return absent(r, existing, version);
@@ -572,7 +593,7 @@ impl SecretPlan {
                                 .as_ref()
                                 .is_some_and(|sid| !active_ids.contains(sid))))
             }
-            SecretPolicy::Keep => false,
+            SecretPolicy::Keep | SecretPolicy::Verify => false,
         };
         SecretPlan {
             mint: want_mint && !is_public,

@@ -558,3 +558,198 @@ fn retries_over_ten_is_refused_before_any_request() {
     // 0 is allowed (one attempt per request).
     ok(&run(&pid, json!({"name": "retries-zero", "retries": 0})));
 }
+
+/// The methods and paths a run sent besides reads: a verify must send only its token request.
+fn writes(pid: &PocketId) -> Vec<String> {
+    pid.requests()
+        .into_iter()
+        .filter(|r| r.method != "GET")
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect()
+}
+
+#[test]
+fn verify_accepts_a_current_secret_and_refuses_it_once_stale() {
+    for v in VERSIONS {
+        let pid = start(v);
+        let made = run(
+            &pid,
+            json!({"client_id": "wiki", "name": "Wiki", "callback_urls": ["https://wiki.example.org/cb"]}),
+        );
+        let secret = ok(&made)["client_secret"].as_str().unwrap().to_string();
+        for check_mode in [false, true] {
+            pid.clear_requests();
+            let r = run(
+                &pid,
+                json!({"client_id": "wiki", "secret": "verify", "client_secret": secret,
+                       "_ansible_check_mode": check_mode}),
+            );
+            assert!(!changed(ok(&r)), "{v}: {r:?}");
+            assert_eq!(r["secret_accepted"], json!(true), "{v}: {r:?}");
+            assert_eq!(r["secret_check"], json!("accepted"));
+            assert_eq!(r["client_exists"], json!(true));
+            assert_eq!(
+                r["client"]["callbackURLs"],
+                json!(["https://wiki.example.org/cb"])
+            );
+            assert_eq!(r["server_version"], json!(v));
+            assert_eq!(
+                writes(&pid),
+                ["POST /api/oidc/token"],
+                "{v}: nothing else sent"
+            );
+            assert!(!Value::Object(r.clone()).to_string().contains(&secret));
+        }
+        // Regenerated elsewhere: the deployed secret is now refused, still without a change.
+        assert!(pid.make_client_secrets_stale("wiki"));
+        let r = run(
+            &pid,
+            json!({"client_id": "wiki", "secret": "verify", "client_secret": secret}),
+        );
+        assert!(!changed(ok(&r)));
+        assert_eq!(r["secret_accepted"], json!(false), "{v}: {r:?}");
+        assert_eq!(r["secret_check"], json!("refused"));
+        assert!(r["msg"].as_str().unwrap().contains("invalid_client"));
+        assert!(pid.client_secrets("wiki").is_empty(), "{v}: nothing minted");
+        assert!(!Value::Object(r.clone()).to_string().contains(&secret));
+    }
+}
+
+#[test]
+fn verify_an_unknown_client_is_refused_and_options_are_checked_first() {
+    let pid = start("2.14.0");
+    let secret = "a-secret-nobody-has-0123456789";
+    let r = run(
+        &pid,
+        json!({"client_id": "ghost", "secret": "verify", "client_secret": secret,
+               "callback_urls": ["https://x.example.org/cb"]}),
+    );
+    assert_eq!(ok(&r)["client_exists"], json!(false), "{r:?}");
+    assert_eq!(r["secret_check"], json!("refused"));
+    assert_eq!(r["client"], Value::Null);
+    let warning = r["warnings"][0].as_str().unwrap();
+    assert!(warning.contains("callback_urls"), "{warning}");
+    assert!(pid.client("ghost").is_none(), "a verify creates nothing");
+
+    // By name, a client that does not exist gives no id to check.
+    let msg = failed(&run(
+        &pid,
+        json!({"name": "Nope", "secret": "verify", "client_secret": secret}),
+    ));
+    assert!(msg.contains("set `client_id`"), "{msg}");
+    // Refused before any request: a secret without verify, verify without a secret, absent.
+    pid.clear_requests();
+    for (extra, text) in [
+        (
+            json!({"client_secret": secret}),
+            "only used with `secret: verify`",
+        ),
+        (json!({"secret": "verify"}), "needs `client_secret`"),
+        (
+            json!({"secret": "verify", "client_secret": secret, "state": "absent"}),
+            "cannot be combined",
+        ),
+    ] {
+        let mut a = json!({"client_id": "ghost"});
+        for (k, v) in extra.as_object().unwrap() {
+            a[k] = v.clone();
+        }
+        let msg = failed(&run(&pid, a));
+        assert!(msg.contains(text) && !msg.contains(secret), "{msg}");
+    }
+    assert!(pid.requests().is_empty());
+    // A public client takes any secret: nothing to verify.
+    pid.seed_client(Some("spa"), json!({"name": "SPA", "isPublic": true}));
+    let msg = failed(&run(
+        &pid,
+        json!({"client_id": "spa", "secret": "verify", "client_secret": secret}),
+    ));
+    assert!(msg.contains("public"), "{msg}");
+}
+
+/// A server that is not PocketID's token endpoint (a proxy's error page, another service)
+/// answering the check with the secret echoed: a clear failure, the secret masked.
+#[test]
+fn verify_an_unexpected_answer_fails_naming_the_status_with_the_secret_masked() {
+    use std::io::{Read, Write};
+    let secret = "echoed-secret-value-0123456789";
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = std::thread::spawn(move || {
+        for _ in 0..3 {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut buf = vec![0u8; 65536];
+            let n = s.read(&mut buf).unwrap();
+            let head = String::from_utf8_lossy(&buf[..n]).to_string();
+            let (status, body) = if head.starts_with("GET /api/version/current") {
+                (200, json!({"currentVersion": "2.14.0"}))
+            } else if head.starts_with("GET /api/oidc/clients/app") {
+                (
+                    200,
+                    json!({"id": "app", "name": "App", "isPublic": false, "callbackURLs": null}),
+                )
+            } else {
+                (
+                    502,
+                    json!({"error": format!("upstream said: bad secret {secret}")}),
+                )
+            };
+            let body = body.to_string();
+            let _ = write!(
+                s,
+                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let r = run_for_test::<PocketIdClient>(json!({
+        "url": url, "api_key": "key-0123456789abcdef", "retries": 0,
+        "client_id": "app", "secret": "verify", "client_secret": secret,
+    }));
+    server.join().unwrap();
+    let msg = failed(&r);
+    assert!(
+        msg.contains("HTTP 502") && msg.contains("invalid_client"),
+        "{msg}"
+    );
+    assert!(
+        !Value::Object(r.clone()).to_string().contains(secret),
+        "{r:?}"
+    );
+}
+
+/// The real binary in module mode (stdout and stderr), accepted and refused, on both versions.
+#[test]
+fn verify_in_module_mode_never_prints_the_secret() {
+    for v in VERSIONS {
+        let pid = start(v);
+        pid.seed_client(
+            Some("app"),
+            json!({"name": "App", "callbackURLs": ["https://app.example.org/cb"]}),
+        );
+        let secret = match pid.version() {
+            lab::pocketid::Version::V2_14 => pid.add_client_secret("app").unwrap().1,
+            lab::pocketid::Version::V2_13 => {
+                let r = run(&pid, json!({"client_id": "app", "secret": "rotate"}));
+                ok(&r)["client_secret"].as_str().unwrap().to_string()
+            }
+        };
+        for (given, accepted) in [(secret.clone(), true), (format!("{secret}x"), false)] {
+            let a = args(
+                &pid,
+                json!({"client_id": "app", "secret": "verify", "client_secret": given,
+                       "_ansible_diff": true, "_ansible_verbosity": 4}),
+            );
+            let out = testkit::module::run_module(
+                std::path::Path::new(env!("CARGO_BIN_EXE_pocketid_client")),
+                &a,
+                &["POCKETID_URL", "POCKETID_API_KEY"],
+                &[],
+            );
+            assert!(!out.failed(), "{v}: {}", out.output());
+            assert_eq!(out.json["secret_accepted"], json!(accepted), "{v}");
+            assert_eq!(out.json["changed"], json!(false));
+            assert!(!out.output().contains(&secret), "{v}: {}", out.output());
+        }
+    }
+}

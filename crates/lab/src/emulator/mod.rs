@@ -17,6 +17,6 @@ pub(crate) mod time;
 
 // The kit is the emulators' own; of it, only the request log's entries are seen outside.
 pub(crate) use paging::Paging;
-pub(crate) use request::{percent_decode, Body, Request, Response};
+pub(crate) use request::{encode_query, parse_query, percent_decode, Body, Request, Response};
 pub use server::LoggedRequest;
 pub(crate) use server::{Emulator, Listener, Options};

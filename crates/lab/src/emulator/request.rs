@@ -179,6 +179,21 @@ pub fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// `application/x-www-form-urlencoded` encoding as Go's `url.QueryEscape` writes it (space as
+/// `+`), the inverse of [`percent_decode`]: what PocketID puts in the redirects it sends.
+pub fn query_escape(s: &str) -> String {
+    httpx::encode(s).replace("%20", "+")
+}
+
+/// `k=v&…` with both sides escaped by [`query_escape`].
+pub fn encode_query(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", query_escape(k), query_escape(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 /// A query string's `key=value` pairs, decoded, in order; a key without `=` has an empty value.
 pub fn parse_query(q: &str) -> Vec<(String, String)> {
     q.split('&')
@@ -203,6 +218,9 @@ mod tests {
         assert_eq!(q[3], ("flag".into(), String::new()));
         assert_eq!(percent_decode("100%"), "100%");
         assert_eq!(percent_decode("%zz+x"), "%zz x");
+        let hint = "The 'redirect_uri' parameter: a&b=c/d";
+        assert_eq!(percent_decode(&query_escape(hint)), hint);
+        assert_eq!(query_escape("a b.~"), "a+b.~");
     }
 
     #[test]

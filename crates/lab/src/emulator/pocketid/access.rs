@@ -39,6 +39,8 @@ struct AuditRec {
     user_id: String,
     created_at: i64,
     seq: u64,
+    /// The entry's `data` map (e.g. `clientName` of an authorization).
+    data: Map<String, Value>,
 }
 
 /// The emulator's access-recovery state, kept apart from the rest of [`State`].
@@ -54,6 +56,8 @@ pub(super) struct AccessState {
     exchange_tokens: f64,
     exchange_refill: Instant,
     app_url: String,
+    /// Signed-in sessions the exchange started: cookie value → user id.
+    sessions: HashMap<String, String>,
 }
 
 impl AccessState {
@@ -68,6 +72,7 @@ impl AccessState {
             exchange_tokens: 5.0,
             exchange_refill: Instant::now(),
             app_url,
+            sessions: HashMap::new(),
         }
     }
 }
@@ -103,6 +108,37 @@ impl State {
 
     fn login_url(&self, code: &str) -> String {
         format!("{}/lc/{code}", self.access.app_url)
+    }
+
+    /// PocketID's `APP_URL` (the emulator's own address): the issuer of its tokens.
+    pub(super) fn app_url(&self) -> &str {
+        &self.access.app_url
+    }
+
+    /// Appends an audit entry (PocketID records successes only).
+    pub(super) fn audit(&mut self, event: &str, user_id: &str, data: Map<String, Value>) {
+        let id = self.uuid();
+        self.seq += 1;
+        let seq = self.seq;
+        self.access.audit.push(AuditRec {
+            id,
+            event: event.into(),
+            user_id: user_id.into(),
+            created_at: now_secs(),
+            seq,
+            data,
+        });
+    }
+
+    /// The user id behind PocketID's session cookie (`access_token`, or `__Host-access_token`
+    /// when APP_URL is https), if the request carries a session the exchange started.
+    pub(super) fn session_user(&self, req: &Request) -> Option<String> {
+        let cookies = req.header("cookie")?;
+        cookies
+            .split(';')
+            .filter_map(|c| c.trim().split_once('='))
+            .filter(|(k, _)| *k == "access_token" || *k == "__Host-access_token")
+            .find_map(|(_, v)| self.access.sessions.get(v).cloned())
     }
 }
 
@@ -238,11 +274,17 @@ fn list_users(st: &mut State, req: &Request) -> Response {
 
 fn list_audit(st: &mut State, req: &Request) -> Response {
     let event = req.q("filters[event]").or(req.q("filters[event][0]"));
+    let client_name = req
+        .q("filters[clientName]")
+        .or(req.q("filters[clientName][0]"));
     let items: Vec<(Value, String, u64)> = st
         .access
         .audit
         .iter()
         .filter(|a| event.is_none_or(|e| e == a.event))
+        .filter(|a| {
+            client_name.is_none_or(|n| a.data.get("clientName").and_then(Value::as_str) == Some(n))
+        })
         .map(|a| {
             let username = st
                 .users
@@ -254,7 +296,7 @@ fn list_audit(st: &mut State, req: &Request) -> Response {
                 json!({"id": a.id, "createdAt": rfc3339(a.created_at), "event": a.event,
                        "ipAddress": "127.0.0.1", "country": "Internal Network", "city": "localhost",
                        "device": "", "userID": a.user_id, "username": username,
-                       "actorUsername": "", "data": {}}),
+                       "actorUsername": "", "data": a.data}),
                 a.event.clone(),
                 a.seq,
             )
@@ -394,17 +436,9 @@ fn exchange(st: &mut State, raw: &str) -> Response {
     }
     let dto = st.user_dto(user);
     st.access.codes.remove(idx);
-    let id = st.uuid();
-    st.seq += 1;
-    let seq = st.seq;
-    st.access.audit.push(AuditRec {
-        id,
-        event: "TOKEN_SIGN_IN".into(),
-        user_id: uid,
-        created_at: now_secs(),
-        seq,
-    });
+    st.audit("TOKEN_SIGN_IN", &uid, Map::new());
     let session = random_code(32);
+    st.access.sessions.insert(session.clone(), uid);
     let mut r = Response::json(200, dto);
     r.headers.push((
         "Set-Cookie".into(),

@@ -8,12 +8,14 @@
 //! (`clients.rs`); client secrets, 2.14 additive `/secrets` and 2.13 `/secret` (`secrets.rs`); API
 //! keys (`api_keys.rs`); paginated lists, clamped and unordered without `sort` (`lists.rs`); and
 //! access recovery: users search, one-time login codes, the login-code e-mail into an outbox, the
-//! audit log, the container CLI (`access.rs`).
+//! audit log, the container CLI (`access.rs`); the OIDC authorization-code flow, `/authorize` and
+//! the token endpoint, for users signed in through a login code (`oidc.rs`).
 //!
 //! Test hooks: seed clients and groups, make API keys as the admin panel would, inject a one-shot
 //! 500 on the next secret POST or a burst of 429s, refuse the revocation of a key, make paginated
 //! lists hostile (endless, slow or oversized pages), read the request log (method and path only,
-//! never a header value), and ask whether a client secret would be accepted by the token endpoint.
+//! never a header value), ask whether a client secret would be accepted by the token endpoint,
+//! make a client's secrets stale, put users in groups and age authorization codes.
 
 use crate::emulator::time::now_secs;
 use crate::emulator::{percent_decode, Body, Emulator, Listener, Options, Request, Response};
@@ -29,6 +31,7 @@ mod api_keys;
 mod clients;
 mod lists;
 mod log;
+mod oidc;
 mod secrets;
 
 pub use crate::emulator::time::{parse_rfc3339, rfc3339};
@@ -147,6 +150,7 @@ struct State {
     access: access::AccessState,
     /// Records logged while answering the current request (written by `answer`).
     pending_log: Vec<LogRecord>,
+    oidc: oidc::OidcState,
 }
 
 /// The running emulator; stopped on drop.
@@ -276,6 +280,7 @@ impl State {
             rng: seed,
             access: access::AccessState::new(url.to_string()),
             pending_log: Vec::new(),
+            oidc: oidc::OidcState::default(),
         }
     }
 
@@ -356,6 +361,9 @@ fn forbidden() -> Response {
 /// The route table: public routes, access recovery, then authenticated routes (any user's, then
 /// admin-only ones).
 fn route(st: &mut State, req: &Request) -> Response {
+    if let Some(r) = oidc::frontend(st, req) {
+        return r;
+    }
     let segs = req.segments();
     let Some((&"api", segs)) = segs.split_first() else {
         return not_found_route();
@@ -365,6 +373,9 @@ fn route(st: &mut State, req: &Request) -> Response {
         return clients::meta(st, id);
     }
     if let Some(r) = access::route(st, req, segs) {
+        return r;
+    }
+    if let Some(r) = oidc::route(st, req, segs) {
         return r;
     }
     if !route_exists(st.version, m, segs) {

@@ -58,23 +58,41 @@ impl PocketId {
     }
     /// What the token endpoint would accept: any active secret (2.14) or the one secret (2.13).
     pub fn client_secret_valid(&self, client_id: &str, secret: &str) -> bool {
-        let st = self.st();
-        let Some(c) = st.clients.iter().find(|c| c.id() == client_id) else {
+        self.st().secret_accepted(client_id, secret)
+    }
+    /// Makes every current secret of a client stale, as a regeneration elsewhere (another
+    /// admin, another tool) would: all secrets are deleted, the legacy one too. `false` when
+    /// the client does not exist.
+    pub fn make_client_secrets_stale(&self, client_id: &str) -> bool {
+        let mut st = self.st();
+        let Some(c) = st.clients.iter_mut().find(|c| c.id() == client_id) else {
+            return false;
+        };
+        c.secrets.clear();
+        c.legacy_hash = None;
+        true
+    }
+    /// The next secret POST (`/secrets` or `/secret`) answers 500 `internal_error` and mints
+    /// nothing.
+    pub fn fail_next_secret_post(&self) {
+        self.st().fail_next_secret_post = true;
+    }
+}
+
+impl State {
+    /// Whether the token endpoint's client authentication accepts `secret` for `client_id`.
+    pub(super) fn secret_accepted(&self, client_id: &str, secret: &str) -> bool {
+        let Some(c) = self.clients.iter().find(|c| c.id() == client_id) else {
             return false;
         };
         let h = sha256_hex(secret);
-        match st.version {
+        match self.version {
             Version::V2_14 => {
                 let now = now_secs();
                 c.secrets.iter().any(|s| s.hash == h && s.active(now))
             }
             Version::V2_13 => c.legacy_hash.as_deref() == Some(h.as_str()),
         }
-    }
-    /// The next secret POST (`/secrets` or `/secret`) answers 500 `internal_error` and mints
-    /// nothing.
-    pub fn fail_next_secret_post(&self) {
-        self.st().fail_next_secret_post = true;
     }
 }
 
