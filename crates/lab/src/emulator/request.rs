@@ -9,6 +9,8 @@ pub struct Request {
     pub method: String,
     pub path: String,
     pub query: Vec<(String, String)>,
+    /// The query string as sent, without `?` (what a server's access log shows).
+    pub raw_query: String,
     headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
@@ -20,14 +22,12 @@ impl Request {
         headers: Vec<(String, String)>,
         body: Vec<u8>,
     ) -> Request {
-        let (path, query) = match url.split_once('?') {
-            Some((p, q)) => (p.to_string(), parse_query(q)),
-            None => (url.to_string(), Vec::new()),
-        };
+        let (path, raw_query) = url.split_once('?').unwrap_or((url, ""));
         Request {
             method: method.to_uppercase(),
-            path,
-            query,
+            path: path.to_string(),
+            query: parse_query(raw_query),
+            raw_query: raw_query.to_string(),
             headers,
             body,
         }
@@ -107,7 +107,9 @@ pub enum Body {
     Empty,
     /// Sent with the emulator's JSON content type ([`super::Options::json_type`]).
     Json(Value),
-    /// Sent as `text/plain`.
+    /// JSON already written (a server's own key order kept), sent as [`Body::Json`].
+    RawJson(String),
+    /// Sent with the emulator's text content type ([`super::Options::text_type`]).
     Text(String),
     /// Sent as `application/octet-stream` (a file download).
     Bytes(Vec<u8>),
