@@ -107,8 +107,8 @@ impl Lab {
             Some(OIDC_CLIENT_ID),
             json!({
                 "name": OIDC_CLIENT_ID,
-                "callbackURLs": ["https://auth.example.org/oauth2/callback"],
-                "logoutCallbackURLs": ["https://auth.example.org/oauth2/sign_out"],
+                "callbackURLs": catalog::app_callback_urls(),
+                "logoutCallbackURLs": catalog::app_logout_callback_urls(),
                 "isPublic": false,
                 "pkceEnabled": true
             }),
