@@ -17,7 +17,7 @@ set -a
 # shellcheck disable=SC1090
 . "$env_file"
 set +a
-echo "    Vault $VAULT_ADDR · PocketID $POCKETID_URL · Forgejo $FORGEJO_URL · Proxmox ssh $PROXMOX_SSH_HOST:$PROXMOX_SSH_PORT"
+echo "    Vault $VAULT_ADDR · PocketID $POCKETID_URL · Loki $LOKI_ADDR · Forgejo $FORGEJO_URL · Proxmox ssh $PROXMOX_SSH_HOST:$PROXMOX_SSH_PORT"
 
 echo "==> Installing the homelab.sso collection built from this checkout"
 rm -rf "$LAB_DIR/dist" "$LAB_DIR/collections"

@@ -352,6 +352,53 @@ fn catalog_names_are_the_runbooks() {
         "the lab's keys too"
     );
     assert_eq!(lab::catalog::REDEPLOY_TARGETS, RUNBOOK_REDEPLOY);
+    // The apps behind SSO are the lab's, with the client's callbacks derived from their URLs.
+    let apps = y["homelab_sso_apps"].as_sequence().unwrap();
+    let app = |name: &str, url: &str, key: &str, svc: Option<&str>| {
+        let svc = svc.map(str::to_string);
+        (name.to_string(), url.to_string(), key.to_string(), svc)
+    };
+    let yaml_apps: Vec<_> = apps
+        .iter()
+        .map(|a| {
+            let f = |k: &str| a[k].as_str().unwrap_or_default();
+            app(
+                f("name"),
+                f("url"),
+                f("cookie_secret"),
+                a["service"].as_str(),
+            )
+        })
+        .collect();
+    let lab_apps: Vec<_> = lab::catalog::APPS
+        .iter()
+        .map(|a| app(a.name, a.url, a.cookie_secret, a.service))
+        .collect();
+    assert_eq!(yaml_apps, lab_apps, "catalog.yml's apps are the lab's");
+    for a in apps {
+        let key = a["cookie_secret"].as_str().unwrap();
+        assert!(RUNBOOK_KEYS.contains(&key), "{key}");
+        if let Some(svc) = a["service"].as_str() {
+            assert!(
+                vmid(svc).is_some(),
+                "app service {svc} is not in the catalog"
+            );
+        }
+    }
+    assert_eq!(
+        y["homelab_sso_pocketid_client"]["callback_urls"].as_str(),
+        Some("{{ homelab_sso_app_callback_urls }}")
+    );
+    let logs = &y["homelab_sso_logs"];
+    assert_eq!(
+        logs["loki_selector"].as_str(),
+        Some(lab::catalog::LOGS_LOKI_SELECTOR)
+    );
+    assert_eq!(logs["vmid"].as_u64(), Some(lab::catalog::LOGS_VMID.into()));
+    assert_eq!(
+        logs["container"].as_str(),
+        Some(lab::catalog::LOGS_CONTAINER)
+    );
     // n8n_webhook_token is held by both n8n and gatus.
     let holders: Vec<&str> = services
         .iter()

@@ -141,6 +141,120 @@ pub const REDEPLOY_TARGETS: [&str; 9] = [
     "loki-stack",
 ];
 
+/// An app behind single sign-on: its public URL (the PocketID client has a callback under it),
+/// its cookie secret in oauth2-gateway, and the catalog service that runs it, if any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct App {
+    pub name: &'static str,
+    pub url: &'static str,
+    pub cookie_secret: &'static str,
+    pub service: Option<&'static str>,
+}
+
+const fn app(
+    name: &'static str,
+    url: &'static str,
+    cookie_secret: &'static str,
+    service: Option<&'static str>,
+) -> App {
+    App {
+        name,
+        url,
+        cookie_secret,
+        service,
+    }
+}
+
+/// The eleven apps, in the runbook's order of their cookie secrets (`homelab_sso_apps`).
+pub const APPS: [App; 11] = [
+    app(
+        "n8n",
+        "https://n8n.example.org",
+        "n8n_cookie_secret",
+        Some("n8n"),
+    ),
+    app(
+        "open-webui",
+        "https://open-webui.example.org",
+        "open_webui_cookie_secret",
+        Some("open-webui"),
+    ),
+    app(
+        "glance",
+        "https://glance.example.org",
+        "glance_cookie_secret",
+        Some("glance"),
+    ),
+    app(
+        "gatus",
+        "https://gatus.example.org",
+        "gatus_cookie_secret",
+        Some("gatus"),
+    ),
+    app(
+        "the-lounge",
+        "https://the-lounge.example.org",
+        "the_lounge_cookie_secret",
+        Some("the-lounge"),
+    ),
+    app(
+        "filedump",
+        "https://filedump.example.org",
+        "filedump_cookie_secret",
+        None,
+    ),
+    app(
+        "homebridge",
+        "https://homebridge.example.org",
+        "homebridge_cookie_secret",
+        None,
+    ),
+    app(
+        "qbitwebui",
+        "https://qbitwebui.example.org",
+        "qbitwebui_cookie_secret",
+        Some("qbitwebui"),
+    ),
+    app(
+        "seedbox",
+        "https://seedbox.example.org",
+        "seedbox_cookie_secret",
+        Some("seedbox"),
+    ),
+    app(
+        "normal",
+        "https://normal.example.org",
+        "normal_cookie_secret",
+        None,
+    ),
+    app(
+        "grafana",
+        "https://grafana.example.org",
+        "grafana_cookie_secret",
+        Some("loki-stack"),
+    ),
+];
+
+/// The PocketID client's callback URLs: oauth2-proxy's `/oauth2/callback` under every app.
+pub fn app_callback_urls() -> Vec<String> {
+    APPS.iter()
+        .map(|a| format!("{}/oauth2/callback", a.url))
+        .collect()
+}
+
+/// Its logout callback URLs: `/oauth2/sign_out` under every app.
+pub fn app_logout_callback_urls() -> Vec<String> {
+    APPS.iter()
+        .map(|a| format!("{}/oauth2/sign_out", a.url))
+        .collect()
+}
+
+/// Where PocketID's log is read (`homelab_sso_logs`): its Loki selector, and its Docker
+/// container in LXC 123.
+pub const LOGS_LOKI_SELECTOR: &str = r#"{job="auth", container="pocketid"}"#;
+pub const LOGS_VMID: u32 = 123;
+pub const LOGS_CONTAINER: &str = "pocketid";
+
 /// Fixture containers for error cases: stopped, no `.env`, and a `.env` that cannot be read.
 pub const VMID_STOPPED: u32 = 120;
 pub const VMID_NO_FILE: u32 = 121;
@@ -166,5 +280,21 @@ mod tests {
             .filter(|s| s.workflow.is_some())
             .collect();
         assert_eq!(targets.len(), REDEPLOY_TARGETS.len());
+    }
+
+    #[test]
+    fn every_cookie_secret_has_its_app() {
+        let secrets: Vec<String> = COOKIE_SERVICES
+            .iter()
+            .map(|s| format!("{s}_cookie_secret"))
+            .collect();
+        let apps: Vec<&str> = APPS.iter().map(|a| a.cookie_secret).collect();
+        assert_eq!(apps, secrets);
+        let names: Vec<&str> = services().iter().map(|s| s.name).collect();
+        for a in APPS {
+            if let Some(s) = a.service {
+                assert!(names.contains(&s), "{a:?}");
+            }
+        }
     }
 }

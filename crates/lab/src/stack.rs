@@ -1,10 +1,12 @@
 //! The whole lab at once, as `sso-lab up` and the end-to-end tests use it: OpenBao with the
-//! runbook's secrets and an AppRole for the playbooks, PocketID with the oauth2-gateway client,
-//! the fixture containers rendered from Vault, sshd with the `pct` stand-in, and Forgejo whose
-//! deploy runs re-render each service's `.env` from Vault.
+//! runbook's secrets and an AppRole for the playbooks, PocketID with the oauth2-gateway client
+//! and its log shipped to Loki, the fixture containers rendered from Vault (PocketID's Docker
+//! container in LXC 123), sshd with the `pct` stand-in, and Forgejo whose deploy runs re-render
+//! each service's `.env` from Vault.
 
 use crate::catalog::{self, Service, COOKIE_SERVICES};
 use crate::emulator::forgejo::{self, Forgejo, ForgejoOpts, RunInfo};
+use crate::emulator::loki::{Loki, LokiOptions};
 use crate::emulator::pocketid::{PocketId, PocketIdOptions};
 use crate::error::{IoContext, LabError, Result};
 use crate::fixtures::{self, Containers};
@@ -55,6 +57,8 @@ pub struct Lab {
     pub containers: Containers,
     pub sshd: Sshd,
     pub pocketid: PocketId,
+    /// PocketID's log lines, under the catalog's selector (`homelab_sso_logs`).
+    pub loki: Loki,
     pub forgejo: Forgejo,
     pub role_id: String,
     pub secret_id: String,
@@ -105,13 +109,15 @@ impl Lab {
             version: opts.pocketid_version.clone(),
             ..Default::default()
         })?;
+        let loki = Loki::start(LokiOptions::default())?;
+        pocketid.log_to_loki(&loki);
         pocketid.seed_groups(&[OIDC_GROUP]);
         pocketid.seed_client(
             Some(OIDC_CLIENT_ID),
             json!({
                 "name": OIDC_CLIENT_ID,
-                "callbackURLs": ["https://auth.example.org/oauth2/callback"],
-                "logoutCallbackURLs": ["https://auth.example.org/oauth2/sign_out"],
+                "callbackURLs": catalog::app_callback_urls(),
+                "logoutCallbackURLs": catalog::app_logout_callback_urls(),
                 "isPublic": false,
                 "pkceEnabled": true
             }),
@@ -130,8 +136,11 @@ impl Lab {
 
         let containers = Containers::create(dir.join("containers"))?;
         containers.populate_runbook(&values)?;
-        // LXC 123 runs PocketID in Docker: its CLI (one-time access codes) answers over `pct exec`.
-        containers.add_pocketid_docker(123, "pocketid", pocketid.url())?;
+        // LXC 123 runs PocketID in Docker (compose service `pocket-id`): its CLI (one-time access
+        // codes) and `docker logs` answer over `pct exec`.
+        let (vmid, name) = (catalog::LOGS_VMID, catalog::LOGS_CONTAINER);
+        containers.add_pocketid_docker(vmid, name, pocketid.url())?;
+        containers.set_compose_service(vmid, name, "pocket-id")?;
         containers.write_file(
             138,
             GRAFANA_DB_PATH,
@@ -150,6 +159,7 @@ impl Lab {
             containers,
             sshd,
             pocketid,
+            loki,
             forgejo,
             role_id,
             secret_id,
@@ -304,6 +314,7 @@ impl Lab {
                 "POCKETID_API_KEY".into(),
                 self.pocketid.admin_key().to_string(),
             ),
+            ("LOKI_ADDR".into(), self.loki.url().to_string()),
             ("FORGEJO_URL".into(), self.forgejo.url().to_string()),
             ("FORGEJO_TOKEN".into(), self.forgejo.token()),
             ("FORGEJO_REPO".into(), self.forgejo.repo()),

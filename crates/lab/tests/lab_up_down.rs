@@ -1,5 +1,6 @@
 //! The lab's real servers through `sso-lab up`/`down`: OpenBao KV v2 over HTTP and HTTPS, sshd with
-//! host key verification and the `pct` stand-in's error cases, and nothing left running after down.
+//! host key verification and the `pct` stand-in's error cases, PocketID's log in Loki and through
+//! `docker logs`, and nothing left running after down.
 
 use lab::openbao::OpenBao;
 use serde_json::json;
@@ -148,6 +149,55 @@ fn sso_lab_up_serves_everything_and_down_leaves_nothing() {
         assert!(!out.status.success(), "{cmd} succeeded");
         assert!(err.contains(want), "{cmd}: stderr {err:?} lacks {want:?}");
     }
+    // PocketID's log: a request's line in Loki under the catalog's selector, and through
+    // `docker logs` in LXC 123.
+    let pid = httpx::Client::new(httpx::HttpConfig::new(
+        "PocketID",
+        env["POCKETID_URL"].clone(),
+    ))
+    .unwrap();
+    let r = pid
+        .send(
+            "GET",
+            "/api/version/current",
+            &[("X-API-Key", env["POCKETID_API_KEY"].as_str())],
+            httpx::Body::None,
+            httpx::Retry::Safe,
+        )
+        .unwrap();
+    assert_eq!(r.status, 200);
+    let loki =
+        httpx::Client::new(httpx::HttpConfig::new("Loki", env["LOKI_ADDR"].clone())).unwrap();
+    let get = |path: &str| {
+        loki.send("GET", path, &[], httpx::Body::None, httpx::Retry::Safe)
+            .unwrap()
+    };
+    assert_eq!(get("/ready").status, 200);
+    let q = httpx::encode(lab::catalog::LOGS_LOKI_SELECTOR);
+    let r = get(&format!("/loki/api/v1/query_range?query={q}&limit=1000"));
+    assert_eq!(r.status, 200);
+    assert!(
+        String::from_utf8_lossy(&r.body).contains("path=/api/version/current"),
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let out = ssh(&env, "pct exec 123 -- docker logs --timestamps pocketid");
+    let logs = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        logs.contains(" INF HTTP request completed ") && logs.contains("path=/api/version/current"),
+        "{logs}"
+    );
+    let out = ssh(
+        &env,
+        "pct exec 123 -- docker ps --filter label=com.docker.compose.service=pocket-id --format '{{.Names}}'",
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "pocketid\n");
+
     // A wrong known_hosts entry is refused before anything runs.
     let bad_kh = dir.path().join("bad_known_hosts");
     std::fs::write(
@@ -183,6 +233,7 @@ fn sso_lab_up_serves_everything_and_down_leaves_nothing() {
     assert!(
         std::net::TcpStream::connect(env["FORGEJO_URL"].trim_start_matches("http://")).is_err()
     );
+    assert!(std::net::TcpStream::connect(env["LOKI_ADDR"].trim_start_matches("http://")).is_err());
 }
 
 #[test]

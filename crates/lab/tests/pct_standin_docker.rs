@@ -30,12 +30,15 @@ impl Standin {
             containers,
         }
     }
-    fn pct(&self, args: &[&str]) -> Output {
-        Command::new("bash")
+    /// `pct exec 123 -- docker <args>`: exit code, stdout, stderr.
+    fn docker(&self, args: &[&str]) -> (i32, String, String) {
+        let o = Command::new("bash")
             .arg(&self.script)
+            .args(["exec", "123", "--", "docker"])
             .args(args)
             .output()
-            .unwrap()
+            .unwrap();
+        out(&o)
     }
 }
 
@@ -57,14 +60,10 @@ fn docker_logs_and_ps() {
             .attr("error", "invalid_client"),
     );
 
-    let (code, stdout, stderr) = out(&ct.pct(&["exec", "123", "--", "docker", "logs", "pocketid"]));
+    let (code, stdout, stderr) = ct.docker(&["logs", "pocketid"]);
     assert_eq!((code, stderr.as_str()), (0, ""));
     assert_eq!(stdout.lines().collect::<Vec<_>>(), pid.log_lines());
-    let (code, stdout, _) = out(&ct.pct(&[
-        "exec",
-        "123",
-        "--",
-        "docker",
+    let (code, stdout, _) = ct.docker(&[
         "logs",
         "--timestamps",
         "--since",
@@ -73,33 +72,21 @@ fn docker_logs_and_ps() {
         "-n",
         "1",
         "pocketid",
-    ]));
+    ]);
     assert_eq!(code, 0);
     let (stamp, line) = stdout.trim_end().split_once(' ').unwrap();
     assert!(stamp.len() == 30 && stamp.ends_with('Z'), "{stamp}");
     assert!(line.ends_with(
         "ERR Failed to create access request app=pocket-id version=2.14.0 error=invalid_client"
     ));
-    let (code, stdout, _) = out(&ct.pct(&[
-        "exec",
-        "123",
-        "--",
-        "docker",
-        "logs",
-        "-t",
-        "--since",
-        "2999-01-01",
-        "pocketid",
-    ]));
+    let (code, stdout, _) = ct.docker(&["logs", "-t", "--since", "2999-01-01", "pocketid"]);
     assert_eq!(
         (code, stdout.as_str()),
         (0, ""),
         "zero lines is still success"
     );
 
-    let (code, _, stderr) = out(&ct.pct(&[
-        "exec", "123", "--", "docker", "logs", "--since", "7d", "pocketid",
-    ]));
+    let (code, _, stderr) = ct.docker(&["logs", "--since", "7d", "pocketid"]);
     assert_eq!(
         (code, stderr.as_str()),
         (
@@ -107,7 +94,7 @@ fn docker_logs_and_ps() {
             "invalid value for \"since\": failed to parse value as time or duration: \"7d\"\n"
         )
     );
-    let (code, _, stderr) = out(&ct.pct(&["exec", "123", "--", "docker", "logs", "pocket-id"]));
+    let (code, _, stderr) = ct.docker(&["logs", "pocket-id"]);
     assert_eq!(
         (code, stderr.as_str()),
         (
@@ -118,37 +105,30 @@ fn docker_logs_and_ps() {
 
     // docker ps by compose service.
     let ps = [
-        "exec",
-        "123",
-        "--",
-        "docker",
         "ps",
         "--filter",
         "label=com.docker.compose.service=pocket-id",
         "--format",
         "{{.Names}}",
     ];
-    assert_eq!(out(&ct.pct(&ps)), (0, String::new(), String::new()));
+    assert_eq!(ct.docker(&ps), (0, String::new(), String::new()));
     ct.containers
         .set_compose_service(123, "pocketid", "pocket-id")
         .unwrap();
-    assert_eq!(out(&ct.pct(&ps)), (0, "pocketid\n".into(), String::new()));
+    assert_eq!(ct.docker(&ps), (0, "pocketid\n".into(), String::new()));
 
     // The daemon down, then docker not installed.
     ct.containers.set_docker_running(123, false).unwrap();
-    let (code, _, stderr) = out(&ct.pct(&["exec", "123", "--", "docker", "logs", "pocketid"]));
+    let (code, _, stderr) = ct.docker(&["logs", "pocketid"]);
     assert_eq!(
         (code, stderr.as_str()),
         (1, "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?\n")
     );
     ct.containers.set_docker_running(123, true).unwrap();
     ct.containers.set_docker_installed(123, false).unwrap();
-    let (code, _, stderr) = out(&ct.pct(&["exec", "123", "--", "docker", "logs", "pocketid"]));
+    let (code, _, stderr) = ct.docker(&["logs", "pocketid"]);
     assert_eq!(code, 127);
     assert!(stderr.contains("Failed to exec \"docker\""), "{stderr}");
     ct.containers.set_docker_installed(123, true).unwrap();
-    assert_eq!(
-        out(&ct.pct(&["exec", "123", "--", "docker", "logs", "pocketid"])).0,
-        0
-    );
+    assert_eq!(ct.docker(&["logs", "pocketid"]).0, 0);
 }
