@@ -1,4 +1,4 @@
-//! The stand-in homelab (`sso-lab`): real OpenBao and OpenSSH servers plus PocketID and Forgejo
+//! The stand-in homelab (`sso-lab`): real OpenBao and OpenSSH servers plus PocketID, Forgejo and Loki
 //! emulators, each on a free loopback port, started by tests and the demo and stopped on drop.
 //!
 //! [`servers`] drives the real servers, [`emulator`] holds the emulators on their shared HTTP kit,
@@ -18,5 +18,5 @@ pub use error::{IoContext, LabError, Result};
 
 // The servers' modules keep their old paths (`lab::openbao`, `lab::sshd`).
 pub use servers::{openbao, sshd};
-// The emulators' too (`lab::pocketid`, `lab::forgejo`, `lab::http`).
-pub use emulator::{forgejo, http, pocketid};
+// The emulators' too (`lab::pocketid`, `lab::forgejo`, `lab::loki`, `lab::http`).
+pub use emulator::{forgejo, http, loki, pocketid};

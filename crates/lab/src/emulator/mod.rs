@@ -6,9 +6,12 @@
 //! body), keeps the request log the tests read (method, path, status; never a header value nor a
 //! hidden query parameter), answers in one write ([`http`]), and stops every thread on drop.
 //! [`Paging`] and [`time`] hold what paginated lists and timestamps have in common.
+//!
+//! The emulators: PocketID ([`pocketid`]), Forgejo ([`forgejo`]) and Loki ([`loki`]).
 
 pub mod forgejo;
 pub mod http;
+pub mod loki;
 mod paging;
 pub mod pocketid;
 mod request;
@@ -17,6 +20,6 @@ pub(crate) mod time;
 
 // The kit is the emulators' own; of it, only the request log's entries are seen outside.
 pub(crate) use paging::Paging;
-pub(crate) use request::{percent_decode, Body, Request, Response};
+pub(crate) use request::{parse_query, percent_decode, Body, Request, Response};
 pub use server::LoggedRequest;
 pub(crate) use server::{Emulator, Listener, Options};

@@ -107,7 +107,9 @@ pub enum Body {
     Empty,
     /// Sent with the emulator's JSON content type ([`super::Options::json_type`]).
     Json(Value),
-    /// Sent as `text/plain`.
+    /// JSON already written (a server's own key order kept), sent as [`Body::Json`].
+    RawJson(String),
+    /// Sent with the emulator's text content type ([`super::Options::text_type`]).
     Text(String),
     /// Sent as `application/octet-stream` (a file download).
     Bytes(Vec<u8>),

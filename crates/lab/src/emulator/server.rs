@@ -22,6 +22,8 @@ pub struct Options {
     pub json_type: &'static str,
     /// Query parameters the request log leaves out (credentials).
     pub hidden_query: &'static [&'static str],
+    /// `Content-Type` of text bodies.
+    pub text_type: &'static str,
 }
 
 impl Options {
@@ -32,6 +34,7 @@ impl Options {
             max_body: 4 << 20,
             json_type: "application/json; charset=utf-8",
             hidden_query: &["token", "access_token"],
+            text_type: "text/plain",
         }
     }
 }
@@ -142,7 +145,8 @@ impl Shared {
                 serde_json::to_vec(&v).unwrap_or_default(),
                 self.opts.json_type,
             ),
-            Body::Text(t) => (t.into_bytes(), "text/plain"),
+            Body::RawJson(t) => (t.into_bytes(), self.opts.json_type),
+            Body::Text(t) => (t.into_bytes(), self.opts.text_type),
             Body::Bytes(b) => (b, "application/octet-stream"),
             Body::Empty => (Vec::new(), ""),
         };

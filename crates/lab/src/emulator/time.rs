@@ -32,8 +32,41 @@ pub fn rfc3339_at(t: SystemTime) -> String {
     )
 }
 
+/// Now, in nanoseconds since the epoch (the wall clock).
+pub fn now_ns() -> i128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_nanos() as i128
+}
+
+/// Nanoseconds since the epoch as RFC 3339 UTC with Go's `RFC3339Nano` fraction: `pad` keeps all
+/// nine digits (Docker's `--timestamps`), otherwise trailing zeros (and a zero fraction) go, as
+/// Go's `time.RFC3339Nano` writes them (slog's JSON `time`).
+pub fn rfc3339_nano(ns: i128, pad: bool) -> String {
+    let secs = ns.div_euclid(1_000_000_000) as i64;
+    let frac = ns.rem_euclid(1_000_000_000);
+    let whole = rfc3339(secs);
+    let digits = format!("{frac:09}");
+    let digits = if pad {
+        digits.as_str()
+    } else {
+        digits.trim_end_matches('0')
+    };
+    if digits.is_empty() {
+        whole
+    } else {
+        format!("{}.{digits}Z", whole.trim_end_matches('Z'))
+    }
+}
+
 /// RFC 3339 (`Z` or `±hh:mm`, optional fraction) to Unix seconds.
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    parse_rfc3339_ns(s).map(|ns| ns.div_euclid(1_000_000_000) as i64)
+}
+
+/// RFC 3339 (`Z` or `±hh:mm`, optional fraction of up to nine digits) to Unix nanoseconds.
+pub fn parse_rfc3339_ns(s: &str) -> Option<i128> {
     let s = s.trim();
     if s.len() < 20 {
         return None;
@@ -51,8 +84,14 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
         return None;
     }
     let mut rest = &s[19..];
+    let mut frac_ns = 0i128;
     if let Some(r) = rest.strip_prefix('.') {
         rest = r.trim_start_matches(|c: char| c.is_ascii_digit());
+        let digits = &r[..r.len() - rest.len()];
+        if digits.is_empty() || digits.len() > 9 {
+            return None;
+        }
+        frac_ns = format!("{digits:0<9}").parse().ok()?;
     }
     let offset = if rest.eq_ignore_ascii_case("z") {
         0
@@ -66,7 +105,8 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
         let om = rest.get(4..6)?.parse::<i64>().ok()?;
         sign * (oh * 3600 + om * 60)
     };
-    Some(days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se - offset)
+    let secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se - offset;
+    Some(secs as i128 * 1_000_000_000 + frac_ns)
 }
 
 // Howard Hinnant's civil calendar algorithms.
@@ -110,5 +150,22 @@ mod tests {
             parse_rfc3339("2026-08-18T12:00:00+02:00"),
             parse_rfc3339("2026-08-18T10:00:00Z")
         );
+    }
+
+    #[test]
+    fn nanoseconds_and_go_stamp() {
+        let ns = 1_787_220_672_345_678_900i128;
+        assert_eq!(rfc3339_nano(ns, true), "2026-08-20T10:11:12.345678900Z");
+        assert_eq!(rfc3339_nano(ns, false), "2026-08-20T10:11:12.3456789Z");
+        assert_eq!(
+            rfc3339_nano(1_787_220_672_000_000_000, false),
+            "2026-08-20T10:11:12Z"
+        );
+        assert_eq!(parse_rfc3339_ns("2026-08-20T10:11:12.3456789Z"), Some(ns));
+        assert_eq!(
+            parse_rfc3339_ns("2026-08-20T12:11:12.5+02:00"),
+            Some(1_787_220_672_500_000_000)
+        );
+        assert_eq!(parse_rfc3339_ns("2026-08-20T10:11:12.Z"), None);
     }
 }
