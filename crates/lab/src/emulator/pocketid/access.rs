@@ -39,6 +39,7 @@ struct AuditRec {
     user_id: String,
     created_at: i64,
     seq: u64,
+    data: Map<String, Value>,
 }
 
 /// The emulator's access-recovery state, kept apart from the rest of [`State`].
@@ -139,6 +140,31 @@ impl super::PocketId {
             .iter()
             .map(|a| (a.event.clone(), a.user_id.clone()))
             .collect()
+    }
+    /// An audit entry as a sign-in flow would write it (`CLIENT_AUTHORIZATION` with
+    /// `clientName`, …), `secs_ago` seconds old.
+    pub fn add_audit_event(
+        &self,
+        event: &str,
+        user_id: &str,
+        data: &[(&str, &str)],
+        secs_ago: i64,
+    ) {
+        let mut st = self.st();
+        let id = st.uuid();
+        st.seq += 1;
+        let seq = st.seq;
+        st.access.audit.push(AuditRec {
+            id,
+            event: event.to_string(),
+            user_id: user_id.to_string(),
+            created_at: now_secs() - secs_ago,
+            seq,
+            data: data
+                .iter()
+                .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+                .collect(),
+        });
     }
     /// Unused, unexpired login codes.
     pub fn live_login_codes(&self) -> usize {
@@ -254,7 +280,7 @@ fn list_audit(st: &mut State, req: &Request) -> Response {
                 json!({"id": a.id, "createdAt": rfc3339(a.created_at), "event": a.event,
                        "ipAddress": "127.0.0.1", "country": "Internal Network", "city": "localhost",
                        "device": "", "userID": a.user_id, "username": username,
-                       "actorUsername": "", "data": {}}),
+                       "actorUsername": "", "data": a.data}),
                 a.event.clone(),
                 a.seq,
             )
@@ -403,6 +429,7 @@ fn exchange(st: &mut State, raw: &str) -> Response {
         user_id: uid,
         created_at: now_secs(),
         seq,
+        data: Map::new(),
     });
     let session = random_code(32);
     let mut r = Response::json(200, dto);
