@@ -139,4 +139,43 @@ impl Containers {
         std::fs::write(d.join("pocketid_url"), pocketid_url)
             .ctx(|| "writing the docker container fixture".into())
     }
+
+    /// Gives Docker container `name` in CT `vmid` the label `com.docker.compose.service=<service>`
+    /// (what `docker ps --filter label=…` finds).
+    pub fn set_compose_service(&self, vmid: u32, name: &str, service: &str) -> Result<()> {
+        let p = self
+            .dir(vmid)
+            .join("docker")
+            .join(name)
+            .join("compose_service");
+        std::fs::write(&p, service).ctx(|| format!("writing {}", p.display()))
+    }
+
+    /// Docker's daemon in CT `vmid` stops (`false`) or runs again: every `docker` command then
+    /// fails with "Cannot connect to the Docker daemon…".
+    pub fn set_docker_running(&self, vmid: u32, running: bool) -> Result<()> {
+        self.flag(&self.dir(vmid).join("docker").join("daemon-down"), !running)
+    }
+
+    /// Whether CT `vmid` has a `docker` binary (without one, `pct exec … docker` fails as
+    /// lxc-attach does, exit 127).
+    pub fn set_docker_installed(&self, vmid: u32, installed: bool) -> Result<()> {
+        self.flag(&self.dir(vmid).join("no-docker"), !installed)
+    }
+
+    fn flag(&self, p: &Path, on: bool) -> Result<()> {
+        if on {
+            if let Some(parent) = p.parent() {
+                std::fs::create_dir_all(parent).ctx(|| format!("creating {}", parent.display()))?;
+            }
+            std::fs::write(p, "").ctx(|| format!("writing {}", p.display()))
+        } else {
+            match std::fs::remove_file(p) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(e).ctx(|| format!("removing {}", p.display()))
+                }
+                _ => Ok(()),
+            }
+        }
+    }
 }

@@ -490,6 +490,7 @@ fn rate_limit_and_api_keys() {
             per_second: 0.5,
             burst: 2,
         }),
+        ..Default::default()
     })
     .unwrap();
     let mut cfg = HttpConfig::new("PocketID", pid.url());

@@ -308,6 +308,7 @@ fn rate_limit_storm_succeeds_after_retry_after() {
             per_second: 2.0,
             burst: 2,
         }),
+        ..Default::default()
     })
     .unwrap();
     ok(&run(

@@ -9,6 +9,8 @@ pub struct Request {
     pub method: String,
     pub path: String,
     pub query: Vec<(String, String)>,
+    /// The query string as sent, without `?` (what a server's access log shows).
+    pub raw_query: String,
     headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
@@ -20,14 +22,12 @@ impl Request {
         headers: Vec<(String, String)>,
         body: Vec<u8>,
     ) -> Request {
-        let (path, query) = match url.split_once('?') {
-            Some((p, q)) => (p.to_string(), parse_query(q)),
-            None => (url.to_string(), Vec::new()),
-        };
+        let (path, raw_query) = url.split_once('?').unwrap_or((url, ""));
         Request {
             method: method.to_uppercase(),
-            path,
-            query,
+            path: path.to_string(),
+            query: parse_query(raw_query),
+            raw_query: raw_query.to_string(),
             headers,
             body,
         }

@@ -60,6 +60,23 @@ pub fn rfc3339_nano(ns: i128, pad: bool) -> String {
     }
 }
 
+/// Go's `time.Stamp` (`Jan _2 15:04:05`, the day space-padded) of a UTC instant in nanoseconds.
+pub fn go_stamp(ns: i128) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = ns.div_euclid(1_000_000_000) as i64;
+    let (_, m, d) = civil_from_days(secs.div_euclid(86400));
+    let rem = secs.rem_euclid(86400);
+    format!(
+        "{} {d:>2} {:02}:{:02}:{:02}",
+        MONTHS[(m - 1) as usize],
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
 /// RFC 3339 (`Z` or `±hh:mm`, optional fraction) to Unix seconds.
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
     parse_rfc3339_ns(s).map(|ns| ns.div_euclid(1_000_000_000) as i64)
@@ -167,5 +184,7 @@ mod tests {
             Some(1_787_220_672_500_000_000)
         );
         assert_eq!(parse_rfc3339_ns("2026-08-20T10:11:12.Z"), None);
+        assert_eq!(go_stamp(ns), "Aug 20 10:11:12");
+        assert_eq!(go_stamp(1_785_665_472_000_000_000), "Aug  2 10:11:12");
     }
 }

@@ -2,9 +2,12 @@
 # A stand-in for Proxmox's `pct` (pve-container 6.1.x) over the lab's fixture containers:
 # `<root>/<vmid>/{name,status,rootfs/…}`. It implements `list`, `status <vmid>` and
 # `exec <vmid> [--keep-env <bool>] -- <argv…>` with Getopt::Long-style option errors, PVE's vmid
-# checks and messages, and inside a "container" the programs `cat`, `sleep`, `true` and `docker
-# exec` into a PocketID container (see ct_docker) (anything
-# else gives lxc-attach's exec failure). Exit codes of Perl `die`s are assumptions: 2 for a
+# checks and messages, and inside a "container" the programs `cat`, `sleep`, `true` and `docker`
+# with `exec`, `logs` and `ps` over PocketID containers (see ct_docker; anything else gives
+# lxc-attach's exec failure). Docker fixtures: `<root>/<vmid>/docker/<name>/pocketid_url` (a
+# container answered by the PocketID emulator's lab routes), `…/<name>/compose_service` (its
+# `com.docker.compose.service` label), `<root>/<vmid>/docker/daemon-down` (the daemon is not
+# running) and `<root>/<vmid>/no-docker` (no docker binary in the CT). Exit codes of Perl `die`s are assumptions: 2 for a
 # missing config, 255 for the others (contract ssh-pct-dotenv §1.2, §3.2).
 # A fixture file `<root>/<vmid>/stderr` is written to stderr before each program runs inside that
 # container (hostile-output tests: the container controls both streams).
@@ -115,16 +118,67 @@ ct_sh() {
   esac
 }
 
-# `docker exec [-u <user>] [-i] [-t] <name> <argv…>` inside a CT. A fixture
-# `<root>/<vmid>/docker/<name>/pocketid_url` stands for a PocketID container: its CLI
-# `/app/pocket-id one-time-access-token <user>` is answered by the PocketID emulator (a lab-only
-# route), with a Go-default log line on stderr first as the real CLI may print.
+# One request to the PocketID emulator behind a container fixture, over bash's /dev/tcp: sets
+# http_status and http_body. $1 container dir, $2 method, $3 path (query encoded), $4 body.
+lab_http() {
+  local dir=$1 method=$2 path=$3 data=${4:-} url hostport response
+  url=$(command cat -- "$dir/pocketid_url")
+  hostport=${url#http://}
+  exec 3<>"/dev/tcp/${hostport%:*}/${hostport##*:}" || return 1
+  LC_ALL=C printf '%s %s HTTP/1.1\r\nHost: %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s' \
+    "$method" "$path" "$hostport" "$(LC_ALL=C; printf '%s' "$data" | wc -c)" "$data" >&3
+  # The `x` keeps the head's closing CRLFs from $(…)'s newline stripping (an empty body).
+  response=$(command cat <&3; printf x)
+  response=${response%x}
+  exec 3<&-
+  http_status=$(printf '%s' "$response" | head -n 1 | cut -d' ' -f2)
+  http_body=${response#*$'\r\n\r\n'}
+  http_body=${http_body%$'\n'}
+}
+
+# Percent-encodes a query value.
+urlencode() {
+  local LC_ALL=C s=$1 i c out=""
+  for ((i = 0; i < ${#s}; i++)); do
+    c=${s:i:1}
+    case $c in
+      [A-Za-z0-9._~-]) out+=$c ;;
+      *) out+=$(printf '%%%02X' "'$c") ;;
+    esac
+  done
+  printf '%s' "$out"
+}
+
+# The fixture dir of container $2 in CT $1, or Docker's error.
+docker_container() {
+  local dir=$ROOT/$1/docker/$2
+  if [[ -z $2 || ! -f $dir/pocketid_url ]]; then
+    echo "Error response from daemon: No such container: $2" >&2; return 1
+  fi
+  printf '%s' "$dir"
+}
+
+# `docker exec|logs|ps` inside a CT. A fixture `<root>/<vmid>/docker/<name>/pocketid_url` stands
+# for a PocketID container, answered by the PocketID emulator's lab routes: its CLI
+# `/app/pocket-id one-time-access-token <user>` (with a Go-default log line on stderr first, as the
+# real CLI may print) and its log.
 ct_docker() { # $1 vmid, rest: docker's argv
   local vmid=$1; shift
-  if [[ ${1:-} != exec ]]; then
-    echo "docker: '${1:-}' is not a docker command." >&2; return 1
+  if [[ -f $ROOT/$vmid/docker/daemon-down ]]; then
+    echo "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?" >&2
+    return 1
   fi
-  shift
+  case ${1:-} in
+    exec) shift; docker_exec "$vmid" "$@" ;;
+    logs) shift; docker_logs "$vmid" "$@" ;;
+    ps) shift; docker_ps "$vmid" "$@" ;;
+    *) echo "docker: '${1:-}' is not a docker command." >&2; return 1 ;;
+  esac
+}
+
+# `docker exec [-u <user>] [-i] [-t] <name> /app/pocket-id one-time-access-token <user>`.
+docker_exec() { # $1 vmid, rest: exec's argv
+  local vmid=$1; shift
   while (($#)); do
     case $1 in
       -u|--user) shift 2 ;;
@@ -133,12 +187,9 @@ ct_docker() { # $1 vmid, rest: docker's argv
       *) break ;;
     esac
   done
-  local name=${1:-}
+  local name=${1:-} dir
   (($#)) && shift
-  local dir=$ROOT/$vmid/docker/$name
-  if [[ -z $name || ! -f $dir/pocketid_url ]]; then
-    echo "Error response from daemon: No such container: $name" >&2; return 1
-  fi
+  dir=$(docker_container "$vmid" "$name") || return 1
   if [[ ${1:-} != /app/pocket-id ]]; then
     echo "OCI runtime exec failed: exec failed: unable to start container process: exec: \"${1:-}\": stat ${1:-}: no such file or directory: unknown" >&2
     return 126
@@ -147,22 +198,73 @@ ct_docker() { # $1 vmid, rest: docker's argv
   if [[ ${1:-} != one-time-access-token ]] || (($# != 2)); then
     echo "Error: accepts 1 arg(s), received $(($# - 1))" >&2; return 1
   fi
-  local url hostport response status body
-  url=$(command cat -- "$dir/pocketid_url")
-  hostport=${url#http://}
   printf '%s INFO Connected to database provider=sqlite\n' "$(date '+%Y/%m/%d %H:%M:%S')" >&2
-  exec 3<>"/dev/tcp/${hostport%:*}/${hostport##*:}" || { echo "Error: failed to connect to database" >&2; return 1; }
-  LC_ALL=C printf 'POST /api/__lab/cli/one-time-access-token HTTP/1.1\r\nHost: %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s' \
-    "$hostport" "$(LC_ALL=C; printf '%s' "$2" | wc -c)" "$2" >&3
-  response=$(command cat <&3)
-  exec 3<&-
-  status=$(printf '%s' "$response" | head -n 1 | cut -d' ' -f2)
-  body=${response#*$'\r\n\r\n'}
-  if [[ $status == 200 ]]; then
-    printf '%s\n' "$body"; return 0
+  lab_http "$dir" POST /api/__lab/cli/one-time-access-token "$2" || { echo "Error: failed to connect to database" >&2; return 1; }
+  if [[ $http_status == 200 ]]; then
+    printf '%s\n' "$http_body"; return 0
   fi
-  printf '%s\n' "$body" >&2
+  printf '%s\n' "$http_body" >&2
   return 1
+}
+
+# `docker logs [-t|--timestamps] [--since V] [--until V] [-n N|--tail N] <name>`: the emulator
+# parses Docker's time formats against its clock and keeps Docker's error texts.
+docker_logs() { # $1 vmid, rest: logs' argv
+  local vmid=$1; shift
+  local query="" name="" dir
+  while (($#)); do
+    case $1 in
+      -t|--timestamps) query+="&timestamps=1" ;;
+      --since|--until|-n|--tail)
+        if (($# < 2)); then echo "flag needs an argument: $1" >&2; return 1; fi
+        local key=${1#--}; [[ $key == -n ]] && key="tail"
+        query+="&$key=$(urlencode "$2")"; shift ;;
+      --since=*|--until=*|--tail=*) local kv=${1#--}; query+="&${kv%%=*}=$(urlencode "${kv#*=}")" ;;
+      -n?*) query+="&tail=$(urlencode "${1#-n}")" ;;
+      -*) echo "unknown flag: $1" >&2; return 125 ;;
+      *)
+        if [[ -n $name ]]; then echo "\"docker logs\" requires exactly 1 argument." >&2; return 1; fi
+        name=$1 ;;
+    esac
+    shift
+  done
+  if [[ -z $name ]]; then echo "\"docker logs\" requires exactly 1 argument." >&2; return 1; fi
+  dir=$(docker_container "$vmid" "$name") || return 1
+  lab_http "$dir" GET "/api/__lab/docker-logs?${query#&}" || {
+    echo "Error response from daemon: container $name is not running" >&2; return 1; }
+  if [[ $http_status != 200 ]]; then
+    printf '%s\n' "$http_body" >&2; return 1
+  fi
+  [[ -n $http_body ]] && printf '%s\n' "$http_body"
+  return 0
+}
+
+# `docker ps [-a] [--filter label=com.docker.compose.service=<svc>] --format '{{.Names}}'`.
+docker_ps() { # $1 vmid, rest: ps' argv
+  local vmid=$1; shift
+  local want="" d
+  while (($#)); do
+    case $1 in
+      -a|--all|-q) ;;
+      --filter|-f) want=${2:-}; shift ;;
+      --filter=*) want=${1#--filter=} ;;
+      --format) [[ ${2:-} == '{{.Names}}' ]] || { echo "pct stand-in: docker ps prints names only (--format '{{.Names}}')" >&2; return 125; }; shift ;;
+      *) echo "unknown flag: $1" >&2; return 125 ;;
+    esac
+    shift
+  done
+  if [[ -n $want && $want != label=com.docker.compose.service=* ]]; then
+    echo "pct stand-in: docker ps filters on label=com.docker.compose.service=<service> only" >&2; return 125
+  fi
+  for d in "$ROOT/$vmid"/docker/*/; do
+    d=${d%/}
+    [[ -f $d/pocketid_url ]] || continue
+    if [[ -n $want && $(command cat -- "$d/compose_service" 2>/dev/null) != "${want#label=com.docker.compose.service=}" ]]; then
+      continue
+    fi
+    printf '%s\n' "${d##*/}"
+  done
+  return 0
 }
 
 cmd_exec() {
@@ -196,6 +298,9 @@ cmd_exec() {
   fi
   [[ -f $ROOT/$vmid/stderr ]] && command cat -- "$ROOT/$vmid/stderr" >&2
   local prog=${argv[0]}
+  if [[ $prog == docker && -f $ROOT/$vmid/no-docker ]]; then
+    prog=docker-not-installed
+  fi
   case $prog in
     cat) ct_cat "$vmid" "${argv[@]:1}"; exit $? ;;
     docker) ct_docker "$vmid" "${argv[@]:1}"; exit $? ;;
@@ -205,7 +310,7 @@ cmd_exec() {
       if [[ ${argv[1]:-} != -c ]]; then echo "sh: only -c is supported here" >&2; exit 2; fi
       ct_sh "$vmid" "${argv[2]:-}" "${argv[3]:-}"; exit $? ;;
     *)
-      echo "lxc-attach: $vmid: ../src/lxc/attach.c: lxc_attach_run_command: 1841 Failed to exec \"$prog\"" >&2
+      echo "lxc-attach: $vmid: ../src/lxc/attach.c: lxc_attach_run_command: 1841 Failed to exec \"${argv[0]}\"" >&2
       exit 127 ;;
   esac
 }

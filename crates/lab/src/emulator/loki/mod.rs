@@ -116,6 +116,33 @@ impl Loki {
     /// Stores one entry (in-process push; `ts_ns` in nanoseconds since the epoch) under the
     /// configured tenant, adding `service_name` and `detected_level` as Loki 3 does.
     pub fn push(&self, labels: &[(&str, &str)], ts_ns: u128, line: &str) {
+        self.shipper().push(labels, ts_ns, line);
+    }
+
+    /// A handle that pushes into this Loki in-process, as a log shipper would (the PocketID
+    /// emulator keeps one). Pushes still land after the emulator is dropped; nobody reads them.
+    pub fn shipper(&self) -> LokiShipper {
+        LokiShipper {
+            state: Arc::clone(&self.state),
+        }
+    }
+}
+
+/// See [`Loki::shipper`].
+#[derive(Clone)]
+pub struct LokiShipper {
+    state: Arc<Mutex<State>>,
+}
+
+impl std::fmt::Debug for LokiShipper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LokiShipper")
+    }
+}
+
+impl LokiShipper {
+    /// As [`Loki::push`].
+    pub fn push(&self, labels: &[(&str, &str)], ts_ns: u128, line: &str) {
         let mut st = lock(&self.state);
         let tenant = st.opts.tenant.clone().unwrap_or_else(|| "fake".into());
         let labels = labels
@@ -130,7 +157,9 @@ impl Loki {
             line.to_string(),
         );
     }
+}
 
+impl Loki {
     /// `false`: `/ready` and every query answer 503 (a Loki starting up or stopping).
     pub fn set_ready(&self, ready: bool) {
         lock(&self.state).ready = ready;

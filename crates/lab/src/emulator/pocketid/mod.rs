@@ -8,13 +8,15 @@
 //! (`clients.rs`); client secrets, 2.14 additive `/secrets` and 2.13 `/secret` (`secrets.rs`); API
 //! keys (`api_keys.rs`); paginated lists, clamped and unordered without `sort` (`lists.rs`); and
 //! access recovery: users search, one-time login codes, the login-code e-mail into an outbox, the
-//! audit log, the container CLI (`access.rs`).
+//! audit log, the container CLI (`access.rs`); and PocketID's log output, the request line and
+//! what handlers log, as tint text or JSON, into `docker logs` and an attached Loki (`log.rs`).
 //!
 //! Test hooks: seed clients and groups, make API keys as the admin panel would, inject a one-shot
 //! 500 on the next secret POST or a burst of 429s, refuse the revocation of a key, make paginated
 //! lists hostile (endless, slow or oversized pages), read the request log (method and path only,
 //! never a header value), and ask whether a client secret would be accepted by the token endpoint.
 
+use crate::emulator::loki::Loki;
 use crate::emulator::time::now_secs;
 use crate::emulator::{percent_decode, Body, Emulator, Listener, Options, Request, Response};
 use crate::error::{LabError, Result};
@@ -37,7 +39,7 @@ pub use access::Mail;
 use api_keys::{authenticate, Auth, KeyRec};
 use clients::{ClientRec, GroupRec};
 use lists::paginate;
-pub use log::{Level, LogRecord};
+pub use log::{Level, LogRecord, LOKI_LABELS};
 
 /// Which PocketID release to behave like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +80,10 @@ pub struct PocketIdOptions {
     pub version: String,
     /// `None` is `DISABLE_RATE_LIMITING=true`; PocketID's default is 100 req/s, burst 300.
     pub rate_limit: Option<RateLimit>,
+    /// `LOG_JSON=true`: slog JSON lines instead of tint text.
+    pub log_json: bool,
+    /// `LOG_LEVEL`: records below it are not written (`Warn` hides the 4xx request lines).
+    pub log_level: Level,
 }
 
 impl Default for PocketIdOptions {
@@ -88,6 +94,8 @@ impl Default for PocketIdOptions {
                 per_second: 100.0,
                 burst: 300,
             }),
+            log_json: false,
+            log_level: Level::Info,
         }
     }
 }
@@ -147,6 +155,8 @@ struct State {
     access: access::AccessState,
     /// Records logged while answering the current request (written by `answer`).
     pending_log: Vec<LogRecord>,
+    /// The container's log output (`log.rs`).
+    logs: log::Sink,
 }
 
 /// The running emulator; stopped on drop.
@@ -182,6 +192,7 @@ impl PocketId {
         })?;
         let listener = Listener::bind(Options::new("PocketID emulator"))?;
         let mut st = State::new(version, opts.rate_limit, listener.url());
+        st.logs = log::Sink::new(opts.log_json, opts.log_level);
         let admin = st.add_key(ADMIN_USER, "automation", 365 * 86400);
         let non_admin = st.add_key(PLAIN_USER, "user key", 365 * 86400);
         let state = Arc::new(Mutex::new(st));
@@ -236,6 +247,27 @@ impl PocketId {
     pub fn count_requests(&self, method: &str, path: &str) -> usize {
         self.emulator.count_requests(method, path)
     }
+
+    /// Ships every log line from now on to `loki` too, labelled [`log::LOKI_LABELS`].
+    pub fn log_to_loki(&self, loki: &Loki) {
+        self.st().logs.loki = Some(loki.shipper());
+    }
+    /// Logs `record` now, as a subsystem of PocketID would (e.g. `ERR Failed to create access
+    /// request error=invalid_client`); below the log level it is dropped.
+    pub fn emit(&self, record: LogRecord) {
+        let mut st = self.st();
+        let version = st.version;
+        st.logs.write(version, &record);
+    }
+    /// The log lines written so far, oldest first (text or JSON, as configured).
+    pub fn log_lines(&self) -> Vec<String> {
+        self.st()
+            .logs
+            .docker
+            .iter()
+            .map(|(_, l)| l.clone())
+            .collect()
+    }
 }
 
 fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
@@ -276,6 +308,7 @@ impl State {
             rng: seed,
             access: access::AccessState::new(url.to_string()),
             pending_log: Vec::new(),
+            logs: log::Sink::default(),
         }
     }
 
@@ -308,6 +341,7 @@ impl State {
 /// One request through the rate limit and the routes; every answer carries a request id, as
 /// PocketID's middleware adds it (error bodies repeat it).
 fn answer(st: &mut State, req: &Request) -> Response {
+    let started = Instant::now();
     st.pending_log.clear();
     let mut resp = rate_limited(st).unwrap_or_else(|| route(st, req));
     let rid = st.uuid();
@@ -316,6 +350,7 @@ fn answer(st: &mut State, req: &Request) -> Response {
             m.insert("request_id".into(), json!(rid));
         }
     }
+    log::write_request(st, req, &resp, &rid, started.elapsed());
     resp.with_header("X-Request-ID", rid)
 }
 
@@ -365,6 +400,9 @@ fn route(st: &mut State, req: &Request) -> Response {
         return clients::meta(st, id);
     }
     if let Some(r) = access::route(st, req, segs) {
+        return r;
+    }
+    if let Some(r) = log::route(st, req, segs) {
         return r;
     }
     if !route_exists(st.version, m, segs) {
