@@ -87,7 +87,10 @@ fn a_constructed_log_is_classified_counted_and_redacted() {
     assert_eq!(server["status"], json!(500));
     assert!(r.json["first"].as_str().unwrap() < r.json["last"].as_str().unwrap());
     let window = &r.json["window"];
-    assert!(window["start"].as_str().unwrap() < window["end"].as_str().unwrap(), "{window}");
+    assert!(
+        window["start"].as_str().unwrap() < window["end"].as_str().unwrap(),
+        "{window}"
+    );
     for s in SECRETS {
         assert!(!r.output().contains(s), "{s} is in the output");
     }
