@@ -22,6 +22,7 @@ DEFAULT_ROOTS = [
     "crates/vault_full_write/src",
     "crates/env_harvest/src",
     "crates/pocketid_client/src",
+    "crates/pocketid_logs/src",
     "crates/redeploy_trigger/src",
 ]
 FN = re.compile(r"\bfn\s+([A-Za-z_][A-Za-z0-9_]*)")

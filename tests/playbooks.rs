@@ -538,6 +538,7 @@ fn every_module_binary_has_a_sidecar_doc_and_is_shipped() {
         "vault_full_write",
         "env_harvest",
         "pocketid_client",
+        "pocketid_logs",
         "redeploy_trigger",
     ] {
         let src = root.join("crates").join(krate).join("src");

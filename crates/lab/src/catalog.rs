@@ -4,13 +4,14 @@
 //! the two in agreement.
 
 /// The module binaries the collection `homelab.sso` ships (one sidecar doc each).
-pub const MODULE_BINARIES: [&str; 7] = [
+pub const MODULE_BINARIES: [&str; 8] = [
     "vault_full_write",
     "vault_kv_read",
     "env_harvest",
     "pocketid_client",
     "pocketid_api_key",
     "pocketid_login_code",
+    "pocketid_logs",
     "redeploy_trigger",
 ];
 

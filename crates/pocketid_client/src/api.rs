@@ -321,6 +321,19 @@ impl PocketIdApi {
         search: Option<&str>,
         sort: &str,
     ) -> Result<Vec<Value>, ApiError> {
+        let params: Vec<(&str, &str)> = search.map(|s| ("search", s)).into_iter().collect();
+        self.list_sorted(path, &params, sort, "asc")
+    }
+
+    /// [`list_all`](Self::list_all) with any query parameters (`filters[event]`, `search`) and
+    /// a sort direction (`asc` or `desc`).
+    pub fn list_sorted(
+        &self,
+        path: &str,
+        params: &[(&str, &str)],
+        sort: &str,
+        direction: &str,
+    ) -> Result<Vec<Value>, ApiError> {
         let full = format!("/api{path}");
         let deadline = Instant::now() + self.timeout;
         let mut out: Vec<Value> = Vec::new();
@@ -328,11 +341,12 @@ impl PocketIdApi {
         let mut page = 1u64;
         loop {
             let mut q = format!(
-                "{path}?pagination%5Bpage%5D={page}&pagination%5Blimit%5D={PAGE_LIMIT}&sort%5Bcolumn%5D={}&sort%5Bdirection%5D=asc",
-                httpx::encode(sort)
+                "{path}?pagination%5Bpage%5D={page}&pagination%5Blimit%5D={PAGE_LIMIT}&sort%5Bcolumn%5D={}&sort%5Bdirection%5D={}",
+                httpx::encode(sort),
+                httpx::encode(direction)
             );
-            if let Some(s) = search {
-                q.push_str(&format!("&search={}", httpx::encode(s)));
+            for (k, v) in params {
+                q.push_str(&format!("&{}={}", httpx::encode(k), httpx::encode(v)));
             }
             let v = self.get(&q)?;
             let data = v

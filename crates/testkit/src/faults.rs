@@ -101,6 +101,7 @@ impl BlackHole {
 pub struct Gate {
     pub url: String,
     held: Arc<AtomicUsize>,
+    heads: Arc<Mutex<Vec<String>>>,
     _acceptor: Acceptor,
 }
 
@@ -111,12 +112,15 @@ impl Gate {
         let upstream = upstream.trim_start_matches("http://").to_string();
         let hold = hold.to_string();
         let held = Arc::new(AtomicUsize::new(0));
-        let h = held.clone();
+        let heads: Arc<Mutex<Vec<String>>> = Arc::default();
+        let (h, seen) = (held.clone(), heads.clone());
         let acceptor = Acceptor::start(move |mut client| {
             let kept = client.try_clone().ok();
             let (h, upstream, hold) = (h.clone(), upstream.clone(), hold.clone());
+            let seen = seen.clone();
             std::thread::spawn(move || {
                 while let Some((head, body)) = read_request(&mut client) {
+                    seen.lock().unwrap().push(head.clone());
                     if head.starts_with(&hold) {
                         h.fetch_add(1, Ordering::SeqCst);
                         // Never answered; the connection stays open until the client gives up
@@ -138,6 +142,7 @@ impl Gate {
         Gate {
             url: acceptor.url.clone(),
             held,
+            heads,
             _acceptor: acceptor,
         }
     }
@@ -145,6 +150,12 @@ impl Gate {
     /// Requests held so far.
     pub fn held(&self) -> usize {
         self.held.load(Ordering::SeqCst)
+    }
+
+    /// The head (request line and headers) of every request seen so far, oldest first: what a
+    /// client sent, as the server behind the gate received it.
+    pub fn heads(&self) -> Vec<String> {
+        self.heads.lock().unwrap().clone()
     }
 }
 

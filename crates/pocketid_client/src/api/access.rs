@@ -1,4 +1,5 @@
-//! Access recovery calls (`pocketid-logs-and-access.md` §4): users search and one-time login codes.
+//! Access recovery calls (`pocketid-logs-and-access.md` §3, §4): users search, one-time login
+//! codes, and the audit log.
 
 use super::{ApiError, PocketIdApi};
 use ansible_module::Secret;
@@ -10,6 +11,17 @@ impl PocketIdApi {
     /// e-mail, names and username with `%` and `_` unescaped, so callers pick exact matches.
     pub fn search_users(&self, term: &str) -> Result<Vec<Value>, ApiError> {
         self.list_all("/users", Some(term), "username")
+    }
+
+    /// `GET /api/audit-logs/all` (admin) for one event, newest first (`createdAt desc`: without a
+    /// sort PocketID has no order), every page.
+    pub fn audit_log(&self, event: &str) -> Result<Vec<Value>, ApiError> {
+        self.list_sorted(
+            "/audit-logs/all",
+            &[("filters[event]", event)],
+            "createdAt",
+            "desc",
+        )
     }
 
     /// `POST /api/users/{id}/one-time-access-token {"ttl": <seconds>}` (admin): a single-use login

@@ -117,6 +117,10 @@ impl State {
 
     /// Appends an audit entry (PocketID records successes only).
     pub(super) fn audit(&mut self, event: &str, user_id: &str, data: Map<String, Value>) {
+        self.audit_at(event, user_id, data, now_secs());
+    }
+
+    fn audit_at(&mut self, event: &str, user_id: &str, data: Map<String, Value>, created_at: i64) {
         let id = self.uuid();
         self.seq += 1;
         let seq = self.seq;
@@ -124,7 +128,7 @@ impl State {
             id,
             event: event.into(),
             user_id: user_id.into(),
-            created_at: now_secs(),
+            created_at,
             seq,
             data,
         });
@@ -175,6 +179,21 @@ impl super::PocketId {
             .iter()
             .map(|a| (a.event.clone(), a.user_id.clone()))
             .collect()
+    }
+    /// An audit entry as a sign-in flow would write it (`CLIENT_AUTHORIZATION` with
+    /// `clientName`, …), `secs_ago` seconds old.
+    pub fn add_audit_event(
+        &self,
+        event: &str,
+        user_id: &str,
+        data: &[(&str, &str)],
+        secs_ago: i64,
+    ) {
+        let data = data
+            .iter()
+            .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+            .collect();
+        self.st().audit_at(event, user_id, data, now_secs() - secs_ago);
     }
     /// Unused, unexpired login codes.
     pub fn live_login_codes(&self) -> usize {
