@@ -27,6 +27,13 @@ pub fn command(name: &'static str, about: &'static str, spec: &[Opt]) -> Command
         .arg(Arg::new("__check").long("check").action(ArgAction::SetTrue).help("Predict the changes, change nothing"))
         .arg(Arg::new("__diff").long("diff").action(ArgAction::SetTrue).help("Show what changes (names, never values)"))
         .arg(Arg::new("__json").long("json").action(ArgAction::SetTrue).help("Print the module's JSON result"))
+        // For tests that hold the sidecar docs to the declaration; not an operator's flag.
+        .arg(
+            Arg::new("__options_json")
+                .long("options-json")
+                .action(ArgAction::SetTrue)
+                .hide(true),
+        )
         .arg(
             Arg::new("__verbose")
                 .short('v')
@@ -151,6 +158,11 @@ pub(crate) fn run<M: Module>(args: Vec<String>) -> i32 {
             return if e.use_stderr() { 2 } else { 0 };
         }
     };
+    if matches.get_flag("__options_json") {
+        let list: Vec<Value> = spec.iter().map(Opt::spec_json).collect();
+        println!("{}", Value::Array(list));
+        return 0;
+    }
     let json = matches.get_flag("__json");
     set_output_mode(if json {
         OutputMode::ModuleJson

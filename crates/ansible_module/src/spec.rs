@@ -169,6 +169,38 @@ impl Opt {
         self.help = h;
         self
     }
+
+    /// The declaration as JSON, in the vocabulary of a module's DOCUMENTATION (`type`,
+    /// `elements`, `required`, `default`, `choices`, `aliases`) plus `env` and `no_log`, so a test
+    /// can hold the sidecar docs to the code. Empty and false fields are left out, as in the docs.
+    pub fn spec_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("name".into(), self.name.into());
+        m.insert("type".into(), self.kind.name().into());
+        if let Some(el) = self.elements {
+            m.insert("elements".into(), el.name().into());
+        }
+        if self.required {
+            m.insert("required".into(), true.into());
+        }
+        if let Some(d) = &self.default {
+            m.insert("default".into(), d.clone());
+        }
+        let strs = |v: &[&'static str]| Value::from(v.to_vec());
+        for (key, list) in [
+            ("choices", &self.choices),
+            ("aliases", &self.aliases),
+            ("env", &self.env),
+        ] {
+            if !list.is_empty() {
+                m.insert(key.into(), strs(list));
+            }
+        }
+        if self.no_log {
+            m.insert("no_log".into(), true.into());
+        }
+        Value::Object(m)
+    }
 }
 
 /// Why the arguments were refused. The `Display` text is AnsibleModule's own.

@@ -317,3 +317,27 @@ fn numbers_outside_their_range_are_refused_at_parse_time() {
     assert_eq!(ok["timeout"], json!(86400));
     assert!(check(&spec, json!({})).is_ok());
 }
+
+#[test]
+fn spec_json_states_the_declaration_in_the_docs_vocabulary() {
+    let secret = Opt::str("token")
+        .alias("api_token")
+        .env("X_TOKEN")
+        .required()
+        .no_log();
+    assert_eq!(
+        secret.spec_json(),
+        json!({"name": "token", "type": "str", "required": true, "aliases": ["api_token"],
+               "env": ["X_TOKEN"], "no_log": true})
+    );
+    let list = Opt::list("modes", Kind::Str)
+        .choices(&["a", "b"])
+        .default(json!(["a"]))
+        .range(1, 2);
+    // Only what the docs state: no range, no help, nothing empty or false.
+    assert_eq!(
+        list.spec_json(),
+        json!({"name": "modes", "type": "list", "elements": "str", "default": ["a"],
+               "choices": ["a", "b"]})
+    );
+}

@@ -490,7 +490,7 @@ fn bench_c(o: &Opts, dir: &Path) -> Result<(), String> {
             let (runs_before, log_before) = (fj.runs().len(), fj.request_log().len());
             let args = json!({
                 "url": fj.url(), "token": fj.token(), "repo": fj.repo(), "ref": "main",
-                "workflows": files, "poll_interval": poll, "timeout": 120, "pickup_timeout": 60,
+                "workflows": files, "poll_interval": poll, "wait_timeout": 120, "pickup_timeout": 60,
             });
             let t = Instant::now();
             let r = run_module(&trigger, dir, &args, Duration::from_secs(300))?;

@@ -53,7 +53,7 @@ pub struct ForgejoConn {
     pub repo: String,
     pub validate_certs: bool,
     pub ca_cert: Option<PathBuf>,
-    pub request_timeout: u64,
+    pub timeout: u64,
     /// Further attempts for safe requests (never for a dispatch).
     pub retries: u32,
 }
@@ -79,7 +79,10 @@ pub fn conn_options() -> Vec<Opt> {
         Opt::path("ca_cert")
             .env("FORGEJO_CACERT")
             .help("PEM CA file to trust for the server"),
-        Opt::int("request_timeout")
+        // `timeout` is the per-request HTTP timeout in every module; `request_timeout`, this
+        // module's name for it in 1.0.0, still works.
+        Opt::int("timeout")
+            .alias("request_timeout")
             .default(30)
             .range(1, 3600)
             .help("Seconds for one HTTP request"),
@@ -162,7 +165,7 @@ impl Forgejo {
         let mut cfg = HttpConfig::new("Forgejo", s.url.clone());
         cfg.validate_certs = s.validate_certs;
         cfg.ca_cert = s.ca_cert.clone();
-        cfg.timeout = Duration::from_secs(s.request_timeout.max(1));
+        cfg.timeout = Duration::from_secs(s.timeout.max(1));
         cfg.retries = s.retries;
         let auth = format!("token {}", s.token.expose());
         ansible_module::register_secret(&auth);

@@ -30,7 +30,7 @@ pub struct Params {
     #[serde(default)]
     pub inputs: Option<Map<String, Value>>,
     pub wait: bool,
-    pub timeout: u64,
+    pub wait_timeout: u64,
     pub poll_interval: f64,
     pub pickup_timeout: u64,
     pub skipped_is_success: bool,
@@ -57,7 +57,7 @@ impl Module for RedeployTrigger {
             Opt::bool("wait")
                 .default(true)
                 .help("Wait for every run to finish"),
-            Opt::int("timeout")
+            Opt::int("wait_timeout")
                 .default(1800)
                 .range(1, 86400)
                 .help("Seconds to wait for each run, from its dispatch"),
@@ -89,7 +89,7 @@ impl Module for RedeployTrigger {
                 api: &api,
                 major: plan.major,
                 interval: Duration::from_secs_f64(p.poll_interval),
-                timeout: Duration::from_secs(p.timeout),
+                timeout: Duration::from_secs(p.wait_timeout),
                 pickup: Duration::from_secs(p.pickup_timeout),
                 skipped_is_success: p.skipped_is_success,
             }
@@ -106,8 +106,8 @@ fn check(p: &Params) -> Result<Vec<Target>, Failure> {
             "poll_interval must be a positive number of seconds",
         ));
     }
-    if p.timeout == 0 {
-        return Err(Failure::new("timeout must be at least 1 second"));
+    if p.wait_timeout == 0 {
+        return Err(Failure::new("wait_timeout must be at least 1 second"));
     }
     if p.git_ref.trim().is_empty() {
         return Err(Failure::new(

@@ -22,7 +22,7 @@ fn args(fj: &Forgejo, extra: Value) -> Value {
         "repo": fj.repo(),
         "ref": "main",
         "poll_interval": 0.5,
-        "timeout": 60,
+        "wait_timeout": 60,
         "pickup_timeout": 30,
     });
     for (k, v) in extra.as_object().unwrap() {
@@ -151,7 +151,7 @@ fn short_runs_are_seen_ending_without_waiting_a_poll_interval() {
     }
     let a = args(
         &fj,
-        json!({"workflows": wfs, "poll_interval": 60, "pickup_timeout": 120, "timeout": 300}),
+        json!({"workflows": wfs, "poll_interval": 60, "pickup_timeout": 120, "wait_timeout": 300}),
     );
     let r = spawn_module(
         std::path::Path::new(env!("CARGO_BIN_EXE_redeploy_trigger")),
@@ -367,7 +367,7 @@ fn no_runner_is_reported_as_not_picked_up() {
     );
     let r = run(
         &fj,
-        json!({"workflows": ["deploy-gatus.yml", "deploy-glance.yml"], "pickup_timeout": 2, "timeout": 30}),
+        json!({"workflows": ["deploy-gatus.yml", "deploy-glance.yml"], "pickup_timeout": 2, "wait_timeout": 30}),
     );
     assert!(failed(&r), "{r:?}");
     let m = msg(&r);
@@ -407,7 +407,7 @@ fn running_too_long_is_a_timeout_not_a_missing_runner() {
     );
     let r = run(
         &fj,
-        json!({"workflows": ["deploy-seedbox.yml"], "timeout": 2, "pickup_timeout": 1}),
+        json!({"workflows": ["deploy-seedbox.yml"], "wait_timeout": 2, "pickup_timeout": 1}),
     );
     let m = msg(&r);
     assert!(

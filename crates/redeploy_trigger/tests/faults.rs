@@ -14,8 +14,8 @@ use testkit::module::{spawn_module, Running, RUN_LIMIT};
 
 fn args(fj: &Forgejo, workflows: &[&str]) -> Value {
     json!({"url": fj.url(), "token": fj.token(), "repo": fj.repo(), "ref": "main",
-           "workflows": workflows, "poll_interval": 0.5, "timeout": 60, "pickup_timeout": 30,
-           "request_timeout": 5})
+           "workflows": workflows, "poll_interval": 0.5, "wait_timeout": 60, "pickup_timeout": 30,
+           "timeout": 5})
 }
 
 fn spawn(args: &Value) -> Running {
@@ -199,12 +199,12 @@ fn tls_failure_names_forgejo_the_url_and_the_fix() {
 }
 
 #[test]
-fn black_hole_server_times_out_after_request_timeout() {
+fn black_hole_server_times_out_after_timeout() {
     let hole = BlackHole::start();
     let fj = Forgejo::start(ForgejoOpts::default()).unwrap();
     let mut a = args(&fj, &["deploy-n8n.yml"]);
     a["url"] = json!(hole.url);
-    a["request_timeout"] = json!(2);
+    a["timeout"] = json!(2);
     let started = Instant::now();
     let r = finish(spawn(&a), &fj.token());
     let took = started.elapsed();
@@ -304,7 +304,7 @@ fn endless_5xx_while_waiting_ends_as_lost_contact() {
     fj.set_behaviour(wf, Behaviour::lasting(Duration::from_secs(300)));
     let (url, token) = (fj.url().to_string(), fj.token());
     let mut a = args(&fj, &[wf]);
-    a["timeout"] = json!(240);
+    a["wait_timeout"] = json!(240);
     let child = spawn(&a);
     let dispatched = lab::proc::wait_for(Duration::from_secs(60), || {
         (fj.dispatch_requests(wf) == 1).then_some(())
@@ -322,7 +322,7 @@ fn endless_5xx_while_waiting_ends_as_lost_contact() {
     assert!(!m.contains("no runner"), "{m}");
     assert!(
         !m.contains("timed out after 240s"),
-        "gave up before `timeout`: {m}"
+        "gave up before `wait_timeout`: {m}"
     );
     assert_eq!(r["runs"][0]["status"], "unknown", "{r}");
     assert_eq!(r["changed"], true);
@@ -333,7 +333,7 @@ fn endless_5xx_while_waiting_ends_as_lost_contact() {
 }
 
 /// `poll_interval: 1e20` used to dispatch, then panic (a `Duration` overflow) with a result that
-/// claimed nothing changed; `request_timeout` near i64::MAX panicked too. Every number option is
+/// claimed nothing changed; `timeout` near i64::MAX panicked too. Every number option is
 /// now range-checked with AnsibleModule's message shape before any request.
 #[test]
 fn extreme_numbers_are_refused_before_any_request() {
@@ -346,14 +346,20 @@ fn extreme_numbers_are_refused_before_any_request() {
             "value of poll_interval must be between 0.1 and 3600.0, got: 1e+20",
         ),
         (
-            "request_timeout",
-            max.clone(),
-            "value of request_timeout must be between 1 and 3600, got: 9223372036854775807",
-        ),
-        (
             "timeout",
             max.clone(),
-            "value of timeout must be between 1 and 86400, got: 9223372036854775807",
+            "value of timeout must be between 1 and 3600, got: 9223372036854775807",
+        ),
+        // The spelling of 1.0.0 is an alias of `timeout`; the message names the option.
+        (
+            "request_timeout",
+            max.clone(),
+            "value of timeout must be between 1 and 3600, got: 9223372036854775807",
+        ),
+        (
+            "wait_timeout",
+            max.clone(),
+            "value of wait_timeout must be between 1 and 86400, got: 9223372036854775807",
         ),
         (
             "pickup_timeout",
@@ -362,6 +368,10 @@ fn extreme_numbers_are_refused_before_any_request() {
         ),
     ] {
         let mut a = args(&fj, &["deploy-n8n.yml"]);
+        if opt == "request_timeout" {
+            // Only the alias, so that its value is the one checked.
+            a.as_object_mut().unwrap().remove("timeout");
+        }
         a[opt] = value;
         let r = finish(spawn(&a), &fj.token());
         assert_eq!(r["failed"], true, "{opt}: {r}");
