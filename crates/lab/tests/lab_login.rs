@@ -4,7 +4,10 @@
 use lab::login::LoginOutcome;
 use lab::stack::{Lab, LabOptions};
 
-const CALLBACK: &str = "https://auth.example.org/oauth2/callback";
+/// The first app's callback (n8n's), one the lab's client allows as the catalog says.
+fn callback() -> String {
+    lab::catalog::app_callback_urls()[0].clone()
+}
 
 fn lab() -> (tempfile::TempDir, Lab) {
     let dir = tempfile::tempdir().unwrap();
@@ -15,7 +18,7 @@ fn lab() -> (tempfile::TempDir, Lab) {
 #[test]
 fn a_healthy_lab_login_succeeds_and_an_unregistered_callback_fails_at_authorize() {
     let (_dir, lab) = lab();
-    let out = lab.login_as_app(CALLBACK).unwrap();
+    let out = lab.login_as_app(&callback()).unwrap();
     let LoginOutcome::Tokens(t) = &out else {
         panic!("the lab's login failed: {out:?}")
     };
@@ -23,7 +26,7 @@ fn a_healthy_lab_login_succeeds_and_an_unregistered_callback_fails_at_authorize(
     assert!(t.has_id_token);
 
     let out = lab
-        .login_as_app("https://auth.example.org/oauth2/other")
+        .login_as_app("https://n8n.example.org/oauth2/other")
         .unwrap();
     let LoginOutcome::AuthorizeFailed(a) = out else {
         panic!("expected an authorize failure: {out:?}")
@@ -49,7 +52,7 @@ fn a_wrong_deployed_secret_fails_at_the_token_step() {
         "not-the-secret-pocketid-knows".into(),
     );
     lab.containers.render_service(&svc, &values).unwrap();
-    let out = lab.login_as_app(CALLBACK).unwrap();
+    let out = lab.login_as_app(&callback()).unwrap();
     let LoginOutcome::TokenFailed(t) = out else {
         panic!("expected a token failure: {out:?}")
     };

@@ -193,7 +193,8 @@ impl super::PocketId {
             .iter()
             .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
             .collect();
-        self.st().audit_at(event, user_id, data, now_secs() - secs_ago);
+        self.st()
+            .audit_at(event, user_id, data, now_secs() - secs_ago);
     }
     /// Unused, unexpired login codes.
     pub fn live_login_codes(&self) -> usize {
