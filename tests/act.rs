@@ -105,6 +105,19 @@ fn operational_workflows_run_end_to_end_under_act() {
         "the workflow's rotation sends one non-PATCH write, got {writes:?}"
     );
 
+    // sso-doctor after the rotation: every app healthy, nothing to fix.
+    let r = logged(
+        &mut logs,
+        e.act(
+            &tarball,
+            "sso-doctor.yml",
+            serde_json::json!({"service": "", "since": "1h", "fix": "false"}),
+            &OPERATIONAL_SECRETS,
+        ),
+    );
+    assert!(r.ok, "sso-doctor under act failed:\n{}", r.output);
+    assert!(r.output.contains("grafana: healthy"), "{}", r.output);
+
     // Nothing secret in act's logs, old values or new.
     for text in &logs {
         assert_no_secret(text, &before, "act log");

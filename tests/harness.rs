@@ -342,6 +342,7 @@ impl E2e {
             ))
             .args(["--var", &format!("VAULT_ADDR={}", env["VAULT_ADDR"])])
             .args(["--var", &format!("POCKETID_URL={}", env["POCKETID_URL"])])
+            .args(["--var", &format!("LOKI_ADDR={}", env["LOKI_ADDR"])])
             .args([
                 "--var",
                 &format!("DEPLOY_FORGEJO_URL={}", env["FORGEJO_URL"]),

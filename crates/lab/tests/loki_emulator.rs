@@ -304,10 +304,6 @@ fn labels_buildinfo_and_ready() {
         .requests()
         .iter()
         .any(|r| r.path.starts_with("/loki/api/v1/query_range")));
-    // Dropped: Loki is down, the port refuses.
-    let addr = loki.url().trim_start_matches("http://").to_string();
-    drop(loki);
-    assert!(std::net::TcpStream::connect(addr).is_err());
 }
 
 #[test]
