@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make demo`: brings up the lab, runs the full zero-downtime rotation of secret/homelab-sso against it
-# with the collection built from this checkout, prints the summary, and stops the lab.
+# with the collection built from this checkout, prints the summary, runs the SSO doctor, and stops the lab.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LAB_DIR=${LAB_DIR:-$PWD/.lab}
@@ -42,3 +42,11 @@ echo
 echo "==> Summary"
 sed -n '/TASK \[Summary/,/^$/p' "$LAB_DIR/rotation.log" | grep -E '^ +"' | grep -v '"msg"' | sed 's/^ *"/    /; s/",\{0,1\}$//'
 echo "    full logs: $LAB_DIR/rotation.log"
+
+echo
+echo "==> SSO doctor after the rotation (the runbook's Logs and Troubleshooting, app by app)"
+ansible-playbook -i "$LAB_DIR/inventory.yml" ansible/playbooks/sso-doctor.yml > "$LAB_DIR/doctor.log"
+sed -n '/TASK \[PocketID, the client and the logs\]/,/TASK \[Report/p' "$LAB_DIR/doctor.log" \
+  | grep -E '^ +"(PocketID|OIDC|Logs|Audit)' | sed 's/^ *"/    /; s/",\{0,1\}$//'
+grep -E '"msg": "[a-z0-9-]+: (healthy|UNHEALTHY)' "$LAB_DIR/doctor.log" | sed 's/^ *"msg": "/    /; s/"$//'
+echo "    full log: $LAB_DIR/doctor.log"
