@@ -70,6 +70,19 @@ pub fn module_library(dir: &Path, modules: &[(&str, &Path)]) -> Result<PathBuf> 
             }
         }
     }
+    // The collection's action plugins (run the binary in place under connection local) and the
+    // code they share, as `make build` ships them.
+    for sub in ["plugins/action", "plugins/plugin_utils"] {
+        let (from, to) = (src.join(sub), coll.join(sub));
+        std::fs::create_dir_all(&to).ctx(|| format!("creating {}", to.display()))?;
+        for entry in std::fs::read_dir(&from).ctx(|| format!("reading {}", from.display()))? {
+            let path = entry.ctx(|| format!("reading {}", from.display()))?.path();
+            if path.extension().is_some_and(|e| e == "py") {
+                let dest = to.join(path.file_name().unwrap_or_default());
+                std::fs::copy(&path, &dest).ctx(|| format!("copying {}", path.display()))?;
+            }
+        }
+    }
     Ok(lib)
 }
 
