@@ -182,6 +182,11 @@ pub fn build_collection(dir: &Path) -> PathBuf {
     for m in MODULES {
         let doc = src.join(format!("plugins/modules/{m}.yml"));
         assert!(doc.exists(), "{m} has no sidecar doc");
+        let action = src.join(format!("plugins/action/{m}.py"));
+        assert!(
+            action.exists(),
+            "{m} has no action plugin (plugins/action/{m}.py, as the other modules)"
+        );
         // Without debug info: a debug build's ~80 MB per binary made every collection build gzip
         // half a gigabyte. The code is the same.
         let dest = src.join(format!("plugins/modules/{m}"));
