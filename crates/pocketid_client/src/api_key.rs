@@ -113,13 +113,19 @@ fn str_field(v: &Value, field: &str) -> String {
         .to_string()
 }
 
+/// Check → read (verify the new key, list the keys) → plan → apply → report; check mode reports
+/// the plan's revocations without applying them.
 fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
     crate::api::check_retries(p.server.retries)?;
     let new = PocketIdApi::new(&conn(&p, &p.new_api_key))?;
     let owner = verify(&p, &new, ctx)?;
     let keys = new.list_api_keys()?;
     let plan = RevokePlan::new(&p, &keys, &owner.username, ctx)?;
-    let revoked = plan.apply(&new, &owner, ctx)?;
+    let revoked = if ctx.check_mode {
+        Revoked(plan.targets.clone())
+    } else {
+        plan.apply(&new, &owner)?
+    };
     Ok(revoked.report(owner, plan.keep_id))
 }
 
@@ -248,19 +254,17 @@ impl RevokePlan {
     /// Step 3: revokes with the new key, then makes sure the new key still works. Every target
     /// is tried even after a refusal (each revoke stands alone), so the result can say exactly
     /// which keys are gone and which are still valid.
-    fn apply(&self, new: &PocketIdApi, owner: &Owner, ctx: &Context) -> Result<Revoked, Failure> {
+    fn apply(&self, new: &PocketIdApi, owner: &Owner) -> Result<Revoked, Failure> {
         let mut revoked = Vec::new();
         let mut not_revoked: Vec<(Value, String)> = Vec::new();
         for entry in &self.targets {
-            if !ctx.check_mode {
-                if let Err(e) = new.revoke_api_key(entry["id"].as_str().unwrap_or_default()) {
-                    not_revoked.push((entry.clone(), e.to_string()));
-                    continue;
-                }
+            if let Err(e) = new.revoke_api_key(entry["id"].as_str().unwrap_or_default()) {
+                not_revoked.push((entry.clone(), e.to_string()));
+                continue;
             }
             revoked.push(entry.clone());
         }
-        if !revoked.is_empty() && !ctx.check_mode {
+        if !revoked.is_empty() {
             if let Err(e) = new.me() {
                 if e.status() == Some(401) {
                     let names: Vec<String> = revoked

@@ -1,14 +1,16 @@
 //! The `pocketid_client` module: one OIDC client as code, and its secrets.
 
-use crate::api::{
-    connection_options, ApiError, Connection, MintedSecret, PocketIdApi, ServerVersion,
-};
+use crate::api::{connection_options, Connection, PocketIdApi, ServerVersion};
 use ansible_module::{Context, Failure, Kind, Module, Opt, Outcome, Secret};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeSet;
 
+mod apply;
+mod plan;
 mod verify;
+
+use plan::Plan;
 
 pub struct PocketIdClient;
 
@@ -59,6 +61,12 @@ pub enum ClientError {
         expected: String,
         actual: String,
     },
+    #[error("client {0:?} is public: PocketID creates no secrets for public clients (set `public: false` or `secret: keep`)")]
+    PublicHasNoSecret(String),
+    #[error("retire_secrets needs `secret_id` (the secret to keep) unless this run mints one: refusing to delete every secret")]
+    RetireWithoutKeep,
+    #[error("retire_secrets: secret {keep:?} is not a secret of client {id:?}; refusing to delete the others (check `secret_id`)")]
+    RetireUnknownKeep { keep: String, id: String },
 }
 
 impl Module for PocketIdClient {
@@ -279,40 +287,6 @@ fn put_body(current: &Value, desired: &[(&'static str, Value)], restricted: Opti
     Value::Object(body)
 }
 
-struct Run<'a> {
-    api: PocketIdApi,
-    ctx: &'a mut Context,
-    changed: bool,
-    client_id: Option<String>,
-}
-
-impl<'a> Run<'a> {
-    /// Connects and reads the server's version (`None` before 2.3.0).
-    fn start(
-        p: &Params,
-        ctx: &'a mut Context,
-    ) -> Result<(Run<'a>, Option<ServerVersion>), Failure> {
-        let api = PocketIdApi::new(&p.conn)?;
-        let version = api.version()?;
-        let r = Run {
-            api,
-            ctx,
-            changed: false,
-            client_id: None,
-        };
-        Ok((r, version))
-    }
-
-    /// A failure that keeps what was already done visible (`changed`, the client id).
-    fn fail(&self, e: impl std::fmt::Display) -> Failure {
-        let mut f = Failure::new(e.to_string()).set("changed", self.changed);
-        if let Some(id) = &self.client_id {
-            f = f.set("client_id", id.clone());
-        }
-        f
-    }
-}
-
 /// The `state` option.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -356,58 +330,53 @@ fn check_identity(p: &Params) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Check → read → plan → apply → report; check mode reports the plan without applying it.
 fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
     check_identity(&p)?;
     if p.secret == SecretPolicy::Verify || p.client_secret.is_some() {
         return verify::run(p, ctx);
     }
-    let (mut r, version) = Run::start(&p, ctx)?;
-    let multi = version.is_some_and(ServerVersion::has_multiple_secrets);
-    let existing = r.find_client(&p)?;
+    let (api, version) = connect(&p)?;
+    let existing = find_client(&api, &p)?;
     if p.state == State::Absent {
-        return absent(r, existing, version);
+        return absent(&api, existing, ctx.check_mode);
     }
-    let groups = resolve_groups(&r.api, p.allowed_groups.as_deref())?;
-    let plan = FieldPlan::new(&p, existing, groups)?;
-    if plan.created && r.ctx.check_mode {
-        return Ok(plan.report_check_create(&p));
+    let groups = resolve_groups(&api, p.allowed_groups.as_deref())?;
+    let plan = Plan::new(&p, existing, groups, version)?;
+    if ctx.check_mode {
+        return plan.report_check(&p, ctx);
     }
-    let mut current = r.apply_fields(&plan)?;
-    let id = r.client_id.clone().unwrap_or_default();
-    r.apply_groups(&plan, &id, &mut current)?;
+    let done = plan.apply(&api, ctx)?;
+    Ok(plan.report(done))
+}
 
-    let secrets = SecretPlan::new(&p, &current, plan.created, multi, r.ctx.check_mode);
-    if secrets.is_public && p.secret == SecretPolicy::Rotate {
-        return Err(r.fail(format!(
-            "client {id:?} is public: PocketID creates no secrets for public clients (set `public: false` or `secret: keep`)"
-        )));
+/// Connects and reads the server's version (`None` before 2.3.0).
+fn connect(p: &Params) -> Result<(PocketIdApi, Option<ServerVersion>), Failure> {
+    let api = PocketIdApi::new(&p.conn)?;
+    let version = api.version()?;
+    Ok((api, version))
+}
+
+/// The `id` of a client or secret object.
+fn id_of(v: &Value) -> Option<String> {
+    v.get("id")?.as_str().map(str::to_string)
+}
+
+/// A failure that keeps what was already done visible (`changed`, the client id).
+fn fail(e: impl std::fmt::Display, changed: bool, client_id: Option<&str>) -> Failure {
+    let mut f = Failure::new(e.to_string()).set("changed", changed);
+    if let Some(id) = client_id {
+        f = f.set("client_id", id.to_string());
     }
-    let minted = r.mint(&secrets, &id, multi)?;
-    let retired = r.retire(&p, &secrets, &id, multi, version, minted.as_ref())?;
-    if r.changed && !r.ctx.check_mode && (minted.is_some() || !retired.is_empty()) {
-        if let Ok(Some(c)) = r.api.get_client(&id) {
-            current = c;
-        }
-    }
-    Ok(Report {
-        plan,
-        id,
-        current,
-        mint: secrets.mint,
-        minted,
-        retired,
-        multi,
-        version,
-    }
-    .outcome(&r))
+    f
 }
 
 /// The allowed groups asked for, resolved from names to ids.
 struct WantedGroups {
-    ids: BTreeSet<String>,
-    names: Vec<String>,
+    pub(super) ids: BTreeSet<String>,
+    pub(super) names: Vec<String>,
     /// The client is restricted to groups (an empty list opens it to everyone).
-    restricted: bool,
+    pub(super) restricted: bool,
 }
 
 /// Resolves group names before changing anything; unknown names are refused.
@@ -448,439 +417,71 @@ fn resolve_groups(
     }))
 }
 
-/// The client's fields and groups: create or update, decided from the read alone.
-struct FieldPlan {
-    created: bool,
-    /// The client as read (update), or `None` (create).
-    existing: Option<Value>,
-    /// The POST body (create) or the full-replace PUT body (update).
-    body: Value,
-    field_changed: bool,
-    groups_changed: bool,
-    groups: Option<WantedGroups>,
-    before_view: Value,
-    after_view: Value,
-}
-
-impl FieldPlan {
-    fn new(
-        p: &Params,
-        existing: Option<Value>,
-        groups: Option<WantedGroups>,
-    ) -> Result<FieldPlan, Failure> {
-        let desired = desired_fields(p);
-        let fields: Vec<&str> = desired.iter().map(|(k, _)| *k).collect();
-        let restricted = groups.as_ref().map(|g| g.restricted);
-        let wanted_names = groups.as_ref().map(|g| g.names.clone());
-        let Some(current) = existing else {
-            if p.name.is_none() {
-                return Err(ClientError::Invalid(format!(
-                    "client {:?} does not exist and `name` is required to create it",
-                    p.client_id.as_deref().unwrap_or_default()
-                ))
-                .into());
-            }
-            let mut body = put_body(&json!({}), &desired, restricted);
-            if let Some(id) = &p.client_id {
-                body["id"] = json!(id);
-            }
-            let after_view = view(
-                body.as_object().unwrap_or(&Map::new()),
-                &fields,
-                wanted_names,
-            );
-            return Ok(FieldPlan {
-                created: true,
-                existing: None,
-                body,
-                field_changed: true,
-                groups_changed: false,
-                groups,
-                before_view: Value::Null,
-                after_view,
-            });
-        };
-        let obj = current.as_object().cloned().unwrap_or_default();
-        // What the object would hold after the PUT (pkceEnabled depends on isPublic).
-        let merged = put_body(&current, &desired, restricted);
-        let merged_obj = merged.as_object().cloned().unwrap_or_default();
-        let mut field_changed = desired
-            .iter()
-            .any(|(k, v)| effective(k, Some(v), &merged_obj) != effective(k, obj.get(*k), &obj));
-        if let Some(rs) = restricted {
-            field_changed |= obj
-                .get("isGroupRestricted")
-                .and_then(Value::as_bool)
-                .unwrap_or(false)
-                != rs;
-        }
-        let groups_changed = groups
-            .as_ref()
-            .is_some_and(|w| w.ids != group_ids(&current));
-        let mut before_obj = obj.clone();
-        let mut after_obj = merged_obj.clone();
-        for f in &fields {
-            before_obj.insert(f.to_string(), effective(f, obj.get(*f), &obj));
-            after_obj.insert(f.to_string(), effective(f, merged_obj.get(*f), &merged_obj));
-        }
-        let before_view = view(
-            &before_obj,
-            &fields,
-            wanted_names.as_ref().map(|_| group_names(&current)),
-        );
-        let after_view = view(&after_obj, &fields, wanted_names);
-        Ok(FieldPlan {
-            created: false,
-            existing: Some(current),
-            body: merged,
-            field_changed,
-            groups_changed,
-            groups,
-            before_view,
-            after_view,
-        })
-    }
-
-    /// Check mode for a client that does not exist yet.
-    fn report_check_create(&self, p: &Params) -> Outcome {
-        let minted = p.secret != SecretPolicy::Keep && p.public != Some(true);
-        Outcome::new(true)
-            .msg(format!(
-                "client {} would be created",
-                p.name.as_deref().unwrap_or_default()
-            ))
-            .set(
-                "client_id",
-                p.client_id
-                    .clone()
-                    .map(Value::String)
-                    .unwrap_or(Value::Null),
-            )
-            .set("created", true)
-            .set("secret_minted", minted)
-            .diff(self.before_view.clone(), self.after_view.clone())
-    }
-}
-
-/// The client's secrets: whether to mint, decided from the client as it stands.
-struct SecretPlan {
-    mint: bool,
-    is_public: bool,
-    /// Every secret id the client has.
-    all_ids: Vec<String>,
-}
-
-impl SecretPlan {
-    fn new(p: &Params, current: &Value, created: bool, multi: bool, check: bool) -> SecretPlan {
-        let is_public = current
-            .get("isPublic")
-            .and_then(Value::as_bool)
-            .unwrap_or(false)
-            || (check && p.public == Some(true));
-        let secrets = secrets_of(current);
-        let active_ids: Vec<String> = secrets
-            .iter()
-            .filter(|s| s.get("isActive").and_then(Value::as_bool).unwrap_or(true))
-            .filter_map(|s| s.get("id")?.as_str().map(str::to_string))
-            .collect();
-        let want_mint = match p.secret {
-            SecretPolicy::Rotate => true,
-            SecretPolicy::Ensure => {
-                created
-                    || (multi
-                        && (active_ids.is_empty()
-                            || p.secret_id
-                                .as_ref()
-                                .is_some_and(|sid| !active_ids.contains(sid))))
-            }
-            SecretPolicy::Keep | SecretPolicy::Verify => false,
-        };
-        SecretPlan {
-            mint: want_mint && !is_public,
-            is_public,
-            all_ids: secrets
-                .iter()
-                .filter_map(|s| s.get("id")?.as_str().map(str::to_string))
-                .collect(),
-        }
-    }
-}
-
-impl Run<'_> {
-    /// Finds the client: custom id first, else an exact, unique name (CIMD clients excluded).
-    fn find_client(&mut self, p: &Params) -> Result<Option<Value>, Failure> {
-        let existing: Option<Value> = match &p.client_id {
-            Some(id) => self.api.get_client(id)?,
-            None => {
-                let name = p.name.as_deref().unwrap_or_default();
-                let matches: Vec<Value> = self
-                    .api
-                    .list_clients(Some(name))?
-                    .into_iter()
-                    .filter(|c| c.get("name").and_then(Value::as_str) == Some(name))
-                    .filter(|c| c.get("clientType").and_then(Value::as_str) != Some("cimd"))
-                    .collect();
-                match matches.len() {
-                    0 => None,
-                    1 => {
-                        let id = matches[0]
-                            .get("id")
-                            .and_then(Value::as_str)
-                            .unwrap_or("")
-                            .to_string();
-                        self.api.get_client(&id)?
+/// Finds the client: custom id first, else an exact, unique name (CIMD clients excluded).
+fn find_client(api: &PocketIdApi, p: &Params) -> Result<Option<Value>, Failure> {
+    let existing: Option<Value> = match &p.client_id {
+        Some(id) => api.get_client(id)?,
+        None => {
+            let name = p.name.as_deref().unwrap_or_default();
+            let matches: Vec<Value> = api
+                .list_clients(Some(name))?
+                .into_iter()
+                .filter(|c| c.get("name").and_then(Value::as_str) == Some(name))
+                .filter(|c| c.get("clientType").and_then(Value::as_str) != Some("cimd"))
+                .collect();
+            match matches.len() {
+                0 => None,
+                1 => {
+                    let id = matches[0]
+                        .get("id")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string();
+                    api.get_client(&id)?
+                }
+                n => {
+                    let ids: Vec<&str> = matches
+                        .iter()
+                        .filter_map(|c| c.get("id")?.as_str())
+                        .collect();
+                    return Err(ClientError::Ambiguous {
+                        name: name.to_string(),
+                        count: n,
+                        ids: ids.join(", "),
                     }
-                    n => {
-                        let ids: Vec<&str> = matches
-                            .iter()
-                            .filter_map(|c| c.get("id")?.as_str())
-                            .collect();
-                        return Err(ClientError::Ambiguous {
-                            name: name.to_string(),
-                            count: n,
-                            ids: ids.join(", "),
-                        }
-                        .into());
-                    }
+                    .into());
                 }
             }
-        };
-        if let Some(c) = &existing {
-            if c.get("clientType").and_then(Value::as_str) == Some("cimd") {
-                return Err(ClientError::Cimd(
-                    c.get("id").and_then(Value::as_str).unwrap_or("").into(),
-                )
-                .into());
-            }
-            self.client_id = c.get("id").and_then(Value::as_str).map(str::to_string);
         }
-        Ok(existing)
+    };
+    if let Some(c) = &existing {
+        if c.get("clientType").and_then(Value::as_str) == Some("cimd") {
+            return Err(ClientError::Cimd(
+                c.get("id").and_then(Value::as_str).unwrap_or("").into(),
+            )
+            .into());
+        }
     }
-
-    /// Creates the client or updates its fields (the restricted flag goes with them); returns
-    /// the client as it now stands.
-    fn apply_fields(&mut self, plan: &FieldPlan) -> Result<Value, Failure> {
-        let Some(existing) = &plan.existing else {
-            let current = self
-                .api
-                .create_client(plan.body.clone())
-                .map_err(|e| self.fail(e))?;
-            self.changed = true;
-            self.client_id = current
-                .get("id")
-                .and_then(Value::as_str)
-                .map(str::to_string);
-            return Ok(current);
-        };
-        let mut current = existing.clone();
-        if plan.field_changed || plan.groups_changed {
-            self.changed = true;
-            if !self.ctx.check_mode && plan.field_changed {
-                let id = self.client_id.clone().unwrap_or_default();
-                current = self
-                    .api
-                    .update_client(&id, plan.body.clone())
-                    .map_err(|e| self.fail(e))?;
-            }
-        }
-        Ok(current)
-    }
-
-    /// Sets the allowed groups when they differ, then verifies that PocketID applied them.
-    fn apply_groups(
-        &mut self,
-        plan: &FieldPlan,
-        id: &str,
-        current: &mut Value,
-    ) -> Result<(), Failure> {
-        let Some(wanted) = &plan.groups else {
-            return Ok(());
-        };
-        if wanted.ids == group_ids(current) || self.ctx.check_mode {
-            return Ok(());
-        }
-        let ids: Vec<String> = wanted.ids.iter().cloned().collect();
-        self.api
-            .set_allowed_groups(id, &ids)
-            .map_err(|e| self.fail(e))?;
-        self.changed = true;
-        *current = self
-            .api
-            .get_client(id)
-            .map_err(|e| self.fail(e))?
-            .ok_or_else(|| {
-                self.fail(format!(
-                    "client {id:?} disappeared while its groups were set"
-                ))
-            })?;
-        if group_ids(current) != wanted.ids {
-            return Err(self.fail(ClientError::GroupsNotApplied {
-                id: id.to_string(),
-                expected: wanted.names.join(", "),
-                actual: group_names(current).join(", "),
-            }));
-        }
-        Ok(())
-    }
-
-    /// Mints a secret when the plan says so: added (2.14+) or replaced (legacy).
-    fn mint(
-        &mut self,
-        plan: &SecretPlan,
-        id: &str,
-        multi: bool,
-    ) -> Result<Option<MintedSecret>, Failure> {
-        if !plan.mint {
-            return Ok(None);
-        }
-        self.changed = true;
-        if self.ctx.check_mode {
-            return Ok(None);
-        }
-        let res = if multi {
-            self.api.add_secret(id)
-        } else {
-            self.api.replace_secret_legacy(id)
-        };
-        res.map(Some).map_err(|e| self.fail(mint_error(e)))
-    }
-
-    /// Retires every secret except the kept one (2.14+); returns the retired ids.
-    fn retire(
-        &mut self,
-        p: &Params,
-        plan: &SecretPlan,
-        id: &str,
-        multi: bool,
-        version: Option<ServerVersion>,
-        minted: Option<&MintedSecret>,
-    ) -> Result<Vec<String>, Failure> {
-        let mut retired: Vec<String> = Vec::new();
-        if !p.retire_secrets {
-            return Ok(retired);
-        }
-        if !multi {
-            self.ctx.warn(format!(
-                "retire_secrets does nothing on PocketID {}: the legacy API keeps a single secret, replaced by each rotation",
-                version.map(|v| v.to_string()).unwrap_or_else(|| "< 2.3".into())
-            ));
-            return Ok(retired);
-        }
-        let keep = p
-            .secret_id
-            .clone()
-            .or_else(|| minted.and_then(|m| m.id.clone()));
-        let Some(keep) = keep else {
-            return Err(self.fail(
-                "retire_secrets needs `secret_id` (the secret to keep) unless this run mints one: refusing to delete every secret",
-            ));
-        };
-        let minted_now = minted.and_then(|m| m.id.as_deref()) == Some(keep.as_str());
-        if !(minted_now || plan.all_ids.contains(&keep) || (self.ctx.check_mode && plan.mint)) {
-            return Err(self.fail(format!(
-                "retire_secrets: secret {keep:?} is not a secret of client {id:?}; refusing to delete the others (check `secret_id`)"
-            )));
-        }
-        for sid in plan.all_ids.iter().filter(|s| **s != keep) {
-            self.changed = true;
-            if !self.ctx.check_mode {
-                self.api.delete_secret(id, sid).map_err(|e| self.fail(e))?;
-            }
-            retired.push(sid.clone());
-        }
-        Ok(retired)
-    }
+    Ok(existing)
 }
 
-/// What the run did, as the result reports it.
-struct Report {
-    plan: FieldPlan,
-    id: String,
-    current: Value,
-    mint: bool,
-    minted: Option<MintedSecret>,
-    retired: Vec<String>,
-    multi: bool,
-    version: Option<ServerVersion>,
-}
-
-impl Report {
-    fn outcome(self, r: &Run<'_>) -> Outcome {
-        let mut after_view = self.plan.after_view;
-        if self.mint {
-            after_view["secret"] = json!(if self.multi { "<added>" } else { "<replaced>" });
-        }
-        if !self.retired.is_empty() {
-            after_view["retiredSecrets"] = json!(self.retired);
-        }
-        let mut client_out = self.current;
-        if let Some(o) = client_out.as_object_mut() {
-            o.remove("allowedUserGroupsCount");
-        }
-        let verb = if self.plan.created {
-            "created"
-        } else if r.changed {
-            "updated"
-        } else {
-            "already as desired"
-        };
-        let minted_text = match (self.mint, r.ctx.check_mode) {
-            (false, _) => "",
-            (true, true) => "; a secret would be minted",
-            (true, false) => "; a secret was minted",
-        };
-        let retired_text = if self.retired.is_empty() {
-            String::new()
-        } else {
-            format!("; {} old secret(s) retired", self.retired.len())
-        };
-        let id = self.id;
-        let mut out = Outcome::new(r.changed)
-            .msg(format!("client {id} {verb}{minted_text}{retired_text}"))
-            .set("client_id", id.clone())
-            .set("created", self.plan.created)
-            .set("client", client_out)
-            .set("secret_minted", self.mint)
-            .set("retired_secret_ids", json!(self.retired))
-            .set("secret_api", if self.multi { "secrets" } else { "legacy" })
-            .set("server_version", self.version.map(|v| v.to_string()))
-            .diff(self.plan.before_view, after_view);
-        if let Some(m) = self.minted {
-            out = out
-                .set("secret_id", m.id.clone())
-                .set("secret_prefix", m.prefix.clone())
-                .set("secret_expires_at", m.expires_at.clone())
-                .secret("client_secret", m.value.expose());
-        }
-        out
-    }
-}
-
-fn mint_error(e: ApiError) -> String {
-    format!(
-        "{e}. The secret request was sent once and not retried, because a repeat could mint extra secrets; check the client's secrets in PocketID and re-run (secret: ensure mints only when needed)"
-    )
-}
-
+/// `state: absent`: the plan is the client to delete, if there is one.
 fn absent(
-    mut r: Run<'_>,
+    api: &PocketIdApi,
     existing: Option<Value>,
-    _version: Option<ServerVersion>,
+    check_mode: bool,
 ) -> Result<Outcome, Failure> {
     let Some(c) = existing else {
         return Ok(Outcome::new(false)
             .msg("client already absent")
             .set("client_id", Value::Null));
     };
-    let id = c
-        .get("id")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    if !r.ctx.check_mode {
-        r.api.delete_client(&id).map_err(|e| r.fail(e))?;
+    let found = id_of(&c);
+    let id = found.clone().unwrap_or_default();
+    if !check_mode {
+        api.delete_client(&id)
+            .map_err(|e| fail(e, false, found.as_deref()))?;
     }
-    r.changed = true;
     let before = json!({"id": id, "name": c.get("name"), "state": "present"});
     Ok(Outcome::new(true)
         .msg(format!("client {id} deleted"))

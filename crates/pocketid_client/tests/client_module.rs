@@ -377,6 +377,56 @@ fn check_mode_changes_nothing_and_diff_has_no_secret() {
     }
 }
 
+/// Check mode reports the plan the real run applies: the same mint, the same retired secrets,
+/// the same guard refusals, and only reads sent.
+#[test]
+fn check_mode_predicts_the_real_run() {
+    let pid = start("2.14.0");
+    let base = json!({"client_id": "wiki", "name": "Wiki"});
+    let first = ok(&run(&pid, base.clone()))["secret_id"].clone();
+
+    // Rotate and retire in one run: the secret kept is the one the run mints.
+    let mut rotate = base.clone();
+    rotate["secret"] = json!("rotate");
+    rotate["retire_secrets"] = json!(true);
+    let mut checked = rotate.clone();
+    checked["_ansible_check_mode"] = json!(true);
+    pid.clear_requests();
+    let plan = run(&pid, checked);
+    assert!(changed(ok(&plan)), "{plan:?}");
+    assert!(pid.requests().iter().all(|q| q.method == "GET"));
+    let done = run(&pid, rotate);
+    for key in ["changed", "secret_minted", "retired_secret_ids"] {
+        assert_eq!(plan[key], ok(&done)[key], "{key}");
+    }
+    assert_eq!(done["retired_secret_ids"], json!([first]));
+    assert!(plan["msg"].as_str().unwrap().contains("would be minted"));
+
+    // A kept secret that is not the client's is refused in check mode as in the real run.
+    let unknown = json!({"client_id": "wiki", "name": "Wiki", "secret_id": "no-such-secret",
+                         "retire_secrets": true, "_ansible_check_mode": true});
+    pid.clear_requests();
+    let msg = failed(&run(&pid, unknown));
+    assert!(
+        msg.contains("\"no-such-secret\" is not a secret of client \"wiki\""),
+        "{msg}"
+    );
+    assert!(pid.requests().iter().all(|q| q.method == "GET"));
+
+    // A public client made confidential by the run: the rotation would mint.
+    ok(&run(
+        &pid,
+        json!({"client_id": "spa", "name": "SPA", "public": true}),
+    ));
+    let r = run(
+        &pid,
+        json!({"client_id": "spa", "name": "SPA", "public": false, "secret": "rotate",
+               "_ansible_check_mode": true}),
+    );
+    assert_eq!(ok(&r)["secret_minted"], json!(true), "{r:?}");
+    assert_eq!(pid.client("spa").unwrap()["isPublic"], json!(true));
+}
+
 #[test]
 fn state_absent_deletes_and_is_idempotent() {
     for v in VERSIONS {

@@ -2,7 +2,7 @@
 //! code it never issued. Client authentication comes first, so the answer tells `invalid_client`
 //! (refused) from `invalid_grant` (accepted) and nothing is issued, minted or changed.
 
-use super::{Params, Run, SecretPolicy, State};
+use super::{connect, find_client, id_of, Params, SecretPolicy, State};
 use crate::api::SecretCheck;
 use ansible_module::{Context, Failure, Outcome};
 use serde_json::Value;
@@ -87,10 +87,11 @@ pub(super) fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
             ignored.join(", ")
         ));
     }
-    let (mut r, version) = Run::start(&p, ctx)?;
-    let existing = r.find_client(&p)?;
-    let id = match (&existing, &r.client_id, &p.client_id) {
-        (Some(_), Some(found), _) => found.clone(),
+    let (api, version) = connect(&p)?;
+    let existing = find_client(&api, &p)?;
+    let found = existing.as_ref().and_then(id_of);
+    let id = match (&existing, found, &p.client_id) {
+        (Some(_), Some(found), _) => found,
         (None, _, Some(id)) => id.clone(),
         _ => {
             return Err(Failure::new(format!(
@@ -108,8 +109,7 @@ pub(super) fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
     }
     let callback = existing.as_ref().and_then(callback_of);
     let secret = p.client_secret.as_ref().expect("checked by check_options");
-    let check = r
-        .api
+    let check = api
         .check_client_secret(&id, secret, callback.as_deref())
         .map_err(|e| Failure::new(e.to_string()).set("client_id", id.clone()))?;
     let accepted = check == SecretCheck::Accepted;
