@@ -7,7 +7,7 @@ export PATH := $(VENV)/bin:$(PATH)
 MODULES := vault_full_write vault_kv_read env_harvest pocketid_client pocketid_api_key pocketid_login_code pocketid_logs redeploy_trigger
 COLLECTION := ansible/collection
 CARGO ?= cargo
-MODULE_CRATES := -p vault_full_write -p env_harvest -p pocketid_client -p pocketid_logs -p redeploy_trigger
+MODULE_CRATES := -p vault_kv -p env_harvest -p pocketid -p pocketid_logs -p forgejo_dispatch
 
 .PHONY: help setup build build-debug test test-rust test-e2e demo lint bench clean
 

@@ -19,11 +19,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ROOTS = [
     "crates/ansible_module/src",
-    "crates/vault_full_write/src",
+    "crates/vault_kv/src",
     "crates/env_harvest/src",
-    "crates/pocketid_client/src",
+    "crates/pocketid/src",
     "crates/pocketid_logs/src",
-    "crates/redeploy_trigger/src",
+    "crates/forgejo_dispatch/src",
 ]
 FN = re.compile(r"\bfn\s+([A-Za-z_][A-Za-z0-9_]*)")
 

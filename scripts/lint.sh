@@ -13,7 +13,7 @@ scripts/fn-lengths.py
 "$VENV/bin/actionlint" -config-file .forgejo/actionlint.yaml .forgejo/workflows/*.yml
 shellcheck scripts/*.sh .ci/run crates/lab/src/servers/pct-standin.sh
 (cd ansible/collection && "$VENV/bin/antsibull-changelog" lint)
-cargo build -q -p vault_full_write -p env_harvest -p pocketid_client -p pocketid_logs -p redeploy_trigger
+cargo build -q -p vault_kv -p env_harvest -p pocketid -p pocketid_logs -p forgejo_dispatch
 scripts/install-modules.sh debug
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

@@ -2,7 +2,7 @@
 
 use ansible_module::run_for_test;
 use lab::pocketid::{PocketId, PocketIdOptions, RateLimit};
-use pocketid_client::{PocketIdApiKey, PocketIdClient};
+use pocketid::{PocketIdApiKey, PocketIdClient};
 use serde_json::{json, Map, Value};
 
 const VERSIONS: [&str; 2] = ["2.14.0", "2.13.0"];
@@ -98,10 +98,9 @@ fn name_lookup_finds_a_client_on_any_page_without_looping() {
         }
         // Listing all 250 without a search loops over every page exactly once.
         pid.clear_requests();
-        let api = pocketid_client::PocketIdApi::new(
-            &serde_json::from_value(args(&pid, json!({}))).unwrap(),
-        )
-        .unwrap();
+        let api =
+            pocketid::PocketIdApi::new(&serde_json::from_value(args(&pid, json!({}))).unwrap())
+                .unwrap();
         let all = api.list_clients(None).unwrap();
         assert_eq!(all.len(), 250, "{v}");
         assert_eq!(

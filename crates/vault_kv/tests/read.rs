@@ -44,14 +44,14 @@ fn read_returns_data_version_metadata_and_salted_fingerprints() {
     assert_eq!(r.json["metadata"]["version"], json!(2));
     assert_eq!(
         r.json["fingerprints"]["client_secret"],
-        json!(vault_full_write::fingerprint(
+        json!(vault_kv::fingerprint(
             "salt-for-run-1",
             "read-canary-2-Zq8x"
         ))
     );
     assert_eq!(
         r.json["fingerprints"]["port"],
-        json!(vault_full_write::fingerprint("salt-for-run-1", "8080"))
+        json!(vault_kv::fingerprint("salt-for-run-1", "8080"))
     );
 
     // Fingerprints only: no values anywhere in the output.
@@ -75,7 +75,7 @@ fn read_returns_data_version_metadata_and_salted_fingerprints() {
     assert_no_secrets(&r.output, &["read-canary-"]);
     assert_eq!(
         r.json["fingerprints"]["client_secret"],
-        json!(vault_full_write::fingerprint(
+        json!(vault_kv::fingerprint(
             "salt-for-run-1",
             "read-canary-1-Zq8x"
         ))
@@ -159,7 +159,7 @@ fn a_short_value_does_not_corrupt_fingerprints_or_metadata_and_is_named_in_a_war
     // A salt whose fingerprint of the short value holds a `7`, so the test cannot pass by luck.
     let salt = (0..)
         .map(|i| format!("salt-{i}"))
-        .find(|s| vault_full_write::fingerprint(s, "7").contains('7'))
+        .find(|s| vault_kv::fingerprint(s, "7").contains('7'))
         .unwrap();
     let r = run(
         READ,
@@ -170,7 +170,7 @@ fn a_short_value_does_not_corrupt_fingerprints_or_metadata_and_is_named_in_a_war
     for (k, v) in [("pin", "7"), ("client_secret", "short-canary-Zq8x")] {
         assert_eq!(
             r.json["fingerprints"][k],
-            json!(vault_full_write::fingerprint(&salt, v)),
+            json!(vault_kv::fingerprint(&salt, v)),
             "{k}"
         );
     }

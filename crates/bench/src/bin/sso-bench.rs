@@ -516,7 +516,7 @@ fn bench_c(o: &Opts, dir: &Path) -> Result<(), String> {
                     .count();
                 if n > most {
                     most = n;
-                    bound = redeploy_trigger::max_status_requests(poll, lasted);
+                    bound = forgejo_dispatch::max_status_requests(poll, lasted);
                 }
             }
             if !matches!(best_round, Some(b) if b.0 <= wall) {

@@ -102,10 +102,7 @@ fn string_inputs_check_mode_and_fingerprints_through_ansible() {
     let r = result(&work, "r.json");
     assert_eq!(
         r["fingerprints"]["key_03"],
-        json!(vault_full_write::fingerprint(
-            "run-salt-1",
-            "canary-pb-03-Zq8x"
-        ))
+        json!(vault_kv::fingerprint("run-salt-1", "canary-pb-03-Zq8x"))
     );
     assert!(r.get("data").is_none());
     assert_no_secrets(&run2.all_output(), &["canary-pb-", &bao.root_token]);

@@ -14,20 +14,20 @@ use std::process::Command;
 const CLIENT_BIN: &str = env!("CARGO_BIN_EXE_pocketid_client");
 const KEY_BIN: &str = env!("CARGO_BIN_EXE_pocketid_api_key");
 
-/// vault_full_write lives in another package of the workspace: build it into the same target dir.
+/// The Vault modules live in another package of the workspace (`vault_kv`): build them into the same target dir.
 /// Builds the Vault modules the playbooks also use and returns the path of `name`.
 fn vault_bin(name: &str) -> PathBuf {
     let dir = Path::new(CLIENT_BIN).parent().unwrap();
     let bin = dir.join(name);
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
-        .args(["build", "-q", "-p", "vault_full_write", "--bins"])
+        .args(["build", "-q", "-p", "vault_kv", "--bins"])
         .current_dir(repo_root())
         .status()
-        .expect("run cargo build -p vault_full_write");
+        .expect("run cargo build -p vault_kv");
     assert!(
         status.success() && bin.exists(),
-        "vault_full_write did not build"
+        "the vault_kv package did not build {name}"
     );
     bin
 }

@@ -1,6 +1,7 @@
-//! `redeploy_trigger`: dispatches Forgejo Actions `workflow_dispatch` runs (one or many), after
-//! validating their inputs against the workflow files at `ref`; then waits for all of them at once
-//! and reports each run's id, number, URL, status and duration.
+//! A Forgejo Actions client ([`client`]) and the `redeploy_trigger` module: it dispatches
+//! `workflow_dispatch` runs (one or many), after validating their inputs against the workflow
+//! files at `ref`; then waits for all of them at once and reports each run's id, number, URL,
+//! status and duration.
 
 pub mod client;
 mod wait;

@@ -53,7 +53,7 @@ pub fn run(bin: &str, args: Value, env: &[(&str, &str)]) -> Run {
 }
 
 fn write_pause() -> &'static str {
-    vault_full_write::TEST_PAUSE_ENV
+    vault_kv::TEST_PAUSE_ENV
 }
 
 /// Connection args for `bao` with its root token.
@@ -103,13 +103,8 @@ pub fn assert_no_secrets(text: &str, secrets: &[&str]) {
 pub fn paused_run(dir: &Path, a: Value) -> (std::thread::JoinHandle<Run>, std::path::PathBuf) {
     let gate = dir.join(format!("gate-{}", lab::openbao::random_hex(3)));
     let gate_s = gate.display().to_string();
-    let handle = std::thread::spawn(move || {
-        run(
-            WRITE,
-            a,
-            &[(vault_full_write::TEST_PAUSE_ENV, gate_s.as_str())],
-        )
-    });
+    let handle =
+        std::thread::spawn(move || run(WRITE, a, &[(vault_kv::TEST_PAUSE_ENV, gate_s.as_str())]));
     let mut reached = gate.clone().into_os_string();
     reached.push(".reached");
     let reached = std::path::PathBuf::from(reached);

@@ -1,9 +1,9 @@
 //! `redeploy_trigger` against the Forgejo emulator of the lab (real HTTP on 127.0.0.1).
 
 use ansible_module::run_for_test;
+use forgejo_dispatch::{max_status_requests, RedeployTrigger};
 use lab::catalog::REDEPLOY_TARGETS;
 use lab::forgejo::{Behaviour, Forgejo, ForgejoOpts, RunOutcome};
-use redeploy_trigger::{max_status_requests, RedeployTrigger};
 use serde_json::{json, Map, Value};
 use std::time::Duration;
 use testkit::module::spawn_module;
