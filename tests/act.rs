@@ -2,6 +2,8 @@
 //! homelab-sso=-self-hosted`) against the lab: checkout (act copies the working tree for
 //! `actions/checkout`), install the collection tarball, prepare SSH credentials from secrets, run
 //! the playbook with the workflow's inputs and the lab's inventory (`vars.HOMELAB_SSO_INVENTORY`).
+//! The operational workflows run as on a stock runner: Debian's PATH only (no project venv), each
+//! job provisioning itself (`scripts/ci-provision.sh`).
 
 use e2e::{assert_no_secret, build_collection, ActRun, E2e};
 use lab::tools::repo_root;
@@ -32,6 +34,13 @@ fn operational_workflows_run_end_to_end_under_act() {
         );
     }
     let tarball = build_collection(e.dir.path());
+    // A stock runner: Debian's PATH, and ansible-core provisioned by the first job from the
+    // package index, then reused.
+    let tools = e.dir.path().join("runner-tools");
+    let stock = e2e::ActExtra {
+        stock_runner: Some(&tools),
+        ..Default::default()
+    };
     let mut logs: Vec<String> = Vec::new();
     let before = e.vault();
     let mut secrets = before.clone();
@@ -40,34 +49,42 @@ fn operational_workflows_run_end_to_end_under_act() {
 
     let r = logged(
         &mut logs,
-        e.act(
-            &tarball,
+        e.act_with(
+            Some(&tarball),
             "drift-check.yml",
             serde_json::json!({"services": ""}),
             &OPERATIONAL_SECRETS,
+            &stock,
         ),
     );
     assert!(r.ok, "drift-check under act failed:\n{}", r.output);
+    assert!(
+        r.output.contains("installing ansible-core"),
+        "the first job provisions ansible-core:\n{}",
+        r.output
+    );
     assert!(r.output.contains("in sync"), "{}", r.output);
 
     let r = logged(
         &mut logs,
-        e.act(
-            &tarball,
+        e.act_with(
+            Some(&tarball),
             "pocketid-setup.yml",
             serde_json::json!({"rotate_secrets": "false", "dry_run": "false"}),
             &OPERATIONAL_SECRETS,
+            &stock,
         ),
     );
     assert!(r.ok, "pocketid-setup under act failed:\n{}", r.output);
 
     let r = logged(
         &mut logs,
-        e.act(
-            &tarball,
+        e.act_with(
+            Some(&tarball),
             "vault-write.yml",
             serde_json::json!({"source": "harvest", "patch": "false", "keys": "", "dry_run": "true"}),
             &OPERATIONAL_SECRETS,
+            &stock,
         ),
     );
     assert!(r.ok, "vault-write under act failed:\n{}", r.output);
@@ -76,11 +93,12 @@ fn operational_workflows_run_end_to_end_under_act() {
     e.lab.bao.enable_audit().unwrap();
     let r = logged(
         &mut logs,
-        e.act(
-            &tarball,
+        e.act_with(
+            Some(&tarball),
             "rotate-homelab-sso.yml",
             serde_json::json!({"keys": "", "dry_run": "false"}),
             &OPERATIONAL_SECRETS,
+            &stock,
         ),
     );
     assert!(r.ok, "rotate-homelab-sso under act failed:\n{}", r.output);
@@ -108,11 +126,12 @@ fn operational_workflows_run_end_to_end_under_act() {
     // sso-doctor after the rotation: every app healthy, nothing to fix.
     let r = logged(
         &mut logs,
-        e.act(
-            &tarball,
+        e.act_with(
+            Some(&tarball),
             "sso-doctor.yml",
             serde_json::json!({"service": "", "since": "1h", "fix": "false"}),
             &OPERATIONAL_SECRETS,
+            &stock,
         ),
     );
     assert!(r.ok, "sso-doctor under act failed:\n{}", r.output);
@@ -297,6 +316,7 @@ fn act_with_env(e: &E2e, github: &[String], vars: &[&str], token: &str) -> ActRu
             vars,
             env: &env,
             secrets: &[("GITHUB_TOKEN", token)],
+            ..Default::default()
         },
     )
 }

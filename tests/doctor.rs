@@ -38,6 +38,33 @@ fn report_line<'a>(out: &'a str, app: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no report line for {app}:\n{out}"))
 }
 
+/// Runs the doctor for `APP`: without fix it fails and the app's report line names `cause` and
+/// `remedy`; with fix (at -vvvv) it succeeds, the app is healthy again and a real login works.
+/// Returns the output of both runs.
+fn diagnose_then_fix(e: &E2e, cause: &str, remedy: &str) -> String {
+    let app = format!("doctor_service={APP}");
+    let run = e.playbook("sso-doctor.yml", &["-e", &app], &[]);
+    run.assert_failed();
+    let diagnosis = run.all_output();
+    let line = report_line(&diagnosis, APP);
+    assert!(line.contains(&format!("UNHEALTHY ({cause})")), "{line}");
+    assert!(line.contains(&format!("remedy: {remedy}")), "{line}");
+
+    let run = e.playbook(
+        "sso-doctor.yml",
+        &["-vvvv", "-e", &app, "-e", "doctor_fix=true"],
+        &[],
+    );
+    run.assert_ok();
+    let fixed = run.all_output();
+    assert!(
+        report_line(&fixed, APP).contains(&format!("{APP}: healthy")),
+        "{fixed}"
+    );
+    assert_logs_in(e);
+    format!("{diagnosis}\n{fixed}")
+}
+
 #[test]
 fn a_healthy_homelab_is_reported_healthy_with_no_remedy() {
     let e = E2e::up();
@@ -79,33 +106,12 @@ fn a_drifted_deployed_secret_is_resynced_by_redeploying() {
     e.lab.containers.render_service(&gateway, &drifted).unwrap();
     assert!(matches!(login(&e), LoginOutcome::TokenFailed(_)));
 
-    let run = e.playbook("sso-doctor.yml", &["-e", "doctor_service=grafana"], &[]);
-    run.assert_failed();
-    let out = run.all_output();
-    let line = report_line(&out, APP);
-    assert!(line.contains("UNHEALTHY (drift)"), "{line}");
+    let out = diagnose_then_fix(&e, "drift", "redeploy oauth2-gateway");
     assert!(
-        line.contains("oauth2-gateway pocketid_client_secret"),
-        "{line}"
+        out.contains("oauth2-gateway pocketid_client_secret"),
+        "{out}"
     );
-    assert!(line.contains("remedy: redeploy oauth2-gateway"), "{line}");
     assert!(out.contains("Vault's client secret accepted"), "{out}");
-
-    let run = e.playbook(
-        "sso-doctor.yml",
-        &[
-            "-vvvv",
-            "-e",
-            "doctor_service=grafana",
-            "-e",
-            "doctor_fix=true",
-        ],
-        &[],
-    );
-    run.assert_ok();
-    let out = run.all_output();
-    assert!(report_line(&out, APP).contains("grafana: healthy"), "{out}");
-    assert_logs_in(&e);
     assert_no_secret(&out, &values, "sso-doctor output");
     assert!(!out.contains("drifted-client-secret-0123456789"));
 }
@@ -117,39 +123,17 @@ fn a_stale_secret_is_replaced_by_pocketid_setup_then_redeployed() {
     assert!(e.lab.pocketid.make_client_secrets_stale("oauth2-gateway"));
     assert!(matches!(login(&e), LoginOutcome::TokenFailed(_)));
 
-    let run = e.playbook("sso-doctor.yml", &["-e", "doctor_service=grafana"], &[]);
-    run.assert_failed();
-    let out = run.all_output();
-    let line = report_line(&out, APP);
-    assert!(line.contains("UNHEALTHY (stale_secret)"), "{line}");
-    assert!(
-        line.contains(
-            "remedy: run pocketid-setup (mint, store in Vault), then redeploy oauth2-gateway"
-        ),
-        "{line}"
+    let out = diagnose_then_fix(
+        &e,
+        "stale_secret",
+        "run pocketid-setup (mint, store in Vault), then redeploy oauth2-gateway",
     );
     assert!(out.contains("Vault's client secret refused"), "{out}");
-
-    let run = e.playbook(
-        "sso-doctor.yml",
-        &[
-            "-vvvv",
-            "-e",
-            "doctor_service=grafana",
-            "-e",
-            "doctor_fix=true",
-        ],
-        &[],
-    );
-    run.assert_ok();
-    let out = run.all_output();
-    assert!(report_line(&out, APP).contains("grafana: healthy"), "{out}");
     let after = e.vault();
     assert_ne!(
         after["pocketid_client_secret"],
         before["pocketid_client_secret"]
     );
-    assert_logs_in(&e);
     assert_no_secret(&out, &before, "sso-doctor output");
     assert_no_secret(&out, &after, "sso-doctor output");
 }

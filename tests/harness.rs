@@ -251,6 +251,51 @@ pub struct ActExtra<'a> {
     pub env: &'a [&'a str],
     /// Secrets by name and value, passed through act's environment (never on its command line).
     pub secrets: &'a [(&'a str, &'a str)],
+    /// A stock runner: the job's PATH is Debian's default (`/usr/sbin:/usr/bin:/sbin:/bin`: no
+    /// project venv, no Rust toolchain) and the provisioning step installs the pinned ansible-core
+    /// from the package index into this directory (reused by later jobs given the same one).
+    pub stock_runner: Option<&'a Path>,
+}
+
+/// act's `--env` arguments for the job's tools: the project's venv first on PATH and reused as
+/// the provisioned tools (tests/portable.rs proves the install from scratch), or a stock runner.
+fn job_tools(stock_runner: Option<&Path>) -> Vec<String> {
+    let venv = venv_bin("python")
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let (path, tools) = match stock_runner {
+        Some(tools) => (
+            "/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
+            tools.to_path_buf(),
+        ),
+        None => (
+            format!(
+                "{}:{}",
+                venv.join("bin").display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+            venv.clone(),
+        ),
+    };
+    let mut args = vec![
+        "--env".to_string(),
+        format!("PATH={path}"),
+        "--env".to_string(),
+        format!("HOMELAB_SSO_TOOLS={}", tools.display()),
+    ];
+    if stock_runner.is_none() {
+        args.extend([
+            "--env".to_string(),
+            format!(
+                "ANSIBLE_PYTHON_INTERPRETER={}",
+                venv_bin("python").display()
+            ),
+        ]);
+    }
+    args
 }
 
 /// The lab's value of a repository Actions secret (the README's table) a workflow reads.
@@ -304,11 +349,6 @@ impl E2e {
         let event = dir.join("event.json");
         std::fs::write(&event, serde_json::json!({ "inputs": inputs }).to_string()).unwrap();
         let env: BTreeMap<String, String> = self.lab.env().into_iter().collect();
-        let path = format!(
-            "{}:{}",
-            venv_bin("ansible-playbook").parent().unwrap().display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
         let mut cmd = Command::new(venv_bin("act"));
         cmd.current_dir(&root)
             .arg("workflow_dispatch")
@@ -321,25 +361,7 @@ impl E2e {
                 "-e",
             ])
             .arg(&event)
-            .arg("--env")
-            .arg(format!("PATH={path}"))
-            .arg("--env")
-            .arg(format!(
-                "ANSIBLE_PYTHON_INTERPRETER={}",
-                venv_bin("python").display()
-            ))
-            // The provisioning step finds the pinned ansible-core in the project's venv and reuses it
-            // (tests/portable.rs proves the install from scratch).
-            .arg("--env")
-            .arg(format!(
-                "HOMELAB_SSO_TOOLS={}",
-                venv_bin("python")
-                    .parent()
-                    .unwrap()
-                    .parent()
-                    .unwrap()
-                    .display()
-            ))
+            .args(job_tools(extra.stock_runner))
             .args(["--var", &format!("VAULT_ADDR={}", env["VAULT_ADDR"])])
             .args(["--var", &format!("POCKETID_URL={}", env["POCKETID_URL"])])
             .args(["--var", &format!("LOKI_ADDR={}", env["LOKI_ADDR"])])
