@@ -4,10 +4,11 @@ SHELL := /bin/bash
 VENV ?= $(CURDIR)/.venv
 export VENV
 export PATH := $(VENV)/bin:$(PATH)
-MODULES := vault_full_write vault_kv_read env_harvest pocketid_client pocketid_api_key pocketid_login_code pocketid_logs redeploy_trigger
+# The modules (ansible/modules.txt, the one list) and the crates that build them.
+MODULES := $(shell scripts/modules.sh)
 COLLECTION := ansible/collection
 CARGO ?= cargo
-MODULE_CRATES := -p vault_full_write -p env_harvest -p pocketid_client -p pocketid_logs -p redeploy_trigger
+MODULE_CRATES := $(shell scripts/modules.sh -p)
 
 .PHONY: help setup build build-debug test test-rust test-e2e demo lint bench clean
 

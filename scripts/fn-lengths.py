@@ -13,18 +13,20 @@ emulator route tables (one long `match` on method and path each) are not in the 
 
 import argparse
 import re
+import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_ROOTS = [
-    "crates/ansible_module/src",
-    "crates/vault_full_write/src",
-    "crates/env_harvest/src",
-    "crates/pocketid_client/src",
-    "crates/pocketid_logs/src",
-    "crates/redeploy_trigger/src",
-]
+
+def default_roots():
+    """ansible_module and the crates of the modules (the one list, through scripts/modules.sh)."""
+    crates = subprocess.run(
+        [str(ROOT / "scripts/modules.sh"), "--crates"],
+        check=True, capture_output=True, text=True,
+    ).stdout.split()
+    return ["crates/ansible_module/src"] + [f"crates/{c}/src" for c in crates]
+
 FN = re.compile(r"\bfn\s+([A-Za-z_][A-Za-z0-9_]*)")
 
 
@@ -100,12 +102,12 @@ def functions(path):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("roots", nargs="*", default=DEFAULT_ROOTS)
+    ap.add_argument("roots", nargs="*")
     ap.add_argument("--limit", type=int, default=120)
     ap.add_argument("--top", type=int, help="print the N longest and exit 0")
     args = ap.parse_args()
     rows = []
-    for root in args.roots:
+    for root in args.roots or default_roots():
         for f in sorted((ROOT / root).rglob("*.rs")):
             for name, line, length in functions(f):
                 rows.append((length, f"{f.relative_to(ROOT)}:{line}", name))

@@ -13,7 +13,8 @@ scripts/fn-lengths.py
 "$VENV/bin/actionlint" -config-file .forgejo/actionlint.yaml .forgejo/workflows/*.yml
 shellcheck scripts/*.sh .ci/run crates/lab/src/servers/pct-standin.sh
 (cd ansible/collection && "$VENV/bin/antsibull-changelog" lint)
-cargo build -q -p vault_full_write -p env_harvest -p pocketid_client -p pocketid_logs -p redeploy_trigger
+# shellcheck disable=SC2046 # one word per cargo argument
+cargo build -q $(scripts/modules.sh -p)
 scripts/install-modules.sh debug
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

@@ -530,56 +530,67 @@ fn collection_builds_installs_offline_and_documents_every_module() {
     );
 }
 
+/// The binaries under `crates/*/src/bin/`, by crate.
+fn binaries_by_crate(root: &std::path::Path) -> Vec<(String, Vec<String>)> {
+    let mut out = Vec::new();
+    for krate in std::fs::read_dir(root.join("crates")).unwrap().flatten() {
+        let Ok(dir) = std::fs::read_dir(krate.path().join("src/bin")) else {
+            continue;
+        };
+        let bins = dir
+            .flatten()
+            .map(|e| {
+                let name = e.file_name().to_string_lossy().to_string();
+                name.trim_end_matches(".rs").to_string()
+            })
+            .collect();
+        out.push((krate.file_name().to_string_lossy().to_string(), bins));
+    }
+    out
+}
+
+/// The module names in the first column of a Markdown table headed `| Module | What it does |`.
+fn module_table(markdown: &str) -> Vec<String> {
+    markdown
+        .lines()
+        .skip_while(|l| !l.starts_with("| Module | What it does |"))
+        .skip(2)
+        .take_while(|l| l.starts_with("| `"))
+        .filter_map(|l| l.split('`').nth(1).map(str::to_string))
+        .collect()
+}
+
 #[test]
 fn every_module_binary_has_a_sidecar_doc_and_is_shipped() {
     let root = repo_root();
-    let mut bins = Vec::new();
-    for krate in [
-        "vault_full_write",
-        "env_harvest",
-        "pocketid_client",
-        "pocketid_logs",
-        "redeploy_trigger",
-    ] {
-        let src = root.join("crates").join(krate).join("src");
-        if src.join("main.rs").exists() {
-            bins.push(krate.to_string());
-        }
-        if let Ok(dir) = std::fs::read_dir(src.join("bin")) {
-            for e in dir.flatten() {
-                let name = e
-                    .file_name()
-                    .to_string_lossy()
-                    .trim_end_matches(".rs")
-                    .to_string();
-                bins.push(name);
-            }
-        }
-    }
+    let list: Vec<String> = MODULES.iter().map(|m| m.to_string()).collect();
+    let mut sorted = list.clone();
+    sorted.sort();
+    // Every binary of a crate that builds a module is a module (tools have crates of their own).
+    let mut bins: Vec<String> = binaries_by_crate(&root)
+        .into_iter()
+        .filter(|(_, bins)| bins.iter().any(|b| list.contains(b)))
+        .flat_map(|(_, bins)| bins)
+        .collect();
     bins.sort();
-    let mut shipped: Vec<String> = MODULES.iter().map(|m| m.to_string()).collect();
-    shipped.sort();
     assert_eq!(
-        bins, shipped,
+        bins, sorted,
         "every module binary is in the collection, and nothing else"
     );
-    let runtime =
-        std::fs::read_to_string(root.join("ansible/collection/meta/runtime.yml")).unwrap();
+    let modules_dir = root.join("ansible/collection/plugins/modules");
+    let mut docs: Vec<String> = std::fs::read_dir(&modules_dir)
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            name.strip_suffix(".yml").map(str::to_string)
+        })
+        .collect();
+    docs.sort();
+    assert_eq!(docs, sorted, "one sidecar doc per module, and no other");
     for m in MODULES {
-        assert!(
-            root.join(format!("ansible/collection/plugins/modules/{m}.yml"))
-                .exists(),
-            "{m} has no sidecar doc"
-        );
-        assert!(
-            runtime.contains(&format!("- {m}")),
-            "{m} is not in the action group"
-        );
         // ansible-lint's yaml[line-length] limit, which the docs keep too.
-        let doc = std::fs::read_to_string(
-            root.join(format!("ansible/collection/plugins/modules/{m}.yml")),
-        )
-        .unwrap();
+        let doc = std::fs::read_to_string(modules_dir.join(format!("{m}.yml"))).unwrap();
         for (i, line) in doc.lines().enumerate() {
             assert!(
                 line.chars().count() <= 160,
@@ -588,6 +599,58 @@ fn every_module_binary_has_a_sidecar_doc_and_is_shipped() {
             );
         }
     }
+}
+
+/// The lists of modules written out where they cannot be derived equal the one list
+/// (`ansible/modules.txt`, `MODULES`).
+#[test]
+fn written_out_module_lists_equal_the_one_list() {
+    let root = repo_root();
+    let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap();
+    let list: Vec<String> = MODULES.iter().map(|m| m.to_string()).collect();
+    let runtime: serde_yaml::Value =
+        serde_yaml::from_str(&read("ansible/collection/meta/runtime.yml")).unwrap();
+    let group = |name: &str| -> Vec<String> {
+        serde_yaml::from_value(runtime["action_groups"][name].clone()).unwrap()
+    };
+    assert_eq!(group("all"), list, "runtime.yml: action group `all`");
+    for m in group("vault") {
+        assert!(
+            list.contains(&m),
+            "runtime.yml: group `vault` names {m}, not a module"
+        );
+    }
+    for readme in ["README.md", "ansible/collection/README.md"] {
+        assert_eq!(
+            module_table(&read(readme)),
+            list,
+            "{readme}: the modules' table"
+        );
+    }
+    let ignored: Vec<String> = read("ansible/collection/tests/sanity/ignore-2.19.txt")
+        .lines()
+        .filter(|l| l.contains("validate-modules:missing-gplv3-license"))
+        .filter_map(|l| {
+            l.strip_prefix("plugins/modules/")?
+                .split(".yml")
+                .next()
+                .map(str::to_string)
+        })
+        .collect();
+    let mut sorted = list.clone();
+    sorted.sort();
+    assert_eq!(
+        ignored, sorted,
+        "sanity ignore file: one license line per module"
+    );
+    // The Makefile and scripts derive theirs from the same file.
+    let out = testkit::succeed(&mut Command::new(root.join("scripts/modules.sh")));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .collect::<Vec<_>>(),
+        list
+    );
 }
 
 #[test]

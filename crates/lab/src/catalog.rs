@@ -3,17 +3,38 @@
 //! `ansible/playbooks/group_vars/all/catalog.yml` describes the same homelab for the playbooks; a test keeps
 //! the two in agreement.
 
-/// The module binaries the collection `homelab.sso` ships (one sidecar doc each).
-pub const MODULE_BINARIES: [&str; 8] = [
-    "vault_full_write",
-    "vault_kv_read",
-    "env_harvest",
-    "pocketid_client",
-    "pocketid_api_key",
-    "pocketid_login_code",
-    "pocketid_logs",
-    "redeploy_trigger",
-];
+use std::sync::LazyLock;
+
+/// The module binaries the collection `homelab.sso` ships (one sidecar doc each), in the order of
+/// `ansible/modules.txt`, the one list of modules (the Makefile and scripts read it too).
+pub const MODULE_BINARIES: ModuleList = ModuleList;
+
+/// The names in `ansible/modules.txt`, built into the binary: `for m in MODULE_BINARIES` or
+/// `MODULE_BINARIES.iter()`.
+#[derive(Debug, Clone, Copy)]
+pub struct ModuleList;
+
+static MODULE_NAMES: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+    include_str!("../../../ansible/modules.txt")
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or_default().trim())
+        .filter(|l| !l.is_empty())
+        .collect()
+});
+
+impl ModuleList {
+    pub fn iter(self) -> std::slice::Iter<'static, &'static str> {
+        MODULE_NAMES.iter()
+    }
+}
+
+impl IntoIterator for ModuleList {
+    type Item = &'static str;
+    type IntoIter = std::iter::Copied<std::slice::Iter<'static, &'static str>>;
+    fn into_iter(self) -> Self::IntoIter {
+        MODULE_NAMES.iter().copied()
+    }
+}
 
 /// Vault mount and path of the SSO secret.
 pub const VAULT_MOUNT: &str = "secret";

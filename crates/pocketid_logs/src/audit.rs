@@ -4,7 +4,7 @@
 //! recent authorization whose sign-ins still fail points at the token step (secret, PKCE,
 //! `redirect_uri`); one without points at authorize (callback URL, group, PKCE challenge).
 
-use pocketid_client::{ApiError, Connection, PocketIdApi};
+use pocketid::{ApiError, Connection, PocketIdApi};
 use serde_json::{json, Map, Value};
 
 pub const EVENTS: [&str; 2] = ["CLIENT_AUTHORIZATION", "NEW_CLIENT_AUTHORIZATION"];

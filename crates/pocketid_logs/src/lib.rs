@@ -357,9 +357,9 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
     Ok(out)
 }
 
-fn audit_connection(p: &Params, url: &str, key: &Secret) -> pocketid_client::Connection {
-    pocketid_client::Connection {
-        server: pocketid_client::Server {
+fn audit_connection(p: &Params, url: &str, key: &Secret) -> pocketid::Connection {
+    pocketid::Connection {
+        server: pocketid::Server {
             url: url.to_string(),
             validate_certs: p.validate_certs,
             ca_cert: p.ca_cert.clone(),

@@ -4,7 +4,7 @@
 use crate::classify::{classify, Entry, Event, Kind};
 use crate::parse::{parse_line, Level};
 use crate::time::{format_rfc3339, Nanos};
-use pocketid_client::ServerVersion;
+use pocketid::ServerVersion;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 class ModuleDocFragment(object):
 
-    # A Forgejo repository's Actions API (ForgejoConn in crates/redeploy_trigger/src/client.rs).
+    # A Forgejo repository's Actions API (ForgejoConn in crates/forgejo_dispatch/src/client.rs).
     DOCUMENTATION = r"""
 options:
   url:

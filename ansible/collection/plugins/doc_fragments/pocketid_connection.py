@@ -7,7 +7,7 @@ from __future__ import annotations
 
 class ModuleDocFragment(object):
 
-    # The PocketID server (server_options() in crates/pocketid_client/src/api.rs).
+    # The PocketID server (server_options() in crates/pocketid/src/api.rs).
     DOCUMENTATION = r"""
 options:
   url:

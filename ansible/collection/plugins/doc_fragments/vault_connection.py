@@ -7,7 +7,7 @@ from __future__ import annotations
 
 class ModuleDocFragment(object):
 
-    # The Vault/OpenBao server: the options of ConnParams (crates/vault_full_write/src/conn.rs)
+    # The Vault/OpenBao server: the options of ConnParams (crates/vault_kv/src/conn.rs)
     # that are not authentication.
     DOCUMENTATION = r"""
 options:

@@ -1,0 +1,3 @@
+fn main() {
+    ansible_module::main::<forgejo_dispatch::RedeployTrigger>()
+}

@@ -1,0 +1,275 @@
+//! The plan of a `pocketid_client` run, decided from the reads alone (no request is sent here):
+//! whether the client is created or updated, its groups, whether a secret is minted, which
+//! secrets are retired, and the guards' verdicts. Check mode reports it; `apply` performs it.
+
+use super::{
+    desired_fields, effective, group_ids, group_names, id_of, put_body, secrets_of, view,
+    ClientError, Params, SecretPolicy, WantedGroups,
+};
+use crate::api::ServerVersion;
+use ansible_module::{Failure, Outcome};
+use serde_json::{json, Map, Value};
+
+/// Everything a run would do.
+pub(super) struct Plan {
+    pub(super) fields: FieldPlan,
+    pub(super) secrets: SecretPlan,
+    /// PocketID 2.14+: secrets are added and retired; before, one secret is replaced.
+    pub(super) multi: bool,
+    pub(super) version: Option<ServerVersion>,
+}
+
+impl Plan {
+    pub(super) fn new(
+        p: &Params,
+        existing: Option<Value>,
+        groups: Option<WantedGroups>,
+        version: Option<ServerVersion>,
+    ) -> Result<Plan, Failure> {
+        let multi = version.is_some_and(ServerVersion::has_multiple_secrets);
+        let fields = FieldPlan::new(p, existing, groups)?;
+        let secrets = SecretPlan::new(p, &fields, multi);
+        Ok(Plan {
+            fields,
+            secrets,
+            multi,
+            version,
+        })
+    }
+}
+
+/// The client's fields and groups: create or update, decided from the read alone.
+pub(super) struct FieldPlan {
+    pub(super) created: bool,
+    /// The client as read (update), or `None` (create).
+    pub(super) existing: Option<Value>,
+    /// The POST body (create) or the full-replace PUT body (update).
+    pub(super) body: Value,
+    pub(super) field_changed: bool,
+    pub(super) groups_changed: bool,
+    pub(super) groups: Option<WantedGroups>,
+    pub(super) before_view: Value,
+    pub(super) after_view: Value,
+}
+
+impl FieldPlan {
+    pub(super) fn new(
+        p: &Params,
+        existing: Option<Value>,
+        groups: Option<WantedGroups>,
+    ) -> Result<FieldPlan, Failure> {
+        let desired = desired_fields(p);
+        let fields: Vec<&str> = desired.iter().map(|(k, _)| *k).collect();
+        let restricted = groups.as_ref().map(|g| g.restricted);
+        let wanted_names = groups.as_ref().map(|g| g.names.clone());
+        let Some(current) = existing else {
+            if p.name.is_none() {
+                return Err(ClientError::Invalid(format!(
+                    "client {:?} does not exist and `name` is required to create it",
+                    p.client_id.as_deref().unwrap_or_default()
+                ))
+                .into());
+            }
+            let mut body = put_body(&json!({}), &desired, restricted);
+            if let Some(id) = &p.client_id {
+                body["id"] = json!(id);
+            }
+            let after_view = view(
+                body.as_object().unwrap_or(&Map::new()),
+                &fields,
+                wanted_names,
+            );
+            return Ok(FieldPlan {
+                created: true,
+                existing: None,
+                body,
+                field_changed: true,
+                groups_changed: false,
+                groups,
+                before_view: Value::Null,
+                after_view,
+            });
+        };
+        let obj = current.as_object().cloned().unwrap_or_default();
+        // What the object would hold after the PUT (pkceEnabled depends on isPublic).
+        let merged = put_body(&current, &desired, restricted);
+        let merged_obj = merged.as_object().cloned().unwrap_or_default();
+        let mut field_changed = desired
+            .iter()
+            .any(|(k, v)| effective(k, Some(v), &merged_obj) != effective(k, obj.get(*k), &obj));
+        if let Some(rs) = restricted {
+            field_changed |= obj
+                .get("isGroupRestricted")
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+                != rs;
+        }
+        let groups_changed = groups
+            .as_ref()
+            .is_some_and(|w| w.ids != group_ids(&current));
+        let mut before_obj = obj.clone();
+        let mut after_obj = merged_obj.clone();
+        for f in &fields {
+            before_obj.insert(f.to_string(), effective(f, obj.get(*f), &obj));
+            after_obj.insert(f.to_string(), effective(f, merged_obj.get(*f), &merged_obj));
+        }
+        let before_view = view(
+            &before_obj,
+            &fields,
+            wanted_names.as_ref().map(|_| group_names(&current)),
+        );
+        let after_view = view(&after_obj, &fields, wanted_names);
+        Ok(FieldPlan {
+            created: false,
+            existing: Some(current),
+            body: merged,
+            field_changed,
+            groups_changed,
+            groups,
+            before_view,
+            after_view,
+        })
+    }
+
+    /// Check mode for a client that does not exist yet.
+    pub(super) fn report_check_create(&self, p: &Params, minted: bool) -> Outcome {
+        Outcome::new(true)
+            .msg(format!(
+                "client {} would be created",
+                p.name.as_deref().unwrap_or_default()
+            ))
+            .set(
+                "client_id",
+                p.client_id
+                    .clone()
+                    .map(Value::String)
+                    .unwrap_or(Value::Null),
+            )
+            .set("created", true)
+            .set("secret_minted", minted)
+            .diff(self.before_view.clone(), self.after_view.clone())
+    }
+
+    /// The id of the client as read (`None` for a create).
+    pub(super) fn existing_id(&self) -> Option<String> {
+        self.existing.as_ref().and_then(id_of)
+    }
+
+    /// Whether the client itself changes (created, or fields or groups updated).
+    pub(super) fn changes(&self) -> bool {
+        self.created || self.field_changed || self.groups_changed
+    }
+}
+
+/// The client's secrets, decided from the client as it will stand after the field write.
+pub(super) struct SecretPlan {
+    pub(super) mint: bool,
+    /// `secret: rotate` on a public client: refused (PocketID creates no secrets for them).
+    pub(super) public_refused: bool,
+    pub(super) retire: Retire,
+}
+
+/// What `retire_secrets` does.
+pub(super) enum Retire {
+    /// `retire_secrets` is off.
+    No,
+    /// The legacy API keeps a single secret: nothing to retire, only a warning.
+    Legacy,
+    /// Delete `ids`, keeping `keep` (`None`: the secret this run mints).
+    Others {
+        keep: Option<String>,
+        ids: Vec<String>,
+    },
+    /// Refused: no secret to keep is named and none is minted.
+    NoKeep,
+    /// Refused: `secret_id` is not a secret of the client.
+    UnknownKeep(String),
+}
+
+impl SecretPlan {
+    fn new(p: &Params, fields: &FieldPlan, multi: bool) -> SecretPlan {
+        // The PUT (or POST) body is what PocketID will hold: a client made public by this run
+        // gets no secret, one made confidential may.
+        let is_public = fields
+            .body
+            .get("isPublic")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let secrets = fields.existing.as_ref().map(secrets_of).unwrap_or_default();
+        let active_ids: Vec<String> = secrets
+            .iter()
+            .filter(|s| s.get("isActive").and_then(Value::as_bool).unwrap_or(true))
+            .filter_map(id_of)
+            .collect();
+        let want_mint = match p.secret {
+            SecretPolicy::Rotate => true,
+            SecretPolicy::Ensure => {
+                fields.created
+                    || (multi
+                        && (active_ids.is_empty()
+                            || p.secret_id
+                                .as_ref()
+                                .is_some_and(|sid| !active_ids.contains(sid))))
+            }
+            SecretPolicy::Keep | SecretPolicy::Verify => false,
+        };
+        let mint = want_mint && !is_public;
+        let all_ids: Vec<String> = secrets.iter().filter_map(id_of).collect();
+        SecretPlan {
+            mint,
+            public_refused: is_public && p.secret == SecretPolicy::Rotate,
+            retire: Retire::new(p, multi, mint, all_ids),
+        }
+    }
+}
+
+impl Retire {
+    fn new(p: &Params, multi: bool, mint: bool, all_ids: Vec<String>) -> Retire {
+        if !p.retire_secrets {
+            return Retire::No;
+        }
+        if !multi {
+            return Retire::Legacy;
+        }
+        match &p.secret_id {
+            Some(keep) if all_ids.contains(keep) => Retire::Others {
+                ids: all_ids.into_iter().filter(|s| s != keep).collect(),
+                keep: Some(keep.clone()),
+            },
+            Some(keep) => Retire::UnknownKeep(keep.clone()),
+            None if mint => Retire::Others {
+                keep: None,
+                ids: all_ids,
+            },
+            None => Retire::NoKeep,
+        }
+    }
+
+    /// The guard's refusal for client `id`, if it refuses.
+    pub(super) fn refusal(&self, id: &str) -> Option<ClientError> {
+        match self {
+            Retire::NoKeep => Some(ClientError::RetireWithoutKeep),
+            Retire::UnknownKeep(keep) => Some(ClientError::RetireUnknownKeep {
+                keep: keep.clone(),
+                id: id.to_string(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// The warning of a retire that the server's API cannot do.
+    pub(super) fn warning(&self, version: Option<ServerVersion>) -> Option<String> {
+        matches!(self, Retire::Legacy).then(|| format!(
+            "retire_secrets does nothing on PocketID {}: the legacy API keeps a single secret, replaced by each rotation",
+            version.map(|v| v.to_string()).unwrap_or_else(|| "< 2.3".into())
+        ))
+    }
+
+    /// The secret ids to delete.
+    pub(super) fn ids(&self) -> &[String] {
+        match self {
+            Retire::Others { ids, .. } => ids,
+            _ => &[],
+        }
+    }
+}

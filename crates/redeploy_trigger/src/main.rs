@@ -1,3 +1,0 @@
-fn main() {
-    ansible_module::main::<redeploy_trigger::RedeployTrigger>()
-}

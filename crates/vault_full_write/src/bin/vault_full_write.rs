@@ -1,3 +1,0 @@
-fn main() {
-    ansible_module::main::<vault_full_write::VaultFullWrite>()
-}

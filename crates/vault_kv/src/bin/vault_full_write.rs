@@ -1,0 +1,3 @@
+fn main() {
+    ansible_module::main::<vault_kv::VaultFullWrite>()
+}
