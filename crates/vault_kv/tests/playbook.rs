@@ -148,11 +148,12 @@ fn failures_at_vvvv_never_show_the_token_or_a_value() {
     assert_no_secrets(&out, &["canary-fail-", &root]);
 }
 
-/// The deprecated `data` return value through ansible-playbook: ansible-core prints the module's
-/// `deprecations` entry as a deprecation warning naming the collection and the removal version,
-/// and `secret` holds the values. The play registers the read with no_log, as the docs say.
+/// The deprecated `data` return value through ansible-playbook and the collection's action
+/// plugin: reading `secret` warns of nothing; reading `data` gives ansible-core's deprecation
+/// warning naming the collection and the removal version. The play registers the read with
+/// no_log, as the docs say.
 #[test]
-fn reading_values_warns_that_data_is_deprecated() {
+fn reading_data_warns_that_it_is_deprecated_and_reading_secret_does_not() {
     let dir = tempfile::tempdir().unwrap();
     let bao = start(&dir.path().join("bao"));
     bao.kv_put("app", json!({"k": "deprecation-canary-Zq8x"}))
@@ -162,38 +163,46 @@ fn reading_values_warns_that_data_is_deprecated() {
     let lib = library(&work);
     let vars = json!({"addr": bao.addr, "tok": bao.root_token});
     std::fs::write(work.join("vars.json"), vars.to_string()).unwrap();
-    let play = r#"
+    let play = |check: &str| {
+        format!(
+            r#"
 - hosts: localhost
   gather_facts: false
   vars_files: [vars.json]
   tasks:
     - name: read the values
-      vault_kv_read:
-        url: "{{ addr }}"
-        token: "{{ tok }}"
+      homelab.sso.vault_kv_read:
+        url: "{{{{ addr }}}}"
+        token: "{{{{ tok }}}}"
         path: app
       register: r
       no_log: true
-    - name: secret holds the values
+    - name: check
       assert:
-        that: r.secret.k == 'deprecation-canary-Zq8x' and r.data == r.secret
-"#;
+        that: {check}
+"#
+        )
+    };
     // The lab's runner turns deprecation warnings off (ansible-core's own are noise there).
+    let warnings = [("ANSIBLE_DEPRECATION_WARNINGS", "1")];
     let run = run_playbook(
         &work,
         &lib,
-        play,
+        &play("r.secret.k == 'deprecation-canary-Zq8x'"),
         &[],
-        &[("ANSIBLE_DEPRECATION_WARNINGS", "1")],
+        &warnings,
     )
     .unwrap();
     run.assert_ok();
     let out = run.all_output();
+    assert!(!out.contains("renamed `secret`"), "{out}");
+
+    let run = run_playbook(&work, &lib, &play("r.data == r.secret"), &[], &warnings).unwrap();
+    run.assert_ok();
+    let out = run.all_output();
     assert!(out.contains("[DEPRECATION WARNING]"), "{out}");
     assert!(out.contains("renamed `secret`"), "{out}");
-    assert!(
-        out.contains("collection 'homelab.sso' version 1.1.0"),
-        "{out}"
-    );
+    assert!(out.contains("homelab.sso"), "{out}");
+    assert!(out.contains("1.1.0"), "{out}");
     assert_no_secrets(&out, &["deprecation-canary-", &bao.root_token]);
 }
