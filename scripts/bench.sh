@@ -3,14 +3,16 @@
 # Called after a release build (binaries in target/release/). The comparison with
 # community.hashi_vault needs the `ansible` and `hvac` packages: they go into a separate
 # virtualenv (.venv-bench, BENCH_VENV), created here and never used by `make test`.
-#   BENCH_ONLY=b,d scripts/bench.sh     # a subset (a b c d e f g)
+#   BENCH_ONLY=harvest,sizes scripts/bench.sh   # a subset, by name: sizes harvest requests tasks
+#                                              # task-floor redeploy-wait rotation (or the
+#                                              # results' letters d b e a g c f)
 #   BENCH_ROUNDS=5 scripts/bench.sh     # rounds per measurement (min and median shown; default 5)
 #   BENCH_HARVEST_SLOW_MAX=200          # (b): also time ssh per container and the Ansible loop at 200
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BENCH_VENV=${BENCH_VENV:-.venv-bench}
-ONLY=${BENCH_ONLY:-d,b,e,a,g,c,f}
+ONLY=${BENCH_ONLY:-sizes,harvest,requests,tasks,task-floor,redeploy-wait,rotation}
 ROUNDS=${BENCH_ROUNDS:-5}
 OUT=bench/results.md
 PY=${PYTHON:-python3}
@@ -24,7 +26,7 @@ for b in sso-bench bench-noop-module vault_full_write env_harvest redeploy_trigg
   fi
 done
 
-if [[ ,$ONLY, == *,a,* || ,$ONLY, == *,g,* ]]; then
+if [[ ,$ONLY, =~ ,(tasks|a|task-floor|g), ]]; then
   if [ ! -x "$BENCH_VENV/bin/ansible-playbook" ] || ! "$BENCH_VENV/bin/python" -c 'import hvac' 2>/dev/null; then
     echo "bench: installing ansible and hvac into $BENCH_VENV (only for the comparison)"
     [ -x "$BENCH_VENV/bin/python" ] || "$PY" -m venv "$BENCH_VENV"

@@ -2,7 +2,7 @@
 //! `bench/results.md`). Whatever is compared is measured side by side in the same run, on the
 //! same lab servers, on this machine. Nothing here is a test: no thresholds fail.
 //!
-//! Usage: `sso-bench [--bin-dir target/release] [--bench-venv .venv-bench] [--only a,b,c,d,e,f,g]
+//! Usage: `sso-bench [--bin-dir target/release] [--bench-venv .venv-bench] [--only sizes,harvest,…]
 //! [--rounds N]`
 
 mod harvest;
@@ -28,14 +28,32 @@ pub(crate) struct Opts {
     rounds: usize,
 }
 
+/// The measurements by name, in the order `make bench` runs them, with the letter of the proof
+/// issue's item each answers (the results' headings; also accepted by `--only`).
+const BENCHES: [(&str, &str); 7] = [
+    ("sizes", "d"),
+    ("harvest", "b"),
+    ("requests", "e"),
+    ("tasks", "a"),
+    ("task-floor", "g"),
+    ("redeploy-wait", "c"),
+    ("rotation", "f"),
+];
+
+/// A measurement's name from its name or letter.
+fn bench_name(part: &str) -> Option<&'static str> {
+    BENCHES
+        .iter()
+        .find(|(name, letter)| *name == part || *letter == part)
+        .map(|(name, _)| *name)
+}
+
 fn parse_args() -> Opts {
     let root = lab::tools::repo_root();
     let mut o = Opts {
         bin_dir: root.join("target/release"),
         bench_venv: root.join(".venv-bench"),
-        only: ["d", "b", "e", "a", "g", "c", "f"]
-            .map(String::from)
-            .to_vec(),
+        only: BENCHES.iter().map(|(name, _)| name.to_string()).collect(),
         rounds: 3,
     };
     let mut args = std::env::args().skip(1);
@@ -67,7 +85,8 @@ fn usage(err: &str) -> ! {
         eprintln!("sso-bench: {err}");
     }
     eprintln!(
-        "usage: sso-bench [--bin-dir DIR] [--bench-venv DIR] [--only a,b,c,d,e,f,g] [--rounds N]"
+        "usage: sso-bench [--bin-dir DIR] [--bench-venv DIR] [--only NAME,…] [--rounds N]\n\
+         measurements: sizes harvest requests tasks task-floor redeploy-wait rotation"
     );
     std::process::exit(2)
 }
@@ -91,15 +110,18 @@ fn main() {
     for part in &o.only {
         let dir = tmp.path().join(part);
         std::fs::create_dir_all(&dir).expect("bench dir");
-        let result = match part.as_str() {
-            "a" => tasks::bench_a(&o, &dir),
-            "b" => harvest::bench_b(&o, &dir),
-            "g" => tasks::bench_g(&o, &dir),
-            "c" => bench_c(&o, &dir),
-            "d" => bench_d(&o),
-            "e" => bench_e(&o, &dir),
-            "f" => bench_f(&o, &dir),
-            other => Err(format!("unknown measurement {other}")),
+        let result = match bench_name(part) {
+            Some("tasks") => tasks::bench_a(&o, &dir),
+            Some("harvest") => harvest::bench_b(&o, &dir),
+            Some("task-floor") => tasks::bench_g(&o, &dir),
+            Some("redeploy-wait") => bench_c(&o, &dir),
+            Some("sizes") => bench_d(&o),
+            Some("requests") => bench_e(&o, &dir),
+            Some("rotation") => bench_f(&o, &dir),
+            _ => Err(format!(
+                "unknown measurement {part} (one of: {})",
+                BENCHES.map(|(name, _)| name).join(", ")
+            )),
         };
         if let Err(e) = result {
             println!("**({part}) not measured**: {e}\n");
