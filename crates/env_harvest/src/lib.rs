@@ -7,7 +7,7 @@ pub mod dotenv;
 pub mod pct;
 pub mod ssh;
 
-pub use conn::{conn_options, SshConn};
+pub use conn::{conn_options, prefixed_conn_options, PrefixedSshConn, SshConn};
 pub use pct::{
     build_command, classify, exec_error_text, shorten, target_text, valid_path, Mode, Place,
     TargetStatus, NAME_SHOWN, PATH_SHOWN,

@@ -24,9 +24,10 @@ pub const STDOUT_CAP: usize = 1024 * 1024;
 pub const STDERR_CAP: usize = 4096;
 
 /// What to do with a host key that is not in known_hosts (the `host_key_checking` option).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum HostKeyChecking {
+    #[default]
     Strict,
     AcceptNew,
 }

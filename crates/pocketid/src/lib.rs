@@ -4,6 +4,7 @@
 pub mod api;
 pub mod api_key;
 pub mod client;
+pub mod duration;
 pub mod login_code;
 pub mod login_code_ssh;
 mod login_code_tty;

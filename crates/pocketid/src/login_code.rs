@@ -4,6 +4,7 @@
 //! its `<APP_URL>/lc/<code>` URL are secrets: they are never in the result, a message or a log.
 
 use crate::api::{connection_options, ApiError, Connection, PocketIdApi};
+use crate::duration;
 use crate::login_code_ssh::{self, SshParams};
 use ansible_module::{Context, Failure, Module, Opt, Outcome, Secret};
 use serde::Deserialize;
@@ -136,39 +137,12 @@ impl Module for PocketIdLoginCode {
 /// A `ttl` in seconds: a number of seconds, or `<n><unit>` groups with units s, m, h, d.
 pub fn parse_ttl(raw: &str) -> Result<u64, LoginCodeError> {
     let s = raw.trim();
-    let bad = || LoginCodeError::BadTtl(raw.to_string());
-    if s.is_empty() {
-        return Err(bad());
-    }
-    let secs = if s.bytes().all(|b| b.is_ascii_digit()) {
-        s.parse::<u64>().map_err(|_| bad())?
+    let secs = if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        s.parse::<u64>().ok()
     } else {
-        let mut total: u64 = 0;
-        let mut num = String::new();
-        for c in s.chars() {
-            if c.is_ascii_digit() {
-                num.push(c);
-                continue;
-            }
-            let unit = match c {
-                's' => 1,
-                'm' => 60,
-                'h' => 3600,
-                'd' => 86400,
-                _ => return Err(bad()),
-            };
-            let n: u64 = num.parse().map_err(|_| bad())?;
-            total = n
-                .checked_mul(unit)
-                .and_then(|v| total.checked_add(v))
-                .ok_or_else(bad)?;
-            num.clear();
-        }
-        if !num.is_empty() {
-            return Err(bad());
-        }
-        total
-    };
+        duration::parse(s, duration::UNITS_TO_DAYS)
+    }
+    .ok_or_else(|| LoginCodeError::BadTtl(raw.to_string()))?;
     if secs <= 1 || secs > MAX_TTL_SECS {
         return Err(LoginCodeError::TtlRange(raw.to_string(), secs));
     }
@@ -454,7 +428,7 @@ fn ssh_fallback(
             p.delivery
         )));
     }
-    let url = login_code_ssh::make_code(&p.ssh, &p.username, p.conn.server.timeout)
+    let url = login_code_ssh::make_code(&p.ssh, &p.username)
         .map_err(|e| Failure::new(format!("{refused}; the SSH fallback failed: {e}")))?;
     let msg = hand_over(&p, tty, &url, &what)?;
     Ok(out.msg(format!(

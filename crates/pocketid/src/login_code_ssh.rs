@@ -5,42 +5,36 @@
 
 use ansible_module::{Opt, Secret};
 use env_harvest::pct;
-use env_harvest::ssh::{self, Auth, ConnectOptions, HostKeyChecking};
+use env_harvest::ssh::{self, HostKeyChecking};
+use env_harvest::PrefixedSshConn;
 use serde::Deserialize;
-use std::path::PathBuf;
-use std::time::Duration;
 
 /// The lifetime of the CLI's codes (fixed in PocketID's `cmds/one_time_access_token.go`).
 pub const CLI_TTL_SECS: u64 = 3600;
 
+/// The option that is not offered here: a new host key is never trusted on a connection that
+/// carries a sign-in code.
+const NOT_OFFERED: &str = "ssh_host_key_checking";
+
 #[derive(Debug, Deserialize)]
 pub struct SshParams {
-    pub ssh_host: Option<String>,
-    pub ssh_port: i64,
-    pub ssh_user: String,
-    pub ssh_private_key: Option<PathBuf>,
-    pub ssh_private_key_data: Option<Secret>,
-    pub ssh_known_hosts: Option<PathBuf>,
-    pub ssh_host_key_fingerprint: Option<String>,
-    pub pct_path: String,
+    #[serde(flatten)]
+    pub ssh: PrefixedSshConn,
     pub vmid: Option<i64>,
     pub container: String,
     pub container_user: String,
 }
 
 pub fn options() -> Vec<Opt> {
-    vec![
-        Opt::str("fallback").choices(&["none", "ssh"]).default("none").help(
-            "ssh: when PocketID refuses the API key (401 not_signed_in), run PocketID's CLI in its container over SSH (1-hour code; display and file delivery only)",
-        ),
-        Opt::str("ssh_host").help("fallback: the Proxmox node that runs PocketID's LXC container"),
-        Opt::int("ssh_port").default(22).help("fallback: SSH port"),
-        Opt::str("ssh_user").default("root").help("fallback: SSH user (pct needs root)"),
-        Opt::path("ssh_private_key").help("fallback: private key file (else ssh_private_key_data, else ssh-agent)"),
-        Opt::str("ssh_private_key_data").no_log().help("fallback: private key text"),
-        Opt::path("ssh_known_hosts").help("fallback: known_hosts file holding the node's host key [default: ~/.ssh/known_hosts]"),
-        Opt::str("ssh_host_key_fingerprint").help("fallback: pin the node's host key (SHA256:…) instead of known_hosts"),
-        Opt::str("pct_path").default("/usr/sbin/pct").help("fallback: path of pct on the node"),
+    let mut o = vec![Opt::str("fallback").choices(&["none", "ssh"]).default("none").help(
+        "ssh: when PocketID refuses the API key (401 not_signed_in), run PocketID's CLI in its container over SSH (1-hour code; display and file delivery only)",
+    )];
+    o.extend(
+        env_harvest::prefixed_conn_options()
+            .into_iter()
+            .filter(|o| o.name != NOT_OFFERED),
+    );
+    o.extend([
         Opt::int("vmid").help("fallback: the LXC container (CT id) where PocketID's Docker container runs"),
         Opt::str("container").default("pocketid").help(
             "fallback: the Docker container's name (Compose names it <project>-pocket-id-1 unless container_name is set)",
@@ -48,7 +42,8 @@ pub fn options() -> Vec<Opt> {
         Opt::str("container_user")
             .default("1000:1000")
             .help("fallback: docker exec -u, PocketID's PUID:PGID (so no root-owned files land in /app/data)"),
-    ]
+    ]);
+    o
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +54,8 @@ pub enum SshFallbackError {
     Vmid(i64),
     #[error("the SSH fallback cannot e-mail a code (PocketID's CLI only prints it): use delivery display or file")]
     Email,
+    #[error("{0}")]
+    Options(String),
     #[error(transparent)]
     Ssh(#[from] ssh::SshError),
     #[error("running PocketID's CLI over SSH on {host} failed before it finished ({detail}); nothing is known about a code")]
@@ -85,8 +82,8 @@ pub enum SshFallbackError {
 /// The command run on the node; every word quoted for the remote shell.
 pub fn command(p: &SshParams, vmid: i64, username: &str) -> String {
     pct::pct_exec(
-        &p.pct_path,
-        false,
+        &p.ssh.pct_path,
+        p.ssh.sudo,
         &vmid.to_string(),
         &[
             "docker",
@@ -116,43 +113,19 @@ pub fn parse_url(stdout: &[u8]) -> Option<Secret> {
 }
 
 /// Makes a 1-hour code with PocketID's CLI over SSH; returns its URL.
-pub fn make_code(p: &SshParams, username: &str, timeout: u64) -> Result<Secret, SshFallbackError> {
-    let host = p
-        .ssh_host
-        .clone()
-        .filter(|h| !h.is_empty())
+pub fn make_code(p: &SshParams, username: &str) -> Result<Secret, SshFallbackError> {
+    let mut opts = p
+        .ssh
+        .connect_options()
+        .map_err(|e| SshFallbackError::Options(e.to_string()))?
         .ok_or(SshFallbackError::Missing("ssh_host"))?;
+    // Never trust a new host key here: this connection carries a sign-in code.
+    opts.host_key_checking = HostKeyChecking::Strict;
     let vmid = p.vmid.ok_or(SshFallbackError::Missing("vmid"))?;
     if !pct::valid_vmid(&vmid.to_string()) {
         return Err(SshFallbackError::Vmid(vmid));
     }
-    if !(1..=65535).contains(&p.ssh_port) {
-        return Err(SshFallbackError::Missing("ssh_port between 1 and 65535"));
-    }
-    let auth = Auth::from_options(p.ssh_private_key.as_ref(), p.ssh_private_key_data.as_ref())
-        .ok_or(SshFallbackError::Missing(
-            "only one of ssh_private_key and ssh_private_key_data",
-        ))?;
-    let known_hosts = p
-        .ssh_known_hosts
-        .clone()
-        .unwrap_or_else(ssh::default_known_hosts);
-    let timeout = Duration::from_secs(timeout.max(1));
-    let opts = ConnectOptions {
-        host: host.clone(),
-        port: p.ssh_port as u16,
-        user: p.ssh_user.clone(),
-        auth,
-        passphrase: None,
-        known_hosts,
-        host_key_fingerprint: p
-            .ssh_host_key_fingerprint
-            .clone()
-            .filter(|s| !s.trim().is_empty()),
-        // Never trust a new host key here: this connection carries a sign-in code.
-        host_key_checking: HostKeyChecking::Strict,
-        timeout,
-    };
+    let (host, timeout) = (opts.host.clone(), opts.timeout);
     let mut conn = ssh::Connection::open(&opts)?;
     let mut results = conn.run_all(&[command(p, vmid, username)], 1, timeout, &mut |_, _| {});
     conn.close();

@@ -425,6 +425,18 @@ fn ssh_fallback_with_a_revoked_key_makes_a_working_code() {
     let r = fallback(json!({"delivery": "email"}));
     assert!(r.msg().contains("display or file"), "{}", r.msg());
     assert!(!path.exists());
+    // The shared SSH options, named as here; no trust-on-first-use for a sign-in code.
+    let r = fallback(json!({"ssh_private_key_data": "not-a-key-0123456789"}));
+    assert!(
+        r.msg()
+            .contains("mutually exclusive: ssh_private_key|ssh_private_key_data"),
+        "{}",
+        r.msg()
+    );
+    assert!(!r.output().contains("not-a-key-0123456789"));
+    let r = fallback(json!({"ssh_host_key_checking": "accept-new"}));
+    assert!(r.msg().contains("ssh_host_key_checking"), "{}", r.msg());
+    assert!(!path.exists());
     // Without the fallback, the refusal is the API's.
     let r = fallback(json!({"fallback": "none"}));
     assert!(r.msg().contains("not_signed_in"), "{}", r.msg());

@@ -7,72 +7,13 @@
 
 use crate::summary::RawLine;
 use crate::time::TimeSpec;
-use ansible_module::Secret;
 use env_harvest::pct::{self, Place};
-use env_harvest::ssh::{self, ExecResult, HostKeyChecking};
-use env_harvest::SshConn;
-use serde::Deserialize;
-use std::path::PathBuf;
+use env_harvest::ssh::{self, ExecResult};
+use env_harvest::PrefixedSshConn;
 
-/// The Proxmox SSH options: env_harvest's, each named with an `ssh_` prefix (as
-/// `pocketid_login_code`'s fallback names them), since `host` and `timeout` mean other things
-/// here.
-#[derive(Debug, Deserialize)]
-pub struct SshParams {
-    pub ssh_host: Option<String>,
-    pub ssh_port: i64,
-    pub ssh_user: String,
-    pub ssh_private_key: Option<PathBuf>,
-    pub ssh_private_key_data: Option<Secret>,
-    pub ssh_passphrase: Option<Secret>,
-    pub ssh_known_hosts: Option<PathBuf>,
-    pub ssh_host_key_fingerprint: Option<String>,
-    pub ssh_host_key_checking: HostKeyChecking,
-    pub ssh_timeout: i64,
-    pub pct_path: String,
-    pub sudo: bool,
-}
-
-/// env_harvest's connection options under their names here.
-pub fn ssh_options() -> Vec<ansible_module::Opt> {
-    let mut out: Vec<ansible_module::Opt> = env_harvest::conn_options()
-        .into_iter()
-        .map(|mut o| {
-            o.name = ssh_name(o.name);
-            // Needed only when the docker source is used.
-            o.required = false;
-            o
-        })
-        .collect();
-    out.push(
-        ansible_module::Opt::str("pct_path")
-            .default("/usr/sbin/pct")
-            .help("Path of pct on the Proxmox node"),
-    );
-    out.push(
-        ansible_module::Opt::bool("sudo")
-            .default(false)
-            .help("Run pct through sudo -n"),
-    );
-    out
-}
-
-/// `host` → `ssh_host`, for every option env_harvest declares.
-fn ssh_name(name: &str) -> &'static str {
-    match name {
-        "host" => "ssh_host",
-        "port" => "ssh_port",
-        "user" => "ssh_user",
-        "private_key" => "ssh_private_key",
-        "private_key_data" => "ssh_private_key_data",
-        "passphrase" => "ssh_passphrase",
-        "known_hosts" => "ssh_known_hosts",
-        "host_key_fingerprint" => "ssh_host_key_fingerprint",
-        "host_key_checking" => "ssh_host_key_checking",
-        "timeout" => "ssh_timeout",
-        other => panic!("env_harvest has a new SSH option {other:?}: name it in pocketid_logs::docker::ssh_name"),
-    }
-}
+/// The Proxmox SSH options: env_harvest's, each named with an `ssh_` prefix, since `host` and
+/// `timeout` mean other things here.
+pub type SshParams = PrefixedSshConn;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DockerError {
@@ -148,31 +89,9 @@ fn valid_name(s: &str) -> bool {
         && c.all(|x| x.is_ascii_alphanumeric() || "_.-".contains(x))
 }
 
-impl SshParams {
-    fn conn(&self) -> Result<SshConn, DockerError> {
-        let host = self
-            .ssh_host
-            .clone()
-            .filter(|h| !h.is_empty())
-            .ok_or(DockerError::NoHost)?;
-        Ok(SshConn {
-            host,
-            port: self.ssh_port,
-            user: self.ssh_user.clone(),
-            private_key: self.ssh_private_key.clone(),
-            private_key_data: self.ssh_private_key_data.clone(),
-            passphrase: self.ssh_passphrase.clone(),
-            known_hosts: self.ssh_known_hosts.clone(),
-            host_key_fingerprint: self.ssh_host_key_fingerprint.clone(),
-            host_key_checking: self.ssh_host_key_checking,
-            timeout: self.ssh_timeout,
-        })
-    }
-}
-
 /// Checks everything that needs no connection.
 pub fn check(r: &DockerRead<'_>) -> Result<(), DockerError> {
-    r.ssh.conn()?;
+    r.ssh.host().ok_or(DockerError::NoHost)?;
     if !pct::valid_vmid(&r.vmid.to_string()) {
         return Err(DockerError::Vmid(r.vmid));
     }
@@ -196,9 +115,8 @@ pub fn check(r: &DockerRead<'_>) -> Result<(), DockerError> {
 /// Reads the container's log over one SSH connection.
 pub fn read(r: &DockerRead<'_>) -> Result<DockerResult, ansible_module::Failure> {
     check(r)?;
-    let conn = r.ssh.conn()?;
-    let opts = conn.connect_options()?;
-    let place = conn.place();
+    let opts = r.ssh.connect_options()?.ok_or(DockerError::NoHost)?;
+    let place = opts.place();
     let mut ssh = ssh::Connection::open(&opts)?;
     let result = read_on(&mut ssh, r, place, opts.timeout);
     ssh.close();
@@ -382,13 +300,6 @@ pub fn split_lines(stdout: &[u8], truncated: bool) -> Vec<RawLine> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn every_env_harvest_ssh_option_has_a_name_here() {
-        let names: Vec<&str> = ssh_options().iter().map(|o| o.name).collect();
-        assert!(names.contains(&"ssh_host") && names.contains(&"ssh_timeout"));
-        assert!(ssh_options().iter().all(|o| !o.required));
-    }
 
     fn failed(code: i32, stderr: &str) -> DockerError {
         let r = ExecResult {

@@ -18,29 +18,7 @@ pub fn now() -> Nanos {
 /// A duration with the units `s m h d w` (Loki's `since` takes `d` and `w`; Docker does not):
 /// `90s`, `15m`, `1h30m`, `7d`, `2w`. Whole numbers only. In seconds.
 pub fn parse_duration(raw: &str) -> Option<u64> {
-    let s = raw.trim();
-    let mut total: u64 = 0;
-    let mut num = String::new();
-    let mut groups = 0;
-    for c in s.chars() {
-        if c.is_ascii_digit() {
-            num.push(c);
-            continue;
-        }
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86400,
-            'w' => 7 * 86400,
-            _ => return None,
-        };
-        let n: u64 = num.parse().ok()?;
-        total = total.checked_add(n.checked_mul(unit)?)?;
-        num.clear();
-        groups += 1;
-    }
-    (num.is_empty() && groups > 0).then_some(total)
+    pocketid::duration::parse(raw, pocketid::duration::UNITS_TO_WEEKS)
 }
 
 /// Seconds as a Go duration `docker logs` accepts (it has no `d`): `168h`, `90m`, `45s`.
