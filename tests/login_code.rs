@@ -302,13 +302,20 @@ fn login_code_workflow_emails_a_working_code_under_act_and_display_is_refused() 
     let tarball = build_collection(e.dir.path());
     let workflow = repo_root().join(".forgejo/workflows/pocketid-login-code.yml");
 
-    let r = e.act(
-        &tarball,
+    // As on a stock runner: Debian's PATH, ansible-core provisioned by the job itself.
+    let tools = e.dir.path().join("runner-tools");
+    let r = e.act_with(
+        Some(&tarball),
         &workflow,
         serde_json::json!({"username": "alice", "ttl": "1h"}),
         &["VAULT_ROLE_ID", "VAULT_SECRET_ID"],
+        &e2e::ActExtra {
+            stock_runner: Some(&tools),
+            ..Default::default()
+        },
     );
     assert!(r.ok, "pocketid-login-code under act failed:\n{}", r.output);
+    assert!(r.output.contains("installing ansible-core"), "{}", r.output);
     let mail = pid.outbox().pop().expect("a login-code mail");
     assert_eq!(mail.code.len(), 12);
     assert!(!r.output.contains(&mail.code), "the code is in the act log");
