@@ -88,6 +88,21 @@ fn a_healthy_homelab_is_reported_healthy_with_no_remedy() {
     );
     assert_no_secret(&out, &values, "sso-doctor output");
     assert!(!out.contains(e.lab.pocketid.admin_key()));
+
+    // An app asked for by the service that runs it; an unknown name is refused before any check.
+    let run = e.playbook("sso-doctor.yml", &["-e", "doctor_service=loki-stack"], &[]);
+    run.assert_ok();
+    let out = run.all_output();
+    assert!(report_line(&out, APP).contains("grafana: healthy"), "{out}");
+    assert!(!out.contains("\"msg\": \"n8n: "), "{out}");
+    let run = e.playbook("sso-doctor.yml", &["-e", "doctor_service=nextcloud"], &[]);
+    run.assert_failed();
+    assert!(
+        run.all_output()
+            .contains("Unknown app or service nextcloud"),
+        "{}",
+        run.all_output()
+    );
 }
 
 #[test]
