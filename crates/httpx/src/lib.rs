@@ -7,6 +7,7 @@
 //! (`ansible_module::mark_state_may_have_changed`) before it is sent, so a later panic reports
 //! `changed: true` and an unknown state instead of claiming nothing was done.
 
+pub mod time;
 mod tls;
 
 use ansible_module::mask;

@@ -32,106 +32,14 @@ pub fn go_duration(secs: u64) -> String {
     }
 }
 
-/// Days since 1970-01-01 for a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
 /// RFC 3339 with an optional fraction of up to 9 digits and `Z` or `±hh:mm`.
 pub fn parse_rfc3339(raw: &str) -> Option<Nanos> {
-    let s = raw.trim();
-    let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[13] != b':' || b[16] != b':' {
-        return None;
-    }
-    if !matches!(b[10], b'T' | b't' | b' ') {
-        return None;
-    }
-    let num = |a: usize, z: usize| -> Option<i64> {
-        let t = s.get(a..z)?;
-        t.bytes()
-            .all(|c| c.is_ascii_digit())
-            .then(|| t.parse().ok())?
-    };
-    let (y, mo, d, h, mi, se) = (
-        num(0, 4)?,
-        num(5, 7)?,
-        num(8, 10)?,
-        num(11, 13)?,
-        num(14, 16)?,
-        num(17, 19)?,
-    );
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
-        return None;
-    }
-    let mut rest = &s[19..];
-    let mut frac: Nanos = 0;
-    if let Some(r) = rest.strip_prefix('.') {
-        let digits: String = r.chars().take_while(char::is_ascii_digit).collect();
-        if digits.is_empty() || digits.len() > 9 {
-            return None;
-        }
-        frac = format!("{digits:0<9}").parse().ok()?;
-        rest = &r[digits.len()..];
-    }
-    let offset = if rest.eq_ignore_ascii_case("z") {
-        0
-    } else {
-        let sign = match rest.get(0..1)? {
-            "+" => 1,
-            "-" => -1,
-            _ => return None,
-        };
-        let ob = rest.as_bytes();
-        if ob.len() != 6 || ob[3] != b':' {
-            return None;
-        }
-        let oh: i64 = rest.get(1..3)?.parse().ok()?;
-        let om: i64 = rest.get(4..6)?.parse().ok()?;
-        sign * (oh * 3600 + om * 60)
-    };
-    let secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se - offset;
-    Some(secs as Nanos * SECOND + frac)
+    httpx::time::parse_rfc3339_ns(raw)
 }
 
 /// RFC 3339 in UTC with nanoseconds, trailing zeros of the fraction dropped (Go's RFC3339Nano).
 pub fn format_rfc3339(ns: Nanos) -> String {
-    let secs = ns.div_euclid(SECOND) as i64;
-    let frac = ns.rem_euclid(SECOND);
-    let (y, m, d) = civil_from_days(secs.div_euclid(86400));
-    let rem = secs.rem_euclid(86400);
-    let mut out = format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    );
-    if frac != 0 {
-        let f = format!("{frac:09}");
-        out.push('.');
-        out.push_str(f.trim_end_matches('0'));
-    }
-    out.push('Z');
-    out
+    httpx::time::format_rfc3339_ns(ns, false)
 }
 
 /// A `since`/`until` value: a duration back from now, or a point in time.

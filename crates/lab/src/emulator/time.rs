@@ -12,15 +12,7 @@ pub fn now_secs() -> i64 {
 
 /// Unix seconds as RFC 3339 UTC.
 pub fn rfc3339(secs: i64) -> String {
-    let days = secs.div_euclid(86400);
-    let rem = secs.rem_euclid(86400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
+    rfc3339_nano(secs as i128 * 1_000_000_000, false)
 }
 
 /// A point in time as RFC 3339 UTC (before the epoch: the epoch).
@@ -44,20 +36,7 @@ pub fn now_ns() -> i128 {
 /// nine digits (Docker's `--timestamps`), otherwise trailing zeros (and a zero fraction) go, as
 /// Go's `time.RFC3339Nano` writes them (slog's JSON `time`).
 pub fn rfc3339_nano(ns: i128, pad: bool) -> String {
-    let secs = ns.div_euclid(1_000_000_000) as i64;
-    let frac = ns.rem_euclid(1_000_000_000);
-    let whole = rfc3339(secs);
-    let digits = format!("{frac:09}");
-    let digits = if pad {
-        digits.as_str()
-    } else {
-        digits.trim_end_matches('0')
-    };
-    if digits.is_empty() {
-        whole
-    } else {
-        format!("{}.{digits}Z", whole.trim_end_matches('Z'))
-    }
+    httpx::time::format_rfc3339_ns(ns, pad)
 }
 
 /// Go's `time.Stamp` (`Jan _2 15:04:05`, the day space-padded) of a UTC instant in nanoseconds.
@@ -66,7 +45,7 @@ pub fn go_stamp(ns: i128) -> String {
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
     let secs = ns.div_euclid(1_000_000_000) as i64;
-    let (_, m, d) = civil_from_days(secs.div_euclid(86400));
+    let (_, m, d) = httpx::time::civil_from_days(secs.div_euclid(86400));
     let rem = secs.rem_euclid(86400);
     format!(
         "{} {d:>2} {:02}:{:02}:{:02}",
@@ -84,70 +63,7 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
 
 /// RFC 3339 (`Z` or `±hh:mm`, optional fraction of up to nine digits) to Unix nanoseconds.
 pub fn parse_rfc3339_ns(s: &str) -> Option<i128> {
-    let s = s.trim();
-    if s.len() < 20 {
-        return None;
-    }
-    let num = |a: usize, b: usize| s.get(a..b)?.parse::<i64>().ok();
-    let (y, mo, d, h, mi, se) = (
-        num(0, 4)?,
-        num(5, 7)?,
-        num(8, 10)?,
-        num(11, 13)?,
-        num(14, 16)?,
-        num(17, 19)?,
-    );
-    if &s[4..5] != "-" || &s[7..8] != "-" || !matches!(&s[10..11], "T" | "t" | " ") {
-        return None;
-    }
-    let mut rest = &s[19..];
-    let mut frac_ns = 0i128;
-    if let Some(r) = rest.strip_prefix('.') {
-        rest = r.trim_start_matches(|c: char| c.is_ascii_digit());
-        let digits = &r[..r.len() - rest.len()];
-        if digits.is_empty() || digits.len() > 9 {
-            return None;
-        }
-        frac_ns = format!("{digits:0<9}").parse().ok()?;
-    }
-    let offset = if rest.eq_ignore_ascii_case("z") {
-        0
-    } else {
-        let sign = match rest.get(0..1)? {
-            "+" => 1,
-            "-" => -1,
-            _ => return None,
-        };
-        let oh = rest.get(1..3)?.parse::<i64>().ok()?;
-        let om = rest.get(4..6)?.parse::<i64>().ok()?;
-        sign * (oh * 3600 + om * 60)
-    };
-    let secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se - offset;
-    Some(secs as i128 * 1_000_000_000 + frac_ns)
-}
-
-// Howard Hinnant's civil calendar algorithms.
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = if m > 2 { m - 3 } else { m + 9 };
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    httpx::time::parse_rfc3339_ns(s)
 }
 
 #[cfg(test)]

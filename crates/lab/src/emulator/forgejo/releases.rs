@@ -13,8 +13,9 @@
 //!   Forgejo accepts an API token in `Authorization` there (`isAttachmentDownload`), and the lab's
 //!   repository is private, so an anonymous download is a 404.
 
+use crate::emulator::time::rfc3339_at;
 use serde_json::{json, Value};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 #[derive(Debug, Clone)]
 pub struct Asset {
@@ -93,37 +94,13 @@ fn not_found(ctx: &Ctx) -> Answer {
     )
 }
 
-pub(crate) fn rfc3339(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0) as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
-}
-
 fn asset_json(ctx: &Ctx, a: &Asset) -> Value {
     json!({
         "id": a.id,
         "name": a.name,
         "size": a.data.len(),
         "download_count": a.downloads,
-        "created_at": rfc3339(a.created),
+        "created_at": rfc3339_at(a.created),
         "uuid": a.uuid,
         "browser_download_url": format!("{}/attachments/{}", ctx.base_url, a.uuid),
         "type": "attachment",
@@ -148,8 +125,8 @@ fn release_json(ctx: &Ctx, r: &Release) -> Value {
         "archive_download_count": {"zip": 0, "tar_gz": 0},
         "draft": r.draft,
         "prerelease": r.prerelease,
-        "created_at": rfc3339(r.created),
-        "published_at": rfc3339(r.created),
+        "created_at": rfc3339_at(r.created),
+        "published_at": rfc3339_at(r.created),
         "author": {
             "id": 1, "login": "deploy-bot", "full_name": "Deploy bot",
             "email": "deploy-bot@example.org",

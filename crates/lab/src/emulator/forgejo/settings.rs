@@ -12,6 +12,7 @@
 //!   its start); a variable may not be called `CI`. 400 otherwise; CRLF in values becomes LF.
 
 use super::releases::{Answer, Ctx};
+use crate::emulator::time::rfc3339_at;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::time::SystemTime;
@@ -78,7 +79,7 @@ pub fn api(set: &mut Settings, ctx: &Ctx, method: &str, rest: &[&str], body: &[u
             Value::Array(
                 set.secrets
                     .iter()
-                    .map(|(n, (_, t))| json!({"name": n, "created_at": rfc3339(*t)}))
+                    .map(|(n, (_, t))| json!({"name": n, "created_at": rfc3339_at(*t)}))
                     .collect(),
             ),
         ),
@@ -161,10 +162,6 @@ pub fn api(set: &mut Settings, ctx: &Ctx, method: &str, rest: &[&str], body: &[u
         },
         _ => not_found(ctx, ""),
     }
-}
-
-fn rfc3339(t: SystemTime) -> String {
-    super::releases::rfc3339(t)
 }
 
 #[cfg(test)]
