@@ -11,11 +11,7 @@ pub const EVENTS: [&str; 2] = ["CLIENT_AUTHORIZATION", "NEW_CLIENT_AUTHORIZATION
 
 /// `{client name: {time, username, event}}`, the newest entry per client.
 pub fn latest_authorizations(conn: &Connection) -> Result<Map<String, Value>, ApiError> {
-    let api = PocketIdApi::new(conn)?;
-    let mut entries = Vec::new();
-    for event in EVENTS {
-        entries.extend(api.audit_log(event)?);
-    }
+    let entries = PocketIdApi::new(conn)?.audit_log(&EVENTS)?;
     Ok(latest_per_client(&entries))
 }
 

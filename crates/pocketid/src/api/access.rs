@@ -13,15 +13,18 @@ impl PocketIdApi {
         self.list_all("/users", Some(term), "username")
     }
 
-    /// `GET /api/audit-logs/all` (admin) for one event, newest first (`createdAt desc`: without a
-    /// sort PocketID has no order), every page.
-    pub fn audit_log(&self, event: &str) -> Result<Vec<Value>, ApiError> {
-        self.list_sorted(
-            "/audit-logs/all",
-            &[("filters[event]", event)],
-            "createdAt",
-            "desc",
-        )
+    /// `GET /api/audit-logs/all` (admin) for any of `events` (the repeatable `filters[event][i]`),
+    /// newest first (`createdAt desc`: without a sort PocketID has no order), every page.
+    pub fn audit_log(&self, events: &[&str]) -> Result<Vec<Value>, ApiError> {
+        let keys: Vec<String> = (0..events.len())
+            .map(|i| format!("filters[event][{i}]"))
+            .collect();
+        let filters: Vec<(&str, &str)> = keys
+            .iter()
+            .map(String::as_str)
+            .zip(events.iter().copied())
+            .collect();
+        self.list_sorted("/audit-logs/all", &filters, "createdAt", "desc")
     }
 
     /// `POST /api/users/{id}/one-time-access-token {"ttl": <seconds>}` (admin): a single-use login

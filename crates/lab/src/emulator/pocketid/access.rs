@@ -292,18 +292,25 @@ fn list_users(st: &mut State, req: &Request) -> Response {
     paginate(st, req, items)
 }
 
+/// The values of a repeatable list filter, `filters[<key>]` or `filters[<key>][0]`, `[1]`, … (any
+/// of them matches).
+fn filter_values<'a>(req: &'a Request, key: &str) -> Vec<&'a str> {
+    let mut out: Vec<&str> = req.q(&format!("filters[{key}]")).into_iter().collect();
+    out.extend((0..).map_while(|i| req.q(&format!("filters[{key}][{i}]"))));
+    out
+}
+
 fn list_audit(st: &mut State, req: &Request) -> Response {
-    let event = req.q("filters[event]").or(req.q("filters[event][0]"));
-    let client_name = req
-        .q("filters[clientName]")
-        .or(req.q("filters[clientName][0]"));
+    let events = filter_values(req, "event");
+    let client_names = filter_values(req, "clientName");
     let items: Vec<(Value, String, u64)> = st
         .access
         .audit
         .iter()
-        .filter(|a| event.is_none_or(|e| e == a.event))
+        .filter(|a| events.is_empty() || events.contains(&a.event.as_str()))
         .filter(|a| {
-            client_name.is_none_or(|n| a.data.get("clientName").and_then(Value::as_str) == Some(n))
+            let name = a.data.get("clientName").and_then(Value::as_str);
+            client_names.is_empty() || name.is_some_and(|n| client_names.contains(&n))
         })
         .map(|a| {
             let username = st
