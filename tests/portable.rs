@@ -115,3 +115,57 @@ fn a_stock_runner_is_provisioned_with_the_pinned_ansible_core() {
     let second = provision();
     assert!(second.contains("reusing"), "{second}");
 }
+
+/// The features cargo turns on for `vault_kv` when it builds `packages` (as `cargo tree` resolves
+/// them: the same resolution as a build of those packages).
+fn vault_kv_features(packages: &[String]) -> String {
+    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(lab::tools::repo_root())
+        .args([
+            "tree",
+            "--offline",
+            "-e",
+            "features,no-dev",
+            "-i",
+            "vault_kv",
+            "--prefix",
+            "none",
+        ])
+        .args(packages)
+        .output()
+        .expect("cargo tree");
+    assert!(
+        out.status.success(),
+        "cargo tree failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The write pause of `HOMELAB_SSO_TEST_PAUSE_BEFORE_WRITE` is compiled only with vault_kv's
+/// `test-hooks` feature. A release build selects the module crates alone (`make build`:
+/// `scripts/modules.sh -p`), and there the feature is off, so a shipped `vault_full_write` never
+/// reads the variable; the tests' own build (through testkit) has it on.
+#[test]
+fn release_builds_leave_the_test_hooks_out() {
+    let root = lab::tools::repo_root();
+    let out = Command::new(root.join("scripts/modules.sh"))
+        .arg("-p")
+        .output()
+        .expect("scripts/modules.sh");
+    let release: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    assert!(release.contains(&"vault_kv".to_string()), "{release:?}");
+    let shipped = vault_kv_features(&release);
+    assert!(
+        !shipped.contains("test-hooks"),
+        "a release build of the modules turns on vault_kv's test hooks:\n{shipped}"
+    );
+    let tests = vault_kv_features(&["-p".into(), "testkit".into()]);
+    assert!(
+        tests.contains("vault_kv feature \"test-hooks\""),
+        "the test builds no longer turn on vault_kv's test hooks:\n{tests}"
+    );
+}

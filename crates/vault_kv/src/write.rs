@@ -7,12 +7,11 @@ use ansible_module::{Context, Failure, Module, Opt, Outcome};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeSet;
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
-/// Test-only hook: when set to a file path, the module creates `<path>.reached` right before it
-/// writes and then waits (up to 120 s) until `<path>` exists. Integration tests use it to put a
-/// concurrent writer between the read and the CAS write. Not for production use.
+/// Test-only hook, compiled in only with the `test-hooks` feature (test builds; never a release
+/// build): when set to a file path, the module creates `<path>.reached` right before it writes and
+/// then waits (up to 120 s) until `<path>` exists. Integration tests use it to put a concurrent
+/// writer between the read and the CAS write.
 pub const TEST_PAUSE_ENV: &str = "HOMELAB_SSO_TEST_PAUSE_BEFORE_WRITE";
 
 /// How the write is guarded by check-and-set.
@@ -222,7 +221,14 @@ impl KeyChanges {
     }
 }
 
+/// Without the `test-hooks` feature (every release build) the variable is not even read.
+#[cfg(not(feature = "test-hooks"))]
+fn test_pause() {}
+
+#[cfg(feature = "test-hooks")]
 fn test_pause() {
+    use std::path::PathBuf;
+    use std::time::{Duration, Instant};
     let Some(path) = std::env::var_os(TEST_PAUSE_ENV) else {
         return;
     };
