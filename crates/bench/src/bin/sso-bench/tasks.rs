@@ -347,7 +347,17 @@ pub fn bench_g(o: &Opts, dir: &Path) -> Result<(), String> {
         let (_, pb, colls, env) = &variants[i];
         runner.run(&pbs[*pb], colls, round + 1, env)
     })?;
-    let t = per_task(&samples);
+    let labels: Vec<&str> = variants.iter().map(|v| v.0).collect();
+    report_g(o, (size(&read), size(&noop)), &labels, &samples);
+    println!("{}", load.line());
+    Ok(())
+}
+
+/// (g)'s table and the differences it is read for: `labels` and `samples` are the variants in
+/// the order of `bench_g` (empty play, `debug`, in place, usual, pipelining, keep, tmpfs, no-op
+/// usual, no-op in place); `sizes` the two binaries' sizes in MB.
+fn report_g(o: &Opts, sizes: (f64, f64), labels: &[&str], samples: &[Vec<Sample>]) {
+    let t = per_task(samples);
     println!("## (g) The per-task floor: where a binary module task's time goes\n");
     println!(
         "The machinery of (a), {TASKS} tasks per playbook, {} rounds, the nine variants in turn. \
@@ -359,9 +369,7 @@ pub fn bench_g(o: &Opts, dir: &Path) -> Result<(), String> {
          installed binary is run where it is, with a 0600 args file in Ansible's local temporary \
          directory, one process and no copy; everything else (other connections, become, async, \
          keep_remote_files) goes the usual way.\n",
-        o.rounds,
-        size(&read),
-        size(&noop)
+        o.rounds, sizes.0, sizes.1
     );
     println!("| variant | per task, wall ms (min / median) | per task, CPU ms (min / median) | over `debug`, ms (median) | ÷ `debug` (median) |");
     println!("| --- | ---: | ---: | ---: | ---: |");
@@ -371,7 +379,7 @@ pub fn bench_g(o: &Opts, dir: &Path) -> Result<(), String> {
         cpu_cell(&samples[0], 1.0, 2)
     );
     let debug = &t[0];
-    for (i, (label, ..)) in variants.iter().enumerate().skip(1) {
+    for (i, label) in labels.iter().enumerate().skip(1) {
         let s = &t[i - 1];
         println!(
             "| {label} | {} | {} | {:.0} | {:.2}× |",
@@ -406,6 +414,4 @@ pub fn bench_g(o: &Opts, dir: &Path) -> Result<(), String> {
          process, the args file, parsing the result): {:.0} ms.\n",
         med_diff_ms(noop_inplace, debug)
     );
-    println!("{}", load.line());
-    Ok(())
 }
