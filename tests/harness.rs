@@ -219,8 +219,8 @@ pub fn build_collection(dir: &Path) -> PathBuf {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let galaxy: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(root.join("galaxy.yml")).unwrap()).unwrap();
+    let galaxy: serde_norway::Value =
+        serde_norway::from_str(&std::fs::read_to_string(root.join("galaxy.yml")).unwrap()).unwrap();
     let version = galaxy["version"].as_str().expect("galaxy.yml version");
     dist.join(format!("homelab-sso-{version}.tar.gz"))
 }

@@ -308,11 +308,11 @@ const RUNBOOK_REDEPLOY: [&str; 9] = [
     "loki-stack",
 ];
 
-fn catalog_yaml() -> serde_yaml::Value {
+fn catalog_yaml() -> serde_norway::Value {
     let text =
         std::fs::read_to_string(repo_root().join("ansible/playbooks/group_vars/all/catalog.yml"))
             .unwrap();
-    serde_yaml::from_str(&text).unwrap()
+    serde_norway::from_str(&text).unwrap()
 }
 
 #[test]
@@ -427,7 +427,7 @@ fn deploy_workflows_render_what_the_catalog_says() {
         };
         let text =
             std::fs::read_to_string(repo_root().join(".forgejo/workflows").join(wf)).unwrap();
-        let w: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        let w: serde_norway::Value = serde_norway::from_str(&text).unwrap();
         let steps = w["jobs"]["deploy"]["steps"].as_sequence().unwrap();
         let deploy = steps
             .iter()
@@ -608,10 +608,10 @@ fn written_out_module_lists_equal_the_one_list() {
     let root = repo_root();
     let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap();
     let list: Vec<String> = MODULES.iter().map(|m| m.to_string()).collect();
-    let runtime: serde_yaml::Value =
-        serde_yaml::from_str(&read("ansible/collection/meta/runtime.yml")).unwrap();
+    let runtime: serde_norway::Value =
+        serde_norway::from_str(&read("ansible/collection/meta/runtime.yml")).unwrap();
     let group = |name: &str| -> Vec<String> {
-        serde_yaml::from_value(runtime["action_groups"][name].clone()).unwrap()
+        serde_norway::from_value(runtime["action_groups"][name].clone()).unwrap()
     };
     assert_eq!(group("all"), list, "runtime.yml: action group `all`");
     for m in group("vault") {
@@ -685,7 +685,7 @@ fn a_proxmox_cluster_is_harvested_once_per_node() {
         .clone();
     for svc in services.iter_mut() {
         if svc["name"].as_str() != Some("oauth2-gateway") {
-            svc["node"] = serde_yaml::Value::from("pve2");
+            svc["node"] = serde_norway::Value::from("pve2");
         }
     }
     let vars = e.dir.path().join("cluster-vars.json");
@@ -799,9 +799,9 @@ fn collection_examples_pass_ansible_lint_as_a_playbook() {
     let docs = repo_root().join("ansible/collection/plugins/modules");
     for m in MODULES {
         let text = std::fs::read_to_string(docs.join(format!("{m}.yml"))).unwrap();
-        let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        let doc: serde_norway::Value = serde_norway::from_str(&text).unwrap();
         let examples = doc["EXAMPLES"].as_str().expect("EXAMPLES is a string");
-        let tasks: serde_yaml::Value = serde_yaml::from_str(examples).unwrap();
+        let tasks: serde_norway::Value = serde_norway::from_str(examples).unwrap();
         let tasks = tasks.as_sequence().expect("EXAMPLES is a list of tasks");
         assert!(!tasks.is_empty(), "{m} has no example");
         for t in tasks {

@@ -34,18 +34,18 @@ pub struct Workflow {
     pub jobs: Vec<String>,
 }
 
-fn scalar(v: &serde_yaml::Value) -> Option<String> {
+fn scalar(v: &serde_norway::Value) -> Option<String> {
     match v {
-        serde_yaml::Value::String(s) => Some(s.clone()),
-        serde_yaml::Value::Bool(b) => Some(b.to_string()),
-        serde_yaml::Value::Number(n) => Some(n.to_string()),
+        serde_norway::Value::String(s) => Some(s.clone()),
+        serde_norway::Value::Bool(b) => Some(b.to_string()),
+        serde_norway::Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
 }
 
 /// Parses a workflow file. The error names the problem, never the file's text.
 pub fn parse(text: &str) -> Result<Workflow, String> {
-    let doc: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| {
+    let doc: serde_norway::Value = serde_norway::from_str(text).map_err(|e| {
         let at = e
             .location()
             .map(|l| format!(" at line {}, column {}", l.line(), l.column()))
@@ -55,21 +55,21 @@ pub fn parse(text: &str) -> Result<Workflow, String> {
     let map = doc.as_mapping().ok_or("is not a YAML mapping")?;
     let name = map.get("name").and_then(scalar);
     let (dispatchable, dispatch) = match map.get("on") {
-        Some(serde_yaml::Value::String(s)) => (s == "workflow_dispatch", None),
-        Some(serde_yaml::Value::Sequence(seq)) => (
+        Some(serde_norway::Value::String(s)) => (s == "workflow_dispatch", None),
+        Some(serde_norway::Value::Sequence(seq)) => (
             seq.iter().any(|v| v.as_str() == Some("workflow_dispatch")),
             None,
         ),
-        Some(serde_yaml::Value::Mapping(m)) => match m.get("workflow_dispatch") {
+        Some(serde_norway::Value::Mapping(m)) => match m.get("workflow_dispatch") {
             Some(wd) => (true, Some(wd)),
             None => (false, None),
         },
         _ => (false, None),
     };
     let mut inputs = Vec::new();
-    if let Some(serde_yaml::Value::Mapping(wd)) = dispatch {
+    if let Some(serde_norway::Value::Mapping(wd)) = dispatch {
         match wd.get("inputs") {
-            Some(serde_yaml::Value::Mapping(ins)) => {
+            Some(serde_norway::Value::Mapping(ins)) => {
                 for (k, spec) in ins {
                     let name = scalar(k).ok_or("has an input whose name is not a string")?;
                     let field = |f: &str| spec.as_mapping().and_then(|m| m.get(f));
@@ -80,7 +80,7 @@ pub fn parse(text: &str) -> Result<Workflow, String> {
                         Some("environment") => InputKind::Environment,
                         Some("choice") => {
                             let options = match field("options") {
-                                Some(serde_yaml::Value::Sequence(o)) => {
+                                Some(serde_norway::Value::Sequence(o)) => {
                                     o.iter().filter_map(scalar).collect()
                                 }
                                 _ => {
@@ -108,12 +108,12 @@ pub fn parse(text: &str) -> Result<Workflow, String> {
                     });
                 }
             }
-            None | Some(serde_yaml::Value::Null) => {}
+            None | Some(serde_norway::Value::Null) => {}
             Some(_) => return Err("has `on.workflow_dispatch.inputs` that is not a mapping".into()),
         }
     }
     let jobs = match map.get("jobs") {
-        Some(serde_yaml::Value::Mapping(js)) => js.keys().filter_map(scalar).collect(),
+        Some(serde_norway::Value::Mapping(js)) => js.keys().filter_map(scalar).collect(),
         _ => Vec::new(),
     };
     Ok(Workflow {

@@ -27,23 +27,23 @@ pub(super) fn workflow_dir(files: &Files) -> Option<&'static str> {
         .find(|d| files.keys().any(|p| p.starts_with(&format!("{d}/"))))
 }
 
-fn yaml_scalar(v: &serde_yaml::Value) -> Option<String> {
+fn yaml_scalar(v: &serde_norway::Value) -> Option<String> {
     match v {
-        serde_yaml::Value::String(s) => Some(s.clone()),
-        serde_yaml::Value::Bool(b) => Some(b.to_string()),
-        serde_yaml::Value::Number(n) => Some(n.to_string()),
+        serde_norway::Value::String(s) => Some(s.clone()),
+        serde_norway::Value::Bool(b) => Some(b.to_string()),
+        serde_norway::Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
 }
 
 pub(super) fn parse_workflow(text: &str) -> Option<WorkflowDef> {
-    let doc: serde_yaml::Value = serde_yaml::from_str(text).ok()?;
+    let doc: serde_norway::Value = serde_norway::from_str(text).ok()?;
     let map = doc.as_mapping()?;
     let name = map.get("name").and_then(yaml_scalar);
     let mut inputs = Vec::new();
-    if let Some(serde_yaml::Value::Mapping(on)) = map.get("on") {
-        if let Some(serde_yaml::Value::Mapping(wd)) = on.get("workflow_dispatch") {
-            if let Some(serde_yaml::Value::Mapping(ins)) = wd.get("inputs") {
+    if let Some(serde_norway::Value::Mapping(on)) = map.get("on") {
+        if let Some(serde_norway::Value::Mapping(wd)) = on.get("workflow_dispatch") {
+            if let Some(serde_norway::Value::Mapping(ins)) = wd.get("inputs") {
                 for (k, spec) in ins {
                     let Some(key) = yaml_scalar(k) else { continue };
                     let get = |f: &str| spec.as_mapping().and_then(|m| m.get(f));
@@ -63,12 +63,12 @@ pub(super) fn parse_workflow(text: &str) -> Option<WorkflowDef> {
         }
     }
     let mut jobs = Vec::new();
-    if let Some(serde_yaml::Value::Mapping(js)) = map.get("jobs") {
+    if let Some(serde_norway::Value::Mapping(js)) = map.get("jobs") {
         for (k, job) in js {
             let Some(id) = yaml_scalar(k) else { continue };
             let jm = job.as_mapping();
             let labels: Vec<String> = match jm.and_then(|m| m.get("runs-on")) {
-                Some(serde_yaml::Value::Sequence(seq)) => {
+                Some(serde_norway::Value::Sequence(seq)) => {
                     seq.iter().filter_map(yaml_scalar).collect()
                 }
                 Some(v) => yaml_scalar(v).into_iter().collect(),
