@@ -212,6 +212,15 @@ fn every_ansible_core_in_range() {
         let (ok, out) = run(site, "ansible-playbook site.yml");
         assert!(ok, "ansible-core {}: site.yml failed:\n{out}", v.minor);
         assert_no_leak(&out, &secrets, "site.yml at -vvv");
+        // On 2.19 and 2.20 the renamed `data` warns only when read, and site.yml never reads it
+        // (2.18 has no deprecation tags, and 2.21 records the module's entry while parsing: a
+        // plain warning there, as the collection's README says).
+        assert!(
+            !["2.19", "2.20"].contains(&v.minor.as_str())
+                || !out.contains("`data` is renamed `secret`"),
+            "ansible-core {} warns about vault_kv_read's `data`, which is not read:\n{out}",
+            v.minor
+        );
         assert!(
             !out.contains(UNSUPPORTED),
             "ansible-core {} warns:\n{out}",
