@@ -36,5 +36,6 @@ if [ ! -f "$STAMP" ] || ! cmp -s requirements-dev.txt "$STAMP"; then
   cp requirements-dev.txt "$STAMP"
 fi
 
+scripts/ansible-matrix.sh
 cargo fetch --locked -q 2>/dev/null || cargo fetch -q
 echo "setup: ok"
