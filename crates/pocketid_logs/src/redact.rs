@@ -6,7 +6,7 @@
 pub const REDACTED: &str = "[redacted]";
 
 /// Path prefixes whose next segment is a one-time login code.
-const CODE_PATHS: [&str; 2] = ["/lc/", "/api/one-time-access-token/"];
+const CODE_PATHS: [&str; 2] = ["/lc/", "one-time-access-token/"];
 
 /// Query parameters whose values are secrets or single-use values.
 const SECRET_PARAMS: [&str; 9] = [
@@ -133,11 +133,14 @@ fn params(t: &str) -> String {
     out
 }
 
-/// The length of `=`, or of a JSON `": "` after a quoted name, with the value's opening quote.
+/// The length of `=`, or of a JSON `": "` after a quoted name (a quote on either side of it),
+/// with the value's opening quote.
 fn assignment(s: &str, quoted: bool) -> Option<usize> {
     let mut n = 0;
-    if quoted && s.starts_with(['"', '\'']) {
+    let mut quoted = quoted;
+    if s.starts_with(['"', '\'']) {
         n += 1;
+        quoted = true;
     }
     n += s[n..].len() - s[n..].trim_start().len();
     match s[n..].chars().next() {
