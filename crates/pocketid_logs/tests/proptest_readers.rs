@@ -267,3 +267,89 @@ fn loki_body() -> impl Strategy<Value = Value> {
         }),
     ]
 }
+
+/// A server on 127.0.0.1 answering every request with the current (status, body).
+struct Canned {
+    url: String,
+    answer: std::sync::Arc<std::sync::Mutex<(u16, Vec<u8>)>>,
+}
+
+impl Canned {
+    fn start() -> Canned {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let answer = std::sync::Arc::new(std::sync::Mutex::new((200u16, Vec::new())));
+        let shared = answer.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let mut r = BufReader::new(conn);
+                let mut line = String::new();
+                while r.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                    line.clear();
+                }
+                let (status, body) = shared.lock().unwrap().clone();
+                let mut c = r.into_inner();
+                let head = format!("HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+                let _ = c.write_all(head.as_bytes());
+                let _ = c.write_all(&body);
+            }
+        });
+        Canned { url, answer }
+    }
+
+    fn set(&self, status: u16, body: Vec<u8>) {
+        *self.answer.lock().unwrap() = (status, body);
+    }
+}
+
+fn remote_body() -> impl Strategy<Value = (u16, Vec<u8>)> {
+    (
+        prop_oneof![Just(200u16), Just(400), Just(404), Just(500)],
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..200),
+            json_value().prop_map(|v| v.to_string().into_bytes()),
+            proptest::collection::vec(json_value(), 0..4).prop_map(|d| {
+                json!({"data": d, "pagination": {"totalPages": 1}})
+                    .to_string()
+                    .into_bytes()
+            }),
+            Just(br#"{"data":null,"pagination":{"totalPages":1,"totalItems":0}}"#.to_vec()),
+        ],
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn pocketid_and_loki_answers_never_panic((status, body) in remote_body()) {
+        use std::sync::OnceLock;
+        static SERVER: OnceLock<Canned> = OnceLock::new();
+        let s = SERVER.get_or_init(Canned::start);
+        s.set(status, body);
+        let conn = pocketid::Connection {
+            server: pocketid::Server { url: s.url.clone(), validate_certs: true, ca_cert: None, timeout: 5, retries: 0 },
+            api_key: ansible_module::Secret::new("k3y-under-test".to_string()),
+        };
+        match audit::latest_authorizations(&conn) {
+            Ok(m) => check_output(&Value::Object(m), false)?,
+            Err(e) => check_output(&json!(e.to_string()), false)?,
+        }
+        let cfg = loki::LokiConfig {
+            url: s.url.clone(), selector: r#"{job="auth"}"#.into(), tenant: None, username: None,
+            password: None, token: None, validate_certs: true, ca_cert: None, timeout: 5, retries: 0,
+            batch_size: 100,
+        };
+        let l = loki::Loki::new(&cfg).unwrap();
+        let mut sink = pocketid_logs::summary::Summarizer::new(1 << 20);
+        match l.query_range(0, 1_000_000_000, &mut sink) {
+            Ok(_) => {
+                let mut f = sink.finish().fields(100);
+                f.remove("events");
+                check_output(&Value::Object(f), false)?;
+            }
+            Err(e) => check_output(&json!(e.to_string()), false)?,
+        }
+    }
+}
