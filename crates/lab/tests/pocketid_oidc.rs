@@ -183,6 +183,8 @@ fn error_of(r: &Response) -> (u16, String, String) {
 }
 
 /// The messages PocketID logged for the last request, with their `error` attribute.
+/// The logged records: level, message and the RFC 6749 name of the `error` value (text mode
+/// logs the name, a newline and fosite's stack trace; the description is not logged).
 fn logged(pid: &PocketId) -> Vec<(Level, String, Value)> {
     pid.last_log_records()
         .into_iter()
@@ -191,7 +193,8 @@ fn logged(pid: &PocketId) -> Vec<(Level, String, Value)> {
                 .attrs
                 .iter()
                 .find(|(k, _)| k == "error")
-                .map(|(_, v)| v.clone())
+                .and_then(|(_, v)| v.as_str())
+                .map(|v| json!(v.split('\n').next().unwrap_or("")))
                 .unwrap_or(Value::Null);
             (r.level, r.msg, e)
         })
@@ -290,8 +293,7 @@ fn a_reused_code_is_invalid_grant_and_revokes_its_tokens() {
     let log = logged(&f.pid);
     assert_eq!(log[0].0, Level::Error);
     assert_eq!(log[0].1, "Failed to create access request");
-    assert_eq!(log[0].2["error"], json!("invalid_grant"));
-    assert_eq!(log[0].2["error_description"], json!(desc));
+    assert_eq!(log[0].2, json!("invalid_grant"));
 }
 
 #[test]
@@ -316,7 +318,7 @@ fn client_authentication_comes_before_the_grant() {
                 let log = logged(&f.pid);
                 assert_eq!(log.len(), 1);
                 assert_eq!(log[0].1, "Failed to create access request");
-                assert_eq!(log[0].2["error"], json!("invalid_client"));
+                assert_eq!(log[0].2, json!("invalid_client"));
             }
             // The right secret with an unusable code gets past authentication: invalid_grant.
             let (status, error, _) = error_of(&token(&f, ("app", &f.secret), basic, &bogus));

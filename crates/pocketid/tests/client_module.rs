@@ -5,7 +5,7 @@ use lab::pocketid::{PocketId, PocketIdOptions, RateLimit};
 use pocketid::{PocketIdApiKey, PocketIdClient};
 use serde_json::{json, Map, Value};
 
-const VERSIONS: [&str; 2] = ["2.14.0", "2.13.0"];
+const VERSIONS: [&str; 3] = ["2.14.0", "2.13.0", "2.12.0"];
 
 fn start(version: &str) -> PocketId {
     PocketId::start(PocketIdOptions::version(version)).expect("start PocketID emulator")
@@ -779,7 +779,7 @@ fn verify_in_module_mode_never_prints_the_secret() {
         );
         let secret = match pid.version() {
             lab::pocketid::Version::V2_14 => pid.add_client_secret("app").unwrap().1,
-            lab::pocketid::Version::V2_13 => {
+            lab::pocketid::Version::V2_12 | lab::pocketid::Version::V2_13 => {
                 let r = run(&pid, json!({"client_id": "app", "secret": "rotate"}));
                 ok(&r)["client_secret"].as_str().unwrap().to_string()
             }

@@ -25,6 +25,9 @@ pub fn latest_per_client(entries: &[Value]) -> Map<String, Value> {
         let Some(client) = e.pointer("/data/clientName").and_then(Value::as_str) else {
             continue;
         };
+        // Remote text: sanitised and redacted like every log value.
+        let client = crate::redact::text(client, 200);
+        let client = client.as_str();
         let Some(ts) = crate::time::parse_rfc3339(s("createdAt")) else {
             continue;
         };
@@ -34,7 +37,11 @@ pub fn latest_per_client(entries: &[Value]) -> Map<String, Value> {
         best_ts.insert(client.to_string(), ts);
         best.insert(
             client.to_string(),
-            json!({"time": crate::time::format_rfc3339(ts), "username": s("username"), "event": s("event")}),
+            json!({
+                "time": crate::time::format_rfc3339(ts),
+                "username": crate::redact::text(s("username"), 200),
+                "event": crate::redact::text(s("event"), 60),
+            }),
         );
     }
     best

@@ -44,7 +44,8 @@ pub enum Kind {
     LoginCodeRefused,
     /// PocketID could not send a login-code e-mail (SMTP).
     EmailFailed,
-    /// The logout callback URL is not registered (`oidc_invalid_callback_url`).
+    /// The logout callback URL is not registered: 2.12+ logs `Error getting logout callback
+    /// URL` and redirects 302 to a manual logout; older servers answered 400.
     LogoutCallbackInvalid,
     /// The user is disabled (`user_disabled`).
     UserDisabled,
@@ -127,6 +128,36 @@ fn short(s: &str) -> String {
     redact::text(s, 120)
 }
 
+/// Messages of lines that are failures of their own or context of one.
+const FAILURE_MESSAGES: [&str; 9] = [
+    "Failed to create access request",
+    "Rejected token request: user no longer allowed to access client",
+    "Failed to authorize request",
+    "Failed to create authorize request",
+    "Failed to create authorize response",
+    "Request failed",
+    "Failed to send one-time access token email",
+    "Redirect URI does not match any of the registered callback URLs",
+    "Fosite authorize error details",
+];
+
+/// Whether [`classify`] can use the line: a failure, or a line a failure is joined with. Other
+/// lines are counted and dropped, so memory follows the failures, not the traffic.
+pub fn needed(r: &Record) -> bool {
+    if r.is_request() {
+        let p = r.path();
+        return r.status().is_none_or(|s| s >= 400)
+            || is_authorize_path(p)
+            || matches!(
+                p,
+                "/api/oidc/token" | "/interaction/error" | "/api/oidc/end-session"
+            );
+    }
+    r.level == Some(Level::Error)
+        || FAILURE_MESSAGES.contains(&r.msg.as_str())
+        || r.msg.starts_with(LOGOUT_CALLBACK)
+}
+
 /// Finds every failure in `entries` (sorted by time).
 pub fn classify(entries: &[Entry]) -> Vec<Event> {
     let mut used = vec![false; entries.len()];
@@ -176,6 +207,7 @@ fn classify_one(entries: &[Entry], i: usize, used: &mut [bool]) -> Option<Event>
         | "Failed to create authorize request"
         | "Failed to create authorize response" => Some(authorize_step(entries, i, used)),
         "Request failed" => Some(server_error(entries, i, used)),
+        _ if msg.starts_with(LOGOUT_CALLBACK) => Some(logout_step(entries, i, used)),
         "Failed to send one-time access token email" => {
             let mut e = Event::new(*ts, Kind::EmailFailed, r.level);
             e.error = r.get("error").map(|t| redact::text(t, TEXT_MAX));
@@ -196,6 +228,23 @@ fn classify_one(entries: &[Entry], i: usize, used: &mut [bool]) -> Option<Event>
         }
         _ => None,
     }
+}
+
+/// PocketID (2.12–2.14) logs a logout callback it does not accept with this WRN message and
+/// redirects 302 to `/logout`, so the user confirms by hand (contract §2).
+const LOGOUT_CALLBACK: &str = "Error getting logout callback URL";
+
+/// The WRN line of an unaccepted logout callback, with its `/api/oidc/end-session` request line.
+fn logout_step(entries: &[Entry], i: usize, used: &mut [bool]) -> Event {
+    let r = &entries[i].record;
+    let mut e = Event::new(entries[i].ts, Kind::LogoutCallbackInvalid, r.level);
+    e.error = r.get("error").map(|t| redact::text(t, TEXT_MAX));
+    if let Some(j) = take_after(entries, i, JOIN_WINDOW, used, |x| {
+        x.is_request() && x.path() == "/api/oidc/end-session"
+    }) {
+        e = e.with_request(&entries[j].record);
+    }
+    e
 }
 
 /// `ERR Failed to create access request error=<rfc6749>`, then the `/api/oidc/token` request

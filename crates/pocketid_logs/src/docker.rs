@@ -289,6 +289,7 @@ pub fn split_lines(stdout: &[u8], truncated: bool) -> Vec<RawLine> {
         }
         out.push(RawLine {
             ts,
+            stream: 0,
             line: rest.to_string(),
         });
     }

@@ -19,7 +19,7 @@ use loki::{Loki, LokiConfig, LokiError};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::path::PathBuf;
-use summary::RawLine;
+use summary::{Summarizer, Summary};
 use time::{format_rfc3339, Nanos, TimeSpec};
 
 pub struct PocketIdLogs;
@@ -55,6 +55,7 @@ pub struct Params {
     pub container: String,
     pub compose_service: Option<String>,
     pub max_events: usize,
+    pub max_bytes: usize,
     pub pocketid_url: Option<String>,
     pub api_key: Option<Secret>,
     pub audit: bool,
@@ -117,6 +118,10 @@ impl Module for PocketIdLogs {
                 .default(50)
                 .range(0, 10_000)
                 .help("most events returned (the newest)"),
+            Opt::int("max_bytes")
+                .default(summary::DEFAULT_MAX_BYTES as i64)
+                .range(1024, 1 << 32)
+                .help("most bytes of log text read (memory bound); reading stops there with a warning. docker logs output is also capped at 1 MiB by the SSH transport"),
             Opt::str("pocketid_url")
                 .env("POCKETID_URL")
                 .help("PocketID base URL, for audit (env POCKETID_URL)"),
@@ -164,7 +169,7 @@ fn window(p: &Params, now: Nanos) -> Result<(TimeSpec, Option<TimeSpec>, Nanos, 
 struct Read {
     source: &'static str,
     fallback: Option<String>,
-    lines: Vec<RawLine>,
+    summary: Summary,
     detail: (&'static str, String),
 }
 
@@ -195,7 +200,8 @@ fn read_loki(
     ctx.progress("asking Loki whether it is ready");
     loki.ready()?;
     ctx.progress("reading PocketID's lines from Loki");
-    let r = loki.query_range(start, end)?;
+    let mut sink = Summarizer::new(p.max_bytes);
+    let r = loki.query_range(start, end, &mut sink)?;
     ctx.progress_done();
     for w in r.warnings {
         ctx.warn(w);
@@ -203,7 +209,7 @@ fn read_loki(
     Ok(Read {
         source: "loki",
         fallback: None,
-        lines: r.lines,
+        summary: sink.finish(),
         detail: ("query", loki.query().to_string()),
     })
 }
@@ -228,10 +234,16 @@ fn read_docker(
     for w in r.warnings {
         ctx.warn(w);
     }
+    let mut sink = Summarizer::new(p.max_bytes);
+    for l in r.lines {
+        if !sink.push(l) {
+            break;
+        }
+    }
     Ok(Read {
         source: "docker",
         fallback: None,
-        lines: r.lines,
+        summary: sink.finish(),
         detail: ("container", r.container),
     })
 }
@@ -303,7 +315,7 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
         None
     };
     let read = read_lines(&p, w, ctx)?;
-    let s = summary::summarize(&read.lines);
+    let s = &read.summary;
     for warning in &s.warnings {
         ctx.warn(warning.clone());
     }

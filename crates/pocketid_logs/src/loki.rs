@@ -5,7 +5,7 @@
 //! Errors are plain text, shown masked and cut short. The selector is parsed and written anew,
 //! so no option value reaches LogQL unescaped.
 
-use crate::summary::RawLine;
+use crate::summary::{RawLine, Summarizer};
 use crate::time::Nanos;
 use ansible_module::Secret;
 use base64::Engine;
@@ -201,16 +201,12 @@ pub struct Loki {
     headers: Vec<(&'static str, String)>,
 }
 
-/// What a paged query read.
+/// What a paged query did (the lines went to the [`Summarizer`]).
 #[derive(Debug, Default)]
 pub struct QueryResult {
-    pub lines: Vec<RawLine>,
     pub pages: usize,
     pub warnings: Vec<String>,
 }
-
-/// The most lines one run reads (memory bound); beyond it the result says it stopped.
-pub const MAX_LINES: usize = 500_000;
 
 impl Loki {
     pub fn new(c: &LokiConfig) -> Result<Loki, LokiError> {
@@ -284,8 +280,14 @@ impl Loki {
         Err(status_error("/ready", &r))
     }
 
-    /// Every line in `[start, end)`, oldest first.
-    pub fn query_range(&self, start: Nanos, end: Nanos) -> Result<QueryResult, LokiError> {
+    /// Every line in `[start, end)`, oldest first, into `sink`, until it is full. Pages move
+    /// forward in time and each is sorted, so lines arrive in time order.
+    pub fn query_range(
+        &self,
+        start: Nanos,
+        end: Nanos,
+        sink: &mut Summarizer,
+    ) -> Result<QueryResult, LokiError> {
         let mut out = QueryResult::default();
         let mut from = start;
         // Entries already taken at the timestamp the next page starts at.
@@ -300,11 +302,14 @@ impl Loki {
                 if Some(*ts) == boundary_ts && boundary.contains(&(labels.clone(), line.clone())) {
                     continue;
                 }
-                out.lines.push(RawLine {
-                    ts: *ts,
-                    line: line.clone(),
-                });
                 added += 1;
+                if !sink.push(RawLine {
+                    ts: *ts,
+                    stream: stream_id(labels),
+                    line: line.clone(),
+                }) {
+                    return Ok(out);
+                }
             }
             if n < self.batch {
                 break;
@@ -314,12 +319,6 @@ impl Loki {
                     "Loki holds {} or more lines at one nanosecond ({}), so paging cannot move on: lines after it were not read. Raise batch_size (at most {MAX_BATCH})",
                     self.batch,
                     crate::time::format_rfc3339(from)
-                ));
-                break;
-            }
-            if out.lines.len() >= MAX_LINES {
-                out.warnings.push(format!(
-                    "stopped after {MAX_LINES} lines: narrow the window (since/until)"
                 ));
                 break;
             }
@@ -335,7 +334,6 @@ impl Loki {
             boundary_ts = Some(last);
             from = last;
         }
-        out.lines.sort_by_key(|l| l.ts);
         Ok(out)
     }
 
@@ -360,6 +358,14 @@ impl Loki {
         });
         Ok(out)
     }
+}
+
+/// A stream's labels as a number, to tell streams apart.
+fn stream_id(labels: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    labels.hash(&mut h);
+    h.finish()
 }
 
 /// `data.result[]` of a streams answer as (labels, ts, line); 3-element values are accepted.

@@ -98,10 +98,32 @@ pub fn split_docker_timestamp(line: &str) -> (Option<Nanos>, &str) {
     (None, line)
 }
 
-/// The line without ANSI escape sequences, its `\r\n` ending and other control characters
-/// (the transport's sanitizer: the same rules for remote output everywhere).
+/// Text without ANSI escape sequences, control characters (C0, DEL, C1 such as U+009B) and
+/// bidirectional overrides; newlines and tabs become spaces. The one sanitiser of this crate:
+/// it runs on every raw line and again on every value after each decoding step (JSON, Go
+/// quoting, percent-encoding), so nothing decoded can reach a terminal.
+pub fn sanitize(text: &str) -> String {
+    let clean = env_harvest::ssh::sanitize(text.as_bytes());
+    if clean.chars().any(is_bidi) {
+        clean.chars().filter(|c| !is_bidi(*c)).collect()
+    } else {
+        clean
+    }
+}
+
+fn is_bidi(c: char) -> bool {
+    matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// A decoded value as it is kept: the text before its first newline (a token error's stack
+/// frames follow it, contract §1.4, §6.5), sanitised.
+pub fn value(decoded: &str) -> String {
+    sanitize(decoded.split('\n').next().unwrap_or(""))
+}
+
+/// The line without ANSI escape sequences, its `\r\n` ending and other control characters.
 pub fn clean(line: &str) -> String {
-    env_harvest::ssh::sanitize(line.as_bytes())
+    sanitize(line)
 }
 
 /// Parses one line (already split from its Docker or Loki timestamp).
@@ -129,7 +151,7 @@ fn parse_json(line: &str) -> Option<Record> {
     let Value::Object(obj) = serde_json::from_str::<Value>(line).ok()? else {
         return None;
     };
-    let msg = obj.get("msg").and_then(Value::as_str)?.to_string();
+    let msg = value(obj.get("msg").and_then(Value::as_str)?);
     let level = obj
         .get("level")
         .and_then(Value::as_str)
@@ -144,22 +166,24 @@ fn parse_json(line: &str) -> Option<Record> {
         if matches!(k.as_str(), "msg" | "level" | "time") {
             continue;
         }
+        // 2.13+ writes a token error as its `Error()` string; an object (fosite's
+        // `RFC6749Error` marshalled, older servers or proxies) is still accepted.
         let text = match v {
-            Value::String(s) => s.clone(),
+            Value::String(s) => value(s),
             Value::Object(inner) if k == "error" => {
                 error_description = inner
                     .get("error_description")
                     .and_then(Value::as_str)
-                    .map(str::to_string);
+                    .map(value);
                 match inner.get("error") {
-                    Some(Value::String(s)) => s.clone(),
-                    _ => v.to_string(),
+                    Some(Value::String(s)) => value(s),
+                    _ => value(&v.to_string()),
                 }
             }
             Value::Null => String::new(),
-            other => other.to_string(),
+            other => value(&other.to_string()),
         };
-        attrs.push((k.clone(), text));
+        attrs.push((sanitize(k), text));
     }
     Some(Record {
         format: Format::Json,
@@ -187,7 +211,7 @@ fn parse_text(line: &str) -> Option<Record> {
     Some(Record {
         format,
         level: Some(level),
-        msg: msg.trim().to_string(),
+        msg: value(msg),
         attrs: parse_attrs(attrs_text),
         error_description: None,
         app_time: None,
@@ -210,10 +234,18 @@ fn is_stamp(l: &str) -> bool {
             .all(|&i| b[i].is_ascii_digit())
 }
 
-/// `2006/01/02 15:04:05`.
+/// `2006/01/02 15:04:05` (every position checked, so byte 19 is a character boundary).
 fn is_go_default(l: &str) -> bool {
     let b = l.as_bytes();
-    b.len() > 20 && b[4] == b'/' && b[7] == b'/' && b[10] == b' ' && b[13] == b':' && b[16] == b':'
+    b.len() > 20
+        && b[4] == b'/'
+        && b[7] == b'/'
+        && b[10] == b' '
+        && b[13] == b':'
+        && b[16] == b':'
+        && [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18]
+            .iter()
+            .all(|&i| b[i].is_ascii_digit())
 }
 
 /// The message ends where the attributes begin: PocketID's first attribute is always `app=`
@@ -254,14 +286,14 @@ pub fn parse_attrs(mut s: &str) -> Vec<(String, String)> {
         };
         let key = s[..eq].trim().to_string();
         let after = &s[eq + 1..];
-        let (value, rest) = if after.starts_with('"') {
+        let (decoded, rest) = if after.starts_with('"') {
             unquote_go(after)
         } else {
             let end = after.find(' ').unwrap_or(after.len());
             (after[..end].to_string(), &after[end..])
         };
         if !key.is_empty() && !key.contains(' ') {
-            out.push((key, value));
+            out.push((key, value(&decoded)));
         }
         s = rest;
     }
@@ -281,6 +313,10 @@ fn unquote_go(s: &str) -> (String, &str) {
                     'n' => out.push('\n'),
                     't' => out.push('\t'),
                     'r' => out.push('\r'),
+                    'a' => out.push('\u{7}'),
+                    'b' => out.push('\u{8}'),
+                    'f' => out.push('\u{c}'),
+                    'v' => out.push('\u{b}'),
                     'x' | 'u' | 'U' => {
                         let n = match e {
                             'x' => 2,
@@ -304,15 +340,17 @@ fn unquote_go(s: &str) -> (String, &str) {
     (out, "")
 }
 
-/// Percent-decoding of a URL component (`+` is kept: see [`query_value`]).
+/// Percent-decoding of a URL component (`+` is kept: see [`query_value`]). Works on bytes, so a
+/// `%` before a multi-byte character is kept as it is; invalid UTF-8 becomes U+FFFD.
 pub fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
+    let hex = |x: u8| (x as char).to_digit(16);
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push((h * 16 + l) as u8);
                 i += 3;
                 continue;
             }
@@ -323,11 +361,12 @@ pub fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The decoded value of `name` in a raw query string (form encoding: `+` is a space).
+/// The decoded, sanitised value of `name` in a raw query string (form encoding: `+` is a
+/// space).
 pub fn query_value(query: &str, name: &str) -> Option<String> {
     query.split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (percent_decode(k) == name).then(|| percent_decode(&v.replace('+', " ")))
+        (percent_decode(k) == name).then(|| value(&percent_decode(&v.replace('+', " "))))
     })
 }
 
@@ -410,5 +449,33 @@ mod tests {
             "The requested OAuth 2.0 Client does not exist."
         );
         assert_eq!(percent_decode("a%2Fb%"), "a/b%");
+    }
+
+    #[test]
+    fn multibyte_text_where_ascii_was_expected_is_no_panic() {
+        assert_eq!(percent_decode("%€x%2"), "%€x%2");
+        assert_eq!(percent_decode("%25%E2%82%AC%3Dx"), "%€=x");
+        assert_eq!(
+            parse_line("2026/08/20 10:11:1é ERROR x").format,
+            Format::Other
+        );
+        assert_eq!(parse_line("2026/08/20 10:11:12€ERROR x").level, None);
+        let q = query_value("error=%25%E2%82%AC%3Dx", "error").unwrap();
+        assert_eq!(q, "%€=x");
+    }
+
+    #[test]
+    fn control_characters_decoded_from_escapes_are_removed() {
+        let t = parse_line(
+            r#"Aug 20 10:11:12 INF HTTP request completed app=pocket-id status=404 path="/x\x1b[31m\u009b2J\a" query="a=%1B%5B2J%07""#,
+        );
+        assert_eq!(t.path(), "/x2J");
+        let a = query_value(t.get("query").unwrap(), "a").unwrap();
+        assert!(!a.chars().any(char::is_control));
+        let j = parse_line(
+            r#"{"msg":"HTTP request completed\u001b]0;x\u0007","status":"404","path":"/y\u009b\u001b[2J\u202e","level":"INFO"}"#,
+        );
+        assert_eq!(j.path(), "/y");
+        assert!(!j.msg.chars().any(char::is_control), "{:?}", j.msg);
     }
 }

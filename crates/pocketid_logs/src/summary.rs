@@ -1,17 +1,19 @@
 //! From raw lines to the result: parse each line, classify, count per kind, client and redirect
 //! URI, and say when the log cannot show 4xx failures (`LOG_LEVEL=warn|error`, an empty log).
 
-use crate::classify::{classify, Entry, Event, Kind};
-use crate::parse::{parse_line, Level};
+use crate::classify::{classify, needed, Entry, Event, Kind};
+use crate::parse::{clean, parse_line, Format, Level};
 use crate::time::{format_rfc3339, Nanos};
 use pocketid::ServerVersion;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
-/// One line as a source delivered it: its timestamp and text.
+/// One line as a source delivered it: its timestamp, its stream (Loki's labels, Docker's
+/// stdout) and its text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawLine {
     pub ts: Nanos,
+    pub stream: u64,
     pub line: String,
 }
 
@@ -19,6 +21,10 @@ pub struct RawLine {
 #[derive(Debug, Default)]
 pub struct Summary {
     pub lines: usize,
+    /// Lines that are neither tint text, slog JSON nor Go's default logger.
+    pub unparsed: usize,
+    /// Bytes of log text read.
+    pub bytes: usize,
     pub events: Vec<Event>,
     pub counts: BTreeMap<Kind, usize>,
     pub by_client: BTreeMap<String, BTreeMap<Kind, usize>>,
@@ -30,54 +36,161 @@ pub struct Summary {
     pub warnings: Vec<String>,
 }
 
-/// Parses, classifies and counts `lines` (sorted by time).
-pub fn summarize(lines: &[RawLine]) -> Summary {
-    let entries: Vec<Entry> = lines
-        .iter()
-        .map(|l| Entry {
-            ts: l.ts,
-            record: parse_line(&l.line),
-        })
-        .collect();
-    let mut s = Summary {
-        lines: lines.len(),
-        ..Summary::default()
-    };
-    for e in &entries {
-        if let Some(l) = e.record.level {
-            *s.levels.entry(l).or_default() += 1;
+/// The default of the `max_bytes` option: the most bytes of log text one run reads.
+pub const DEFAULT_MAX_BYTES: usize = 32 * 1024 * 1024;
+
+/// Takes lines one at a time, in time order, and keeps only what the summary needs: counters,
+/// and the parsed lines classification can use (failures and the lines they are joined with).
+/// Reading stops at `max_bytes` of log text.
+#[derive(Debug)]
+pub struct Summarizer {
+    max_bytes: usize,
+    /// Time of the last line taken, when reading stopped at `max_bytes`.
+    stopped_at: Option<Nanos>,
+    last_ts: Nanos,
+    /// ≤2.12 text mode: a `Request with errors` line waiting for its ` app=…` continuation.
+    heads: Vec<RawLine>,
+    entries: Vec<Entry>,
+    s: Summary,
+}
+
+impl Summarizer {
+    pub fn new(max_bytes: usize) -> Summarizer {
+        Summarizer {
+            max_bytes,
+            stopped_at: None,
+            last_ts: 0,
+            heads: Vec::new(),
+            entries: Vec::new(),
+            s: Summary::default(),
         }
-        if e.record.is_request() {
+    }
+
+    /// Whether `max_bytes` was reached (the source stops reading).
+    pub fn full(&self) -> bool {
+        self.stopped_at.is_some()
+    }
+
+    /// Takes one line; false once `max_bytes` is reached (the line is not taken).
+    pub fn push(&mut self, l: RawLine) -> bool {
+        if self.full() {
+            return false;
+        }
+        if self.s.bytes + l.line.len() > self.max_bytes {
+            self.stopped_at = Some(self.last_ts);
+            return false;
+        }
+        self.s.bytes += l.line.len();
+        self.last_ts = l.ts;
+        let head = self.heads.iter().position(|h| h.stream == l.stream);
+        let head = head.map(|i| self.heads.swap_remove(i));
+        if let Some(mut h) = head {
+            if is_continuation(&l.line) {
+                // One record written as two physical lines (contract §1.2, ≤2.12).
+                h.line.push(' ');
+                h.line.push_str(&l.line);
+                self.take(h);
+                return true;
+            }
+            self.take(h);
+        }
+        if is_split_head(&l.line) {
+            self.heads.push(l);
+        } else {
+            self.take(l);
+        }
+        true
+    }
+
+    fn take(&mut self, l: RawLine) {
+        let record = parse_line(&l.line);
+        let s = &mut self.s;
+        s.lines += 1;
+        if record.format == Format::Other && record.level.is_none() {
+            s.unparsed += 1;
+        }
+        if let Some(lv) = record.level {
+            *s.levels.entry(lv).or_default() += 1;
+        }
+        if record.is_request() {
             s.request_lines += 1;
         }
-        if let Some(v) = e
-            .record
+        if let Some(v) = record
             .get("version")
             .filter(|v| !v.is_empty() && v.len() <= 40)
         {
             s.version = Some(crate::redact::text(v, 40));
         }
-    }
-    s.events = classify(&entries);
-    for e in &s.events {
-        *s.counts.entry(e.kind).or_default() += 1;
-        if let Some(c) = &e.client_id {
-            *s.by_client
-                .entry(c.clone())
-                .or_default()
-                .entry(e.kind)
-                .or_default() += 1;
-        }
-        if let Some(u) = &e.redirect_uri {
-            *s.by_redirect_uri
-                .entry(u.clone())
-                .or_default()
-                .entry(e.kind)
-                .or_default() += 1;
+        if needed(&record) {
+            self.entries.push(Entry { ts: l.ts, record });
         }
     }
-    s.warnings = level_warnings(&s);
-    s
+
+    /// Classifies and counts what was taken.
+    pub fn finish(mut self) -> Summary {
+        for h in std::mem::take(&mut self.heads) {
+            self.take(h);
+        }
+        // Stable: lines of one time stay as read; a held line may come late.
+        self.entries.sort_by_key(|e| e.ts);
+        let mut s = self.s;
+        s.events = classify(&self.entries);
+        for e in &s.events {
+            *s.counts.entry(e.kind).or_default() += 1;
+            if let Some(c) = &e.client_id {
+                *s.by_client
+                    .entry(c.clone())
+                    .or_default()
+                    .entry(e.kind)
+                    .or_default() += 1;
+            }
+            if let Some(u) = &e.redirect_uri {
+                *s.by_redirect_uri
+                    .entry(u.clone())
+                    .or_default()
+                    .entry(e.kind)
+                    .or_default() += 1;
+            }
+        }
+        s.warnings = level_warnings(&s);
+        if s.unparsed > 0 {
+            s.warnings.push(format!(
+                "{} line(s) are not PocketID log lines (neither tint text, slog JSON nor Go's logger): counted as unparsed and skipped",
+                s.unparsed
+            ));
+        }
+        if let Some(t) = self.stopped_at {
+            s.warnings.push(format!(
+                "stopped after {} bytes of log text (max_bytes {}): only the window up to {} was read; narrow it with since/until or raise max_bytes",
+                s.bytes,
+                self.max_bytes,
+                format_rfc3339(t)
+            ));
+        }
+        s
+    }
+}
+
+/// A ≤2.12 text-mode `Request with errors` line whose attributes are on the next line.
+fn is_split_head(line: &str) -> bool {
+    line.contains("Request with errors") && !line.contains(" app=") && {
+        let c = clean(line);
+        c.contains(" Request with errors:") && !c.contains(" app=")
+    }
+}
+
+/// The second physical line of a split record: no timestamp, it begins with ` app=`.
+fn is_continuation(line: &str) -> bool {
+    clean(line).starts_with("app=")
+}
+
+/// Parses, classifies and counts `lines` (sorted by time), without a byte bound.
+pub fn summarize(lines: &[RawLine]) -> Summary {
+    let mut s = Summarizer::new(usize::MAX);
+    for l in lines {
+        s.push(l.clone());
+    }
+    s.finish()
 }
 
 /// Warnings when the log cannot show what was asked (contract §6.8).
@@ -116,6 +229,8 @@ impl Summary {
         let skip = self.events.len().saturating_sub(max_events);
         let mut out = Map::new();
         out.insert("lines".into(), json!(self.lines));
+        out.insert("unparsed".into(), json!(self.unparsed));
+        out.insert("bytes".into(), json!(self.bytes));
         out.insert("counts".into(), kinds(&self.counts));
         out.insert("by_client".into(), nested(&self.by_client));
         out.insert("by_redirect_uri".into(), nested(&self.by_redirect_uri));

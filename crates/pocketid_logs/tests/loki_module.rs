@@ -146,6 +146,33 @@ fn paging_beyond_batch_size_keeps_every_line_at_equal_timestamps() {
 }
 
 #[test]
+fn many_pages_of_large_unique_lines_stop_at_max_bytes_with_a_warning() {
+    let l = loki();
+    let base = now_ns() - 600 * 1_000_000_000;
+    let filler = "x".repeat(2048);
+    for i in 0..400u128 {
+        l.push(
+            &LABELS,
+            base + i * 1_000_000,
+            &format!("Aug 20 10:12:01 INF HTTP request completed app=pocket-id version=2.14.0 status=200 method=GET path=/api/users/me n={i} user_agent={filler}"),
+        );
+    }
+    let r = run(args(l.url(), json!({"batch_size": 20, "max_bytes": 65536})));
+    assert!(!r.failed(), "{}", r.json);
+    let w = r.json["warnings"].to_string();
+    assert!(w.contains("max_bytes"), "{w}");
+    let bytes = r.json["bytes"].as_u64().unwrap();
+    assert!(bytes <= 65536 && bytes > 60_000, "{bytes}");
+    assert!(
+        r.json["lines"].as_u64().unwrap() < 40,
+        "{}",
+        r.json["lines"]
+    );
+    // Reading stopped: the pages after the bound were never asked for.
+    assert!(query_requests(&l) <= 2, "{} pages", query_requests(&l));
+}
+
+#[test]
 fn tenant_header_and_loki_errors_in_plain_text() {
     let l = Loki::start(LokiOptions {
         tenant: Some("homelab".into()),

@@ -325,7 +325,8 @@ fn list_audit(st: &mut State, req: &Request) -> Response {
                        "device": "", "userID": a.user_id, "username": username,
                        "actorUsername": "", "data": a.data}),
                 a.event.clone(),
-                a.seq,
+                // Sorted by `createdAt` (an entry may be dated back), then as written.
+                (a.created_at.max(0) as u64) << 24 | (a.seq & 0xff_ffff),
             )
         })
         .collect();

@@ -161,13 +161,14 @@ impl State {
         let mut m = c.fields.clone();
         m.remove("createdAt");
         let mut creds = Map::new();
-        creds.insert(
-            "federatedIdentities".into(),
-            c.fields
-                .get("__federated")
-                .cloned()
-                .unwrap_or(Value::Array(vec![])),
-        );
+        // `json:"federatedIdentities,omitempty"` (dto/oidc_dto.go): absent when empty.
+        if let Some(f) = c
+            .fields
+            .get("__federated")
+            .filter(|f| f.as_array().is_some_and(|a| !a.is_empty()))
+        {
+            creds.insert("federatedIdentities".into(), f.clone());
+        }
         m.remove("__federated");
         if self.version == Version::V2_14 {
             let now = now_secs();
@@ -439,7 +440,17 @@ pub(super) fn create(st: &mut State, body: Map<String, Value>) -> Response {
     {
         Some(id) => {
             if st.clients.iter().any(|c| c.id() == id) {
-                return err(409, "client_id_already_exists", "Client ID already in use");
+                // 2.13 made it a conflict; 2.12 answered 400 (pocketid-api §2).
+                let status = if st.version == Version::V2_12 {
+                    400
+                } else {
+                    409
+                };
+                return err(
+                    status,
+                    "client_id_already_exists",
+                    "Client ID already in use",
+                );
             }
             id.to_string()
         }
@@ -492,7 +503,8 @@ pub(super) fn delete(st: &mut State, raw_id: &str) -> Response {
     let id = decode_client_id(raw_id);
     let before = st.clients.len();
     st.clients.retain(|c| c.id() != id);
-    if st.clients.len() < before {
+    // 2.12 deleted without looking first: 204 for an unknown id too.
+    if st.clients.len() < before || st.version == Version::V2_12 {
         Response::empty(204)
     } else {
         client_not_found()

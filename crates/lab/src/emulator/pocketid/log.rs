@@ -99,10 +99,14 @@ impl Sink {
         } else {
             text_line(ts, version, rec)
         };
-        if let Some(loki) = &self.loki {
-            loki.push(&LOKI_LABELS, ts.max(0) as u128, &line);
+        // A message ending in a newline (2.12's `Request with errors`) makes two physical
+        // lines in text mode; Docker and Loki's shipper keep each as its own entry.
+        for physical in line.split('\n').filter(|l| !l.is_empty()) {
+            if let Some(loki) = &self.loki {
+                loki.push(&LOKI_LABELS, ts.max(0) as u128, physical);
+            }
+            self.docker.push((ts, physical.to_string()));
         }
-        self.docker.push((ts, line));
     }
 }
 
@@ -297,7 +301,7 @@ pub(super) fn write_request(
         Body::Bytes(b) => (None, None, b.len() as i64),
         Body::Empty => (None, None, -1),
     };
-    if resp.status >= 500 {
+    if resp.status >= 500 && version != Version::V2_12 {
         let rec = LogRecord::new(Level::Error, "Request failed")
             .attr(
                 "error_code",
@@ -308,16 +312,30 @@ pub(super) fn write_request(
             .attr("request_id", request_id)
             .attr("http_method", req.method.as_str())
             .attr("http_path", req.path.as_str())
-            .attr("error", message.unwrap_or_else(|| "internal error".into()));
+            .attr(
+                "error",
+                message.clone().unwrap_or_else(|| "internal error".into()),
+            );
         st.logs.write(version, &rec);
     }
+    let legacy = version == Version::V2_12;
     let level = match resp.status {
         429 => Level::Warn,
         s if s >= 500 => Level::Error,
+        s if legacy && s >= 400 => Level::Warn,
         _ => Level::Info,
     };
-    let mut rec = LogRecord::new(level, "HTTP request completed").attr("request_id", request_id);
-    if let Some(c) = code {
+    let mut rec = if legacy {
+        // gin-contrib/slog's own message; gin ends every error text with a newline.
+        let msg = match (&message, resp.status) {
+            (Some(m), s) if s >= 400 => format!("Request with errors: Error #01: {m}\n"),
+            _ => "Request".to_string(),
+        };
+        LogRecord::new(level, msg)
+    } else {
+        LogRecord::new(level, "HTTP request completed").attr("request_id", request_id)
+    };
+    if let Some(c) = code.filter(|_| !legacy) {
         rec = rec.attr("error_code", c);
     }
     let latency_value: Value = if st.logs.json {

@@ -48,6 +48,10 @@ pub use log::{Level, LogRecord, LOKI_LABELS};
 /// Which PocketID release to behave like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Version {
+    /// 2.12: the 2.13 routes, but error bodies with `error` only (no `code`, no `request_id`),
+    /// 400 on a duplicate client id, 204 on deleting an unknown client, and the `Request` /
+    /// `Request with errors: …` log records (4xx at WARN, no `request_id` or `error_code`).
+    V2_12,
     /// 2.13: legacy `POST …/secret` replaces the one secret; no `/secrets` routes.
     V2_13,
     /// 2.14: additive `/secrets`, `/secret` is gone (404).
@@ -57,12 +61,14 @@ pub enum Version {
 impl Version {
     pub fn as_str(self) -> &'static str {
         match self {
+            Version::V2_12 => "2.12.0",
             Version::V2_13 => "2.13.0",
             Version::V2_14 => "2.14.0",
         }
     }
     pub fn parse(s: &str) -> Option<Version> {
         match s {
+            "2.12" | "2.12.0" => Some(Version::V2_12),
             "2.13" | "2.13.0" => Some(Version::V2_13),
             "2.14" | "2.14.0" => Some(Version::V2_14),
             _ => None,
@@ -80,7 +86,7 @@ pub struct RateLimit {
 /// How to start the emulator.
 #[derive(Debug, Clone)]
 pub struct PocketIdOptions {
-    /// `"2.14.0"` or `"2.13.0"`.
+    /// `"2.14.0"`, `"2.13.0"` or `"2.12.0"`.
     pub version: String,
     /// `None` is `DISABLE_RATE_LIMITING=true`; PocketID's default is 100 req/s, burst 300.
     pub rate_limit: Option<RateLimit>,
@@ -159,6 +165,8 @@ struct State {
     access: access::AccessState,
     /// Records logged while answering the current request (written by `answer`).
     pending_log: Vec<LogRecord>,
+    /// 2.12: the error code removed from the last answer's body.
+    legacy_code: Option<String>,
     oidc: oidc::OidcState,
     /// The container's log output (`log.rs`).
     logs: log::Sink,
@@ -313,6 +321,7 @@ impl State {
             rng: seed,
             access: access::AccessState::new(url.to_string()),
             pending_log: Vec::new(),
+            legacy_code: None,
             oidc: oidc::OidcState::default(),
             logs: log::Sink::default(),
         }
@@ -349,11 +358,24 @@ impl State {
 fn answer(st: &mut State, req: &Request) -> Response {
     let started = Instant::now();
     st.pending_log.clear();
+    st.legacy_code = None;
     let mut resp = rate_limited(st).unwrap_or_else(|| route(st, req));
     let rid = st.uuid();
     if let Body::Json(Value::Object(m)) = &mut resp.body {
-        if m.contains_key("error") {
-            m.insert("request_id".into(), json!(rid));
+        if m.contains_key("error") && m.contains_key("code") {
+            if st.version == Version::V2_12 {
+                // ≤2.12 error bodies: `{"error": msg}` only (pocketid-api §3). The code is
+                // kept for the log line, which 2.12 writes without it.
+                if let Some(code) = m.remove("code") {
+                    if code == "not_found" {
+                        m.insert("error".into(), json!("Record not found"));
+                    }
+                    st.legacy_code = code.as_str().map(String::from);
+                }
+                m.remove("details");
+            } else {
+                m.insert("request_id".into(), json!(rid));
+            }
         }
     }
     log::write_request(st, req, &resp, &rid, started.elapsed());
@@ -380,6 +402,11 @@ fn rate_limited(st: &mut State) -> Option<Response> {
     }
     st.tokens -= 1.0;
     None
+}
+
+/// gin's NoRoute for `/api/…` and `/.well-known/…` (`frontend/frontend_included.go`, 2.9–2.14).
+fn api_not_found() -> Response {
+    Response::json(404, json!({"error": "API endpoint not found"}))
 }
 
 fn not_found_route() -> Response {
@@ -418,7 +445,7 @@ fn route(st: &mut State, req: &Request) -> Response {
         return r;
     }
     if !route_exists(st.version, m, segs) {
-        return not_found_route();
+        return api_not_found();
     }
     let (user_id, is_admin) = match authenticate(st, req) {
         Ok(Auth::Admin(u)) => (u, true),
@@ -468,7 +495,7 @@ fn route(st: &mut State, req: &Request) -> Response {
         ("POST", ["oidc", "clients", id, "secret"]) => {
             secrets::legacy(st, &decode_client_id(id), body)
         }
-        _ => not_found_route(),
+        _ => api_not_found(),
     }
 }
 
@@ -579,7 +606,9 @@ fn route_exists(v: Version, m: &str, segs: &[&str]) -> bool {
                 | ("POST", ["oidc", "clients", _, "secrets"])
                 | ("DELETE", ["oidc", "clients", _, "secrets", _])
         ),
-        Version::V2_13 => matches!((m, segs), ("POST", ["oidc", "clients", _, "secret"])),
+        Version::V2_12 | Version::V2_13 => {
+            matches!((m, segs), ("POST", ["oidc", "clients", _, "secret"]))
+        }
     }
 }
 

@@ -468,14 +468,21 @@ pub(super) fn route(st: &mut State, req: &Request, segs: &[&str]) -> Option<Resp
     }
 }
 
-/// The token endpoint's failure: PocketID logs the error value (a nested object in JSON mode).
+/// The frames tint prints after a token error: fosite's error wrapped by ory/x
+/// `errorsx.WithStack`, written with `%+v` (contract pocketid-logs-and-access §1.4, §2).
+const TOKEN_ERROR_STACK: &str = "\ngithub.com/ory/x/errorsx.WithStack\n\tgithub.com/ory/x@v0.0.729/errorsx/errors.go:43\ngithub.com/ory/fosite.(*Fosite).NewAccessRequest\n\tgithub.com/pocket-id/fosite@v1.3.0/access_request_handler.go:92\ngithub.com/pocket-id/pocket-id/backend/internal/oidc.(*tokenHandler).token\n\t/app/backend/internal/oidc/token_handler.go:41";
+
+/// The token endpoint's failure: PocketID logs the error value, which text mode shows as the
+/// RFC 6749 name followed by a stack trace and JSON mode as the bare name (its `Error()`).
 fn token_error(st: &mut State, e: OAuthError) -> Response {
     let desc = e.full_description();
+    let logged = if st.logs.json {
+        e.error.to_string()
+    } else {
+        format!("{}{TOKEN_ERROR_STACK}", e.error)
+    };
     st.pending_log.push(
-        LogRecord::new(Level::Error, "Failed to create access request").attr(
-            "error",
-            json!({"error": e.error, "error_description": desc}),
-        ),
+        LogRecord::new(Level::Error, "Failed to create access request").attr("error", logged),
     );
     Response::json(
         e.status(),

@@ -91,7 +91,7 @@ impl State {
                 let now = now_secs();
                 c.secrets.iter().any(|s| s.hash == h && s.active(now))
             }
-            Version::V2_13 => c.legacy_hash.as_deref() == Some(h.as_str()),
+            Version::V2_12 | Version::V2_13 => c.legacy_hash.as_deref() == Some(h.as_str()),
         }
     }
 }
@@ -118,39 +118,41 @@ fn secret_from_body(
 
 pub(super) fn create(st: &mut State, id: &str, body: Option<Map<String, Value>>) -> Response {
     let now = now_secs();
-    let Some(idx) = st.clients.iter().position(|c| c.id() == id) else {
-        return client_not_found();
-    };
     let given = match secret_from_body(&body) {
         Ok(s) => s,
         Err(r) => return r,
     };
+    // 2.14 `CreateClientSecret`: the expiry is checked first, then the client; each refusal is
+    // `apperror.ValidationMessage` (400 `validation_failed`, no details).
     let expires_at = match body.as_ref().and_then(|b| b.get("expiresAt")) {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => match parse_rfc3339(s) {
             Some(t) if t > now => Some(t),
             Some(_) => {
-                return validation(vec![(
-                    "expiresAt".into(),
-                    "future",
-                    "must be in the future".into(),
-                )])
+                return err(
+                    400,
+                    "validation_failed",
+                    "The expiration date of a client secret must be in the future",
+                )
             }
             None => return err(400, "invalid_request_body", "Invalid request body"),
         },
         Some(_) => return err(400, "invalid_request_body", "Invalid request body"),
     };
+    let Some(idx) = st.clients.iter().position(|c| c.id() == id) else {
+        return client_not_found();
+    };
     if st.clients[idx].fields.get("isPublic") == Some(&Value::Bool(true)) {
         return err(
             400,
-            "bad_request",
+            "validation_failed",
             "Cannot create a secret for a public client",
         );
     }
     if st.clients[idx].secrets.len() >= 20 {
         return err(
             400,
-            "bad_request",
+            "validation_failed",
             "A client cannot have more than 20 secrets",
         );
     }
