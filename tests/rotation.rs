@@ -304,3 +304,57 @@ fn legacy_pocketid_rotation_warns_about_the_outage_window_and_still_converges() 
     );
     e.assert_deployed_matches_vault();
 }
+
+/// Orphans of runs that died after their mint: 19 of them next to the secret Vault holds fill
+/// PocketID's cap of 20, so a rotation that minted first could never converge.
+#[test]
+fn nineteen_orphan_secrets_are_retired_before_the_mint_and_one_run_converges() {
+    let e = E2e::up();
+    fast(&e);
+    let pid = &e.lab.pocketid;
+    let id = lab::stack::OIDC_CLIENT_ID;
+    let held = pid.client_secrets(id).len();
+    for _ in held..20 {
+        pid.add_client_secret(id).expect("the client exists");
+    }
+    assert_eq!(
+        pid.client_secrets(id).len(),
+        20,
+        "the client is at PocketID's cap"
+    );
+    let before = e.vault();
+    let run = e.playbook("rotate-homelab-sso.yml", &[], &[]);
+    run.assert_ok();
+    let after = e.vault();
+    assert_eq!(
+        pid.client_secrets(id).len(),
+        1,
+        "only the new secret remains"
+    );
+    assert!(pid.client_secret_valid(id, &after["pocketid_client_secret"]));
+    e.assert_deployed_matches_vault();
+    assert!(
+        run.stdout
+            .contains("orphan PocketID secrets retired before the mint: 19"),
+        "{}",
+        run.stdout
+    );
+    assert_no_secret(&run.all_output(), &before, "the rotation's output");
+    assert_no_secret(&run.all_output(), &after, "the rotation's output");
+
+    // A rotation that does not touch the client secret retires orphans too.
+    pid.add_client_secret(id).unwrap();
+    pid.add_client_secret(id).unwrap();
+    e.playbook(
+        "rotate-homelab-sso.yml",
+        &["-e", "rotate_keys=n8n_webhook_token"],
+        &[],
+    )
+    .assert_ok();
+    assert_eq!(
+        pid.client_secrets(id).len(),
+        1,
+        "the two orphans were retired"
+    );
+    assert!(pid.client_secret_valid(id, &after["pocketid_client_secret"]));
+}
