@@ -199,3 +199,47 @@ fn deploy_refuses_to_render_a_key_vault_lacks() {
     );
     assert!(compose_log(&e, 131).is_empty(), "nothing restarted");
 }
+
+/// Without RUNNER_TEMP the key goes into a new private directory: one another local user created
+/// beforehand at a guessable name is never written into.
+#[test]
+fn ci_ssh_credentials_never_reuse_an_existing_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |pid_guess: bool| {
+        if pid_guess {
+            // The old name was `homelab-sso-ssh.$$`: pre-create every plausible one.
+            for pid in 1..200 {
+                let _ = std::fs::create_dir(tmp.path().join(format!("homelab-sso-ssh.{pid}")));
+            }
+        }
+        let env_file = tmp.path().join("github_env");
+        let out = Command::new("bash")
+            .arg(repo_root().join("scripts/ci-ssh-credentials.sh"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("TMPDIR", tmp.path())
+            .env("GITHUB_ENV", &env_file)
+            .env("PROXMOX_SSH_KEY", "key-canary-2718")
+            .env("PROXMOX_KNOWN_HOSTS", "[192.0.2.10]:22 ssh-ed25519 AAAA")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("canary"));
+        std::fs::read_to_string(env_file).unwrap()
+    };
+    let env = run(true);
+    let key = env
+        .lines()
+        .find_map(|l| l.strip_prefix("PROXMOX_SSH_KEY_FILE="))
+        .expect("the key file is exported");
+    let dir = std::path::Path::new(key).parent().unwrap();
+    let name = dir.file_name().unwrap().to_string_lossy().to_string();
+    assert!(
+        name.starts_with("homelab-sso-ssh.") && name.len() >= "homelab-sso-ssh.".len() + 10,
+        "a new random directory, got {name}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "the directory is private");
+    assert_eq!(std::fs::read_to_string(key).unwrap(), "key-canary-2718\n");
+}
