@@ -358,3 +358,37 @@ fn nineteen_orphan_secrets_are_retired_before_the_mint_and_one_run_converges() {
     );
     assert!(pid.client_secret_valid(id, &after["pocketid_client_secret"]));
 }
+
+/// A failed mint may still have minted (only the answer lost): step 2 must not claim that nothing
+/// changed, and the next run retires what PocketID may hold.
+#[test]
+fn a_failed_mint_says_a_secret_may_have_been_added_and_the_rerun_retires_it() {
+    let e = E2e::up();
+    fast(&e);
+    let before = e.vault();
+    e.lab.pocketid.fail_next_secret_post();
+    let run = e.playbook("rotate-homelab-sso.yml", &[], &[]);
+    run.assert_failed();
+    let out = run.all_output();
+    assert!(out.contains("Rotation stopped at step 2 (mint)"), "{out}");
+    assert!(!out.contains("Nothing was changed"), "{out}");
+    assert!(
+        out.contains("if PocketID minted and only its answer was lost, it holds one unused secret, which the next run retires before it mints"),
+        "{out}"
+    );
+    assert!(e.vault() == before, "Vault unchanged");
+    // An orphan as a lost answer leaves it; the re-run retires it before its own mint.
+    e.lab
+        .pocketid
+        .add_client_secret(lab::stack::OIDC_CLIENT_ID)
+        .unwrap();
+    e.playbook("rotate-homelab-sso.yml", &[], &[]).assert_ok();
+    assert_eq!(
+        e.lab
+            .pocketid
+            .client_secrets(lab::stack::OIDC_CLIENT_ID)
+            .len(),
+        1
+    );
+    e.assert_deployed_matches_vault();
+}
