@@ -392,3 +392,57 @@ fn a_failed_mint_says_a_secret_may_have_been_added_and_the_rerun_retires_it() {
     );
     e.assert_deployed_matches_vault();
 }
+
+/// PocketID before 2.14 replaces the secret at the mint: oauth2-gateway is redeployed first and
+/// alone, and when that deploy fails the message says SSO is broken and gives the one command.
+#[test]
+fn legacy_pocketid_gateway_deploy_failure_says_sso_is_broken_and_how_to_restore_it() {
+    let e = E2e::up_with(&lab::stack::LabOptions {
+        pocketid_version: "2.13.0".into(),
+        ..Default::default()
+    });
+    fast(&e);
+    let v = e.vault_version();
+    e.lab.forgejo.set_behaviour(
+        "deploy-oauth2-gateway.yml",
+        Behaviour::lasting(Duration::from_millis(300)).outcome(RunOutcome::Failure),
+    );
+    let run = e.playbook("rotate-homelab-sso.yml", &[], &[]);
+    run.assert_failed();
+    let out = run.all_output();
+    let expected = format!(
+        "SSO is BROKEN: PocketID 2.13.0 holds only the new client secret, which is in Vault version {}, but oauth2-gateway still runs with the old one. Restore it with: ansible-playbook playbooks/redeploy.yml -e '{{\"redeploy_services\": [\"oauth2-gateway\"]}}'",
+        v + 1
+    );
+    assert!(
+        out.contains("Rotation stopped at step 4 (redeploy of oauth2-gateway)"),
+        "{out}"
+    );
+    assert!(out.contains(&expected), "{out}");
+    assert!(!out.contains("SSO works"), "{out}");
+    // The gateway went alone: no other deploy was dispatched.
+    assert_eq!(
+        e.lab.forgejo.runs().len(),
+        1,
+        "only oauth2-gateway was dispatched"
+    );
+    // The one command restores SSO.
+    e.lab.forgejo.set_behaviour(
+        "deploy-oauth2-gateway.yml",
+        Behaviour::lasting(Duration::from_millis(300)),
+    );
+    e.playbook(
+        "redeploy.yml",
+        &["-e", r#"{"redeploy_services": ["oauth2-gateway"]}"#],
+        &[],
+    )
+    .assert_ok();
+    let after = e.vault();
+    assert!(e
+        .lab
+        .pocketid
+        .client_secret_valid(lab::stack::OIDC_CLIENT_ID, &after["pocketid_client_secret"]));
+    assert!(
+        e.deployed("oauth2-gateway")["pocketid_client_secret"] == after["pocketid_client_secret"]
+    );
+}
