@@ -446,3 +446,52 @@ fn legacy_pocketid_gateway_deploy_failure_says_sso_is_broken_and_how_to_restore_
         e.deployed("oauth2-gateway")["pocketid_client_secret"] == after["pocketid_client_secret"]
     );
 }
+
+/// The recovery offered after a failed redeploy includes Grafana's admin password reset, and
+/// running it applies the password (the drift check alone cannot see Grafana's database).
+#[test]
+fn the_recovery_after_a_failed_redeploy_resets_grafanas_admin_password() {
+    let e = E2e::up();
+    fast(&e);
+    e.lab.forgejo.set_behaviour(
+        "deploy-loki-stack.yml",
+        Behaviour::lasting(Duration::from_millis(300)).outcome(RunOutcome::Failure),
+    );
+    let run = e.playbook("rotate-homelab-sso.yml", &[], &[]);
+    run.assert_failed();
+    let out = run.all_output();
+    assert!(
+        out.contains("run playbooks/redeploy.yml -e reset_grafana_admin=true and then playbooks/drift-check.yml"),
+        "{out}"
+    );
+    // A password Grafana's database does not hold yet: only the reset can apply it.
+    let mut after = e.vault();
+    after.insert(
+        "grafana_admin_password".into(),
+        "recovery-grafana-password-4711".into(),
+    );
+    e.lab
+        .bao
+        .kv_put("homelab-sso", serde_json::json!(after))
+        .unwrap();
+    assert!(!e.lab.grafana_password_is(&after["grafana_admin_password"]));
+    e.lab.forgejo.set_behaviour(
+        "deploy-loki-stack.yml",
+        Behaviour::lasting(Duration::from_millis(300)),
+    );
+    e.playbook(
+        "redeploy.yml",
+        &[
+            "-e",
+            "reset_grafana_admin=true",
+            "-e",
+            r#"{"redeploy_services": ["loki-stack"]}"#,
+        ],
+        &[],
+    )
+    .assert_ok();
+    assert!(
+        e.lab.grafana_password_is(&after["grafana_admin_password"]),
+        "the recovery applied Grafana's admin password"
+    );
+}
