@@ -69,28 +69,71 @@ vault_token() {
 }
 # The secret's data as JSON on stdout (the token travels in a header read from stdin).
 vault_data() {
-  curl -fsS "${tls[@]}" -H @- "$VAULT_ADDR/v1/secret/data/homelab-sso" <<<"X-Vault-Token: $1" | jq -c .data.data
+  curl -fsS "${tls[@]}" -H @- "$VAULT_ADDR/v1/secret/data/homelab-sso" <<<"X-Vault-Token: $1" | jq -c .data.data 2>/dev/null
 }
 
 # shellcheck disable=SC2016 # a jq program: $d, $svc and $keys are jq's
 # Each value double-quoted with compose's escapes (\\, \", $$, \n), so the container reads it back
-# exactly; a key Vault lacks fails the deploy instead of rendering an empty value.
+# exactly; a number or boolean (vault_full_write stores YAML numbers as JSON numbers) is written as
+# its JSON text, as compose reads it; a key Vault lacks, or holds as null, a list or an object, fails
+# the deploy instead of rendering a wrong value. Errors name the key and the JSON type only.
 RENDER_JQ='
+  def text($key): if type == "string" then .
+    elif type == "number" or type == "boolean" then tojson
+    else error("deploy: Vault holds \($key) as \(type), not as a text or a number") end;
   def q: gsub("\\\\"; "\\\\") | gsub("\""; "\\\"") | gsub("\\$"; "$$") | gsub("\n"; "\\n");
   . as $d
   | "# \($svc): rendered from Vault secret/homelab-sso by its deploy workflow",
     ($keys | split(" ")[] | select(. != "") | split("=")
      | . as [$key, $name]
-     | if ($d | has($key)) then "\($name)=\"\($d[$key] | q)\"" else error("Vault lacks \($key)") end)'
+     | if ($d | has($key)) then "\($name)=\"\($d[$key] | text($key) | q)\"" else error("deploy: Vault lacks \($key)") end)'
+# shellcheck disable=SC2016
+GRAFANA_JQ='
+  if has("grafana_admin_password") | not then error("deploy: Vault lacks grafana_admin_password")
+  elif (.grafana_admin_password | type) != "string" or .grafana_admin_password == "" then
+    error("deploy: Vault holds grafana_admin_password as \(.grafana_admin_password | type), not as a non-empty text")
+  else .grafana_admin_password end'
+
+fail() { echo "$*" >&2; exit 1; }
+# Runs jq over the secret's data; its own error text is never shown (it can quote a value): only
+# this script's "deploy: …" messages, which name keys and types.
+jq_data() {
+  local err
+  err=$(mktemp)
+  if ! jq "$@" < "$data" 2> "$err"; then
+    local said
+    said=$(grep -o 'deploy: .*' "$err" | head -n 1 || true)
+    rm -f "$err"
+    if [ -z "$said" ]; then
+      said="deploy: rendering from Vault secret/homelab-sso failed (the message of jq is not shown, since it can quote a value)"
+    fi
+    fail "$said; nothing was written or restarted"
+  fi
+  rm -f "$err"
+}
 
 dir=${ENV_PATH%/*}
 echo "Deploying $SERVICE (LXC $VMID on node ${NODE:-?} via $ssh_host:$ssh_port; reason: ${REASON:-manual}, dry run: $DRY_RUN, restart: $RESTART)"
-token=""
-if [ -n "$ENV_KEYS" ] || [ "$RESET_GRAFANA_ADMIN" = "true" ]; then token=$(vault_token); fi
+data=$(mktemp)
+rendered=$(mktemp)
+password=$(mktemp)
+trap 'rm -f "$data" "$rendered" "$password"' EXIT
+# Everything is read from Vault and rendered before anything is written, restarted or reset: a
+# Vault that cannot be reached, or a value that is missing, stops the deploy here.
+if [ -n "$ENV_KEYS" ] || [ "$RESET_GRAFANA_ADMIN" = "true" ]; then
+  token=$(vault_token) || fail "deploy: could not log in to Vault at $VAULT_ADDR with the AppRole (see curl's message above); nothing was written or restarted"
+  vault_data "$token" > "$data" || fail "deploy: could not read secret/homelab-sso from Vault at $VAULT_ADDR (see curl's message above); nothing was written or restarted"
+  jq -e 'type == "object"' < "$data" > /dev/null 2>&1 \
+    || fail "deploy: Vault at $VAULT_ADDR returned no data for secret/homelab-sso; nothing was written or restarted"
+fi
 if [ -n "$ENV_KEYS" ]; then
-  rendered=$(mktemp)
-  trap 'rm -f "$rendered"' EXIT
-  vault_data "$token" | jq -r --arg svc "$SERVICE" --arg keys "$ENV_KEYS" "$RENDER_JQ" > "$rendered"
+  jq_data -r --arg svc "$SERVICE" --arg keys "$ENV_KEYS" "$RENDER_JQ" > "$rendered"
+fi
+if [ "$RESET_GRAFANA_ADMIN" = "true" ]; then
+  jq_data -j "$GRAFANA_JQ" > "$password"
+  [ -s "$password" ] || fail "deploy: no Grafana admin password to apply; nothing was written or restarted"
+fi
+if [ -n "$ENV_KEYS" ]; then
   if [ "$DRY_RUN" = "true" ]; then
     if in_ct cat -- "$ENV_PATH" | cmp -s - "$rendered"; then
       echo "$ENV_PATH is up to date"
@@ -116,9 +159,8 @@ if [ "$DRY_RUN" != "true" ] && [ "$RESTART" != "none" ]; then
 fi
 if [ "$DRY_RUN" != "true" ] && [ "$RESET_GRAFANA_ADMIN" = "true" ]; then
   # Grafana applies GF_SECURITY_ADMIN_PASSWORD only when its database is created: set it in the
-  # database too. The password travels on stdin only.
+  # database too. The password travels on stdin only, read before anything was restarted.
   # shellcheck disable=SC2016
-  vault_data "$token" | jq -j '.grafana_admin_password // error("Vault lacks grafana_admin_password")' \
-    | in_ct sh -c 'cd "$0" && docker compose exec -T grafana grafana cli admin reset-admin-password --password-from-stdin' "$dir" >/dev/null
+  in_ct sh -c 'cd "$0" && docker compose exec -T grafana grafana cli admin reset-admin-password --password-from-stdin' "$dir" < "$password" >/dev/null
   echo "Grafana admin password applied"
 fi

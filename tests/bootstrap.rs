@@ -260,3 +260,36 @@ fn bootstrap_from_nothing_converges_and_leaves_exactly_what_the_workflows_need()
         assert_eq!(status, 403, "the AppRole may not {method} {path}");
     }
 }
+
+/// A Vault and a Forgejo (or a proxy in front of them) that echo the request in their error
+/// bodies: the bootstrap names what failed, but never prints the admin tokens.
+#[test]
+fn error_bodies_that_echo_the_request_do_not_expose_the_admin_tokens() {
+    let e = E2e::up();
+    let echo = testkit::faults::Echo::start();
+    let vault_token = format!("hvs.{}", random(24));
+    let forgejo_token = random(40);
+    let run = e.playbook(
+        "bootstrap.yml",
+        &["-vvv"],
+        &[
+            ("VAULT_ADDR", echo.url.as_str()),
+            ("VAULT_TOKEN", vault_token.as_str()),
+            ("FORGEJO_URL", echo.url.as_str()),
+            ("FORGEJO_ADMIN_TOKEN", forgejo_token.as_str()),
+            ("DEPLOY_TOKEN", forgejo_token.as_str()),
+        ],
+    );
+    run.assert_failed();
+    let out = run.all_output();
+    assert!(out.contains("HTTP 403"), "{out}");
+    assert!(out.contains("********"), "the echo is shown masked: {out}");
+    assert!(
+        !out.contains(&vault_token),
+        "Vault's admin token in the output"
+    );
+    assert!(
+        !out.contains(&forgejo_token),
+        "Forgejo's admin token in the output"
+    );
+}

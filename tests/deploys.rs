@@ -199,3 +199,112 @@ fn deploy_refuses_to_render_a_key_vault_lacks() {
     );
     assert!(compose_log(&e, 131).is_empty(), "nothing restarted");
 }
+
+/// Without RUNNER_TEMP the key goes into a new private directory: one another local user created
+/// beforehand at a guessable name is never written into.
+#[test]
+fn ci_ssh_credentials_never_reuse_an_existing_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |pid_guess: bool| {
+        if pid_guess {
+            // The old name was `homelab-sso-ssh.$$`: pre-create every plausible one.
+            for pid in 1..200 {
+                let _ = std::fs::create_dir(tmp.path().join(format!("homelab-sso-ssh.{pid}")));
+            }
+        }
+        let env_file = tmp.path().join("github_env");
+        let out = Command::new("bash")
+            .arg(repo_root().join("scripts/ci-ssh-credentials.sh"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("TMPDIR", tmp.path())
+            .env("GITHUB_ENV", &env_file)
+            .env("PROXMOX_SSH_KEY", "key-canary-2718")
+            .env("PROXMOX_KNOWN_HOSTS", "[192.0.2.10]:22 ssh-ed25519 AAAA")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("canary"));
+        std::fs::read_to_string(env_file).unwrap()
+    };
+    let env = run(true);
+    let key = env
+        .lines()
+        .find_map(|l| l.strip_prefix("PROXMOX_SSH_KEY_FILE="))
+        .expect("the key file is exported");
+    let dir = std::path::Path::new(key).parent().unwrap();
+    let name = dir.file_name().unwrap().to_string_lossy().to_string();
+    assert!(
+        name.starts_with("homelab-sso-ssh.") && name.len() >= "homelab-sso-ssh.".len() + 10,
+        "a new random directory, got {name}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "the directory is private");
+    assert_eq!(std::fs::read_to_string(key).unwrap(), "key-canary-2718\n");
+}
+
+/// A value Vault lacks, or cannot give, stops the deploy before any restart or Grafana reset: the
+/// reset used to run with empty input after the restart.
+#[test]
+fn deploy_without_grafanas_password_fails_before_any_restart_or_reset() {
+    let e = E2e::up();
+    let mut values = e.vault();
+    values.remove("grafana_admin_password");
+    e.lab
+        .bao
+        .kv_put("homelab-sso", serde_json::json!(values))
+        .unwrap();
+    // The reset alone (no .env keys), as a deploy whose render has nothing to write.
+    let (out, text) = Deploy::of(&e, "loki-stack")
+        .set("ENV_KEYS", "")
+        .set("RESET_GRAFANA_ADMIN", "true")
+        .run();
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains(
+            "deploy: Vault lacks grafana_admin_password; nothing was written or restarted"
+        ),
+        "{text}"
+    );
+    assert!(compose_log(&e, 138).is_empty(), "nothing restarted: {text}");
+    assert!(!e.lab.grafana_password_is(""), "no reset with empty input");
+
+    // Vault unreachable: the same, before anything is written.
+    let before = e.deployed("loki-stack");
+    let (out, text) = Deploy::of(&e, "loki-stack")
+        .set("VAULT_ADDR", &format!("http://127.0.0.1:{}", closed_port()))
+        .set("RESET_GRAFANA_ADMIN", "true")
+        .run();
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("nothing was written or restarted"), "{text}");
+    assert!(compose_log(&e, 138).is_empty(), "nothing restarted: {text}");
+    assert!(e.deployed("loki-stack") == before);
+}
+
+/// vault_full_write stores a YAML number as a JSON number: it is rendered as its text, as compose
+/// reads it, and no tool's error text ever carries a value into the log.
+#[test]
+fn numbers_render_as_text_and_no_error_quotes_a_value() {
+    let e = E2e::up();
+    let mut data = serde_json::json!(e.vault());
+    data["n8n_webhook_token"] = serde_json::json!(987654321012_u64);
+    e.lab.bao.kv_put("homelab-sso", data.clone()).unwrap();
+    let (out, text) = Deploy::of(&e, "n8n").run();
+    assert!(out.status.success(), "{text}");
+    assert_eq!(e.deployed("n8n")["n8n_webhook_token"], "987654321012");
+    assert!(!text.contains("987654321012"), "{text}");
+
+    // A value compose cannot hold (an object): refused, naming the key and its type only.
+    data["n8n_webhook_token"] = serde_json::json!({"nested": "object-canary-31415"});
+    e.lab.bao.kv_put("homelab-sso", data).unwrap();
+    let before = e.deployed("n8n");
+    let (out, text) = Deploy::of(&e, "n8n").run();
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("deploy: Vault holds n8n_webhook_token as object, not as a text or a number"),
+        "{text}"
+    );
+    assert!(!text.contains("object-canary-31415"), "{text}");
+    assert!(e.deployed("n8n") == before);
+}

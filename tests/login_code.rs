@@ -341,3 +341,38 @@ fn login_code_workflow_emails_a_working_code_under_act_and_display_is_refused() 
     assert_eq!(pid.live_login_codes(), before);
     assert_no_secret(&r.output, &secrets(&e, &[]), "act log");
 }
+
+/// A server that answers a terminal escape (OSC 52 clipboard, title, clear screen) as the code: it
+/// is refused, reaches neither the file nor the output.
+#[test]
+fn a_hostile_login_code_is_refused_and_reaches_no_file() {
+    let e = E2e::up();
+    e.lab
+        .pocketid
+        .add_user("alice", Some("alice@example.org"), false);
+    let hostile = "\u{1b}]52;c;Y2FuYXJ5\u{7}\u{1b}]0;pwned\u{7}\u{1b}[2J";
+    e.lab.pocketid.hostile_login_token(hostile);
+    let path = e.dir.path().join("alice.url");
+    let path_s = path.display().to_string();
+    let run = playbook(
+        &e,
+        &[],
+        &[
+            ("LOGIN_USERNAME", "alice"),
+            ("LOGIN_TTL", "1h"),
+            ("LOGIN_DELIVERY", "file"),
+            ("LOGIN_PATH", &path_s),
+        ],
+    );
+    run.assert_failed();
+    let out = run.all_output();
+    assert!(
+        out.contains("holds characters no PocketID code has"),
+        "{out}"
+    );
+    assert!(
+        !out.contains('\u{1b}') && !out.contains("Y2FuYXJ5"),
+        "{out}"
+    );
+    assert!(!path.exists(), "nothing was written");
+}

@@ -304,3 +304,194 @@ fn legacy_pocketid_rotation_warns_about_the_outage_window_and_still_converges() 
     );
     e.assert_deployed_matches_vault();
 }
+
+/// Orphans of runs that died after their mint: 19 of them next to the secret Vault holds fill
+/// PocketID's cap of 20, so a rotation that minted first could never converge.
+#[test]
+fn nineteen_orphan_secrets_are_retired_before_the_mint_and_one_run_converges() {
+    let e = E2e::up();
+    fast(&e);
+    let pid = &e.lab.pocketid;
+    let id = lab::stack::OIDC_CLIENT_ID;
+    let held = pid.client_secrets(id).len();
+    for _ in held..20 {
+        pid.add_client_secret(id).expect("the client exists");
+    }
+    assert_eq!(
+        pid.client_secrets(id).len(),
+        20,
+        "the client is at PocketID's cap"
+    );
+    let before = e.vault();
+    let run = e.playbook("rotate-homelab-sso.yml", &[], &[]);
+    run.assert_ok();
+    let after = e.vault();
+    assert_eq!(
+        pid.client_secrets(id).len(),
+        1,
+        "only the new secret remains"
+    );
+    assert!(pid.client_secret_valid(id, &after["pocketid_client_secret"]));
+    e.assert_deployed_matches_vault();
+    assert!(
+        run.stdout
+            .contains("orphan PocketID secrets retired before the mint: 19"),
+        "{}",
+        run.stdout
+    );
+    assert_no_secret(&run.all_output(), &before, "the rotation's output");
+    assert_no_secret(&run.all_output(), &after, "the rotation's output");
+
+    // A rotation that does not touch the client secret retires orphans too.
+    pid.add_client_secret(id).unwrap();
+    pid.add_client_secret(id).unwrap();
+    e.playbook(
+        "rotate-homelab-sso.yml",
+        &["-e", "rotate_keys=n8n_webhook_token"],
+        &[],
+    )
+    .assert_ok();
+    assert_eq!(
+        pid.client_secrets(id).len(),
+        1,
+        "the two orphans were retired"
+    );
+    assert!(pid.client_secret_valid(id, &after["pocketid_client_secret"]));
+}
+
+/// A failed mint may still have minted (only the answer lost): step 2 must not claim that nothing
+/// changed, and the next run retires what PocketID may hold.
+#[test]
+fn a_failed_mint_says_a_secret_may_have_been_added_and_the_rerun_retires_it() {
+    let e = E2e::up();
+    fast(&e);
+    let before = e.vault();
+    e.lab.pocketid.fail_next_secret_post();
+    let run = e.playbook("rotate-homelab-sso.yml", &[], &[]);
+    run.assert_failed();
+    let out = run.all_output();
+    assert!(out.contains("Rotation stopped at step 2 (mint)"), "{out}");
+    assert!(!out.contains("Nothing was changed"), "{out}");
+    assert!(
+        out.contains("if PocketID minted and only its answer was lost, it holds one unused secret, which the next run retires before it mints"),
+        "{out}"
+    );
+    assert!(e.vault() == before, "Vault unchanged");
+    // An orphan as a lost answer leaves it; the re-run retires it before its own mint.
+    e.lab
+        .pocketid
+        .add_client_secret(lab::stack::OIDC_CLIENT_ID)
+        .unwrap();
+    e.playbook("rotate-homelab-sso.yml", &[], &[]).assert_ok();
+    assert_eq!(
+        e.lab
+            .pocketid
+            .client_secrets(lab::stack::OIDC_CLIENT_ID)
+            .len(),
+        1
+    );
+    e.assert_deployed_matches_vault();
+}
+
+/// PocketID before 2.14 replaces the secret at the mint: oauth2-gateway is redeployed first and
+/// alone, and when that deploy fails the message says SSO is broken and gives the one command.
+#[test]
+fn legacy_pocketid_gateway_deploy_failure_says_sso_is_broken_and_how_to_restore_it() {
+    let e = E2e::up_with(&lab::stack::LabOptions {
+        pocketid_version: "2.13.0".into(),
+        ..Default::default()
+    });
+    fast(&e);
+    let v = e.vault_version();
+    e.lab.forgejo.set_behaviour(
+        "deploy-oauth2-gateway.yml",
+        Behaviour::lasting(Duration::from_millis(300)).outcome(RunOutcome::Failure),
+    );
+    let run = e.playbook("rotate-homelab-sso.yml", &[], &[]);
+    run.assert_failed();
+    let out = run.all_output();
+    let expected = format!(
+        "SSO is BROKEN: PocketID 2.13.0 holds only the new client secret, which is in Vault version {}, but oauth2-gateway still runs with the old one. Restore it with: ansible-playbook playbooks/redeploy.yml -e '{{\"redeploy_services\": [\"oauth2-gateway\"]}}'",
+        v + 1
+    );
+    assert!(
+        out.contains("Rotation stopped at step 4 (redeploy of oauth2-gateway)"),
+        "{out}"
+    );
+    assert!(out.contains(&expected), "{out}");
+    assert!(!out.contains("SSO works"), "{out}");
+    // The gateway went alone: no other deploy was dispatched.
+    assert_eq!(
+        e.lab.forgejo.runs().len(),
+        1,
+        "only oauth2-gateway was dispatched"
+    );
+    // The one command restores SSO.
+    e.lab.forgejo.set_behaviour(
+        "deploy-oauth2-gateway.yml",
+        Behaviour::lasting(Duration::from_millis(300)),
+    );
+    e.playbook(
+        "redeploy.yml",
+        &["-e", r#"{"redeploy_services": ["oauth2-gateway"]}"#],
+        &[],
+    )
+    .assert_ok();
+    let after = e.vault();
+    assert!(e
+        .lab
+        .pocketid
+        .client_secret_valid(lab::stack::OIDC_CLIENT_ID, &after["pocketid_client_secret"]));
+    assert!(
+        e.deployed("oauth2-gateway")["pocketid_client_secret"] == after["pocketid_client_secret"]
+    );
+}
+
+/// The recovery offered after a failed redeploy includes Grafana's admin password reset, and
+/// running it applies the password (the drift check alone cannot see Grafana's database).
+#[test]
+fn the_recovery_after_a_failed_redeploy_resets_grafanas_admin_password() {
+    let e = E2e::up();
+    fast(&e);
+    e.lab.forgejo.set_behaviour(
+        "deploy-loki-stack.yml",
+        Behaviour::lasting(Duration::from_millis(300)).outcome(RunOutcome::Failure),
+    );
+    let run = e.playbook("rotate-homelab-sso.yml", &[], &[]);
+    run.assert_failed();
+    let out = run.all_output();
+    assert!(
+        out.contains("run playbooks/redeploy.yml -e reset_grafana_admin=true and then playbooks/drift-check.yml"),
+        "{out}"
+    );
+    // A password Grafana's database does not hold yet: only the reset can apply it.
+    let mut after = e.vault();
+    after.insert(
+        "grafana_admin_password".into(),
+        "recovery-grafana-password-4711".into(),
+    );
+    e.lab
+        .bao
+        .kv_put("homelab-sso", serde_json::json!(after))
+        .unwrap();
+    assert!(!e.lab.grafana_password_is(&after["grafana_admin_password"]));
+    e.lab.forgejo.set_behaviour(
+        "deploy-loki-stack.yml",
+        Behaviour::lasting(Duration::from_millis(300)),
+    );
+    e.playbook(
+        "redeploy.yml",
+        &[
+            "-e",
+            "reset_grafana_admin=true",
+            "-e",
+            r#"{"redeploy_services": ["loki-stack"]}"#,
+        ],
+        &[],
+    )
+    .assert_ok();
+    assert!(
+        e.lab.grafana_password_is(&after["grafana_admin_password"]),
+        "the recovery applied Grafana's admin password"
+    );
+}

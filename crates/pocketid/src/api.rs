@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-mod access;
+pub(crate) mod access;
 mod token;
 
 pub use token::SecretCheck;

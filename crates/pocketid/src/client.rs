@@ -36,6 +36,8 @@ pub struct Params {
     pub secret: SecretPolicy,
     pub secret_id: Option<String>,
     pub retire_secrets: bool,
+    /// The secret value `retire_secrets` keeps (e.g. Vault's), found by its 4-character prefix.
+    pub keep_secret: Option<Secret>,
     /// The secret `secret: verify` presents.
     pub client_secret: Option<Secret>,
 }
@@ -67,6 +69,10 @@ pub enum ClientError {
     RetireWithoutKeep,
     #[error("retire_secrets: secret {keep:?} is not a secret of client {id:?}; refusing to delete the others (check `secret_id`)")]
     RetireUnknownKeep { keep: String, id: String },
+    #[error("retire_secrets: {count} secrets of client {id:?} may be the one `keep_secret` names (same 4-character prefix, or a migrated secret without a prefix); refusing to guess which one to keep: delete the unused ones in PocketID's admin panel (Applications, the client, Client secrets) and re-run")]
+    KeepAmbiguous { count: usize, id: String },
+    #[error("retire_secrets: no secret of client {id:?} has the prefix of `keep_secret`, so PocketID does not hold it (a login with it fails); refusing to delete the client's {count} secret(s) without minting a new one: run with `secret: rotate` (the rotation, or sso-doctor with fix, does)")]
+    KeepNotHeld { count: usize, id: String },
 }
 
 impl Module for PocketIdClient {
@@ -102,7 +108,10 @@ impl Module for PocketIdClient {
             Opt::str("secret_id").help("id of the secret you track (2.14+): `ensure` mints when it is gone or expired; `retire_secrets` keeps it"),
             Opt::bool("retire_secrets")
                 .default(false)
-                .help("delete every secret except `secret_id` (or the one minted by this run) (2.14+)"),
+                .help("delete every secret except `secret_id`, `keep_secret` or the one minted by this run (2.14+)"),
+            Opt::str("keep_secret")
+                .no_log()
+                .help("with `retire_secrets`: the secret value to keep (e.g. Vault's), found by its 4-character prefix; the others are deleted before any mint (refused when two could be it)"),
             Opt::str("client_secret")
                 .no_log()
                 .help("with `secret: verify`: the secret to check at the token endpoint (changes nothing)"),
@@ -325,6 +334,11 @@ fn check_identity(p: &Params) -> Result<(), Failure> {
         }
         // `..` passes the character rule but is a path segment of `/api/oidc/clients/{id}`.
         httpx::check_segments("client_id", id).map_err(Failure::new)?;
+    }
+    if p.keep_secret.is_some() && (p.secret_id.is_some() || !p.retire_secrets) {
+        return Err(Failure::new(
+            "`keep_secret` names the secret `retire_secrets: true` keeps, instead of `secret_id`: give it with `retire_secrets: true` and without `secret_id`",
+        ));
     }
     crate::api::check_retries(p.conn.server.retries)?;
     Ok(())

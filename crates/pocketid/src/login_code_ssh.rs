@@ -106,7 +106,7 @@ pub fn parse_url(stdout: &[u8]) -> Option<Secret> {
         .rev()
         .find(|w| w.contains("/lc/") && (w.starts_with("http://") || w.starts_with("https://")))?;
     let code = url.rsplit('/').next().unwrap_or("");
-    if code.is_empty() || !code.chars().all(|c| c.is_ascii_alphanumeric()) {
+    if !crate::api::access::is_plain_code(code) {
         return None;
     }
     Some(Secret::new(url))

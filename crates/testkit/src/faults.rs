@@ -269,3 +269,34 @@ impl Flaky {
         self.dropped.load(Ordering::SeqCst)
     }
 }
+
+/// An HTTP server that answers every request with 403 and a JSON body quoting the whole request
+/// (head and body) in `errors` and `message`, as a debugging proxy or a careless server may: a
+/// client that prints error bodies unmasked would print its own credentials.
+pub struct Echo {
+    pub url: String,
+    _acceptor: Acceptor,
+}
+
+impl Echo {
+    pub fn start() -> Echo {
+        let acceptor = Acceptor::start(|mut c| {
+            let (head, body) = read_request(&mut c)?;
+            let request = format!("{head}{}", String::from_utf8_lossy(&body));
+            let answer = format!(
+                "{{\"errors\":[{r}],\"message\":{r}}}",
+                r = serde_json::Value::String(request)
+            );
+            let _ = write!(
+                c,
+                "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+            None
+        });
+        Echo {
+            url: acceptor.url.clone(),
+            _acceptor: acceptor,
+        }
+    }
+}

@@ -40,7 +40,12 @@ impl PocketIdApi {
             )?
             .unwrap_or(Value::Null);
         match v.get("token").and_then(Value::as_str) {
-            Some(t) if !t.is_empty() => Ok(Secret::new(t)),
+            Some(t) if is_plain_code(t) => Ok(Secret::new(t)),
+            Some(t) if !t.is_empty() => Err(ApiError::Decode {
+                method: "POST".into(),
+                path: format!("/api{path}"),
+                detail: "its `token` holds characters no PocketID code has (codes are letters and digits only); it is neither shown nor written, so no terminal escape reaches the screen or the file, and it expires unused: check the server and any proxy in front of it".into(),
+            }),
             _ => Err(ApiError::Decode {
                 method: "POST".into(),
                 path: format!("/api{path}"),
@@ -60,5 +65,36 @@ impl PocketIdApi {
             Retry::Never,
         )?;
         Ok(())
+    }
+}
+
+/// Whether `code` is made only of what PocketID's login codes use: ASCII letters and digits
+/// (6 digits, or 12 alphanumeric characters; the CLI's are alike). Anything else, such as a
+/// terminal escape, is refused before it reaches a terminal or a file.
+pub fn is_plain_code(code: &str) -> bool {
+    !code.is_empty() && code.len() <= 64 && code.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
+#[cfg(test)]
+mod code_tests {
+    use super::is_plain_code;
+
+    #[test]
+    fn only_letters_and_digits_are_a_code() {
+        assert!(is_plain_code("123456"));
+        assert!(is_plain_code("aB3dE6gH9jK2"));
+        for hostile in [
+            "",
+            "\x1b]52;c;Y2FuYXJ5\x07",
+            "abc\x1b]0;title\x07",
+            "\x1b[2J\x1b[H123456",
+            "12 34",
+            "123456\n",
+            "ab/../c",
+            "ａｂｃ",
+        ] {
+            assert!(!is_plain_code(hostile), "{hostile:?}");
+        }
+        assert!(!is_plain_code(&"a".repeat(65)));
     }
 }

@@ -38,14 +38,18 @@ impl Plan {
         if self.secrets.public_refused {
             return Err(run.fail(ClientError::PublicHasNoSecret(id)));
         }
+        let retire = &self.secrets.retire;
+        let early = if retire.before_mint() {
+            run.retire(retire, &id, None, self.version, ctx)?
+        } else {
+            Vec::new()
+        };
         let minted = run.mint(&self.secrets, &id, self.multi)?;
-        let retired = run.retire(
-            &self.secrets.retire,
-            &id,
-            minted.as_ref(),
-            self.version,
-            ctx,
-        )?;
+        let retired = if retire.before_mint() {
+            early
+        } else {
+            run.retire(retire, &id, minted.as_ref(), self.version, ctx)?
+        };
         if minted.is_some() || !retired.is_empty() {
             if let Ok(Some(c)) = api.get_client(&id) {
                 current = c;
@@ -216,13 +220,17 @@ impl Progress<'_> {
         if let Some(e) = plan.refusal(id) {
             return Err(self.fail(e));
         }
-        let Retire::Others { keep, ids } = plan else {
-            return Ok(Vec::new());
+        let ids = match plan {
+            Retire::Others { keep, ids } => {
+                // The secret to keep is the one just minted: PocketID must have said which it is.
+                if keep.is_none() && minted.and_then(|m| m.id.as_ref()).is_none() {
+                    return Err(self.fail(ClientError::RetireWithoutKeep));
+                }
+                ids
+            }
+            Retire::Orphans { ids } => ids,
+            _ => return Ok(Vec::new()),
         };
-        // The secret to keep is the one just minted: PocketID must have said which it is.
-        if keep.is_none() && minted.and_then(|m| m.id.as_ref()).is_none() {
-            return Err(self.fail(ClientError::RetireWithoutKeep));
-        }
         let mut retired = Vec::new();
         for sid in ids {
             self.changed = true;

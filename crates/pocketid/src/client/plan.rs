@@ -184,6 +184,12 @@ pub(super) enum Retire {
     NoKeep,
     /// Refused: `secret_id` is not a secret of the client.
     UnknownKeep(String),
+    /// `keep_secret`: delete `ids` (every secret that cannot be the kept value) before any mint.
+    Orphans { ids: Vec<String> },
+    /// Refused: `count` secrets may be the one `keep_secret` names.
+    KeepAmbiguous(usize),
+    /// Refused: no secret may be the one `keep_secret` names, and nothing is minted.
+    KeepNotHeld(usize),
 }
 
 impl SecretPlan {
@@ -214,22 +220,25 @@ impl SecretPlan {
             SecretPolicy::Keep | SecretPolicy::Verify => false,
         };
         let mint = want_mint && !is_public;
-        let all_ids: Vec<String> = secrets.iter().filter_map(id_of).collect();
         SecretPlan {
             mint,
             public_refused: is_public && p.secret == SecretPolicy::Rotate,
-            retire: Retire::new(p, multi, mint, all_ids),
+            retire: Retire::new(p, multi, mint, &secrets),
         }
     }
 }
 
 impl Retire {
-    fn new(p: &Params, multi: bool, mint: bool, all_ids: Vec<String>) -> Retire {
+    fn new(p: &Params, multi: bool, mint: bool, secrets: &[Value]) -> Retire {
         if !p.retire_secrets {
             return Retire::No;
         }
         if !multi {
             return Retire::Legacy;
+        }
+        let all_ids: Vec<String> = secrets.iter().filter_map(id_of).collect();
+        if let Some(keep) = &p.keep_secret {
+            return Retire::orphans(keep.expose(), secrets, mint);
         }
         match &p.secret_id {
             Some(keep) if all_ids.contains(keep) => Retire::Others {
@@ -245,12 +254,42 @@ impl Retire {
         }
     }
 
+    /// The secrets that cannot be `keep` (their 4-character prefix differs; a migrated secret
+    /// has none, so it may be any value). The value is compared here and never leaves.
+    fn orphans(keep: &str, secrets: &[Value], mint: bool) -> Retire {
+        let prefix: String = keep.chars().take(4).collect();
+        let (candidates, orphans): (Vec<&Value>, Vec<&Value>) = secrets.iter().partition(|s| {
+            let sp = s.get("prefix").and_then(Value::as_str).unwrap_or("");
+            sp.is_empty() || sp == prefix
+        });
+        match candidates.len() {
+            0 if !mint && !orphans.is_empty() => Retire::KeepNotHeld(orphans.len()),
+            0 | 1 => Retire::Orphans {
+                ids: orphans.into_iter().filter_map(id_of).collect(),
+            },
+            n => Retire::KeepAmbiguous(n),
+        }
+    }
+
+    /// Whether the retire happens before the mint (orphans make room under PocketID's cap).
+    pub(super) fn before_mint(&self) -> bool {
+        matches!(self, Retire::Orphans { .. })
+    }
+
     /// The guard's refusal for client `id`, if it refuses.
     pub(super) fn refusal(&self, id: &str) -> Option<ClientError> {
         match self {
             Retire::NoKeep => Some(ClientError::RetireWithoutKeep),
             Retire::UnknownKeep(keep) => Some(ClientError::RetireUnknownKeep {
                 keep: keep.clone(),
+                id: id.to_string(),
+            }),
+            Retire::KeepAmbiguous(count) => Some(ClientError::KeepAmbiguous {
+                count: *count,
+                id: id.to_string(),
+            }),
+            Retire::KeepNotHeld(count) => Some(ClientError::KeepNotHeld {
+                count: *count,
                 id: id.to_string(),
             }),
             _ => None,
@@ -268,8 +307,42 @@ impl Retire {
     /// The secret ids to delete.
     pub(super) fn ids(&self) -> &[String] {
         match self {
-            Retire::Others { ids, .. } => ids,
+            Retire::Others { ids, .. } | Retire::Orphans { ids } => ids,
             _ => &[],
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Retire;
+    use serde_json::{json, Value};
+
+    fn secrets(prefixes: &[&str]) -> Vec<Value> {
+        prefixes
+            .iter()
+            .enumerate()
+            .map(|(i, p)| json!({"id": format!("s{i}"), "prefix": p}))
+            .collect()
+    }
+
+    #[test]
+    fn keep_secret_retires_what_cannot_be_it_and_refuses_ambiguity() {
+        let keep = "AbCdrestofthesecretvalue00000000";
+        let r = Retire::orphans(keep, &secrets(&["AbCd", "zzzz", "yyyy"]), false);
+        assert!(matches!(&r, Retire::Orphans { ids } if ids == &["s1", "s2"]));
+        assert!(r.before_mint());
+        // A migrated secret has no prefix: it may be Vault's, so two candidates are refused.
+        let r = Retire::orphans(keep, &secrets(&["AbCd", ""]), false);
+        assert!(matches!(r, Retire::KeepAmbiguous(2)));
+        let r = Retire::orphans(keep, &secrets(&["AbCd", "AbCd"]), true);
+        assert!(matches!(r, Retire::KeepAmbiguous(2)));
+        // None could be Vault's: refused unless this run mints the secret to keep.
+        assert!(matches!(
+            Retire::orphans(keep, &secrets(&["zzzz"]), false),
+            Retire::KeepNotHeld(1)
+        ));
+        let r = Retire::orphans(keep, &secrets(&["zzzz"]), true);
+        assert!(matches!(&r, Retire::Orphans { ids } if ids == &["s0"]));
     }
 }

@@ -376,6 +376,9 @@ fn create_token(st: &mut State, user_id: &str, ttl: f64) -> Response {
     if !st.users.iter().any(|u| u.id == user_id) {
         return err(404, "user_not_found", "User not found");
     }
+    if let Some(hostile) = st.hostile_login_token.take() {
+        return Response::json(201, json!({ "token": hostile }));
+    }
     let code = st.new_code(user_id, ttl);
     Response::json(201, json!({ "token": code }))
 }

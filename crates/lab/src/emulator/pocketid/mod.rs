@@ -155,6 +155,8 @@ struct State {
     clients: Vec<ClientRec>,
     groups: Vec<GroupRec>,
     fail_next_secret_post: bool,
+    /// The next login code answered instead of a real one (a test hook: a hostile server).
+    hostile_login_token: Option<String>,
     throttle_next: u32,
     /// API key ids whose revocation answers 403 (a test hook).
     refused_revokes: Vec<String>,
@@ -314,6 +316,7 @@ impl State {
             clients: Vec::new(),
             groups: Vec::new(),
             fail_next_secret_post: false,
+            hostile_login_token: None,
             throttle_next: 0,
             refused_revokes: Vec::new(),
             hostile_lists: None,

@@ -72,6 +72,11 @@ impl PocketId {
         c.legacy_hash = None;
         true
     }
+    /// The next login code (`POST …/one-time-access-token`) answers `token` instead of a code, as
+    /// a hostile server (or a proxy) could: e.g. terminal escapes.
+    pub fn hostile_login_token(&self, token: &str) {
+        self.st().hostile_login_token = Some(token.to_string());
+    }
     /// The next secret POST (`/secrets` or `/secret`) answers 500 `internal_error` and mints
     /// nothing.
     pub fn fail_next_secret_post(&self) {
