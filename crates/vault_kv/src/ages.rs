@@ -7,10 +7,16 @@
 //!   8 bytes of prefix and about 40 of value. It is a merge-patch of those entries (`PATCH
 //!   metadata/P`), other entries kept, with OpenBao's `metadata_cas` from a read of the metadata;
 //!   without the `patch` capability, a read-modify-write (`POST metadata/P` of the merged map).
+//! - [`key_ages`]: `vault_kv_read` reads those entries and the version history from the newest
+//!   version back, comparing salted fingerprints of consecutive versions (random salt, per run),
+//!   until each key's last change is found, a metadata entry confirms it, or the history ends
+//!   (pruned, deleted or destroyed versions, or the `max_versions` bound).
 
-use crate::kv::{Kv, MetadataWrite, VaultError, Written};
-use serde_json::{Map, Value};
-use std::collections::BTreeSet;
+use crate::kv::{Kv, MetadataWrite, ReadResult, VaultError, Written};
+use crate::read::value_text;
+use ansible_module::fingerprint;
+use serde_json::{json, Map, Value};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The prefix of the entries the module owns in `custom_metadata`.
 pub const ENTRY_PREFIX: &str = "rotated/";
@@ -177,6 +183,123 @@ fn merge(
     Err(format!(
         "the metadata changed under {ATTEMPTS} attempts in a row (another writer); re-run the write"
     ))
+}
+
+/// How far back the history was read, and why it stops there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum End {
+    /// Version 1 was read: every remaining key is as old as version 1.
+    First,
+    /// The history cannot be read below this version, for this reason.
+    Gap(String),
+}
+
+/// One key's age as the result reports it.
+fn known(version: u64, time: Option<&str>, source: &str) -> Value {
+    json!({"changed_in": version, "changed_at": time, "source": source})
+}
+
+/// Per key of `latest` (version `latest_version`): `changed_in`, `changed_at` and `source`
+/// (`metadata` or `history`), or `source: unknown` with `unchanged_since` (the oldest version
+/// known to hold the current value), its time and a `note` saying why nothing older is known.
+/// Reads at most `max_read` older versions. Returns the ages and the number of versions read.
+pub fn key_ages(
+    kv: &Kv,
+    latest: &Map<String, Value>,
+    latest_version: u64,
+    max_read: u64,
+) -> Result<(Map<String, Value>, u64), VaultError> {
+    let meta = kv.metadata()?.unwrap_or(Value::Null);
+    let time_of = |v: u64| meta["versions"][v.to_string()]["created_time"].as_str();
+    let entries: BTreeMap<&String, Change> = latest
+        .keys()
+        .filter_map(|k| {
+            let c = Change::parse(meta["custom_metadata"][entry_key(k)].as_str()?)?;
+            (c.version <= latest_version).then_some((k, c))
+        })
+        .collect();
+    let salt = random_salt();
+    let prints = |data: &Map<String, Value>| -> BTreeMap<String, String> {
+        data.iter()
+            .map(|(k, v)| (k.clone(), fingerprint(&salt, &value_text(v))))
+            .collect()
+    };
+    let current = prints(latest);
+    let mut pending: BTreeSet<&String> = latest.keys().collect();
+    let mut ages = Map::new();
+    // `top`: the oldest version read; every pending key holds its current value from `top` on.
+    let (mut top, mut read) = (latest_version, 0u64);
+    let end = loop {
+        pending.retain(|k| match entries.get(k) {
+            Some(c) if c.version >= top => {
+                ages.insert((*k).clone(), known(c.version, Some(&c.time), "metadata"));
+                false
+            }
+            _ => true,
+        });
+        if pending.is_empty() {
+            break End::First;
+        }
+        let v = top - 1;
+        if v == 0 {
+            break End::First;
+        }
+        if read >= max_read {
+            break End::Gap(format!(
+                "versions before {top} were not read (`max_versions: {max_read}`)"
+            ));
+        }
+        if meta["versions"].get(v.to_string()).is_none() {
+            break End::Gap(format!(
+                "version {v} is no longer kept (KV v2 keeps `max_versions` versions)"
+            ));
+        }
+        let older = match kv.read(Some(v))? {
+            ReadResult::Present { data, .. } => prints(&data),
+            ReadResult::Deleted { destroyed, .. } => {
+                let state = if destroyed { "destroyed" } else { "deleted" };
+                break End::Gap(format!("version {v} is {state}"));
+            }
+            ReadResult::Missing => {
+                break End::Gap(format!("version {v} is no longer kept"));
+            }
+        };
+        read += 1;
+        pending.retain(|k| {
+            if older.get(*k) == current.get(*k) {
+                return true;
+            }
+            ages.insert((*k).clone(), known(top, time_of(top), "history"));
+            false
+        });
+        top = v;
+    };
+    for k in pending {
+        let age = match (&end, entries.get(k)) {
+            // Not contradicted by the history that could be read.
+            (_, Some(c)) => known(c.version, Some(&c.time), "metadata"),
+            (End::First, None) => known(top, time_of(top), "history"),
+            (End::Gap(why), None) => json!({
+                "changed_in": null,
+                "changed_at": null,
+                "source": "unknown",
+                "unchanged_since": top,
+                "unchanged_since_at": time_of(top),
+                "note": format!("unknown before version {top}: {why}"),
+            }),
+        };
+        ages.insert(k.clone(), age);
+    }
+    Ok((ages, read))
+}
+
+/// A fresh salt per run: the fingerprints compared never leave the module.
+fn random_salt() -> String {
+    let mut b = [0u8; 16];
+    // Without randomness the fingerprints are still never returned; a fixed salt only weakens
+    // what nobody sees.
+    let _ = getrandom::fill(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 #[cfg(test)]

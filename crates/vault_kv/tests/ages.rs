@@ -262,3 +262,162 @@ fn vaults_custom_metadata_limits_are_kept_and_said() {
         r.output
     );
 }
+
+fn ages(bao: &lab::openbao::OpenBao, path: &str, extra: Value) -> Run {
+    let mut a = json!({"key_ages": true, "return_values": false});
+    a.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    let r = run(READ, args(bao, path, a), &[]);
+    r.ok();
+    r
+}
+
+fn history(bao: &lab::openbao::OpenBao, path: &str, v: u64) -> Value {
+    json!({"changed_in": v, "changed_at": created(bao, path, v), "source": "history"})
+}
+
+fn unknown(bao: &lab::openbao::OpenBao, path: &str, since: u64, why: &str) -> Value {
+    json!({
+        "changed_in": null,
+        "changed_at": null,
+        "source": "unknown",
+        "unchanged_since": since,
+        "unchanged_since_at": created(bao, path, since),
+        "note": format!("unknown before version {since}: {why}"),
+    })
+}
+
+#[test]
+fn key_ages_come_from_the_version_history_without_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let bao = start(dir.path());
+    let v = |a: u8, b: u8| json!({"a": format!("hist-a{a}-Zq8x"), "b": format!("hist-b{b}-Zq8x"), "c": "hist-c-Zq8x"});
+    bao.kv_put("hist", v(1, 1)).unwrap();
+    bao.kv_put("hist", v(2, 1)).unwrap();
+    let mut v3 = v(2, 2);
+    v3["d"] = json!(7);
+    bao.kv_put("hist", v3).unwrap();
+    let r = ages(&bao, "hist", json!({}));
+    assert_eq!(r.json["version"], json!(3));
+    assert_eq!(r.json["key_ages_versions_read"], json!(2));
+    assert_eq!(
+        r.json["key_ages"],
+        json!({
+            "a": history(&bao, "hist", 2),
+            "b": history(&bao, "hist", 3),
+            "c": history(&bao, "hist", 1),
+            "d": history(&bao, "hist", 3),
+        })
+    );
+    assert!(r.json.get("secret").is_none() && r.json.get("fingerprints").is_none());
+    assert_no_secrets(&r.output, &["hist-"]);
+
+    // A bound on the versions read: what lies before is unknown, and said so.
+    let r = ages(
+        &bao,
+        "hist",
+        json!({"max_versions": "1", "keys": ["a", "b"]}),
+    );
+    assert_eq!(r.json["key_ages_versions_read"], json!(1));
+    assert_eq!(
+        r.json["key_ages"],
+        json!({
+            "a": unknown(&bao, "hist", 2, "versions before 2 were not read (`max_versions: 1`)"),
+            "b": history(&bao, "hist", 3),
+        })
+    );
+
+    // Versions pruned by KV's own max_versions.
+    set_custom(&bao, "pruned", json!({"max_versions": 2}));
+    for (a, b) in [(1, 1), (2, 1), (2, 2), (2, 3)] {
+        bao.kv_put("pruned", v(a, b)).unwrap();
+    }
+    let r = ages(&bao, "pruned", json!({}));
+    assert_eq!(r.json["key_ages"]["b"], history(&bao, "pruned", 4));
+    assert_eq!(
+        r.json["key_ages"]["a"],
+        unknown(
+            &bao,
+            "pruned",
+            3,
+            "version 2 is no longer kept (KV v2 keeps `max_versions` versions)"
+        )
+    );
+
+    // `version` and key ages do not mix.
+    let r = run(
+        READ,
+        args(&bao, "hist", json!({"key_ages": true, "version": 2})),
+        &[],
+    );
+    r.fails();
+    assert!(r.msg().contains("leave `version` unset"), "{}", r.output);
+}
+
+#[test]
+fn key_ages_from_metadata_history_deleted_and_destroyed_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let bao = start(dir.path());
+    let put = |m: Value| bao.kv_put("gaps", m).unwrap();
+    let s = |k: &str, n: u8| json!(format!("gaps-{k}{n}-Zq8x"));
+    let mut d = json!({"a": s("a", 1), "b": s("b", 1), "c": s("c", 1), "e": s("e", 1)});
+    put(d.clone()); // v1, before key ages existed
+    d["e"] = s("e", 2);
+    let r = run(WRITE, args(&bao, "gaps", json!({"data": d.clone()})), &[]);
+    assert_eq!(r.json["recorded_keys"], json!(["e"]), "{}", r.output); // v2
+    d["a"] = s("a", 2);
+    put(d.clone()); // v3, not recorded
+    d["b"] = s("b", 2);
+    put(d.clone()); // v4, to be destroyed
+    d["c"] = s("c", 2);
+    put(d.clone()); // v5
+    d["b"] = s("b", 3);
+    let r = run(WRITE, args(&bao, "gaps", json!({"data": d.clone()})), &[]);
+    assert_eq!(r.json["recorded_keys"], json!(["b"]), "{}", r.output); // v6
+    d["b"] = s("b", 4);
+    put(d.clone()); // v7: b changed again, not recorded: its entry is stale
+    d["f"] = s("f", 1);
+    put(d.clone()); // v8
+    bao.kv_destroy_versions("gaps", &[4]).unwrap();
+    let e2 = json!({"changed_in": 2, "changed_at": created(&bao, "gaps", 2), "source": "metadata"});
+
+    let r = ages(&bao, "gaps", json!({}));
+    assert_eq!(
+        r.json["key_ages"],
+        json!({
+            "f": history(&bao, "gaps", 8),
+            "b": history(&bao, "gaps", 7),
+            "a": unknown(&bao, "gaps", 5, "version 4 is destroyed"),
+            "c": unknown(&bao, "gaps", 5, "version 4 is destroyed"),
+            // Older than the readable history: its entry, which nothing read contradicts.
+            "e": e2,
+        }),
+        "{}",
+        r.output
+    );
+    assert_eq!(r.json["key_ages_versions_read"], json!(3));
+    assert_no_secrets(&r.output, &["gaps-"]);
+
+    // A soft-deleted version stops the history too.
+    bao.kv_delete_versions("gaps", &[6]).unwrap();
+    let r = ages(&bao, "gaps", json!({}));
+    let a = unknown(&bao, "gaps", 7, "version 6 is deleted");
+    assert_eq!(r.json["key_ages"]["a"], a);
+    assert_eq!(r.json["key_ages"]["e"], e2);
+    // b's stale entry (version 6) is no longer contradicted by a readable version: it counts.
+    assert_eq!(
+        r.json["key_ages"]["b"],
+        json!({"changed_in": 6, "changed_at": created(&bao, "gaps", 6), "source": "metadata"})
+    );
+
+    // The latest write recorded by the module needs no history at all.
+    d["a"] = s("a", 3);
+    run(WRITE, args(&bao, "gaps", json!({"data": d.clone()})), &[]).ok(); // v9
+    let r = ages(&bao, "gaps", json!({"keys": ["a"]}));
+    assert_eq!(r.json["key_ages_versions_read"], json!(0));
+    assert_eq!(
+        r.json["key_ages"]["a"],
+        json!({"changed_in": 9, "changed_at": created(&bao, "gaps", 9), "source": "metadata"})
+    );
+}
