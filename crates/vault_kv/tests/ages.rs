@@ -421,3 +421,76 @@ fn key_ages_from_metadata_history_deleted_and_destroyed_versions() {
         json!({"changed_in": 9, "changed_at": created(&bao, "gaps", 9), "source": "metadata"})
     );
 }
+
+#[test]
+fn the_playbooks_policy_allows_exactly_what_key_ages_need() {
+    let dir = tempfile::tempdir().unwrap();
+    let bao = start(dir.path());
+    bao.write_policy("homelab-sso", lab::stack::PLAYBOOK_POLICY)
+        .unwrap();
+    let token = bao.token_with_policy(&["homelab-sso"]).unwrap();
+    bao.kv_put(
+        "homelab-sso",
+        json!({"a": "pol-a1-Zq8x", "b": "pol-b1-Zq8x"}),
+    )
+    .unwrap();
+    bao.kv_put(
+        "homelab-sso",
+        json!({"a": "pol-a1-Zq8x", "b": "pol-b2-Zq8x"}),
+    )
+    .unwrap();
+    let r = run(
+        WRITE,
+        args(
+            &bao,
+            "homelab-sso",
+            json!({"token": token, "generate": {"a": "token"}, "keep_keys": ["b"]}),
+        ),
+        &[],
+    );
+    r.ok();
+    assert_eq!(r.json["recorded_keys"], json!(["a"]), "{}", r.output);
+    assert!(r.json.get("warnings").is_none(), "{}", r.output);
+    let r = run(
+        READ,
+        args(
+            &bao,
+            "homelab-sso",
+            json!({"token": token, "key_ages": true, "return_values": false}),
+        ),
+        &[],
+    );
+    r.ok();
+    assert_eq!(r.json["key_ages"]["a"]["source"], json!("metadata"));
+    assert_eq!(r.json["key_ages"]["b"], history(&bao, "homelab-sso", 2));
+    // secret/pocketid's API key too, by a patch write.
+    bao.kv_put("pocketid", json!({"api_key": "pol-k1-Zq8x"}))
+        .unwrap();
+    let r = run(
+        WRITE,
+        args(
+            &bao,
+            "pocketid",
+            json!({"token": token, "patch": true, "data": {"api_key": "pol-k2-Zq8x"}}),
+        ),
+        &[],
+    );
+    r.ok();
+    assert_eq!(r.json["recorded_keys"], json!(["api_key"]), "{}", r.output);
+    // Nothing more: no metadata written elsewhere, none replaced whole, none deleted.
+    for (method, path) in [
+        ("POST", "/v1/secret/metadata/other"),
+        ("POST", "/v1/secret/metadata/homelab-sso"),
+        ("DELETE", "/v1/secret/metadata/homelab-sso"),
+    ] {
+        let (status, _) = bao
+            .request_as(
+                &token,
+                method,
+                path,
+                Some(json!({"custom_metadata": {"x": "y"}})),
+            )
+            .unwrap();
+        assert_eq!(status, 403, "{method} {path}");
+    }
+}
