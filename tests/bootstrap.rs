@@ -223,6 +223,15 @@ fn bootstrap_from_nothing_converges_and_leaves_exactly_what_the_workflows_need()
     run.assert_ok();
     assert!(e.vault()["n8n_cookie_secret"] != before["n8n_cookie_secret"]);
     e.assert_deployed_matches_vault();
+    // …records each rotated key's change in custom_metadata (the policy's `patch` on metadata)…
+    let meta = e.lab.bao.metadata("homelab-sso").unwrap();
+    let written = format!("{}@", meta["current_version"]);
+    assert!(
+        meta["custom_metadata"]["rotated/n8n_cookie_secret"]
+            .as_str()
+            .is_some_and(|entry| entry.starts_with(&written)),
+        "{meta}"
+    );
     // …and nothing else: a write elsewhere and a policy change are refused.
     let (status, login) = e
         .lab

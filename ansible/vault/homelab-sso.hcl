@@ -4,23 +4,26 @@
 
 # secret/homelab-sso: read and fingerprint it (drift check, preflight), write it in one full version
 # (rotation, backfill) or patch it (pocketid-setup), with check-and-set from the metadata and the key
-# guards from the key names when values may not be read.
+# guards from the key names when values may not be read. `read` on data covers older versions too
+# (vault_kv_read key_ages compares them). On metadata: `read` for check-and-set and key ages,
+# `patch` to record each key's last change in custom_metadata (rotated/<key>) after a write.
 path "secret/data/homelab-sso" {
   capabilities = ["create", "read", "update", "patch"]
 }
 path "secret/metadata/homelab-sso" {
-  capabilities = ["read"]
+  capabilities = ["read", "patch"]
 }
 path "secret/subkeys/homelab-sso" {
   capabilities = ["read"]
 }
 
-# secret/pocketid: the PocketID API key (pocketid-api-key.yml patches api_key; other keys stay).
+# secret/pocketid: the PocketID API key (pocketid-api-key.yml patches api_key; other keys stay),
+# with its last change recorded as for secret/homelab-sso.
 path "secret/data/pocketid" {
   capabilities = ["create", "read", "update", "patch"]
 }
 path "secret/metadata/pocketid" {
-  capabilities = ["read"]
+  capabilities = ["read", "patch"]
 }
 path "secret/subkeys/pocketid" {
   capabilities = ["read"]

@@ -68,6 +68,36 @@ pub fn vault_keys() -> Vec<String> {
     keys
 }
 
+/// How each key is made on rotation (`homelab_sso_keys` in catalog.yml): `static`, `pocketid`,
+/// `cookie_secret`, `password` or `token`.
+pub fn key_kind(key: &str) -> &'static str {
+    match key {
+        "pocketid_client_id" => "static",
+        "pocketid_client_secret" => "pocketid",
+        "grafana_admin_password" => "password",
+        "n8n_webhook_token" => "token",
+        _ => "cookie_secret",
+    }
+}
+
+/// Days a key of each kind may get old before its rotation is due (`homelab_sso_max_age_days`);
+/// `static` keys never fall due.
+pub const MAX_AGE_DAYS: [(&str, u64); 4] = [
+    ("pocketid", 90),
+    ("cookie_secret", 180),
+    ("token", 180),
+    ("password", 365),
+];
+
+/// A key's max_age in days, `None` for a static key.
+pub fn max_age_days(key: &str) -> Option<u64> {
+    let kind = key_kind(key);
+    MAX_AGE_DAYS
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .map(|(_, days)| *days)
+}
+
 /// One service in one LXC container.
 #[derive(Debug, Clone)]
 pub struct Service {

@@ -105,11 +105,32 @@ pub fn version_option(
     }
 }
 
+/// A version just written: its number and the server's `created_time` for it (RFC 3339).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub version: u64,
+    pub created_time: Option<String>,
+}
+
+/// The answer to a write of the secret's metadata (`custom_metadata`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetadataWrite {
+    Done,
+    /// 403 (no `patch` capability for a PATCH) or 405: the caller may fall back to a
+    /// read-modify-write.
+    Unsupported,
+    /// OpenBao's metadata check-and-set (`metadata_cas`) did not match: another writer changed
+    /// the metadata since it was read.
+    Conflict,
+    /// 404: the path has no metadata (any more).
+    Missing,
+}
+
 /// The answer to a merge-patch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Patched {
     /// Written as this new version.
-    Version(u64),
+    Version(Written),
     /// The server cannot patch for this token (403 without the `patch` capability, or 405): the
     /// caller may fall back to a read-modify-write with CAS.
     Unsupported,
@@ -420,7 +441,7 @@ impl Kv {
         api: &str,
         cas: Option<u64>,
         capability: &'static str,
-    ) -> Result<u64, VaultError> {
+    ) -> Result<Written, VaultError> {
         if let Some(e) = self.common_error(&resp, op, api, capability) {
             return Err(e);
         }
@@ -430,9 +451,13 @@ impl Kv {
                 let v: Value = resp
                     .json()
                     .map_err(|e| self.decode_error(op, api, e.to_string()))?;
-                v["data"]["version"]
+                let version = v["data"]["version"]
                     .as_u64()
-                    .ok_or_else(|| self.decode_error(op, api, "no data.version in the answer"))
+                    .ok_or_else(|| self.decode_error(op, api, "no data.version in the answer"))?;
+                Ok(Written {
+                    version,
+                    created_time: v["data"]["created_time"].as_str().map(str::to_string),
+                })
             }
             400 if text.contains("check-and-set parameter did not match") => {
                 Err(VaultError::CasMismatch {
@@ -452,7 +477,11 @@ impl Kv {
     /// Full write: `POST data/P {"data":…, "options":{"cas":N}}`; returns the new version. The
     /// stored map is exactly `data`. Sent once (never retried: a lost answer plus a retry would
     /// turn our own write into a CAS conflict).
-    pub fn write(&self, data: &Map<String, Value>, cas: Option<u64>) -> Result<u64, VaultError> {
+    pub fn write(
+        &self,
+        data: &Map<String, Value>,
+        cas: Option<u64>,
+    ) -> Result<Written, VaultError> {
         let api = self.at.api("data");
         let mut body = json!({ "data": data });
         if let Some(c) = cas {
@@ -515,6 +544,59 @@ impl Kv {
         }
         self.write_result(resp, "patch of", &api, cas, "patch")
             .map(Patched::Version)
+    }
+
+    /// Writes `custom_metadata` entries: `PATCH metadata/P` (merge-patch, `null` removes an
+    /// entry, other entries kept) when `patch`, else `POST metadata/P` with the whole map (it
+    /// replaces `custom_metadata`; other metadata settings are kept). `metadata_cas` is OpenBao's
+    /// check-and-set on the metadata's own version (`current_metadata_version`); HashiCorp Vault
+    /// has none. Sent once.
+    pub fn write_custom_metadata(
+        &self,
+        entries: &Map<String, Value>,
+        patch: bool,
+        metadata_cas: Option<u64>,
+    ) -> Result<MetadataWrite, VaultError> {
+        let api = self.at.api("metadata");
+        let mut body = json!({ "custom_metadata": entries });
+        if let Some(c) = metadata_cas {
+            body["metadata_cas"] = json!(c);
+        }
+        let (method, op, capability, body, ct) = if patch {
+            let bytes = serde_json::to_vec(&body).unwrap_or_default();
+            let raw = Body::Raw {
+                content_type: "application/merge-patch+json",
+                bytes,
+            };
+            let ct = Some("application/merge-patch+json");
+            ("PATCH", "metadata patch of", "patch", raw, ct)
+        } else {
+            (
+                "POST",
+                "metadata write to",
+                "update",
+                Body::Json(body),
+                None,
+            )
+        };
+        let resp = self.send(method, &self.at.url("metadata"), body, ct, Retry::Never)?;
+        match resp.status {
+            200 | 204 => return Ok(MetadataWrite::Done),
+            403 | 405 if patch => return Ok(MetadataWrite::Unsupported),
+            400 if resp
+                .safe_text()
+                .contains("metadata check-and-set parameter does not match") =>
+            {
+                return Ok(MetadataWrite::Conflict)
+            }
+            404 if !resp.safe_text().contains("no handler for route") => {
+                return Ok(MetadataWrite::Missing)
+            }
+            _ => {}
+        }
+        Err(self
+            .common_error(&resp, op, &api, capability)
+            .unwrap_or_else(|| self.api_error(&resp, op, &api)))
     }
 }
 

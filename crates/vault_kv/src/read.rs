@@ -1,6 +1,7 @@
 //! The `vault_kv_read` module: a KV v2 secret's key/values (`secret`), or salted per-key fingerprints,
 //! plus its version and metadata.
 
+use crate::ages::key_ages;
 use crate::conn::{conn_options, ConnParams};
 use crate::kv::{version_option, ReadResult};
 use ansible_module::spec::Kind;
@@ -18,6 +19,8 @@ pub struct ReadParams {
     pub keys: Option<Vec<String>>,
     pub missing_ok: bool,
     pub public_keys: Vec<String>,
+    pub key_ages: bool,
+    pub max_versions: u64,
 }
 
 pub struct VaultKvRead;
@@ -56,15 +59,22 @@ impl Module for VaultKvRead {
             Opt::list("public_keys", Kind::Str)
                 .default(serde_json::json!([]))
                 .help("Keys whose values are identifiers, not secrets (an OIDC client id): not masked in other output"),
+            Opt::bool("key_ages").default(false).help(
+                "Return `key_ages`: per key, the version and time it last changed, from the `rotated/<key>` entries vault_full_write records in custom_metadata, else from the version history (salted fingerprints compared inside the module, never returned)",
+            ),
+            Opt::int("max_versions")
+                .default(10)
+                .range(1, 1000)
+                .help("key_ages: read at most this many older versions (10 is KV v2's default `max_versions`)"),
         ]);
         o
     }
 
     fn run(p: ReadParams, _ctx: &mut Context) -> Result<Outcome, Failure> {
         let salt = p.salt.as_ref().filter(|s| !s.is_empty());
-        if !p.return_values && salt.is_none() {
+        if !p.return_values && salt.is_none() && !p.key_ages {
             return Err(Failure::new(
-                "`return_values: false` returns fingerprints only, which need a `salt` (a random string per run, the same one the other side uses)",
+                "`return_values: false` returns fingerprints only, which need a `salt` (a random string per run, the same one the other side uses), or key ages only (`key_ages: true`)",
             ));
         }
         let version = version_option(
@@ -72,6 +82,11 @@ impl Module for VaultKvRead {
             p.version,
             "leave `version` unset to read the latest",
         )?;
+        if p.key_ages && version.is_some() {
+            return Err(Failure::new(
+                "`key_ages` describes the latest version: leave `version` unset",
+            ));
+        }
         let kv = p.conn.connect()?.with_public_keys(p.public_keys.clone());
         let display = kv.at().to_string();
         let (data, version, metadata) = match kv.read(version)? {
@@ -80,37 +95,7 @@ impl Module for VaultKvRead {
                 version,
                 metadata,
             } => (data, version, metadata),
-            other => {
-                let what = match (&other, version) {
-                    (
-                        ReadResult::Deleted {
-                            destroyed: true,
-                            version,
-                        },
-                        _,
-                    ) => format!("version {version} is destroyed"),
-                    (ReadResult::Deleted { version, .. }, _) => {
-                        format!("version {version} is deleted")
-                    }
-                    (_, Some(v)) => format!(
-                        "version {v} does not exist (never written, or pruned by max_versions)"
-                    ),
-                    _ => "it does not exist".to_string(),
-                };
-                if p.missing_ok {
-                    let mut o = Outcome::unchanged()
-                        .set("found", false)
-                        .set("path", display.clone())
-                        .msg(format!("{display}: {what}"));
-                    if let ReadResult::Deleted { version, .. } = other {
-                        o = o.set("version", version);
-                    }
-                    return Ok(o);
-                }
-                return Err(Failure::new(format!(
-                    "cannot read {display}: {what}; check `path`, `mount` and `version` (or set `missing_ok: true`)"
-                )));
-            }
+            other => return not_found(other, version, &display, p.missing_ok),
         };
         let selected: Map<String, Value> = match &p.keys {
             Some(keys) => {
@@ -143,6 +128,12 @@ impl Module for VaultKvRead {
                 "read {display} version {version} ({} keys)",
                 selected.len()
             ));
+        if p.key_ages {
+            let (ages, read) = key_ages(&kv, &selected, version, p.max_versions)?;
+            out = out
+                .computed("key_ages", Value::Object(ages))
+                .computed("key_ages_versions_read", read);
+        }
         if let Some(salt) = salt {
             let fps: Map<String, Value> = selected
                 .iter()
@@ -174,4 +165,43 @@ impl Module for VaultKvRead {
         }
         Ok(out)
     }
+}
+
+/// The answer for a secret or version that cannot be read: `found: false` with `missing_ok`,
+/// else a failure saying why.
+fn not_found(
+    other: ReadResult,
+    version: Option<u64>,
+    display: &str,
+    missing_ok: bool,
+) -> Result<Outcome, Failure> {
+    let what = match (&other, version) {
+        (
+            ReadResult::Deleted {
+                destroyed: true,
+                version,
+            },
+            _,
+        ) => format!("version {version} is destroyed"),
+        (ReadResult::Deleted { version, .. }, _) => {
+            format!("version {version} is deleted")
+        }
+        (_, Some(v)) => {
+            format!("version {v} does not exist (never written, or pruned by max_versions)")
+        }
+        _ => "it does not exist".to_string(),
+    };
+    if missing_ok {
+        let mut o = Outcome::unchanged()
+            .set("found", false)
+            .set("path", display)
+            .msg(format!("{display}: {what}"));
+        if let ReadResult::Deleted { version, .. } = other {
+            o = o.set("version", version);
+        }
+        return Ok(o);
+    }
+    Err(Failure::new(format!(
+        "cannot read {display}: {what}; check `path`, `mount` and `version` (or set `missing_ok: true`)"
+    )))
 }

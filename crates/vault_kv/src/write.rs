@@ -1,7 +1,8 @@
 //! The `vault_full_write` module: one safe write of a whole KV v2 secret.
 
+use crate::ages;
 use crate::conn::{conn_options, ConnParams};
-use crate::kv::{version_option, Kv, KvPath, Patched, ReadResult, VaultError};
+use crate::kv::{version_option, Kv, KvPath, Patched, ReadResult, VaultError, Written};
 use ansible_module::spec::{coerce, Kind};
 use ansible_module::{Context, Failure, Module, Opt, Outcome};
 use serde::Deserialize;
@@ -412,8 +413,15 @@ impl Module for VaultFullWrite {
         if ctx.check_mode {
             return Ok(plan.report_check(kv.at()));
         }
-        let (version, how) = plan.apply(&kv)?;
-        Ok(plan.report_written(kv.at(), version, how))
+        let (written, how) = plan.apply(&kv)?;
+        let recorded = ages::record(&kv, &plan.new_value_keys(), &plan.changes.removed, &written);
+        for w in &recorded.warnings {
+            ctx.warn(w.clone());
+        }
+        Ok(plan
+            .report_written(kv.at(), written.version, how)
+            .set("recorded_keys", names(recorded.keys))
+            .set("unrecorded_keys", names(recorded.unrecorded)))
     }
 }
 
@@ -656,6 +664,8 @@ impl Plan {
             .set("removed_keys", names(self.changes.removed.clone()))
             .set("changed_keys", names(self.changes.changed.clone()))
             .set("mode", self.mode.name())
+            .set("recorded_keys", names(Vec::new()))
+            .set("unrecorded_keys", names(Vec::new()))
     }
 
     fn report_nothing_to_do(&self, at: &KvPath) -> Outcome {
@@ -698,13 +708,26 @@ impl Plan {
             .diff_value(self.diff(at, Some(version)))
     }
 
+    /// The keys this write gives a new value: added or changed when the values were compared;
+    /// otherwise only those known to be new (added by name, or generated).
+    fn new_value_keys(&self) -> BTreeSet<String> {
+        let c = &self.changes;
+        let mut keys: BTreeSet<String> = c.added.clone();
+        if self.values_known {
+            keys.extend(c.changed.iter().cloned());
+        } else {
+            keys.extend(self.generated_keys.iter().cloned());
+        }
+        keys
+    }
+
     fn diff(&self, at: &KvPath, after: Option<u64>) -> Value {
         self.changes
             .diff(&at.to_string(), self.previous_version.unwrap_or(0), after)
     }
 
     /// Sends the planned write; returns the new version and how it was written.
-    fn apply(&self, kv: &Kv) -> Result<(u64, &'static str), Failure> {
+    fn apply(&self, kv: &Kv) -> Result<(Written, &'static str), Failure> {
         test_pause();
         let at = kv.at();
         let (m, path) = (at.mount(), at.path());
