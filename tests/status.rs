@@ -5,9 +5,9 @@ use e2e::{assert_no_secret, E2e};
 use lab::tools::repo_root;
 use std::time::Duration;
 
-fn catalog_yaml() -> serde_yaml::Value {
+fn catalog_yaml() -> serde_norway::Value {
     let path = repo_root().join("ansible/playbooks/group_vars/all/catalog.yml");
-    serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    serde_norway::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 #[test]
