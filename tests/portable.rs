@@ -116,56 +116,27 @@ fn a_stock_runner_is_provisioned_with_the_pinned_ansible_core() {
     assert!(second.contains("reusing"), "{second}");
 }
 
-/// The features cargo turns on for `vault_kv` when it builds `packages` (as `cargo tree` resolves
-/// them: the same resolution as a build of those packages).
-fn vault_kv_features(packages: &[String]) -> String {
-    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .current_dir(lab::tools::repo_root())
-        .args([
-            "tree",
-            "--offline",
-            "-e",
-            "features,no-dev",
-            "-i",
-            "vault_kv",
-            "--prefix",
-            "none",
-        ])
-        .args(packages)
-        .output()
-        .expect("cargo tree");
-    assert!(
-        out.status.success(),
-        "cargo tree failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The write pause of `HOMELAB_SSO_TEST_PAUSE_BEFORE_WRITE` is compiled only with vault_kv's
-/// `test-hooks` feature. A release build selects the module crates alone (`make build`:
-/// `scripts/modules.sh -p`), and there the feature is off, so a shipped `vault_full_write` never
-/// reads the variable; the tests' own build (through testkit) has it on.
+/// The write pause of `HOMELAB_SSO_TEST_PAUSE_BEFORE_WRITE` is compiled only where debug
+/// assertions are on (`#[cfg(debug_assertions)]` in vault_kv's write.rs): the dev profile the tests
+/// build with. The release profile (`make build`) must keep them off, so a shipped
+/// `vault_full_write` never reads the variable.
 #[test]
 fn release_builds_leave_the_test_hooks_out() {
     let root = lab::tools::repo_root();
-    let out = Command::new(root.join("scripts/modules.sh"))
-        .arg("-p")
-        .output()
-        .expect("scripts/modules.sh");
-    let release: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .map(str::to_string)
-        .collect();
-    assert!(release.contains(&"vault_kv".to_string()), "{release:?}");
-    let shipped = vault_kv_features(&release);
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    let release = manifest
+        .split("[profile.release]")
+        .nth(1)
+        .expect("Cargo.toml has a [profile.release]");
+    let release = release.split("\n[").next().unwrap_or_default();
     assert!(
-        !shipped.contains("test-hooks"),
-        "a release build of the modules turns on vault_kv's test hooks:\n{shipped}"
+        !release.contains("debug-assertions"),
+        "the release profile sets debug-assertions, which would compile the test hooks in:\n{release}"
     );
-    let tests = vault_kv_features(&["-p".into(), "testkit".into()]);
+    let write = std::fs::read_to_string(root.join("crates/vault_kv/src/write.rs")).unwrap();
     assert!(
-        tests.contains("vault_kv feature \"test-hooks\""),
-        "the test builds no longer turn on vault_kv's test hooks:\n{tests}"
+        write.contains("#[cfg(debug_assertions)]\nfn test_pause()")
+            && write.contains("#[cfg(not(debug_assertions))]\nfn test_pause() {}"),
+        "the write pause is no longer limited to builds with debug assertions"
     );
 }

@@ -47,6 +47,29 @@ pub fn latest_per_client(entries: &[Value]) -> Map<String, Value> {
     best
 }
 
+/// The warning for audit evidence that could not be read. A status error quotes PocketID's body,
+/// which may hold anything: only its status and stable code are told; other errors are redacted
+/// like every remote text.
+pub fn failure_warning(e: &ApiError) -> String {
+    let why = match e {
+        ApiError::Status(s) => {
+            let code = if s.code.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", crate::redact::text(&s.code, 80))
+            };
+            format!(
+                "PocketID answered {} {} with HTTP {}{code}",
+                s.method,
+                crate::redact::path(&s.path),
+                s.status
+            )
+        }
+        other => other.to_string(),
+    };
+    crate::redact::text(&format!("audit evidence could not be read: {why}"), 2000)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -361,7 +361,7 @@ fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
         match audit::latest_authorizations(&conn) {
             Ok(m) => out.insert("audit", Value::Object(m)),
             Err(e) => {
-                ctx.warn(format!("audit evidence could not be read: {e}"));
+                ctx.warn(audit::failure_warning(&e));
                 out.insert("audit", Value::Null);
             }
         }

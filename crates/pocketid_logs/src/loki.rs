@@ -274,7 +274,7 @@ impl Loki {
             return Err(LokiError::NotReady {
                 url: self.url.clone(),
                 status: r.status,
-                body: r.safe_text(),
+                body: remote_body(&r),
             });
         }
         Err(status_error("/ready", &r))
@@ -414,8 +414,14 @@ pub fn parse_streams(v: &Value) -> Result<Vec<(String, Nanos, String)>, String> 
     Ok(out)
 }
 
+/// Loki's or a proxy's body, masked, then redacted like every remote text (it may quote a query,
+/// or anything else a proxy echoes).
+fn remote_body(r: &httpx::Response) -> String {
+    crate::redact::text(&r.safe_text(), 600)
+}
+
 fn status_error(path: &'static str, r: &httpx::Response) -> LokiError {
-    let body = r.safe_text();
+    let body = remote_body(r);
     let hint = match r.status {
         400 => " (Loki refused the query or a parameter: check loki_selector, since/until and batch_size)",
         401 if body.contains("no org id") => {

@@ -9,8 +9,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeSet;
 
-/// Test-only hook, compiled in only with the `test-hooks` feature (test builds; never a release
-/// build): when set to a file path, the module creates `<path>.reached` right before it writes and
+/// Test-only hook, compiled in only where debug assertions are on (the dev profile the tests
+/// build with; never the release profile): when set to a file path, the module creates `<path>.reached` right before it writes and
 /// then waits (up to 120 s) until `<path>` exists. Integration tests use it to put a concurrent
 /// writer between the read and the CAS write.
 pub const TEST_PAUSE_ENV: &str = "HOMELAB_SSO_TEST_PAUSE_BEFORE_WRITE";
@@ -222,11 +222,11 @@ impl KeyChanges {
     }
 }
 
-/// Without the `test-hooks` feature (every release build) the variable is not even read.
-#[cfg(not(feature = "test-hooks"))]
+/// In a release build the variable is not even read.
+#[cfg(not(debug_assertions))]
 fn test_pause() {}
 
-#[cfg(feature = "test-hooks")]
+#[cfg(debug_assertions)]
 fn test_pause() {
     use std::path::PathBuf;
     use std::time::{Duration, Instant};
