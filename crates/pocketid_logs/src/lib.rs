@@ -122,9 +122,11 @@ impl Module for PocketIdLogs {
                 .default(summary::DEFAULT_MAX_BYTES as i64)
                 .range(1024, 1 << 32)
                 .help("most bytes of log text read (memory bound); reading stops there with a warning. docker logs output is also capped at 1 MiB by the SSH transport"),
+            // `url` as in the other PocketID modules, so group/homelab.sso.pocketid can carry it.
             Opt::str("pocketid_url")
+                .alias("url")
                 .env("POCKETID_URL")
-                .help("PocketID base URL, for audit (env POCKETID_URL)"),
+                .help("PocketID base URL, for audit (alias url; env POCKETID_URL)"),
             Opt::str("api_key")
                 .env("POCKETID_API_KEY")
                 .no_log()
