@@ -2,13 +2,14 @@
 # galaxy-importer (what Galaxy runs on an upload) on a built collection tarball, strict: Galaxy's
 # tag list and version 1.0.0 or later required, and any warning it logs fails the check.
 # ansible-test inside the importer is off (it needs containers); scripts/sanity.sh runs it.
-# galaxy-importer lists only Python/PowerShell plugins as contents, so a binary module with a
-# sidecar doc does not appear in its result (`contents: []`); ansible-doc is how they are documented.
+# Every module must be among the contents it found ("Loading module NAME"): it finds them through
+# `ansible-doc`'s listing, which the collection's layout (plugins/modules/<module>.ini) makes work.
 # Usage: scripts/galaxy-importer.sh TARBALL
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-$PWD/.venv}
 tarball=$(realpath "$1")
+modules=$(scripts/modules.sh)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cd "$tmp"
@@ -26,9 +27,15 @@ if [ "$status" -ne 0 ]; then
   echo "galaxy-importer: failed" >&2
   exit "$status"
 fi
+for module in $modules; do
+  if ! grep -q -x "Loading module $module" "$tmp/out.txt"; then
+    echo "galaxy-importer: module $module is not among the collection's contents (is plugins/modules/$module.ini missing?)" >&2
+    exit 1
+  fi
+done
 # Warnings are logged as lines of their own between the progress messages (which include one
-# "Loading doc_fragments NAME" per doc fragment; the binary modules are not listed).
-if grep -v -x -E 'Importing with galaxy-importer .*|Getting doc strings via ansible-doc|Finding content inside collection|Loading (doc_fragments|action|plugin_utils) [a-z_]+|Linting collection via ansible-lint .*|\.\.\.ansible-lint run complete|Collection loading complete|Importer processing completed successfully' "$tmp/out.txt" >/dev/null; then
+# "Loading <type> NAME" per plugin, module and doc fragment).
+if grep -v -x -E 'Importing with galaxy-importer .*|Getting doc strings via ansible-doc|Finding content inside collection|Loading (doc_fragments|action|plugin_utils|module) [a-z_]+|Linting collection via ansible-lint .*|\.\.\.ansible-lint run complete|Collection loading complete|Importer processing completed successfully' "$tmp/out.txt" >/dev/null; then
   echo "galaxy-importer: warnings above" >&2
   exit 1
 fi

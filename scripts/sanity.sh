@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # `ansible-test sanity` on the collection as Galaxy users install it (ansible-test needs an
 # ansible_collections/<namespace>/<name> tree): the built tarball, installed, with two changes.
-# - The module binaries are removed: validate-modules opens every file in plugins/modules as text
-#   (an ELF binary crashes it with UnicodeDecodeError, and a file without .py/.ps1 would be
-#   `invalid-extension`), while a sidecar .yml with no file beside it is validated as the module's
-#   documentation - which, for a binary module, is everything there is for it to check.
+# - The module binaries (bin/) and the symlinks to them are removed: validate-modules opens every
+#   file in plugins/modules as text (an ELF binary crashes it with UnicodeDecodeError, and a file
+#   without .py/.ps1 would be `invalid-extension`), while a sidecar .yml with no file beside it is
+#   validated as the module's documentation - which, for a binary module, is everything there is
+#   for it to check. So are the listing stubs <module>.ini (comments only, for `ansible-doc -l`),
+#   which validate-modules would take for modules of their own.
 # - tests/sanity/ignore-2.19.txt is copied in from the source tree: it is kept out of the tarball
 #   (galaxy.yml build_ignore) because galaxy-importer warns about any ignore file it ships.
 # --venv: ansible-test pip-installs its pinned test requirements from PyPI into venvs of its own.
@@ -22,8 +24,9 @@ trap 'rm -rf "$tmp"' EXIT
 "$VENV/bin/ansible-galaxy" collection install --offline -p "$tmp" "$tarball" >/dev/null
 dest="$tmp/ansible_collections/homelab/sso"
 for doc in "$dest"/plugins/modules/*.yml; do
-  rm -f "${doc%.yml}"
+  rm -f "${doc%.yml}" "${doc%.yml}.ini"
 done
+rm -rf "${dest:?}/bin"
 mkdir -p "$dest/tests/sanity"
 cp ansible/collection/tests/sanity/ignore-*.txt "$dest/tests/sanity/"
 # ansible-test bootstraps pip in its venvs with a script it downloads from a host outside PyPI

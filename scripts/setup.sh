@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# perl and make build the OpenSSL that env_harvest links statically; binutils (objdump) checks the
+# perl and make build the OpenSSL that the SSH transport (proxmox_ssh) links statically; binutils (objdump) checks the
 # binaries' glibc needs; curl and jq run the deploy script (scripts/deploy-service.sh) in the lab.
 DEB_PACKAGES=(openssh-server openssh-client perl make binutils shellcheck procps curl jq)
 VENV=${VENV:-.venv}
@@ -37,5 +37,25 @@ if [ ! -f "$STAMP" ] || ! cmp -s requirements-dev.txt "$STAMP"; then
 fi
 
 scripts/ansible-matrix.sh
+
+# The compatibility matrix logs in over ssh as another user than the controller's when
+# HOMELAB_SSO_MATRIX_SSH_USER names one (CI sets it: .ci/run). Only asked for, and only as root,
+# is that user created here (unprivileged, no password, a home for Ansible's remote_tmp);
+# without it the matrix logs in as the current user (tests/ansible_matrix.rs).
+matrix_user=${HOMELAB_SSO_MATRIX_SSH_USER:-}
+if [ -n "$matrix_user" ] && ! id -u "$matrix_user" >/dev/null 2>&1; then
+  if ! [[ $matrix_user =~ ^[a-z_][a-z0-9_-]{0,30}$ ]]; then
+    echo "setup: HOMELAB_SSO_MATRIX_SSH_USER=$matrix_user is not a valid user name" >&2
+    exit 1
+  fi
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: HOMELAB_SSO_MATRIX_SSH_USER=$matrix_user does not exist, and only root may create it: run make setup as root, create the user yourself, or unset the variable (the matrix then logs in as you)" >&2
+    exit 1
+  fi
+  echo "setup: creating the unprivileged user $matrix_user (the matrix's ssh login)"
+  # '*': no password, yet not locked (sshd refuses a locked account even with a key).
+  useradd --system --create-home --shell /bin/bash --password '*' \
+    --comment "homelab-sso compatibility matrix (ssh login)" "$matrix_user"
+fi
 cargo fetch --locked -q 2>/dev/null || cargo fetch -q
 echo "setup: ok"

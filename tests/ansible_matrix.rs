@@ -4,8 +4,9 @@
 //! Each ansible-core has its own virtualenv from PyPI (`tests/ansible-matrix/requirements-2.NN.txt`,
 //! made by `scripts/ansible-matrix.sh`, which `make setup` runs). The collection tarball is built
 //! once with `ansible-galaxy collection build` and installed with `ansible-galaxy collection
-//! install` into an empty path per version; then a user's own playbook (`site.yml`: connection
-//! local and ssh to the lab's sshd, become, async + async_status, check and diff, module_defaults
+//! install` into an empty path per version; `ansible-doc -l homelab.sso` lists the eight modules;
+//! then a user's own playbook (`site.yml`: connection local and ssh to the lab's sshd as
+//! `HOMELAB_SSO_MATRIX_SSH_USER` when set (another user), become, async + async_status, check and diff, module_defaults
 //! groups, no_log at -vvv, delegate_to, a role, until, a task timeout), an ad-hoc `ansible -m`, and
 //! `kept-result.yml` with a test-only callback that breaks the reading of a result after the binary
 //! ran. A version marked `# outside the range` must get ansible-core's own warning.
@@ -108,11 +109,41 @@ fn run(mut cmd: Command, what: &str) -> (bool, String) {
     (out.status.success(), text)
 }
 
-/// The inventory (the controller, and the lab's sshd as a managed host) and the extra vars file
-/// (0600: it holds the credentials, which never go on a command line).
-fn write_inputs(e: &E2e, dir: &Path) -> (PathBuf, PathBuf, Vec<String>) {
+/// The user the managed host's tasks log in as: `HOMELAB_SSO_MATRIX_SSH_USER` (an unprivileged
+/// user; `make setup` creates it when root and asked, and CI asks), else the lab's sshd user,
+/// which is the current user: an sshd that is not root can log in no one else.
+fn ssh_user(lab_user: &str) -> String {
+    let Ok(user) = std::env::var("HOMELAB_SSO_MATRIX_SSH_USER") else {
+        return lab_user.to_string();
+    };
+    assert!(
+        lab_user == "root",
+        "HOMELAB_SSO_MATRIX_SSH_USER={user}: the lab's sshd runs as {lab_user} and can log in \
+         only as {lab_user}; run the matrix as root, or unset the variable"
+    );
+    let exists = Command::new("id")
+        .args(["-u", &user])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        exists,
+        "HOMELAB_SSO_MATRIX_SSH_USER={user}: no such user; `make setup` as root creates it \
+         (with the variable set), or unset the variable to log in as {lab_user}"
+    );
+    user
+}
+
+/// The inventory (the controller, and the lab's sshd as a managed host, logged in as `user`) and
+/// the extra vars file (0600: it holds the credentials, which never go on a command line).
+fn write_inputs(e: &E2e, dir: &Path, user: &str) -> (PathBuf, PathBuf, Vec<String>) {
     let env: std::collections::BTreeMap<String, String> = e.lab.env().into_iter().collect();
     let s = &e.lab.sshd;
+    // Another user cannot write the controller's temporary directory: its own home then.
+    let remote_tmp = if user == s.user {
+        String::new()
+    } else {
+        " ansible_remote_tmp=~/.ansible/tmp".to_string()
+    };
     let inventory = dir.join("inventory.ini");
     std::fs::write(
         &inventory,
@@ -120,12 +151,13 @@ fn write_inputs(e: &E2e, dir: &Path) -> (PathBuf, PathBuf, Vec<String>) {
             "localhost ansible_connection=local ansible_python_interpreter=/usr/bin/python3\n\
              managed ansible_host={} ansible_port={} ansible_user={} ansible_ssh_private_key_file={} \
              ansible_ssh_common_args='-o UserKnownHostsFile={} -o StrictHostKeyChecking=yes' \
-             ansible_ssh_transfer_method=piped ansible_python_interpreter=/usr/bin/python3\n",
+             ansible_ssh_transfer_method=piped ansible_python_interpreter=/usr/bin/python3{}\n",
             s.host,
             s.port,
-            s.user,
+            user,
             s.private_key.display(),
-            s.known_hosts.display()
+            s.known_hosts.display(),
+            remote_tmp
         ),
     )
     .unwrap();
@@ -161,7 +193,8 @@ fn assert_no_leak(text: &str, secrets: &[String], what: &str) {
 fn every_ansible_core_in_range() {
     let e = E2e::up();
     let tarball = build_collection(e.dir.path());
-    let (inventory, vars, secrets) = write_inputs(&e, e.dir.path());
+    let user = ssh_user(&e.lab.sshd.user);
+    let (inventory, vars, secrets) = write_inputs(&e, e.dir.path(), &user);
     let env: std::collections::BTreeMap<String, String> = e.lab.env().into_iter().collect();
     let versions = versions();
     assert!(versions.iter().filter(|v| v.in_range).count() >= 4);
@@ -174,6 +207,17 @@ fn every_ansible_core_in_range() {
             .arg(&tarball);
         let (ok, out) = run(install, "ansible-galaxy collection install");
         assert!(ok, "ansible-core {}: install failed:\n{out}", v.minor);
+        if v.in_range {
+            let what = format!("ansible-core {}", v.minor);
+            e2e::assert_lists_every_module(tool(v, "ansible-doc", &work), &what);
+            let mut doc = tool(v, "ansible-doc", &work);
+            doc.args(["-t", "module", "homelab.sso.vault_full_write"]);
+            let (ok, out) = run(doc, "ansible-doc -t module");
+            assert!(
+                ok && out.contains("OPTIONS") && out.contains("EXAMPLES"),
+                "{what}: ansible-doc -t module homelab.sso.vault_full_write:\n{out}"
+            );
+        }
 
         // Ad-hoc, on the controller: fingerprints only, the token from the environment.
         let kv_path = format!("matrix/{}", v.minor);
@@ -212,6 +256,14 @@ fn every_ansible_core_in_range() {
         let (ok, out) = run(site, "ansible-playbook site.yml");
         assert!(ok, "ansible-core {}: site.yml failed:\n{out}", v.minor);
         assert_no_leak(&out, &secrets, "site.yml at -vvv");
+        assert!(
+            e.lab
+                .sshd
+                .log()
+                .contains(&format!("Accepted publickey for {user} ")),
+            "ansible-core {}: the managed host was not reached as {user}",
+            v.minor
+        );
         // On 2.19 and 2.20 the renamed `data` warns only when read, and site.yml never reads it
         // (2.18 has no deprecation tags, and 2.21 records the module's entry while parsing: a
         // plain warning there, as the collection's README says).
