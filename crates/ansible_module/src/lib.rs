@@ -12,6 +12,7 @@ mod outcome;
 pub mod pyfmt;
 pub mod secret;
 pub mod spec;
+pub mod text;
 
 pub use fingerprint::{fingerprint, fingerprint_bytes};
 pub use outcome::{Failure, Outcome};

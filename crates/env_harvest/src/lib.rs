@@ -1,25 +1,20 @@
 //! `env_harvest`: reads deployed `.env` values from LXC containers on a Proxmox host over one SSH
-//! connection (`pct exec <vmid> -- cat -- <path>`), parsed with Docker Compose's `.env` rules,
-//! mapped to Vault key names, returned as secrets and/or salted fingerprints.
+//! connection (`pct exec <vmid> -- cat -- <path>`, through the `proxmox_ssh` transport), parsed
+//! with Docker Compose's `.env` rules, mapped to Vault key names, returned as secrets and/or
+//! salted fingerprints.
 
-pub mod conn;
 pub mod dotenv;
-pub mod pct;
-pub mod ssh;
-
-pub use conn::{conn_options, prefixed_conn_options, PrefixedSshConn, SshConn};
-pub use pct::{
-    build_command, classify, exec_error_text, shorten, target_text, valid_path, Mode, Place,
-    TargetStatus, NAME_SHOWN, PATH_SHOWN,
-};
 
 use ansible_module::{
     fingerprint_bytes, ArgsError, Context, Failure, Kind, Module, Opt, Outcome, Secret,
 };
-use pct::{valid_vmid, vmid_text};
+use proxmox_ssh::ssh::{self, ConnectOptions, ExecError, ExecResult};
+use proxmox_ssh::{
+    build_command, classify, conn_options, shorten, target_text, valid_path, valid_vmid, vmid_text,
+    Mode, Place, SshConn, TargetStatus, NAME_SHOWN, PATH_SHOWN,
+};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
-use ssh::{ConnectOptions, ExecError, ExecResult};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Why a target was refused before anything was sent.

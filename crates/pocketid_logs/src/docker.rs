@@ -1,5 +1,5 @@
 //! `docker logs` of PocketID's container inside its LXC container, over one verified SSH
-//! connection to the Proxmox node (the env_harvest transport): `pct exec <vmid> -- docker logs
+//! connection to the Proxmox node (the `proxmox_ssh` transport): `pct exec <vmid> -- docker logs
 //! --timestamps --since <Go duration or RFC 3339> [--until …] <container>` (contract
 //! pocketid-logs-and-access §5). Docker's timestamp prefix orders the lines. A Compose service
 //! name is resolved to its container first with `docker ps --filter
@@ -7,11 +7,11 @@
 
 use crate::summary::RawLine;
 use crate::time::TimeSpec;
-use env_harvest::pct::{self, Place};
-use env_harvest::ssh::{self, ExecResult};
-use env_harvest::PrefixedSshConn;
+use proxmox_ssh::pct::{self, Place};
+use proxmox_ssh::ssh::{self, ExecResult};
+use proxmox_ssh::PrefixedSshConn;
 
-/// The Proxmox SSH options: env_harvest's, each named with an `ssh_` prefix, since `host` and
+/// The Proxmox SSH options: the transport's, each named with an `ssh_` prefix, since `host` and
 /// `timeout` mean other things here.
 pub type SshParams = PrefixedSshConn;
 
@@ -28,7 +28,7 @@ pub enum DockerError {
     #[error("pct_path {0:?} is not an absolute path of plain components")]
     PctPath(String),
     #[error(transparent)]
-    Ssh(#[from] ssh::SshError),
+    Ssh(#[from] proxmox_ssh::Error),
     #[error("{0}")]
     Exec(String),
     #[error("CT {vmid} does not exist on {host}: check vmid (pct list on the node)")]

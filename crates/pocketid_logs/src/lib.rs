@@ -104,7 +104,7 @@ impl Module for PocketIdLogs {
             Opt::int("retries").default(3).range(0, 10).help("further attempts of a read after a connection error or HTTP 429/5xx/504 (with backoff; never after a 400)"),
             Opt::int("batch_size").default(1000).range(1, loki::MAX_BATCH as i64).help("lines per Loki request (Loki refuses more than 5000)"),
         ];
-        o.extend(env_harvest::prefixed_conn_options());
+        o.extend(proxmox_ssh::prefixed_conn_options());
         o.extend([
             Opt::int("vmid")
                 .default(123)

@@ -99,21 +99,10 @@ pub fn split_docker_timestamp(line: &str) -> (Option<Nanos>, &str) {
 }
 
 /// Text without ANSI escape sequences, control characters (C0, DEL, C1 such as U+009B) and
-/// bidirectional overrides; newlines and tabs become spaces. The one sanitiser of this crate:
-/// it runs on every raw line and again on every value after each decoding step (JSON, Go
-/// quoting, percent-encoding), so nothing decoded can reach a terminal.
-pub fn sanitize(text: &str) -> String {
-    let clean = env_harvest::ssh::sanitize(text.as_bytes());
-    if clean.chars().any(is_bidi) {
-        clean.chars().filter(|c| !is_bidi(*c)).collect()
-    } else {
-        clean
-    }
-}
-
-fn is_bidi(c: char) -> bool {
-    matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-}
+/// bidirectional overrides; newlines and tabs become spaces (`ansible_module::text`). The one
+/// sanitiser of this crate: it runs on every raw line and again on every value after each
+/// decoding step (JSON, Go quoting, percent-encoding), so nothing decoded can reach a terminal.
+pub use ansible_module::text::sanitize_bidi as sanitize;
 
 /// A decoded value as it is kept: the text before its first newline (a token error's stack
 /// frames follow it, contract §1.4, §6.5), sanitised.

@@ -186,7 +186,7 @@ proptest! {
         let lines = docker::split_lines(&stdout, cut);
         let texts: Vec<String> = lines.into_iter().map(|l| l.line).collect();
         check_output(&summary_of(&texts), false)?;
-        let r = env_harvest_exec(&String::from_utf8_lossy(&stdout));
+        let r = failed_exec(&String::from_utf8_lossy(&stdout));
         let e = docker::fail_on(&r, 123, "pve.example.org", "docker logs", "pocketid");
         if let Err(e) = e {
             check_output(&json!(e.to_string()), false)?;
@@ -215,8 +215,8 @@ proptest! {
     }
 }
 
-fn env_harvest_exec(stderr: &str) -> env_harvest::ssh::ExecResult {
-    env_harvest::ssh::ExecResult {
+fn failed_exec(stderr: &str) -> proxmox_ssh::ExecResult {
+    proxmox_ssh::ExecResult {
         stderr: stderr.to_string(),
         exit_status: Some(1),
         ..Default::default()

@@ -167,40 +167,65 @@ fn error_codes_of_2_13_and_later_in_both_formats() {
     }
 }
 
+/// The logout callback's WRN record and its request record, as PocketID writes them (and the
+/// lab's emulator, `crates/lab/tests/pocketid_oidc.rs`): the error's text is
+/// `common/errors.go`'s in 2.12 and `apperror`'s since 2.13; 2.12's request record is
+/// `Request`, without `request_id`.
+fn logout_callback_lines(v: &str, json_mode: bool) -> Vec<String> {
+    const WARNING: &str =
+        "Error getting logout callback URL, the user has to confirm the logout manually";
+    let old = v == "2.12.0";
+    let error = if old {
+        "invalid callback URL, it might be necessary for an admin to fix this"
+    } else {
+        "Callback URL is invalid and may need to be corrected by an administrator"
+    };
+    let query = "id_token_hint=eyJh.eyJz.c2ln&post_logout_redirect_uri=https%3A%2F%2Fevil.example.org%2F&state=st4te-s3cret";
+    let (msg, rid_json, rid_text) = if old {
+        ("Request", String::new(), String::new())
+    } else {
+        (
+            "HTTP request completed",
+            r#""request_id":"e1","#.to_string(),
+            "request_id=e1 ".to_string(),
+        )
+    };
+    if json_mode {
+        vec![
+            format!(
+                r#"{{"time":"2026-08-20T10:15:00Z","level":"WARN","msg":"{WARNING}","app":"pocket-id","version":"{v}","error":"{error}"}}"#
+            ),
+            format!(
+                r#"{{"time":"2026-08-20T10:15:00.1Z","level":"INFO","msg":"{msg}","app":"pocket-id","version":"{v}",{rid_json}"status":302,"method":"GET","path":"/api/oidc/end-session","query":"{query}","route":"/api/oidc/end-session","ip":"192.168.1.20","latency":22415,"referer":"","user_agent":"Mozilla/5.0","body_size":-1}}"#
+            ),
+        ]
+    } else {
+        vec![
+            format!(r#"Aug 20 10:15:00 WRN {WARNING} app=pocket-id version={v} error="{error}""#),
+            format!(
+                r#"Aug 20 10:15:00 INF {msg} app=pocket-id version={v} {rid_text}status=302 method=GET path=/api/oidc/end-session query="{query}" route=/api/oidc/end-session ip=192.168.1.20 latency=24.887µs referer="" {UA} body_size=-1"#
+            ),
+        ]
+    }
+}
+
 #[test]
 fn an_unaccepted_logout_callback_is_a_warn_line_and_a_302() {
-    for (v, json_mode) in [("2.12.0", false), ("2.14.0", false), ("2.14.0", true)] {
-        let t = if json_mode {
-            vec![
-                format!(
-                    r#"{{"time":"2026-08-20T10:15:00Z","level":"WARN","msg":"Error getting logout callback URL, the user has to confirm the logout manually","app":"pocket-id","version":"{v}","error":"Callback URL is invalid and may need to be corrected by an administrator"}}"#
-                ),
-                format!(
-                    r#"{{"time":"2026-08-20T10:15:00.1Z","level":"INFO","msg":"HTTP request completed","app":"pocket-id","version":"{v}","request_id":"e1","status":302,"method":"GET","path":"/api/oidc/end-session","query":"id_token_hint=eyJh.eyJz.c2ln&state=st4te-s3cret","ip":"192.168.1.20"}}"#
-                ),
-            ]
-        } else {
-            vec![
-                format!(
-                    r#"Aug 20 10:15:00 WRN Error getting logout callback URL, the user has to confirm the logout manually app=pocket-id version={v} error="Callback URL is invalid and may need to be corrected by an administrator""#
-                ),
-                format!(
-                    r#"Aug 20 10:15:00 INF HTTP request completed app=pocket-id version={v} request_id=e1 status=302 method=GET path=/api/oidc/end-session query="id_token_hint=eyJh.eyJz.c2ln&state=st4te-s3cret" route=/api/oidc/end-session ip=192.168.1.20 latency=1ms referer="" {UA} body_size=0"#
-                ),
-            ]
-        };
-        let s = summarize(&lines(&t));
-        assert_eq!(
-            counts(&s),
-            json!({"logout_callback_invalid": 1}),
-            "{v} {json_mode}"
-        );
-        let e = &events(&s)[0];
-        assert_eq!(e["status"], json!(302));
-        assert_eq!(e["path"], json!("/api/oidc/end-session"));
-        assert!(e["error"]
-            .as_str()
-            .unwrap()
-            .contains("Callback URL is invalid"));
+    for v in ["2.12.0", "2.13.0", "2.14.0"] {
+        for json_mode in [false, true] {
+            let s = summarize(&lines(&logout_callback_lines(v, json_mode)));
+            assert_eq!(
+                counts(&s),
+                json!({"logout_callback_invalid": 1}),
+                "{v} {json_mode}"
+            );
+            let e = &events(&s)[0];
+            assert_eq!(e["status"], json!(302), "{v} {json_mode}");
+            assert_eq!(e["path"], json!("/api/oidc/end-session"));
+            let error = e["error"].as_str().unwrap().to_lowercase();
+            assert!(error.contains("callback url"), "{v} {json_mode}: {e}");
+            let shown = serde_json::to_string(&s.fields(100)).unwrap();
+            assert!(!shown.contains("st4te-s3cret"), "{v} {json_mode}: {shown}");
+        }
     }
 }

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 class ModuleDocFragment(object):
 
-    # The SSH transport to a Proxmox node (SshConn in crates/env_harvest/src/conn.rs).
+    # The SSH transport to a Proxmox node (SshConn in crates/proxmox_ssh/src/conn.rs).
     DOCUMENTATION = r"""
 options:
   host:
@@ -58,7 +58,7 @@ options:
 """
 
     # The same transport with each option named ssh_..., plus pct_path and sudo, for modules that
-    # need SSH only sometimes (PrefixedSshConn in crates/env_harvest/src/conn.rs). Without
+    # need SSH only sometimes (PrefixedSshConn in crates/proxmox_ssh/src/conn.rs). Without
     # ssh_host_key_checking, which not every such module offers.
     PREFIXED = r"""
 options:

@@ -136,10 +136,17 @@ pub fn text_lines() -> Vec<(u64, String)> {
                 r#"Aug 20 10:14:10 INF HTTP request completed {v} request_id=d1 error_code=webauthn_authentication_failed status=401 method=POST path=/api/webauthn/login/finish query="" route=/api/webauthn/login/finish ip=192.168.1.20 latency=1ms referer="" {ua} body_size=80"#
             ),
         ),
+        // A logout callback PocketID does not accept: a WRN record and a 302, never a 400.
         (
             6100,
             format!(
-                r#"Aug 20 10:14:11 INF HTTP request completed {v} request_id=d2 error_code=oidc_invalid_callback_url status=400 method=GET path=/api/oidc/end-session query="" route=/api/oidc/end-session ip=192.168.1.20 latency=1ms referer="" {ua} body_size=80"#
+                r#"Aug 20 10:14:11 WRN Error getting logout callback URL, the user has to confirm the logout manually {v} error="Callback URL is invalid and may need to be corrected by an administrator""#
+            ),
+        ),
+        (
+            6101,
+            format!(
+                r#"Aug 20 10:14:11 INF HTTP request completed {v} request_id=d2 status=302 method=GET path=/api/oidc/end-session query="" route=/api/oidc/end-session ip=192.168.1.20 latency=1ms referer="" {ua} body_size=-1"#
             ),
         ),
         (

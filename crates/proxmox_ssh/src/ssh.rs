@@ -9,6 +9,8 @@
 //! channel made progress. Reading both streams on every pass avoids the 2 MiB shared-window
 //! deadlock (§2.6).
 
+use crate::error::Error;
+use ansible_module::text::sanitize;
 use ansible_module::Secret;
 use ssh2::{BlockDirections, CheckResult, HashType, HostKeyType, KnownHostFileKind, Session};
 use std::io::{ErrorKind, Read, Write};
@@ -71,77 +73,6 @@ pub struct ConnectOptions {
     pub timeout: Duration,
 }
 
-/// Why the connection failed. Texts name the host, port and user, and say what to do; never key
-/// material.
-#[derive(Debug, thiserror::Error)]
-pub enum SshError {
-    #[error("could not connect to {host}:{port} (user {user}): {reason}. Check host and port, and that sshd runs on the node")]
-    Connect {
-        host: String,
-        port: u16,
-        user: String,
-        reason: String,
-    },
-    #[error("connecting to {host}:{port} (user {user}) timed out after {secs} s: raise `timeout` or check that the node is up and not overloaded (and that no firewall drops the port)")]
-    ConnectTimeout {
-        host: String,
-        port: u16,
-        user: String,
-        secs: u64,
-    },
-    #[error("the SSH handshake with {host}:{port} (user {user}) timed out after {secs} s: the TCP connection was accepted but sshd did not answer. Raise `timeout` or check the node's load (and that sshd there is not hung)")]
-    HandshakeTimeout {
-        host: String,
-        port: u16,
-        user: String,
-        secs: u64,
-    },
-    #[error("the SSH handshake with {host}:{port} (user {user}) failed ({reason}): check that an SSH server (sshd) listens on that port and accepts this client's algorithms, then re-run")]
-    Handshake {
-        host: String,
-        port: u16,
-        user: String,
-        reason: String,
-    },
-    #[error("HOST KEY MISMATCH for {host}:{port}: the server presented {fingerprint}, which differs from {expected}. Possible man-in-the-middle; nothing was sent to the server. If the key was changed on purpose, update the known_hosts entry or host_key_fingerprint")]
-    HostKeyMismatch {
-        host: String,
-        port: u16,
-        fingerprint: String,
-        expected: String,
-    },
-    #[error("the host key of {host}:{port} ({fingerprint}) is not in {known_hosts}; nothing was sent to the server. Add it (ssh-keyscan, then verify the fingerprint), pin it with host_key_fingerprint, or set host_key_checking=accept-new to trust it on first use")]
-    HostKeyUnknown {
-        host: String,
-        port: u16,
-        fingerprint: String,
-        known_hosts: String,
-    },
-    #[error("HOST KEY REVOKED for {host}:{port}: the server presented {fingerprint}, which {known_hosts} marks @revoked; nothing was sent to the server. A revoked key must never be trusted (OpenSSH refuses it too): give the node a new host key, verify it and record it (keep the @revoked line)")]
-    HostKeyRevoked {
-        host: String,
-        port: u16,
-        fingerprint: String,
-        known_hosts: String,
-    },
-    #[error("could not check the host key of {host}:{port} against {known_hosts}: {reason}. Check that the file is readable (and writable for host_key_checking=accept-new) and holds OpenSSH known_hosts lines")]
-    KnownHosts {
-        host: String,
-        port: u16,
-        known_hosts: String,
-        reason: String,
-    },
-    #[error("authentication as {user} on {host}:{port} failed ({method}: {reason}): {hint}")]
-    Auth {
-        user: String,
-        host: String,
-        port: u16,
-        method: &'static str,
-        reason: String,
-        hint: String,
-    },
-}
-
 /// Why one remote command produced no usable result (the texts are built by the caller, which
 /// knows the target; the `reason`s are libssh2's short local texts, never remote output).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,8 +123,9 @@ pub struct Connection {
     pub host_key_added: bool,
 }
 
-/// Standard base64 with padding.
-pub(crate) fn b64(data: &[u8]) -> String {
+/// Standard base64 with padding (host keys here; `env_harvest` returns a value that is not UTF-8
+/// this way).
+pub fn b64(data: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
@@ -267,8 +199,8 @@ fn reason_of(e: &ssh2::Error) -> String {
 }
 
 /// A failure to connect to the node, with the reason.
-fn connect_error(o: &ConnectOptions, reason: String) -> SshError {
-    SshError::Connect {
+fn connect_error(o: &ConnectOptions, reason: String) -> Error {
+    Error::Connect {
         host: o.host.clone(),
         port: o.port,
         user: o.user.clone(),
@@ -278,7 +210,7 @@ fn connect_error(o: &ConnectOptions, reason: String) -> SshError {
 
 /// The TCP connection to the node: each address of the host in turn, each bounded by
 /// `timeout`.
-fn connect_tcp(o: &ConnectOptions) -> Result<TcpStream, SshError> {
+fn connect_tcp(o: &ConnectOptions) -> Result<TcpStream, Error> {
     let cerr = |reason: String| connect_error(o, reason);
     let addrs: Vec<_> = (o.host.as_str(), o.port)
         .to_socket_addrs()
@@ -301,7 +233,7 @@ fn connect_tcp(o: &ConnectOptions) -> Result<TcpStream, SshError> {
     }
     match tcp {
         Some(t) => Ok(t),
-        None if timed_out => Err(SshError::ConnectTimeout {
+        None if timed_out => Err(Error::ConnectTimeout {
             host: o.host.clone(),
             port: o.port,
             user: o.user.clone(),
@@ -312,7 +244,7 @@ fn connect_tcp(o: &ConnectOptions) -> Result<TcpStream, SshError> {
 }
 
 /// Authenticates with the key file, the key text or ssh-agent; called after the host key check.
-fn authenticate(sess: &Session, o: &ConnectOptions) -> Result<(), SshError> {
+fn authenticate(sess: &Session, o: &ConnectOptions) -> Result<(), Error> {
     let (host, port) = (o.host.clone(), o.port);
     let secs = o.timeout.as_secs().max(1);
     let user = &o.user;
@@ -331,7 +263,7 @@ fn authenticate(sess: &Session, o: &ConnectOptions) -> Result<(), SshError> {
                     "check that the key's public half is in {user}'s ~/.ssh/authorized_keys on the node (and that `passphrase` is right if the key has one)"
                 ),
             };
-        SshError::Auth {
+        Error::Auth {
             user: user.clone(),
             host: host.clone(),
             port,
@@ -393,7 +325,7 @@ fn load_known_hosts<'t>(kh: &mut ssh2::KnownHosts, text: &'t [u8]) -> Vec<&'t st
 
 impl Connection {
     /// Connects, verifies the host key, then authenticates.
-    pub fn open(o: &ConnectOptions) -> Result<Connection, SshError> {
+    pub fn open(o: &ConnectOptions) -> Result<Connection, Error> {
         let (host, port) = (o.host.clone(), o.port);
         let secs = o.timeout.as_secs().max(1);
         let cerr = |reason: String| connect_error(o, reason);
@@ -409,14 +341,14 @@ impl Connection {
         sess.set_tcp_stream(tcp);
         sess.handshake().map_err(|e| {
             if is_timeout(&e) {
-                SshError::HandshakeTimeout {
+                Error::HandshakeTimeout {
                     host: host.clone(),
                     port,
                     user: o.user.clone(),
                     secs,
                 }
             } else {
-                SshError::Handshake {
+                Error::Handshake {
                     host: host.clone(),
                     port,
                     user: o.user.clone(),
@@ -445,13 +377,13 @@ impl Connection {
         sess: &Session,
         o: &ConnectOptions,
         fingerprint: &str,
-    ) -> Result<bool, SshError> {
+    ) -> Result<bool, Error> {
         let (host, port) = (o.host.clone(), o.port);
         let kh_name = o.known_hosts.display().to_string();
         if let Some(pin) = &o.host_key_fingerprint {
             let want = pin.trim().trim_end_matches('=');
             if want != fingerprint {
-                return Err(SshError::HostKeyMismatch {
+                return Err(Error::HostKeyMismatch {
                     host,
                     port,
                     fingerprint: fingerprint.to_string(),
@@ -460,13 +392,13 @@ impl Connection {
             }
             return Ok(false);
         }
-        let (key, key_type) = sess.host_key().ok_or_else(|| SshError::KnownHosts {
+        let (key, key_type) = sess.host_key().ok_or_else(|| Error::KnownHosts {
             host: host.clone(),
             port,
             known_hosts: kh_name.clone(),
             reason: "the server sent no host key".into(),
         })?;
-        let mut kh = sess.known_hosts().map_err(|e| SshError::KnownHosts {
+        let mut kh = sess.known_hosts().map_err(|e| Error::KnownHosts {
             host: host.clone(),
             port,
             known_hosts: kh_name.clone(),
@@ -479,7 +411,7 @@ impl Connection {
             Ok(t) => t,
             Err(e) if e.kind() == ErrorKind::NotFound => Vec::new(),
             Err(e) => {
-                return Err(SshError::KnownHosts {
+                return Err(Error::KnownHosts {
                     host,
                     port,
                     known_hosts: kh_name,
@@ -494,7 +426,7 @@ impl Connection {
             .iter()
             .any(|line| revokes(sess, line, &o.host, o.port, key))
         {
-            return Err(SshError::HostKeyRevoked {
+            return Err(Error::HostKeyRevoked {
                 host,
                 port,
                 fingerprint: fingerprint.to_string(),
@@ -503,7 +435,7 @@ impl Connection {
         }
         match kh.check_port(&o.host, o.port, key) {
             CheckResult::Match => Ok(false),
-            CheckResult::Mismatch => Err(SshError::HostKeyMismatch {
+            CheckResult::Mismatch => Err(Error::HostKeyMismatch {
                 host,
                 port,
                 fingerprint: fingerprint.to_string(),
@@ -516,7 +448,7 @@ impl Connection {
                     key_type_name(key_type),
                     b64(key)
                 );
-                append_line(&o.known_hosts, &text, &line).map_err(|e| SshError::KnownHosts {
+                append_line(&o.known_hosts, &text, &line).map_err(|e| Error::KnownHosts {
                     host,
                     port,
                     known_hosts: kh_name,
@@ -524,13 +456,13 @@ impl Connection {
                 })?;
                 Ok(true)
             }
-            CheckResult::NotFound => Err(SshError::HostKeyUnknown {
+            CheckResult::NotFound => Err(Error::HostKeyUnknown {
                 host,
                 port,
                 fingerprint: fingerprint.to_string(),
                 known_hosts: kh_name,
             }),
-            CheckResult::Failure => Err(SshError::KnownHosts {
+            CheckResult::Failure => Err(Error::KnownHosts {
                 host,
                 port,
                 known_hosts: kh_name,
@@ -1005,35 +937,6 @@ enum Pumped {
     Read(bool),
 }
 
-/// Removes control characters (ANSI escapes included: ESC and the CSI introducer go, the rest is
-/// plain text), decodes lossily and trims. Newlines become spaces.
-pub fn sanitize(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            // Drop a CSI sequence: ESC [ params final-byte.
-            if chars.peek() == Some(&'[') {
-                chars.next();
-                while let Some(&n) = chars.peek() {
-                    chars.next();
-                    if ('@'..='~').contains(&n) {
-                        break;
-                    }
-                }
-            }
-            continue;
-        }
-        if c == '\n' || c == '\t' {
-            out.push(' ');
-        } else if !c.is_control() {
-            out.push(c);
-        }
-    }
-    out.trim().to_string()
-}
-
 /// Quotes one word for a POSIX shell: `'…'` with `'` written as `'\''`.
 pub fn shell_quote(word: &str) -> String {
     format!("'{}'", word.replace('\'', "'\\''"))
@@ -1046,7 +949,6 @@ mod tests {
     #[test]
     fn quoting_and_sanitizing() {
         assert_eq!(shell_quote("a'b"), "'a'\\''b'");
-        assert_eq!(sanitize(b"\x1b[31mred\x1b[0m\r\nnext\x07"), "red next");
         assert_eq!(b64(b"abc"), "YWJj");
         assert_eq!(b64(b"ab"), "YWI=");
     }
@@ -1060,5 +962,50 @@ mod tests {
         assert!(!glob("*.example.org", "example.org"));
         assert!(!glob("10.*", "127.0.0.1"));
         assert!(glob("a*b*c", "axxbyyc") && !glob("a*b*c", "axxbyy"));
+    }
+
+    /// A known_hosts line, shaped or not: markers, patterns with wildcards and negations, hashed
+    /// names, key types and base64 blobs.
+    fn known_hosts_line() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        let word = prop_oneof![
+            Just("@revoked".to_string()),
+            Just("@cert-authority".to_string()),
+            Just("|1|abc=|def=".to_string()),
+            Just("ssh-ed25519".to_string()),
+            Just(
+                "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl".to_string()
+            ),
+            "[!*?,\\[\\]:.a-z0-9]{0,16}",
+            "\\PC{0,8}",
+        ];
+        prop_oneof![
+            proptest::collection::vec(word, 0..5).prop_map(|w| w.join(" ").into_bytes()),
+            proptest::collection::vec(any::<u8>(), 0..80),
+        ]
+    }
+
+    proptest::proptest! {
+        /// known_hosts is file text: reading it, and matching `@revoked` lines, never panics.
+        #[test]
+        fn known_hosts_text_never_panics(
+            lines in proptest::collection::vec(known_hosts_line(), 0..8),
+            host in "[a-z0-9.*?]{0,12}",
+            port in proptest::prelude::any::<u16>(),
+            key in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+        ) {
+            let sess = Session::new().unwrap();
+            let mut kh = sess.known_hosts().unwrap();
+            let text = lines.join(&b'\n');
+            for line in load_known_hosts(&mut kh, &text) {
+                let _ = revokes(&sess, line, &host, port, &key);
+            }
+            let _ = kh.check_port(&host, port, &key);
+        }
+
+        #[test]
+        fn glob_never_panics(p in "[*?a-c]{0,12}", t in "[a-c]{0,12}") {
+            let _ = glob(&p, &t);
+        }
     }
 }

@@ -1,9 +1,10 @@
 //! The SSH connection options of a Proxmox node, flattened into a module's params, and turning
 //! them into the transport's [`ConnectOptions`].
 
+use crate::error::Error;
 use crate::pct::Place;
 use crate::ssh::{default_known_hosts, Auth, ConnectOptions, HostKeyChecking};
-use ansible_module::{Failure, Opt, Secret};
+use ansible_module::{Opt, Secret};
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -69,29 +70,27 @@ impl SshConn {
     }
 
     /// Checks the options and makes the transport's settings; sends nothing.
-    pub fn connect_options(&self) -> Result<ConnectOptions, Failure> {
+    pub fn connect_options(&self) -> Result<ConnectOptions, Error> {
         self.named_options("")
     }
 
     /// [`Self::connect_options`], its messages naming the options with `prefix`.
-    fn named_options(&self, prefix: &str) -> Result<ConnectOptions, Failure> {
+    fn named_options(&self, prefix: &'static str) -> Result<ConnectOptions, Error> {
         if !(1..=65535).contains(&self.port) {
-            return Err(Failure::new(format!(
-                "{prefix}port must be between 1 and 65535"
-            )));
+            return Err(Error::Port {
+                prefix,
+                port: self.port,
+            });
         }
         if self.timeout < 1 {
-            return Err(Failure::new(format!(
-                "{prefix}timeout must be at least 1 second"
-            )));
+            return Err(Error::Timeout {
+                prefix,
+                secs: self.timeout,
+            });
         }
         let known_hosts = self.known_hosts.clone().unwrap_or_else(default_known_hosts);
         let auth = Auth::from_options(self.private_key.as_ref(), self.private_key_data.as_ref())
-            .ok_or_else(|| {
-                Failure::new(format!(
-                    "parameters are mutually exclusive: {prefix}private_key|{prefix}private_key_data"
-                ))
-            })?;
+            .ok_or(Error::KeyExclusive { prefix })?;
         Ok(ConnectOptions {
             host: self.host.clone(),
             port: self.port as u16,
@@ -178,7 +177,7 @@ impl PrefixedSshConn {
 
     /// The transport's settings, or `None` without `ssh_host` (each module says why it needs
     /// one); checks the options and sends nothing.
-    pub fn connect_options(&self) -> Result<Option<ConnectOptions>, Failure> {
+    pub fn connect_options(&self) -> Result<Option<ConnectOptions>, Error> {
         let Some(host) = self.host() else {
             return Ok(None);
         };
@@ -260,11 +259,10 @@ mod tests {
         let both = prefixed_params(json!({
             "ssh_private_key": "/k", "ssh_private_key_data": "key text"
         }));
-        let e = both.connect_options().unwrap_err();
-        assert!(
-            e.msg.contains("ssh_private_key|ssh_private_key_data"),
-            "{}",
-            e.msg
-        );
+        let e = both.connect_options().unwrap_err().to_string();
+        assert!(e.contains("ssh_private_key|ssh_private_key_data"), "{e}");
+        let bad = prefixed_params(json!({"ssh_port": 0, "ssh_timeout": 0}));
+        let e = bad.connect_options().unwrap_err().to_string();
+        assert!(e.starts_with("ssh_port 0 is not a TCP port"), "{e}");
     }
 }
