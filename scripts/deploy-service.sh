@@ -67,9 +67,39 @@ vault_token() {
   jq -n '{role_id: env.VAULT_ROLE_ID, secret_id: env.VAULT_SECRET_ID}' \
     | curl -fsS "${tls[@]}" --data @- "$VAULT_ADDR/v1/auth/approle/login" | jq -er .auth.client_token
 }
-# The secret's data as JSON on stdout (the token travels in a header read from stdin).
-vault_data() {
-  curl -fsS "${tls[@]}" -H @- "$VAULT_ADDR/v1/secret/data/homelab-sso" <<<"X-Vault-Token: $1" | jq -c .data.data 2>/dev/null
+# The secret's latest version as Vault answers it (data and metadata), on stdout; the token travels
+# in a header read from stdin.
+vault_read() {
+  curl -fsS "${tls[@]}" -H @- "$VAULT_ADDR/v1/secret/data/homelab-sso" <<<"X-Vault-Token: $1"
+}
+
+# The Vault version a deploy rendered is recorded where it wrote: a comment line in the .env (compose
+# and env_harvest skip comments) and, for Grafana's admin password, a file beside it. A deploy never
+# replaces either with what it read from an older version: when the runs of two rotations overlap
+# (a runner that ignores the workflow's concurrency group, a killed run's deploys still going), the
+# older one finishing last leaves the newer files alone, restarts and resets nothing, and succeeds.
+# Both scripts run inside the container ($0 the file or the service's directory, $1 the version
+# this deploy read), under flock where the container has it, and exit 3 printing the newer
+# version they found.
+VERSION_LINE='# vault-version: '
+# shellcheck disable=SC2016 # $0, $1 and $v are the container's sh's
+WRITE_ENV_SH='umask 077 && exec 9>>"$0.lock" && { ! command -v flock >/dev/null || flock 9; } && v=$(sed -n "s/^# vault-version: \([0-9][0-9]*\)$/\1/p" "$0" 2>/dev/null | head -n 1) && if [ -n "$v" ] && [ "$v" -gt "$1" ]; then echo "$v"; exit 3; fi && cat > "$0.new" && mv -- "$0.new" "$0"'
+# The record of the version whose Grafana admin password was applied, .grafana-admin-applied
+# (GRAFANA_ADMIN_APPLIED=version-<N>, read by the drift check).
+# shellcheck disable=SC2016
+RESET_GRAFANA_SH='cd "$0" && umask 077 && exec 9>>.grafana-admin-applied.lock && { ! command -v flock >/dev/null || flock 9; } && v=$(sed -n "s/^GRAFANA_ADMIN_APPLIED=version-\([0-9][0-9]*\)$/\1/p" .grafana-admin-applied 2>/dev/null | head -n 1) && if [ -n "$v" ] && [ "$v" -gt "$1" ]; then echo "$v"; exit 3; fi && docker compose exec -T grafana grafana cli admin reset-admin-password --password-from-stdin >/dev/null && printf "GRAFANA_ADMIN_APPLIED=version-%s\n" "$1" > .grafana-admin-applied.new && mv -- .grafana-admin-applied.new .grafana-admin-applied'
+
+# Runs one of the scripts above in the container; a newer version found there ends the deploy
+# here, successfully, with nothing more written, restarted or reset.
+guarded() { # $1 what holds the newer version ("… was rendered from"), then in_ct's arguments
+  local what=$1 newer rc=0
+  shift
+  newer=$(in_ct "$@") || rc=$?
+  if [ "$rc" -eq 3 ]; then
+    echo "deploy: $what Vault version $newer, newer than version $version that this deploy read: left as it is, and nothing more is written, restarted or reset (a deploy of $SERVICE for a newer rotation ran first)"
+    exit 0
+  fi
+  [ "$rc" -eq 0 ] || exit "$rc"
 }
 
 # shellcheck disable=SC2016 # a jq program: $d, $svc and $keys are jq's
@@ -84,6 +114,7 @@ RENDER_JQ='
   def q: gsub("\\\\"; "\\\\") | gsub("\""; "\\\"") | gsub("\\$"; "$$") | gsub("\n"; "\\n");
   . as $d
   | "# \($svc): rendered from Vault secret/homelab-sso by its deploy workflow",
+    "\($version_line)\($version)",
     ($keys | split(" ")[] | select(. != "") | split("=")
      | . as [$key, $name]
      | if ($d | has($key)) then "\($name)=\"\($d[$key] | text($key) | q)\"" else error("deploy: Vault lacks \($key)") end)'
@@ -114,20 +145,26 @@ jq_data() {
 
 dir=${ENV_PATH%/*}
 echo "Deploying $SERVICE (LXC $VMID on node ${NODE:-?} via $ssh_host:$ssh_port; reason: ${REASON:-manual}, dry run: $DRY_RUN, restart: $RESTART)"
+response=$(mktemp)
 data=$(mktemp)
 rendered=$(mktemp)
 password=$(mktemp)
-trap 'rm -f "$data" "$rendered" "$password"' EXIT
+trap 'rm -f "$response" "$data" "$rendered" "$password"' EXIT
+version=0
 # Everything is read from Vault and rendered before anything is written, restarted or reset: a
 # Vault that cannot be reached, or a value that is missing, stops the deploy here.
 if [ -n "$ENV_KEYS" ] || [ "$RESET_GRAFANA_ADMIN" = "true" ]; then
   token=$(vault_token) || fail "deploy: could not log in to Vault at $VAULT_ADDR with the AppRole (see curl's message above); nothing was written or restarted"
-  vault_data "$token" > "$data" || fail "deploy: could not read secret/homelab-sso from Vault at $VAULT_ADDR (see curl's message above); nothing was written or restarted"
-  jq -e 'type == "object"' < "$data" > /dev/null 2>&1 \
-    || fail "deploy: Vault at $VAULT_ADDR returned no data for secret/homelab-sso; nothing was written or restarted"
+  vault_read "$token" > "$response" || fail "deploy: could not read secret/homelab-sso from Vault at $VAULT_ADDR (see curl's message above); nothing was written or restarted"
+  if ! jq -c .data.data < "$response" > "$data" 2>/dev/null || ! jq -e 'type == "object"' < "$data" > /dev/null 2>&1; then
+    fail "deploy: Vault at $VAULT_ADDR returned no data for secret/homelab-sso; nothing was written or restarted"
+  fi
+  version=$(jq -er '.data.metadata.version | select(type == "number" and . >= 1) | floor' < "$response" 2>/dev/null) \
+    || fail "deploy: Vault at $VAULT_ADDR returned no version for secret/homelab-sso; nothing was written or restarted"
 fi
 if [ -n "$ENV_KEYS" ]; then
-  jq_data -r --arg svc "$SERVICE" --arg keys "$ENV_KEYS" "$RENDER_JQ" > "$rendered"
+  jq_data -r --arg svc "$SERVICE" --arg keys "$ENV_KEYS" --arg version "$version" \
+    --arg version_line "$VERSION_LINE" "$RENDER_JQ" > "$rendered"
 fi
 if [ "$RESET_GRAFANA_ADMIN" = "true" ]; then
   jq_data -j "$GRAFANA_JQ" > "$password"
@@ -135,16 +172,16 @@ if [ "$RESET_GRAFANA_ADMIN" = "true" ]; then
 fi
 if [ -n "$ENV_KEYS" ]; then
   if [ "$DRY_RUN" = "true" ]; then
-    if in_ct cat -- "$ENV_PATH" | cmp -s - "$rendered"; then
+    # The values count, not the version they were rendered from.
+    if in_ct cat -- "$ENV_PATH" | grep -v "^$VERSION_LINE" | cmp -s - <(grep -v "^$VERSION_LINE" "$rendered"); then
       echo "$ENV_PATH is up to date"
     else
       echo "$ENV_PATH would change"
     fi
   else
     # Written next to the file and renamed over it: the service never reads half a file.
-    # shellcheck disable=SC2016 # $0 is expanded by the container's sh, not here
-    in_ct sh -c 'umask 077 && cat > "$0.new" && mv -- "$0.new" "$0"' "$ENV_PATH" < "$rendered"
-    echo "$ENV_PATH written"
+    guarded "$ENV_PATH was rendered from" sh -c "$WRITE_ENV_SH" "$ENV_PATH" "$version" < "$rendered"
+    echo "$ENV_PATH written (Vault version $version)"
   fi
 fi
 if [ "$DRY_RUN" != "true" ] && [ "$RESTART" != "none" ]; then
@@ -160,7 +197,7 @@ fi
 if [ "$DRY_RUN" != "true" ] && [ "$RESET_GRAFANA_ADMIN" = "true" ]; then
   # Grafana applies GF_SECURITY_ADMIN_PASSWORD only when its database is created: set it in the
   # database too. The password travels on stdin only, read before anything was restarted.
-  # shellcheck disable=SC2016
-  in_ct sh -c 'cd "$0" && docker compose exec -T grafana grafana cli admin reset-admin-password --password-from-stdin' "$dir" < "$password" >/dev/null
-  echo "Grafana admin password applied"
+  # The version applied is recorded in .grafana-admin-applied beside the .env, for the drift check.
+  guarded "Grafana's admin password was applied from" sh -c "$RESET_GRAFANA_SH" "$dir" "$version" < "$password"
+  echo "Grafana admin password applied (Vault version $version)"
 fi

@@ -52,20 +52,82 @@ impl<'a> Deploy<'a> {
         self
     }
 
-    fn run(&self) -> (Output, String) {
-        let out = Command::new("bash")
-            .arg(repo_root().join("scripts/deploy-service.sh"))
+    fn command(&self) -> Command {
+        let mut cmd = Command::new("bash");
+        cmd.arg(repo_root().join("scripts/deploy-service.sh"))
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOME", self.e.dir.path())
-            .envs(&self.env)
-            .output()
-            .expect("running the deploy script");
-        let text = format!(
-            "{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+            .envs(&self.env);
+        cmd
+    }
+
+    fn run(&self) -> (Output, String) {
+        let out = self.command().output().expect("running the deploy script");
+        (out.clone(), text_of(&out))
+    }
+}
+
+fn text_of(out: &Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A deploy held at its `at`-th SSH command (1: the .env write, 2: the restart, 3: Grafana's
+/// reset) by an `ssh` first on its PATH, until [`Held::release`]: a slow runner, or a killed run's
+/// deploy still going, while a newer one runs.
+struct Held {
+    dir: tempfile::TempDir,
+    child: std::process::Child,
+}
+
+impl Held {
+    fn start(deploy: Deploy<'_>, at: u32) -> Held {
+        let dir = tempfile::tempdir().unwrap();
+        let real = String::from_utf8(
+            Command::new("sh")
+                .args(["-c", "command -v ssh"])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap();
+        let shim = format!(
+            "#!/bin/bash\nd={d}\nn=$(( $(cat \"$d/count\" 2>/dev/null || echo 0) + 1 ))\necho \"$n\" > \"$d/count\"\nif [ \"$n\" = {at} ]; then touch \"$d/held\"; while [ ! -e \"$d/go\" ]; do sleep 0.05; done; fi\nexec {real} \"$@\"\n",
+            d = dir.path().display(),
+            real = real.trim(),
         );
+        let ssh = dir.path().join("ssh");
+        std::fs::write(&ssh, shim).unwrap();
+        std::fs::set_permissions(&ssh, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let path = format!(
+            "{}:{}",
+            dir.path().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let child = deploy
+            .set("PATH", &path)
+            .command()
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let held = dir.path().join("held");
+        lab::proc::wait_for(std::time::Duration::from_secs(60), || {
+            held.exists().then_some(())
+        })
+        .expect("the held deploy reached its SSH command");
+        Held { dir, child }
+    }
+
+    fn release(self) -> (Output, String) {
+        std::fs::write(self.dir.path().join("go"), "").unwrap();
+        let out = self.child.wait_with_output().unwrap();
+        let text = text_of(&out);
         (out, text)
     }
 }
@@ -307,4 +369,110 @@ fn numbers_render_as_text_and_no_error_quotes_a_value() {
     );
     assert!(!text.contains("object-canary-31415"), "{text}");
     assert!(e.deployed("n8n") == before);
+}
+
+/// Two deploys of one service out of order: the older (it read Vault version N) is held while
+/// Vault gets version N+1 and a newer deploy writes it; released, the older one leaves the newer
+/// `.env` (and Grafana's newer password) alone, restarts nothing, and succeeds.
+#[test]
+fn an_older_deploy_finishing_last_leaves_the_newer_files() {
+    let e = E2e::up();
+    let put = |key: &str, value: &str| {
+        let mut values = e.vault();
+        values.insert(key.into(), value.into());
+        e.lab
+            .bao
+            .kv_put("homelab-sso", serde_json::json!(values))
+            .unwrap();
+        values
+    };
+    // The .env: held at its write.
+    put("n8n_webhook_token", "older-token-0123456789");
+    let older = Held::start(Deploy::of(&e, "n8n"), 1);
+    let newer = put("n8n_webhook_token", "newer-token-9876543210");
+    let (out, text) = Deploy::of(&e, "n8n").run();
+    assert!(out.status.success(), "{text}");
+    let (out, text) = older.release();
+    assert!(
+        out.status.success(),
+        "an older deploy finishing last does not fail: {text}"
+    );
+    let v = e.vault_version();
+    assert!(
+        text.contains(&format!(
+            "deploy: /opt/homelab/n8n/.env was rendered from Vault version {v}, newer than version {} that this deploy read: left as it is",
+            v - 1
+        )),
+        "{text}"
+    );
+    assert_eq!(
+        e.deployed("n8n")["n8n_webhook_token"],
+        "newer-token-9876543210"
+    );
+    assert_eq!(
+        compose_log(&e, 131).lines().count(),
+        1,
+        "only the newer deploy restarted n8n"
+    );
+    assert_no_secret(&text, &newer, "deploy output");
+    let env = String::from_utf8(
+        e.lab
+            .containers
+            .read_file(131, "/opt/homelab/n8n/.env")
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        env.lines().any(|l| l == format!("# vault-version: {v}")),
+        "{env}"
+    );
+
+    // Grafana's password: the older deploy wrote its .env and restarted before the newer one ran,
+    // and is held at the reset.
+    put("grafana_admin_password", "older-grafana-0123456789");
+    let older = Held::start(
+        Deploy::of(&e, "loki-stack").set("RESET_GRAFANA_ADMIN", "true"),
+        3,
+    );
+    put("grafana_admin_password", "newer-grafana-9876543210");
+    let (out, text) = Deploy::of(&e, "loki-stack")
+        .set("RESET_GRAFANA_ADMIN", "true")
+        .run();
+    assert!(out.status.success(), "{text}");
+    let (out, text) = older.release();
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("deploy: Grafana's admin password was applied from Vault version"),
+        "{text}"
+    );
+    assert!(e.lab.grafana_password_is("newer-grafana-9876543210"));
+    assert_eq!(
+        e.deployed("loki-stack")["grafana_admin_password"],
+        "newer-grafana-9876543210"
+    );
+    let record = e
+        .lab
+        .containers
+        .read_file(138, "/opt/homelab/loki-stack/.grafana-admin-applied")
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(record).unwrap(),
+        format!("GRAFANA_ADMIN_APPLIED=version-{}\n", e.vault_version())
+    );
+
+    // A file without the line (rendered before deploys recorded it) is replaced as before.
+    e.lab
+        .containers
+        .write_file(
+            131,
+            "/opt/homelab/n8n/.env",
+            b"N8N_WEBHOOK_TOKEN=\"legacy-value-00000\"\n",
+        )
+        .unwrap();
+    let (out, text) = Deploy::of(&e, "n8n").run();
+    assert!(out.status.success(), "{text}");
+    assert_eq!(
+        e.deployed("n8n")["n8n_webhook_token"],
+        "newer-token-9876543210"
+    );
 }

@@ -175,14 +175,43 @@ fn write_atomic(p: &Path, content: &[u8]) -> Result<()> {
     std::fs::rename(&tmp, p).ctx(|| format!("replacing {}", p.display()))
 }
 
+/// The user of PocketID's distroless image (distroless `nonroot`).
+pub const DISTROLESS_OWNER: &str = "65532:65532";
+
 impl Containers {
     /// A Docker container `name` running PocketID inside CT `vmid` (which must exist): the `pct`
     /// stand-in's `docker exec … /app/pocket-id one-time-access-token` asks the emulator at
     /// `pocketid_url` for the code.
+    /// Its `/app/data` is a volume owned by `65532:65532`, as in PocketID's distroless image (see
+    /// [`Containers::set_pocketid_data_owner`]).
     pub fn add_pocketid_docker(&self, vmid: u32, name: &str, pocketid_url: &str) -> Result<()> {
         let d = self.dir(vmid).join("docker").join(name);
         std::fs::create_dir_all(&d).ctx(|| format!("creating {}", d.display()))?;
         std::fs::write(d.join("pocketid_url"), pocketid_url)
+            .ctx(|| "writing the docker container fixture".into())?;
+        self.set_pocketid_data_owner(vmid, name, Some(DISTROLESS_OWNER))
+    }
+
+    /// The owner (`uid:gid`) of Docker container `name`'s `/app/data` volume in CT `vmid`, as
+    /// `stat` in the CT reports it (`1000:1000` in PocketID's standard image, `65532:65532` in the
+    /// distroless one); `None`: `/app/data` is not a mount. The CLI fails as another non-root user.
+    pub fn set_pocketid_data_owner(
+        &self,
+        vmid: u32,
+        name: &str,
+        owner: Option<&str>,
+    ) -> Result<()> {
+        let d = self.dir(vmid).join("docker").join(name);
+        let source = format!("/var/lib/docker/volumes/{name}_data/_data");
+        let Some(owner) = owner else {
+            self.flag(&d.join("data_source"), false)?;
+            return self.flag(&d.join("data_owner"), false);
+        };
+        let host = self.file(vmid, &source);
+        std::fs::create_dir_all(&host).ctx(|| format!("creating {}", host.display()))?;
+        std::fs::write(d.join("data_source"), &source)
+            .ctx(|| "writing the docker container fixture".into())?;
+        std::fs::write(d.join("data_owner"), owner)
             .ctx(|| "writing the docker container fixture".into())
     }
 

@@ -20,4 +20,4 @@ pub use error::{IoContext, LabError, Result};
 // The servers' modules keep their old paths (`lab::openbao`, `lab::sshd`).
 pub use servers::{openbao, sshd};
 // The emulators' too (`lab::pocketid`, `lab::forgejo`, `lab::loki`, `lab::http`).
-pub use emulator::{forgejo, http, loki, pocketid};
+pub use emulator::{forgejo, http, loki, pocketid, webhook};

@@ -2,12 +2,13 @@
 //! runbook's secrets and an AppRole for the playbooks, PocketID with the oauth2-gateway client
 //! and its log shipped to Loki, the fixture containers rendered from Vault (PocketID's Docker
 //! container in LXC 123), sshd with the `pct` stand-in, and Forgejo whose deploy runs re-render
-//! each service's `.env` from Vault.
+//! each service's `.env` from Vault; and a webhook receiver for the workflows' alerts.
 
 use crate::catalog::{self, Service, COOKIE_SERVICES};
 use crate::emulator::forgejo::{self, Forgejo, ForgejoOpts, RunInfo};
 use crate::emulator::loki::{Loki, LokiOptions};
 use crate::emulator::pocketid::{PocketId, PocketIdOptions};
+use crate::emulator::webhook::Webhook;
 use crate::error::{IoContext, LabError, Result};
 use crate::fixtures::{self, Containers};
 use crate::login::{self, LoginOutcome};
@@ -60,6 +61,8 @@ pub struct Lab {
     /// PocketID's log lines, under the catalog's selector (`homelab_sso_logs`).
     pub loki: Loki,
     pub forgejo: Forgejo,
+    /// The alerts' webhook (`NOTIFY_WEBHOOK_URL`/`NOTIFY_WEBHOOK_TOKEN` in [`Lab::env`]).
+    pub webhook: Webhook,
     pub role_id: String,
     pub secret_id: String,
 }
@@ -153,8 +156,11 @@ impl Lab {
             repo: "deploys".into(),
             ..ForgejoOpts::version(&opts.forgejo_version)
         })?;
+        // The alerts' webhook (n8n's stand-in), guarded by a token as an n8n header auth is.
+        let webhook = Webhook::start(Some(random_hex(16)))?;
         let lab = Lab {
             dir: dir.to_path_buf(),
+            webhook,
             bao,
             containers,
             sshd,
@@ -318,6 +324,11 @@ impl Lab {
             ("FORGEJO_URL".into(), self.forgejo.url().to_string()),
             ("FORGEJO_TOKEN".into(), self.forgejo.token()),
             ("FORGEJO_REPO".into(), self.forgejo.repo()),
+            ("NOTIFY_WEBHOOK_URL".into(), self.webhook.url()),
+            (
+                "NOTIFY_WEBHOOK_TOKEN".into(),
+                self.webhook.token().unwrap_or_default(),
+            ),
             ("PROXMOX_SSH_HOST".into(), s.host.clone()),
             ("PROXMOX_SSH_PORT".into(), s.port.to_string()),
             ("PROXMOX_SSH_USER".into(), s.user.clone()),

@@ -577,11 +577,33 @@ fn releases_and_assets_validate_against_the_spec() {
     assert_eq!(list.as_array().unwrap().len(), 2);
 
     // Download at browser_download_url: with the token the bytes, anonymously a 404 (private).
-    let url = asset["browser_download_url"].as_str().unwrap();
+    // A release's answer gives Forgejo 15's form (its tag and the asset's name); the upload's
+    // answer, about the attachment alone, gives /attachments/<uuid>: both serve the bytes.
+    let (_, tagged) = api.get("{repo}/releases/tags/v1.0.0");
+    let listed = &tagged["assets"][0];
+    let url = listed["browser_download_url"].as_str().unwrap();
     let path = url
         .strip_prefix(fj.url())
         .expect("download URL on the server");
-    assert!(path.starts_with("/attachments/"), "{path}");
+    assert_eq!(
+        path,
+        format!(
+            "/{}/releases/download/v1.0.0/homelab-sso-1.0.0.tar.gz",
+            fj.repo()
+        ),
+        "{listed}"
+    );
+    let by_uuid = asset["browser_download_url"].as_str().unwrap();
+    let by_uuid = by_uuid.strip_prefix(fj.url()).unwrap();
+    assert!(by_uuid.starts_with("/attachments/"), "{asset}");
+    let r = api.call("GET", by_uuid, Some(&auth), None);
+    assert_eq!((r.status, &r.body), (200, &data));
+    let latest = format!("/{}/releases/download/latest/SHA256SUMS", fj.repo());
+    assert_eq!(
+        api.call("GET", &latest, Some(&auth), None).status,
+        200,
+        "the latest alias"
+    );
     let r = api.call("GET", path, Some(&auth), None);
     assert_eq!(r.status, 200);
     assert_eq!(r.body, data);
@@ -735,4 +757,135 @@ fn actions_secrets_and_variables_validate_against_the_spec() {
         None,
     );
     assert_eq!(r.status, 403);
+}
+
+/// A workflow with the given `concurrency` block (YAML text after `concurrency:`, or none).
+fn with_concurrency(block: Option<&str>) -> String {
+    let c = block
+        .map(|b| format!("concurrency:{b}\n"))
+        .unwrap_or_default();
+    format!("name: c\non:\n  workflow_dispatch:\n{c}jobs:\n  a:\n    runs-on: homelab-sso\n    steps:\n      - run: 'true'\n")
+}
+
+/// Dispatches `n` runs of `file` and records, until all have ended, the largest number running
+/// at once and the order in which they started.
+fn run_group(fj: &Forgejo, api: &Api, file: &str, n: usize) -> (usize, Vec<i64>, Vec<String>) {
+    let before = fj.runs().len();
+    for _ in 0..n {
+        let (s, v) = api.dispatch(file, json!({"ref": "main"}));
+        assert_eq!(s, 204, "{v}");
+    }
+    let (mut most, mut started) = (0, Vec::new());
+    lab::proc::wait_for(Duration::from_secs(30), || {
+        let runs: Vec<_> = fj.runs().into_iter().skip(before).collect();
+        let running: Vec<_> = runs.iter().filter(|r| r.status == "running").collect();
+        most = most.max(running.len());
+        for r in &running {
+            if !started.contains(&r.info.run_number) {
+                started.push(r.info.run_number);
+            }
+        }
+        runs.iter()
+            .all(|r| ["success", "cancelled"].contains(&r.status.as_str()))
+            .then_some(())
+    })
+    .expect("the runs end");
+    let statuses = fj
+        .runs()
+        .into_iter()
+        .skip(before)
+        .map(|r| r.status)
+        .collect();
+    (most, started, statuses)
+}
+
+#[test]
+fn concurrency_groups_queue_or_cancel_as_forgejo_does() {
+    let fj = Forgejo::start(ForgejoOpts::default()).unwrap();
+    let api = Api::new(&fj);
+    let cases = [
+        // `cancel-in-progress: false` with a group: one at a time, oldest first, none cancelled
+        // (Forgejo keeps every pending run, where GitHub keeps only the newest).
+        (
+            "queue.yml",
+            Some("\n  group: Deploy-X\n  cancel-in-progress: false"),
+        ),
+        // `true`: a dispatch cancels the group's waiting and running runs.
+        (
+            "cancel.yml",
+            Some("\n  group: deploy-y\n  cancel-in-progress: true"),
+        ),
+        // A group without `cancel-in-progress`, and no block at all: a dispatch is not limited.
+        ("group-only.yml", Some(" deploy-z")),
+        ("none.yml", None),
+    ];
+    for (file, block) in cases {
+        fj.set_file(
+            "main",
+            &format!(".forgejo/workflows/{file}"),
+            &with_concurrency(block),
+        );
+        fj.set_behaviour(file, Behaviour::lasting(Duration::from_millis(600)));
+    }
+    let (most, started, statuses) = run_group(&fj, &api, "queue.yml", 3);
+    assert_eq!(most, 1, "queued runs never run together");
+    assert!(
+        started.windows(2).all(|w| w[0] < w[1]),
+        "oldest first: {started:?}"
+    );
+    assert_eq!(statuses, ["success"; 3]);
+    let (_, _, statuses) = run_group(&fj, &api, "cancel.yml", 3);
+    assert_eq!(statuses, ["cancelled", "cancelled", "success"]);
+    for file in ["group-only.yml", "none.yml"] {
+        let (most, _, statuses) = run_group(&fj, &api, file, 3);
+        assert_eq!(
+            (most, statuses),
+            (3, vec!["success".to_string(); 3]),
+            "{file}"
+        );
+    }
+    // The deploy workflows queue: two dispatches of one service never run together.
+    fj.set_behaviour(
+        "deploy-n8n.yml",
+        Behaviour::lasting(Duration::from_millis(600)),
+    );
+    let (most, _, statuses) = run_group(&fj, &api, "deploy-n8n.yml", 2);
+    assert_eq!((most, statuses), (1, vec!["success".to_string(); 2]));
+    // Before v14 there is no concurrency: queued runs of v13 run together.
+    let old = Forgejo::start(ForgejoOpts::version("13.0.0")).unwrap();
+    old.set_file(
+        "main",
+        ".forgejo/workflows/queue.yml",
+        &with_concurrency(cases[0].1),
+    );
+    old.set_behaviour("queue.yml", Behaviour::lasting(Duration::from_millis(600)));
+    let (most, _, _) = run_group(&old, &Api::new(&old), "queue.yml", 2);
+    assert_eq!(most, 2);
+}
+
+#[test]
+fn boolean_defaults_are_used_as_written() {
+    // Forgejo maps "on" only in a value the dispatch sent (resolveDispatchInput); a default is
+    // used as written, also "on".
+    let wf = "on:\n  workflow_dispatch:\n    inputs:\n      flag:\n        type: boolean\n        default: 'on'\n      other:\n        type: boolean\n        default: true\njobs:\n  a:\n    runs-on: homelab-sso\n    steps:\n      - run: 'true'\n";
+    for version in ["13.0.0", "15.0.3"] {
+        let fj = Forgejo::start(ForgejoOpts::version(version)).unwrap();
+        fj.set_file("main", ".forgejo/workflows/b.yml", wf);
+        let api = Api::new(&fj);
+        let (s, _) = api.dispatch("b.yml", json!({"ref": "main"}));
+        assert_eq!(s, 204);
+        let inputs = &fj.runs()[0].info.inputs;
+        assert_eq!(
+            (inputs["flag"].as_str(), inputs["other"].as_str()),
+            ("on", "true"),
+            "{version}"
+        );
+        let (s, _) = api.dispatch("b.yml", json!({"ref": "main", "inputs": {"flag": "on"}}));
+        assert_eq!(s, 204);
+        assert_eq!(
+            fj.runs()[1].info.inputs["flag"],
+            "true",
+            "{version}: a sent \"on\" is mapped"
+        );
+    }
 }

@@ -1,6 +1,7 @@
 //! The `pct` stand-in's `docker logs` and `docker ps` (contract pocketid-logs-and-access §5) over
 //! a PocketID container fixture answered by the emulator: options, `-t` stamps, Docker's
-//! `--since` errors, an unknown container, the daemon down and docker not installed.
+//! `--since` errors, an unknown container, the daemon down and docker not installed; the owner of
+//! `/app/data` (`docker container inspect`, `stat` in the CT) and the CLI's `docker exec -u`.
 
 use lab::fixtures::Containers;
 use lab::pocketid::{Level, LogRecord, PocketId, PocketIdOptions};
@@ -32,9 +33,14 @@ impl Standin {
     }
     /// `pct exec 123 -- docker <args>`: exit code, stdout, stderr.
     fn docker(&self, args: &[&str]) -> (i32, String, String) {
+        self.exec("docker", args)
+    }
+
+    /// `pct exec 123 -- <program> <args>`: exit code, stdout, stderr.
+    fn exec(&self, program: &str, args: &[&str]) -> (i32, String, String) {
         let o = Command::new("bash")
             .arg(&self.script)
-            .args(["exec", "123", "--", "docker"])
+            .args(["exec", "123", "--", program])
             .args(args)
             .output()
             .unwrap();
@@ -131,4 +137,62 @@ fn docker_logs_and_ps() {
     assert!(stderr.contains("Failed to exec \"docker\""), "{stderr}");
     ct.containers.set_docker_installed(123, true).unwrap();
     assert_eq!(ct.docker(&["logs", "pocketid"]).0, 0);
+}
+
+/// The format the login-code fallback sends to find `/app/data`'s mount.
+const DATA_MOUNT: &str =
+    r#"{{range .Mounts}}{{if eq .Destination "/app/data"}}{{.Source}}{{end}}{{end}}"#;
+
+#[test]
+fn app_data_owner_and_the_cli_user() {
+    let pid = PocketId::start(PocketIdOptions::default()).unwrap();
+    pid.add_user("alice", None, false);
+    let ct = Standin::new(&pid);
+    let (code, source, _) =
+        ct.docker(&["container", "inspect", "--format", DATA_MOUNT, "pocketid"]);
+    assert_eq!(
+        (code, source.as_str()),
+        (0, "/var/lib/docker/volumes/pocketid_data/_data\n")
+    );
+    // The distroless image's user, as stat in the CT reports the volume's owner.
+    let (code, owner, _) = ct.exec("stat", &["-c", "%u:%g", "--", source.trim()]);
+    assert_eq!((code, owner.as_str()), (0, "65532:65532\n"));
+    let cli = |user: &str| {
+        ct.docker(&[
+            "exec",
+            "-u",
+            user,
+            "pocketid",
+            "/app/pocket-id",
+            "one-time-access-token",
+            "alice",
+        ])
+    };
+    let (code, _, err) = cli("1000:1000");
+    assert_eq!(code, 1);
+    assert!(err.contains("readonly database"), "{err}");
+    let (code, url, _) = cli("65532:65532");
+    assert_eq!(code, 0);
+    assert!(url.contains("/lc/"));
+    // The standard image; no mount at all; an unknown container; a missing path.
+    ct.containers
+        .set_pocketid_data_owner(123, "pocketid", Some("1000:1000"))
+        .unwrap();
+    assert_eq!(
+        ct.exec("stat", &["-c", "%u:%g", "--", source.trim()]).1,
+        "1000:1000\n"
+    );
+    assert_eq!(cli("1000:1000").0, 0);
+    ct.containers
+        .set_pocketid_data_owner(123, "pocketid", None)
+        .unwrap();
+    let (code, source, _) =
+        ct.docker(&["container", "inspect", "--format", DATA_MOUNT, "pocketid"]);
+    assert_eq!((code, source.as_str()), (0, "\n"));
+    let (code, _, err) = ct.docker(&["container", "inspect", "--format", DATA_MOUNT, "nope"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("No such container: nope"), "{err}");
+    let (code, _, err) = ct.exec("stat", &["-c", "%u:%g", "--", "/no/such"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("No such file or directory"), "{err}");
 }

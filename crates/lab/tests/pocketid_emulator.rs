@@ -1,25 +1,15 @@
 //! The PocketID emulator against `contracts/pocketid-api.md`: status codes and bodies of each
 //! error case, pagination, full-replace PUT, secrets in both version modes, API-key routes.
 
-use httpx::{Body, Client, HttpConfig, Response, Retry};
+mod common;
+
+use common::{create_app_and_public_clients, json, req};
+use httpx::{Body, Client, Response, Retry};
 use lab::pocketid::{PocketId, PocketIdOptions, RateLimit};
 use serde_json::{json, Value};
 
 fn start(v: &str) -> (PocketId, Client) {
-    let pid = PocketId::start(PocketIdOptions::version(v)).unwrap();
-    let mut cfg = HttpConfig::new("PocketID", pid.url());
-    cfg.retries = 0;
-    (pid, Client::new(cfg).unwrap())
-}
-
-fn req(c: &Client, key: &str, method: &str, path: &str, body: Option<Value>) -> Response {
-    let b = body.map(Body::Json).unwrap_or(Body::None);
-    c.send(method, path, &[("X-API-Key", key)], b, Retry::Never)
-        .unwrap()
-}
-
-fn json(r: &Response) -> Value {
-    r.json().unwrap_or(Value::Null)
+    common::start_with(PocketIdOptions::version(v))
 }
 
 fn assert_err(r: &Response, status: u16, code: &str) -> Value {
@@ -338,20 +328,7 @@ fn groups_and_allowed_groups() {
 fn secrets_on_2_14() {
     let (pid, c) = start("2.14.0");
     let k = pid.admin_key();
-    req(
-        &c,
-        k,
-        "POST",
-        "/api/oidc/clients",
-        Some(json!({"id": "app", "name": "App"})),
-    );
-    req(
-        &c,
-        k,
-        "POST",
-        "/api/oidc/clients",
-        Some(json!({"id": "pub", "name": "Pub", "isPublic": true})),
-    );
+    create_app_and_public_clients(&c, k);
     assert_eq!(
         json(&req(&c, k, "GET", "/api/oidc/clients/app/secrets", None)),
         json!([]),
@@ -484,18 +461,14 @@ fn legacy_secret_on_2_13() {
 
 #[test]
 fn rate_limit_and_api_keys() {
-    let pid = PocketId::start(PocketIdOptions {
+    let (pid, c) = common::start_with(PocketIdOptions {
         version: "2.14.0".into(),
         rate_limit: Some(RateLimit {
             per_second: 0.5,
             burst: 2,
         }),
         ..Default::default()
-    })
-    .unwrap();
-    let mut cfg = HttpConfig::new("PocketID", pid.url());
-    cfg.retries = 0;
-    let c = Client::new(cfg).unwrap();
+    });
     let k = pid.admin_key();
     req(&c, k, "GET", "/api/version/current", None);
     req(&c, k, "GET", "/api/version/current", None);
@@ -552,6 +525,50 @@ fn rate_limit_and_api_keys() {
     );
     // The request log holds methods and paths only.
     assert!(pid.requests().iter().all(|r| !r.path.contains(k)));
+}
+
+/// Contract §2 and §4: a key's `expiresAt` (set by a test as a key created with it would have)
+/// is listed, a key is valid while `expires_at > now`, and every use sets its `lastUsedAt`.
+#[test]
+fn api_key_expiry_and_last_use() {
+    let (pid, c) = start("2.14.0");
+    let k = pid.admin_key().to_string();
+    let other = pid.add_admin_api_key("other");
+    assert!(pid.set_api_key_expiry(pid.admin_key_id(), 3 * 86400));
+    assert!(!pid.set_api_key_expiry("unknown", 60));
+    let list = json(&req(
+        &c,
+        &k,
+        "GET",
+        "/api/api-keys?sort%5Bcolumn%5D=name",
+        None,
+    ));
+    let keys = list["data"].as_array().unwrap();
+    let mine = keys
+        .iter()
+        .find(|x| x["id"] == json!(pid.admin_key_id()))
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i128;
+    let at =
+        |v: &Value| httpx::time::parse_rfc3339_ns(v.as_str().unwrap()).unwrap() / 1_000_000_000;
+    let left = at(&mine["expiresAt"]) - now;
+    assert!((3 * 86400 - 5..=3 * 86400).contains(&left), "{mine}");
+    assert!(
+        at(&mine["lastUsedAt"]) >= now - 1,
+        "the list request used it: {mine}"
+    );
+    let theirs = keys.iter().find(|x| x["id"] == json!(other.id)).unwrap();
+    assert_eq!(theirs["lastUsedAt"], Value::Null, "{theirs}");
+    // Expired a minute ago: refused like an unknown key.
+    assert!(pid.set_api_key_expiry(&other.id, -60));
+    assert_err(
+        &req(&c, &other.token, "GET", "/api/version/current", None),
+        401,
+        "not_signed_in",
+    );
 }
 
 #[test]

@@ -11,6 +11,8 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 const CB: &str = "https://app.example.org/oauth2/callback";
+/// The client's registered post-logout redirect URI.
+const LOGGED_OUT: &str = "https://app.example.org/logged-out";
 const VERIFIER: &str = "verifier-verifier-verifier-verifier-verifier-0123456789";
 
 struct Fixture {
@@ -23,11 +25,16 @@ struct Fixture {
 /// An emulator with client `app` (PKCE required, restricted to group `members`), a user `alice`
 /// in that group, signed in, and the client's secret.
 fn fixture(version: &str) -> Fixture {
-    let pid = PocketId::start(PocketIdOptions::version(version)).unwrap();
+    fixture_with(PocketIdOptions::version(version))
+}
+
+fn fixture_with(options: PocketIdOptions) -> Fixture {
+    let pid = PocketId::start(options).unwrap();
     pid.seed_groups(&["members", "others"]);
     pid.seed_client(
         Some("app"),
-        json!({"name": "My App", "callbackURLs": [CB], "pkceEnabled": true}),
+        json!({"name": "My App", "callbackURLs": [CB], "logoutCallbackURLs": [LOGGED_OUT],
+               "pkceEnabled": true}),
     );
     pid.restrict_client_to_groups("app", &["members"]);
     let alice = pid.add_user("alice", Some("alice@example.org"), false);
@@ -519,4 +526,97 @@ fn the_login_stand_in_reports_the_failing_step() {
         panic!("expected a token failure: {bad:?}")
     };
     assert_eq!((t.status, t.error.as_str()), (401, "invalid_client"));
+}
+
+/// `GET /api/oidc/end-session` with these parameters.
+fn end_session(f: &Fixture, params: &[(&str, &str)]) -> Response {
+    let path = format!("/api/oidc/end-session?{}", enc(params));
+    f.c.send("GET", &path, &[], Body::None, Retry::Never)
+        .unwrap()
+}
+
+#[test]
+fn a_bad_logout_callback_is_a_warning_and_a_302_to_the_logout_page_per_version_and_format() {
+    for v in ["2.12.0", "2.13.0", "2.14.0"] {
+        for log_json in [false, true] {
+            let f = fixture_with(PocketIdOptions {
+                log_json,
+                ..PocketIdOptions::version(v)
+            });
+            let c = code(&f);
+            let r = token(&f, ("app", &f.secret), true, &grant(&c, VERIFIER));
+            let body: Value = r.json().unwrap();
+            let id_token = body["id_token"].as_str().unwrap().to_string();
+            let access_token = body["access_token"].as_str().unwrap().to_string();
+            let logout_page = format!("{}/logout", f.pid.url());
+
+            // An unregistered post-logout redirect URI: no error answer, a warning.
+            let r = end_session(
+                &f,
+                &[
+                    ("id_token_hint", &id_token),
+                    ("post_logout_redirect_uri", "https://evil.example.org/"),
+                ],
+            );
+            assert_eq!(r.status, 302, "{v}");
+            assert_eq!(r.header("location"), Some(logout_page.as_str()), "{v}");
+            // PocketID's error text: common/errors.go in 2.12, apperror in 2.13+.
+            let error = if v == "2.12.0" {
+                "invalid callback URL, it might be necessary for an admin to fix this"
+            } else {
+                "Callback URL is invalid and may need to be corrected by an administrator"
+            };
+            let lines = f.pid.log_lines();
+            let line = lines
+                .iter()
+                .find(|l| l.contains(lab::pocketid::LOGOUT_CALLBACK_WARNING))
+                .unwrap_or_else(|| panic!("{v}: {lines:?}"));
+            if log_json {
+                let l: Value = serde_json::from_str(line).unwrap();
+                assert_eq!(l["level"], json!("WARN"), "{line}");
+                assert_eq!(l["error"], json!(error), "{line}");
+            } else {
+                let expected = format!(
+                    " WRN {} app=pocket-id version={v} error=\"{error}\"",
+                    lab::pocketid::LOGOUT_CALLBACK_WARNING
+                );
+                assert!(line.ends_with(&expected), "{line}");
+            }
+            let last = lines.last().unwrap();
+            assert!(
+                last.contains("302") && last.contains("/api/oidc/end-session"),
+                "{v}: the request line: {last}"
+            );
+            assert!(!last.contains("error_code"), "{last}");
+            assert!(f.pid.access_token_active(&access_token), "{v}");
+
+            // No hint at all: the same warning, with the token error.
+            let r = end_session(&f, &[("post_logout_redirect_uri", LOGGED_OUT)]);
+            assert_eq!(r.header("location"), Some(logout_page.as_str()), "{v}");
+            let rec = f.pid.last_log_records();
+            assert_eq!(
+                rec[0].attrs,
+                vec![("error".to_string(), json!("Token is invalid"))],
+                "{v}"
+            );
+
+            // The registered one: back to it with the state, and the tokens are revoked.
+            let r = end_session(
+                &f,
+                &[
+                    ("id_token_hint", &id_token),
+                    ("post_logout_redirect_uri", LOGGED_OUT),
+                    ("state", "bye-0123"),
+                ],
+            );
+            assert_eq!(r.status, 302, "{v}");
+            assert_eq!(
+                r.header("location"),
+                Some(format!("{LOGGED_OUT}?state=bye-0123").as_str()),
+                "{v}"
+            );
+            assert!(f.pid.last_log_records().is_empty(), "{v}");
+            assert!(!f.pid.access_token_active(&access_token), "{v}");
+        }
+    }
 }

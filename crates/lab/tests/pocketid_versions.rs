@@ -3,36 +3,24 @@
 //! error bodies, duplicate and unknown clients, the log records of 2.12 (split over two
 //! physical lines in text mode) and of 2.13+, the token error's stack form (text) and string
 //! form (JSON), and the 2.14 details of secrets, unknown API routes, `federatedIdentities` and
-//! the audit log's order.
+//! the audit log's order; and 2.2, before `/api/version/current` existed.
 
-use httpx::{Body, Client, HttpConfig, Response, Retry};
+mod common;
+
+use common::{create_app_and_public_clients, json, req};
+use httpx::{Body, Client, Retry};
 use lab::pocketid::{Level, PocketId, PocketIdOptions};
 use serde_json::{json, Value};
 
 const VERSIONS: [&str; 3] = ["2.12.0", "2.13.0", "2.14.0"];
 
 fn start(version: &str, log_json: bool) -> (PocketId, Client) {
-    let pid = PocketId::start(PocketIdOptions {
+    common::start_with(PocketIdOptions {
         version: version.into(),
         log_json,
         log_level: Level::Info,
         ..Default::default()
     })
-    .unwrap();
-    let mut cfg = HttpConfig::new("PocketID", pid.url());
-    cfg.retries = 0;
-    let c = Client::new(cfg).unwrap();
-    (pid, c)
-}
-
-fn req(c: &Client, key: &str, method: &str, path: &str, body: Option<Value>) -> Response {
-    let b = body.map(Body::Json).unwrap_or(Body::None);
-    c.send(method, path, &[("X-API-Key", key)], b, Retry::Never)
-        .unwrap()
-}
-
-fn json(r: &Response) -> Value {
-    r.json().unwrap_or(Value::Null)
 }
 
 #[test]
@@ -174,20 +162,7 @@ fn token_errors_are_a_stack_in_text_and_a_string_in_json() {
 fn secrets_federated_identities_and_audit_order_of_2_14() {
     let (pid, c) = start("2.14.0", false);
     let k = pid.admin_key();
-    req(
-        &c,
-        k,
-        "POST",
-        "/api/oidc/clients",
-        Some(json!({"id": "app", "name": "App"})),
-    );
-    req(
-        &c,
-        k,
-        "POST",
-        "/api/oidc/clients",
-        Some(json!({"id": "pub", "name": "Pub", "isPublic": true})),
-    );
+    create_app_and_public_clients(&c, k);
     let client = json(&req(&c, k, "GET", "/api/oidc/clients/app", None));
     assert!(
         client["credentials"].get("federatedIdentities").is_none(),
@@ -249,4 +224,21 @@ fn secrets_federated_identities_and_audit_order_of_2_14() {
     sorted.sort();
     sorted.reverse();
     assert_eq!(times, sorted);
+}
+
+/// `/api/version/current` came in 2.3 (`controller/version_controller.go`); before it the route
+/// is unknown: 404 `{"error":"API endpoint not found"}` (`frontend_included.go`, `NoRoute`).
+#[test]
+fn the_version_route_exists_from_2_3_on() {
+    for v in ["2.2.0", "2.12.0", "2.13.0", "2.14.0"] {
+        let (pid, c) = start(v, false);
+        let r = req(&c, pid.admin_key(), "GET", "/api/version/current", None);
+        if v == "2.2.0" {
+            assert_eq!(r.status, 404, "{v}");
+            assert_eq!(json(&r), json!({"error": "API endpoint not found"}), "{v}");
+        } else {
+            assert_eq!(r.status, 200, "{v}");
+            assert_eq!(json(&r), json!({"currentVersion": v}), "{v}");
+        }
+    }
 }

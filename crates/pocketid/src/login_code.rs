@@ -428,11 +428,16 @@ fn ssh_fallback(
             p.delivery
         )));
     }
-    let url = login_code_ssh::make_code(&p.ssh, &p.username)
+    let made = login_code_ssh::make_code(&p.ssh, &p.username)
         .map_err(|e| Failure::new(format!("{refused}; the SSH fallback failed: {e}")))?;
-    let msg = hand_over(&p, tty, &url, &what)?;
-    Ok(out.msg(format!(
-        "{msg} (PocketID's CLI over SSH: the API key was refused)"
+    let msg = hand_over(&p, tty, &made.url, &what)?;
+    let user = if made.detected {
+        format!("as {}, the owner of /app/data", made.user)
+    } else {
+        format!("as {}", made.user)
+    };
+    Ok(out.set("container_user", made.user.clone()).msg(format!(
+        "{msg} (PocketID's CLI over SSH {user}: the API key was refused)"
     )))
 }
 

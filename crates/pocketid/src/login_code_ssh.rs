@@ -1,12 +1,18 @@
 //! The `pocketid_login_code` fallback for a refused API key (`pocketid-logs-and-access.md` §4.5):
 //! PocketID's own CLI in its container, reached over one verified SSH connection to the Proxmox
-//! node (the env_harvest transport): `pct exec <vmid> -- docker exec -u 1000:1000 <container>
+//! node (the `proxmox_ssh` transport): `pct exec <vmid> -- docker exec -u <uid:gid> <container>
 //! /app/pocket-id one-time-access-token <username>`. The CLI makes a 1-hour code and prints its URL.
+//!
+//! The user is the owner of `/app/data` (§7): `1000:1000` (PUID:PGID) in the standard image,
+//! `65532:65532` (distroless `nonroot`) in the distroless one, which has neither a shell nor `id`
+//! nor `stat`. So it is read from the LXC container's side, on the same connection: `docker
+//! container inspect` gives the source of the `/app/data` mount, and `stat -c %u:%g` in the CT
+//! gives its owner. `container_user` overrides it.
 
+use ansible_module::text::sanitize;
 use ansible_module::{Opt, Secret};
-use env_harvest::pct;
-use env_harvest::ssh::{self, HostKeyChecking};
-use env_harvest::PrefixedSshConn;
+use proxmox_ssh::ssh::{self, HostKeyChecking};
+use proxmox_ssh::{pct, PrefixedSshConn};
 use serde::Deserialize;
 
 /// The lifetime of the CLI's codes (fixed in PocketID's `cmds/one_time_access_token.go`).
@@ -22,7 +28,7 @@ pub struct SshParams {
     pub ssh: PrefixedSshConn,
     pub vmid: Option<i64>,
     pub container: String,
-    pub container_user: String,
+    pub container_user: Option<String>,
 }
 
 pub fn options() -> Vec<Opt> {
@@ -30,7 +36,7 @@ pub fn options() -> Vec<Opt> {
         "ssh: when PocketID refuses the API key (401 not_signed_in), run PocketID's CLI in its container over SSH (1-hour code; display and file delivery only)",
     )];
     o.extend(
-        env_harvest::prefixed_conn_options()
+        proxmox_ssh::prefixed_conn_options()
             .into_iter()
             .filter(|o| o.name != NOT_OFFERED),
     );
@@ -39,9 +45,9 @@ pub fn options() -> Vec<Opt> {
         Opt::str("container").default("pocketid").help(
             "fallback: the Docker container's name (Compose names it <project>-pocket-id-1 unless container_name is set)",
         ),
-        Opt::str("container_user")
-            .default("1000:1000")
-            .help("fallback: docker exec -u, PocketID's PUID:PGID (so no root-owned files land in /app/data)"),
+        Opt::str("container_user").help(
+            "fallback: docker exec -u, PocketID's PUID:PGID [default: the owner of /app/data's mount, read in the CT: 1000:1000 in the standard image, 65532:65532 in the distroless one]",
+        ),
     ]);
     o
 }
@@ -54,12 +60,14 @@ pub enum SshFallbackError {
     Vmid(i64),
     #[error("the SSH fallback cannot e-mail a code (PocketID's CLI only prints it): use delivery display or file")]
     Email,
-    #[error("{0}")]
-    Options(String),
     #[error(transparent)]
-    Ssh(#[from] ssh::SshError),
-    #[error("running PocketID's CLI over SSH on {host} failed before it finished ({detail}); nothing is known about a code")]
-    Exec { host: String, detail: String },
+    Ssh(#[from] proxmox_ssh::Error),
+    #[error("running {what} in the CT over SSH on {host} failed before it finished ({detail}); nothing is known about a code")]
+    Exec {
+        what: &'static str,
+        host: String,
+        detail: String,
+    },
     #[error("PocketID's CLI in container {container:?} of CT {vmid} has no user {username:?} (it matches username or e-mail exactly)")]
     NoUser {
         container: String,
@@ -77,25 +85,25 @@ pub enum SshFallbackError {
     },
     #[error("PocketID's CLI exited 0 but printed no /lc/ URL on stdout; check the PocketID version in CT {0}")]
     NoUrl(i64),
+    #[error("could not find the owner of /app/data of Docker container {container:?} in CT {vmid}: {why}. Set container_user to the user PocketID runs as (PUID:PGID; 1000:1000 in the standard image, 65532:65532 in the distroless one)")]
+    Owner {
+        container: String,
+        vmid: i64,
+        why: String,
+    },
 }
 
-/// The command run on the node; every word quoted for the remote shell.
-pub fn command(p: &SshParams, vmid: i64, username: &str) -> String {
-    pct::pct_exec(
-        &p.ssh.pct_path,
-        p.ssh.sudo,
-        &vmid.to_string(),
-        &[
-            "docker",
-            "exec",
-            "-u",
-            &p.container_user,
-            &p.container,
-            "/app/pocket-id",
-            "one-time-access-token",
-            username,
-        ],
-    )
+/// The mount source of `/app/data`, as `docker container inspect --format` prints it.
+const DATA_MOUNT_FORMAT: &str =
+    r#"{{range .Mounts}}{{if eq .Destination "/app/data"}}{{.Source}}{{end}}{{end}}"#;
+
+/// `uid:gid`, both numbers, as `stat -c %u:%g` prints them.
+fn valid_owner(s: &str) -> bool {
+    s.split_once(':').is_some_and(|(u, g)| {
+        [u, g]
+            .iter()
+            .all(|n| (1..=10).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_digit()))
+    })
 }
 
 /// The `<APP_URL>/lc/<code>` URL in the CLI's stdout (its last line), held as a secret at once.
@@ -112,12 +120,115 @@ pub fn parse_url(stdout: &[u8]) -> Option<Secret> {
     Some(Secret::new(url))
 }
 
+/// Runs one command in the CT over the open connection; a transport failure is an error.
+fn run_in_ct(
+    conn: &mut ssh::Connection,
+    p: &SshParams,
+    vmid: i64,
+    argv: &[&str],
+    what: &'static str,
+    timeout: std::time::Duration,
+) -> Result<ssh::ExecResult, SshFallbackError> {
+    let cmd = pct::pct_exec(&p.ssh.pct_path, p.ssh.sudo, &vmid.to_string(), argv);
+    let r = conn
+        .run_all(&[cmd], 1, timeout, &mut |_, _| {})
+        .pop()
+        .unwrap_or_default();
+    match &r.error {
+        Some(e) => Err(SshFallbackError::Exec {
+            what,
+            host: conn.host.clone(),
+            detail: format!("{e:?}"),
+        }),
+        None => Ok(r),
+    }
+}
+
+/// The owner (`uid:gid`) of the container's `/app/data`, read from the CT's side: the mount's
+/// source from `docker container inspect`, then `stat` on it in the CT. Nothing the CT printed
+/// is quoted in an error.
+pub fn data_owner(
+    conn: &mut ssh::Connection,
+    p: &SshParams,
+    vmid: i64,
+    timeout: std::time::Duration,
+) -> Result<String, SshFallbackError> {
+    let owner_err = |why: String| SshFallbackError::Owner {
+        container: p.container.clone(),
+        vmid,
+        why,
+    };
+    let inspect = [
+        "docker",
+        "container",
+        "inspect",
+        "--format",
+        DATA_MOUNT_FORMAT,
+        p.container.as_str(),
+    ];
+    let r = run_in_ct(conn, p, vmid, &inspect, "docker container inspect", timeout)?;
+    if r.exit_status != Some(0) {
+        return Err(if r.stderr.contains("No such container") {
+            SshFallbackError::NoContainer {
+                container: p.container.clone(),
+                vmid,
+            }
+        } else {
+            owner_err(format!(
+                "docker container inspect exited with {} (its error output is not shown)",
+                status_text(r.exit_status)
+            ))
+        });
+    }
+    let source = String::from_utf8_lossy(&r.stdout).trim().to_string();
+    if source.is_empty() {
+        return Err(owner_err(
+            "/app/data is not a mount of the container".into(),
+        ));
+    }
+    if !pct::valid_path(&source) {
+        return Err(owner_err(
+            "the source of its /app/data mount is not a plain absolute path".into(),
+        ));
+    }
+    let r = run_in_ct(
+        conn,
+        p,
+        vmid,
+        &["stat", "-c", "%u:%g", "--", &source],
+        "stat",
+        timeout,
+    )?;
+    let owner = String::from_utf8_lossy(&r.stdout).trim().to_string();
+    if r.exit_status != Some(0) || !valid_owner(&owner) {
+        return Err(owner_err(format!(
+            "stat -c %u:%g of {} in the CT exited with {} and printed no uid:gid",
+            pct::shorten(&source, pct::PATH_SHOWN),
+            status_text(r.exit_status)
+        )));
+    }
+    Ok(owner)
+}
+
+fn status_text(status: Option<i32>) -> String {
+    status
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| "no status".into())
+}
+
+/// What the CLI made, and as whom it ran.
+pub struct Made {
+    pub url: Secret,
+    /// The `docker exec -u` user, and whether it was read from `/app/data`.
+    pub user: String,
+    pub detected: bool,
+}
+
 /// Makes a 1-hour code with PocketID's CLI over SSH; returns its URL.
-pub fn make_code(p: &SshParams, username: &str) -> Result<Secret, SshFallbackError> {
+pub fn make_code(p: &SshParams, username: &str) -> Result<Made, SshFallbackError> {
     let mut opts = p
         .ssh
-        .connect_options()
-        .map_err(|e| SshFallbackError::Options(e.to_string()))?
+        .connect_options()?
         .ok_or(SshFallbackError::Missing("ssh_host"))?;
     // Never trust a new host key here: this connection carries a sign-in code.
     opts.host_key_checking = HostKeyChecking::Strict;
@@ -125,24 +236,49 @@ pub fn make_code(p: &SshParams, username: &str) -> Result<Secret, SshFallbackErr
     if !pct::valid_vmid(&vmid.to_string()) {
         return Err(SshFallbackError::Vmid(vmid));
     }
-    let (host, timeout) = (opts.host.clone(), opts.timeout);
+    let timeout = opts.timeout;
     let mut conn = ssh::Connection::open(&opts)?;
-    let mut results = conn.run_all(&[command(p, vmid, username)], 1, timeout, &mut |_, _| {});
+    let made = run_cli(&mut conn, p, vmid, username, timeout);
     conn.close();
-    let r = results.pop().unwrap_or_default();
-    if let Some(e) = &r.error {
-        return Err(SshFallbackError::Exec {
-            host,
-            detail: format!("{e:?}"),
-        });
-    }
+    made
+}
+
+/// The CLI's run on the open connection, as the given or the detected user.
+fn run_cli(
+    conn: &mut ssh::Connection,
+    p: &SshParams,
+    vmid: i64,
+    username: &str,
+    timeout: std::time::Duration,
+) -> Result<Made, SshFallbackError> {
+    let given = p.container_user.clone().filter(|u| !u.trim().is_empty());
+    let detected = given.is_none();
+    let user = match given {
+        Some(u) => u,
+        None => data_owner(conn, p, vmid, timeout)?,
+    };
+    let cli = [
+        "docker",
+        "exec",
+        "-u",
+        user.as_str(),
+        p.container.as_str(),
+        "/app/pocket-id",
+        "one-time-access-token",
+        username,
+    ];
+    let r = run_in_ct(conn, p, vmid, &cli, "PocketID's CLI", timeout)?;
     // Parse (and so register as secret) before anything of the output is looked at.
     let url = parse_url(&r.stdout);
     match (r.exit_status, url) {
-        (Some(0), Some(url)) => Ok(url),
+        (Some(0), Some(url)) => Ok(Made {
+            url,
+            user,
+            detected,
+        }),
         (Some(0), None) => Err(SshFallbackError::NoUrl(vmid)),
         (status, _) => {
-            let stderr = ansible_module::mask(&ssh::sanitize(r.stderr.as_bytes()));
+            let stderr = ansible_module::mask(&sanitize(r.stderr.as_bytes()));
             if stderr.contains("Error: user not found") {
                 Err(SshFallbackError::NoUser {
                     container: p.container.clone(),
@@ -158,9 +294,7 @@ pub fn make_code(p: &SshParams, username: &str) -> Result<Secret, SshFallbackErr
                 Err(SshFallbackError::Failed {
                     vmid,
                     container: p.container.clone(),
-                    status: status
-                        .map(|s| s.to_string())
-                        .unwrap_or_else(|| "no status".into()),
+                    status: status_text(status),
                     stderr: stderr.chars().take(600).collect(),
                 })
             }
@@ -181,5 +315,24 @@ mod tests {
         );
         assert!(parse_url(b"nothing here\n").is_none());
         assert!(parse_url(b"https://id.example.org/lc/\n").is_none());
+    }
+
+    #[test]
+    fn owners_are_two_numbers() {
+        for ok in ["1000:1000", "65532:65532", "0:0"] {
+            assert!(valid_owner(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "1000",
+            "a:b",
+            "1000:",
+            ":1000",
+            "1:2:3",
+            "1000:1000\n",
+            "12345678901:1",
+        ] {
+            assert!(!valid_owner(bad), "{bad:?}");
+        }
     }
 }

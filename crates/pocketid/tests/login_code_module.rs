@@ -350,9 +350,14 @@ fn a_refused_api_key_is_reported_without_the_key() {
     assert!(!r.output().contains("revoked-key-0123456789"));
 }
 
-#[test]
-fn ssh_fallback_with_a_revoked_key_makes_a_working_code() {
-    let (pid, alice) = start();
+/// CT 123 running PocketID's container `pocketid` (answered by `pid`), behind the lab's sshd.
+fn ssh_lab(
+    pid: &PocketId,
+) -> (
+    tempfile::TempDir,
+    lab::fixtures::Containers,
+    lab::sshd::Sshd,
+) {
     let tmp = tempfile::tempdir().unwrap();
     let containers = lab::fixtures::Containers::create(tmp.path().join("ct")).unwrap();
     containers.add(123, "pocketid", true).unwrap();
@@ -360,6 +365,13 @@ fn ssh_fallback_with_a_revoked_key_makes_a_working_code() {
         .add_pocketid_docker(123, "pocketid", pid.url())
         .unwrap();
     let sshd = lab::sshd::Sshd::start(&tmp.path().join("sshd"), &containers).unwrap();
+    (tmp, containers, sshd)
+}
+
+#[test]
+fn ssh_fallback_with_a_revoked_key_makes_a_working_code() {
+    let (pid, alice) = start();
+    let (tmp, _containers, sshd) = ssh_lab(&pid);
     // A key that worked once and was revoked since.
     let old = pid.add_admin_api_key("old");
     let mut cfg = HttpConfig::new("PocketID", pid.url());
@@ -440,4 +452,78 @@ fn ssh_fallback_with_a_revoked_key_makes_a_working_code() {
     // Without the fallback, the refusal is the API's.
     let r = fallback(json!({"fallback": "none"}));
     assert!(r.msg().contains("not_signed_in"), "{}", r.msg());
+}
+
+/// Issue #25 point 10: PocketID's distroless image runs as 65532:65532, where the old default
+/// `docker exec -u 1000:1000` cannot write PocketID's database. The fallback runs the CLI as the
+/// owner of `/app/data` (its mount's source, read with `stat` in the CT); `container_user`
+/// overrides it.
+#[test]
+fn ssh_fallback_runs_the_cli_as_the_owner_of_app_data() {
+    let (pid, alice) = start();
+    // The lab's PocketID container is the distroless image: /app/data is 65532's.
+    let (tmp, containers, sshd) = ssh_lab(&pid);
+    let path = tmp.path().join("alice.url");
+    let fallback = |extra: Value| {
+        let _ = std::fs::remove_file(&path);
+        let mut a = json!({
+            "url": pid.url(), "api_key": "revoked-key-0123456789", "username": "alice",
+            "delivery": "file", "path": path, "fallback": "ssh",
+            "ssh_host": sshd.host, "ssh_port": sshd.port, "ssh_user": sshd.user,
+            "ssh_private_key": sshd.private_key, "ssh_known_hosts": sshd.known_hosts,
+            "pct_path": sshd.pct_path, "vmid": 123, "container": "pocketid",
+        });
+        for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+            a[k] = v;
+        }
+        run_module(Path::new(BIN), &a, &CI_VARS, &[])
+    };
+    let signs_in = || {
+        let code = code_of(&std::fs::read_to_string(&path).unwrap());
+        assert_eq!(exchange(&pid, &code).1["id"], json!(alice));
+    };
+
+    let r = fallback(json!({}));
+    assert!(!r.failed(), "{}", r.json);
+    assert_eq!(r.json["container_user"], "65532:65532");
+    assert!(
+        r.msg().contains("as 65532:65532, the owner of /app/data"),
+        "{}",
+        r.msg()
+    );
+    signs_in();
+    // The old default, given explicitly: the CLI cannot write the database, and says so.
+    let r = fallback(json!({"container_user": "1000:1000"}));
+    assert!(r.failed());
+    assert!(r.msg().contains("readonly database"), "{}", r.msg());
+    assert!(!path.exists());
+    // The standard image (PUID:PGID 1000:1000): found the same way.
+    containers
+        .set_pocketid_data_owner(123, "pocketid", Some("1000:1000"))
+        .unwrap();
+    let r = fallback(json!({}));
+    assert!(!r.failed(), "{}", r.json);
+    assert_eq!(r.json["container_user"], "1000:1000");
+    signs_in();
+    // No /app/data mount: nothing to read the owner from; the message names the option.
+    containers
+        .set_pocketid_data_owner(123, "pocketid", None)
+        .unwrap();
+    let r = fallback(json!({}));
+    assert!(r.failed());
+    assert!(
+        r.msg().contains("/app/data is not a mount") && r.msg().contains("Set container_user"),
+        "{}",
+        r.msg()
+    );
+    let r = fallback(json!({"container_user": "0:0"}));
+    assert!(!r.failed(), "{}", r.json);
+    assert_eq!(r.json["container_user"], "0:0");
+    // An unknown container is told apart before the CLI runs.
+    let r = fallback(json!({"container": "pocket-id-1"}));
+    assert!(
+        r.msg().contains("has no Docker container \"pocket-id-1\""),
+        "{}",
+        r.msg()
+    );
 }

@@ -157,11 +157,12 @@ fn serve(args: &Args) {
     std::fs::write(pid_file(&args.dir), std::process::id().to_string())
         .unwrap_or_else(|e| fail(&format!("writing the pid file: {e}")));
     eprintln!(
-        "sso-lab up: Vault {} · PocketID {} · Loki {} · Forgejo {} · sshd {}:{}",
+        "sso-lab up: Vault {} · PocketID {} · Loki {} · Forgejo {} · webhook {} · sshd {}:{}",
         lab.bao.addr,
         lab.pocketid.url(),
         lab.loki.url(),
         lab.forgejo.url(),
+        lab.webhook.url(),
         lab.sshd.host,
         lab.sshd.port
     );

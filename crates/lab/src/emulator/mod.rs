@@ -7,7 +7,8 @@
 //! hidden query parameter), answers in one write ([`http`]), and stops every thread on drop.
 //! [`Paging`] and [`time`] hold what paginated lists and timestamps have in common.
 //!
-//! The emulators: PocketID ([`pocketid`]), Forgejo ([`forgejo`]) and Loki ([`loki`]).
+//! The emulators: PocketID ([`pocketid`]), Forgejo ([`forgejo`]), Loki ([`loki`]) and the alerts'
+//! webhook receiver ([`webhook`]).
 
 pub mod forgejo;
 pub mod http;
@@ -17,6 +18,7 @@ pub mod pocketid;
 mod request;
 mod server;
 pub(crate) mod time;
+pub mod webhook;
 
 // The kit is the emulators' own; of it, only the request log's entries are seen outside.
 pub(crate) use paging::Paging;

@@ -2,19 +2,24 @@
 # A stand-in for Proxmox's `pct` (pve-container 6.1.x) over the lab's fixture containers:
 # `<root>/<vmid>/{name,status,rootfs/…}`. It implements `list`, `status <vmid>` and
 # `exec <vmid> [--keep-env <bool>] -- <argv…>` with Getopt::Long-style option errors, PVE's vmid
-# checks and messages, and inside a "container" the programs `cat`, `sleep`, `true` and `docker`
-# with `exec`, `logs` and `ps` over PocketID containers (see ct_docker; anything else gives
-# lxc-attach's exec failure). Docker fixtures: `<root>/<vmid>/docker/<name>/pocketid_url` (a
-# container answered by the PocketID emulator's lab routes), `…/<name>/compose_service` (its
-# `com.docker.compose.service` label), `<root>/<vmid>/docker/daemon-down` (the daemon is not
+# checks and messages, and inside a "container" the programs `cat`, `sleep`, `true`, `stat -c` and
+# `docker` with `exec`, `logs`, `ps` and `container inspect` over PocketID containers (see ct_docker;
+# anything else gives lxc-attach's exec failure). Docker fixtures:
+# `<root>/<vmid>/docker/<name>/pocketid_url` (a container answered by the PocketID emulator's lab
+# routes), `…/<name>/compose_service` (its `com.docker.compose.service` label), `…/<name>/data_source`
+# and `…/<name>/data_owner` (the CT path mounted at /app/data and the uid:gid that owns it, which
+# `stat` reports since the tests cannot chown; the CLI fails as another non-root user, as PocketID
+# cannot write its database then), `<root>/<vmid>/docker/daemon-down` (the daemon is not
 # running) and `<root>/<vmid>/no-docker` (no docker binary in the CT). Exit codes of Perl `die`s are assumptions: 2 for a
 # missing config, 255 for the others (contract ssh-pct-dotenv §1.2, §3.2).
 # A fixture file `<root>/<vmid>/stderr` is written to stderr before each program runs inside that
 # container (hostile-output tests: the container controls both streams).
-# `sh -c SCRIPT ARG0` runs only the deploy's three scripts (scripts/deploy-service.sh): write the
-# .env atomically, `docker compose up -d [--force-recreate]` (logged to `<root>/<vmid>/compose.log`),
-# and Grafana's `reset-admin-password --password-from-stdin` (its SHA-256 into Grafana's database
-# stand-in, /var/lib/grafana/admin-password.sha256); any other script fails as sh would not.
+# `sh -c SCRIPT ARG0 [ARG1]` runs only the deploy's three scripts (scripts/deploy-service.sh): write
+# the .env atomically (unless it records a newer Vault version), `docker compose up -d
+# [--force-recreate]` (logged to `<root>/<vmid>/compose.log`), and Grafana's
+# `reset-admin-password --password-from-stdin` (its SHA-256 into Grafana's database stand-in,
+# /var/lib/grafana/admin-password.sha256, and the version applied into .grafana-admin-applied);
+# any other script fails as sh would not.
 set -u
 ROOT=${PCT_FIXTURE_ROOT:-@ROOT@}
 NODE=${PCT_NODE:-lab}
@@ -91,27 +96,67 @@ ct_cat() { # $1 vmid, rest: cat's argv
   return $rc
 }
 
-# The deploy's scripts, recognised to the letter; $1 = vmid, $2 = script, $3 = its $0.
+# `stat -c FORMAT -- PATH…` inside a CT. The owner (`%u:%g`) of a Docker fixture's data_source is its
+# data_owner; anything else is the real file's.
+ct_stat() { # $1 vmid, rest: stat's argv
+  local vmid=$1; shift
+  if [[ ${1:-} != -c || $# -lt 3 ]]; then
+    echo "pct stand-in: stat runs only as stat -c FORMAT [--] PATH..." >&2; return 1
+  fi
+  local fmt=$2 rc=0 f hp d
+  shift 2
+  [[ ${1:-} == -- ]] && shift
+  for f in "$@"; do
+    hp=$(ct_path "$vmid" "$f")
+    if [[ ! -e $hp ]]; then
+      echo "stat: cannot statx '$f': No such file or directory" >&2; rc=1; continue
+    fi
+    for d in "$ROOT/$vmid"/docker/*/; do
+      if [[ $fmt == '%u:%g' && -f $d/data_owner && $(command cat -- "$d/data_source" 2>/dev/null) == "$f" ]]; then
+        command cat -- "$d/data_owner"; echo; continue 2
+      fi
+    done
+    command stat -c "$fmt" -- "$hp" || rc=1
+  done
+  return $rc
+}
+
+# The deploy's scripts, recognised by their text; $1 = vmid, $2 = script, $3 = its $0, $4 = its $1.
 # shellcheck disable=SC2016 # the scripts are compared as text, never expanded here
 ct_sh() {
-  local vmid=$1 script=$2 arg0=${3:-} hp
+  local vmid=$1 script=$2 arg0=${3:-} arg1=${4:-} hp
   case $script in
-    'umask 077 && cat > "$0.new" && mv -- "$0.new" "$0"')
+    *'cat > "$0.new" && mv -- "$0.new" "$0"')
+      # The .env write (guarded by the version it records, or not): the container's own sh over
+      # the file's path in the fixture's rootfs.
       hp=$(ct_path "$vmid" "$arg0")
       if [[ ! -d ${hp%/*} ]]; then
         echo "sh: 1: cannot create $arg0.new: Directory nonexistent" >&2; return 2
       fi
-      (umask 077 && command cat > "$hp.new" && command mv -- "$hp.new" "$hp") ;;
+      sh -c "$script" "$hp" "$arg1" ;;
     'cd "$0" && docker compose up -d'|'cd "$0" && docker compose up -d --force-recreate')
       hp=$(ct_path "$vmid" "$arg0")
       if [[ ! -d $hp ]]; then echo "sh: 1: cd: can't cd to $arg0" >&2; return 2; fi
       printf '%s %s\n' "$arg0" "${script#*docker compose }" >> "$ROOT/$vmid/compose.log" ;;
-    'cd "$0" && docker compose exec -T grafana grafana cli admin reset-admin-password --password-from-stdin')
-      hp=$(ct_path "$vmid" /var/lib/grafana/admin-password.sha256)
-      mkdir -p "${hp%/*}"
-      local pw; pw=$(command cat)
-      printf '%s' "$pw" | sha256sum | cut -d' ' -f1 | tr -d '\n' > "$hp"
-      echo "Admin password changed successfully ✔" ;;
+    'cd "$0" && '*'docker compose exec -T grafana grafana cli admin reset-admin-password --password-from-stdin'*)
+      # Grafana's reset; the deploy's record of the version applied (.grafana-admin-applied in
+      # the service's directory) is honoured and written as the script does.
+      local pw rec recorded
+      hp=$(ct_path "$vmid" "$arg0")
+      if [[ ! -d $hp ]]; then echo "sh: 1: cd: can't cd to $arg0" >&2; return 2; fi
+      rec=$hp/.grafana-admin-applied
+      recorded=$(sed -n 's/^GRAFANA_ADMIN_APPLIED=version-\([0-9][0-9]*\)$/\1/p' "$rec" 2>/dev/null | head -n 1)
+      if [[ $script == *'.grafana-admin-applied'* && -n $recorded && -n $arg1 ]] && ((recorded > arg1)); then
+        echo "$recorded"; return 3
+      fi
+      pw=$(command cat)
+      mkdir -p "$(ct_path "$vmid" /var/lib/grafana)"
+      printf '%s' "$pw" | sha256sum | cut -d' ' -f1 | tr -d '\n' > "$(ct_path "$vmid" /var/lib/grafana/admin-password.sha256)"
+      if [[ $script == *'.grafana-admin-applied'* ]]; then
+        (umask 077 && printf 'GRAFANA_ADMIN_APPLIED=version-%s\n' "$arg1" > "$rec")
+      else
+        echo "Admin password changed successfully ✔"
+      fi ;;
     *)
       echo "pct stand-in: sh -c runs only the deploy's scripts (scripts/deploy-service.sh)" >&2
       return 2 ;;
@@ -172,17 +217,38 @@ ct_docker() { # $1 vmid, rest: docker's argv
     exec) shift; docker_exec "$vmid" "$@" ;;
     logs) shift; docker_logs "$vmid" "$@" ;;
     ps) shift; docker_ps "$vmid" "$@" ;;
+    container) shift; docker_container_cmd "$vmid" "$@" ;;
     *) echo "docker: '${1:-}' is not a docker command." >&2; return 1 ;;
   esac
+}
+
+# `docker container inspect --format <the /app/data mount source> <name>`: the one format the
+# login-code fallback sends; prints the fixture's data_source (an empty line without a mount).
+docker_container_cmd() { # $1 vmid, rest: `docker container`'s argv
+  local vmid=$1; shift
+  local want='{{range .Mounts}}{{if eq .Destination "/app/data"}}{{.Source}}{{end}}{{end}}' dir
+  if [[ ${1:-} != inspect || ${2:-} != --format || ${3:-} != "$want" || $# -ne 4 ]]; then
+    echo "pct stand-in: docker container runs only inspect --format '$want' <name>" >&2; return 125
+  fi
+  if [[ ! -f $ROOT/$vmid/docker/$4/pocketid_url ]]; then
+    # `docker container inspect` words it so; `docker inspect` says "No such object".
+    echo "Error: No such container: $4" >&2; return 1
+  fi
+  dir=$ROOT/$vmid/docker/$4
+  command cat -- "$dir/data_source" 2>/dev/null
+  echo
 }
 
 # `docker exec [-u <user>] [-i] [-t] <name> /app/pocket-id one-time-access-token <user>`.
 docker_exec() { # $1 vmid, rest: exec's argv
   local vmid=$1; shift
+  local user=""
   while (($#)); do
     case $1 in
-      -u|--user) shift 2 ;;
-      -u?*|--user=*|-i|-t|-it|--interactive|--tty) shift ;;
+      -u|--user) user=${2:-}; shift 2 ;;
+      -u?*) user=${1#-u}; shift ;;
+      --user=*) user=${1#--user=}; shift ;;
+      -i|-t|-it|--interactive|--tty) shift ;;
       -*) echo "unknown flag: $1" >&2; return 125 ;;
       *) break ;;
     esac
@@ -199,6 +265,14 @@ docker_exec() { # $1 vmid, rest: exec's argv
     echo "Error: accepts 1 arg(s), received $(($# - 1))" >&2; return 1
   fi
   printf '%s INFO Connected to database provider=sqlite\n' "$(date '+%Y/%m/%d %H:%M:%S')" >&2
+  # Another non-root user than the owner of /app/data cannot write PocketID's SQLite database
+  # (the text is SQLite's SQLITE_READONLY; PocketID's exact wording is not pinned).
+  local owner
+  owner=$(command cat -- "$dir/data_owner" 2>/dev/null)
+  if [[ -n $user && -n $owner && $user != "$owner" && $user != 0 && $user != 0:0 && $user != root ]]; then
+    echo "Error: failed to create one-time access token: attempt to write a readonly database (8)" >&2
+    return 1
+  fi
   lab_http "$dir" POST /api/__lab/cli/one-time-access-token "$2" || { echo "Error: failed to connect to database" >&2; return 1; }
   if [[ $http_status == 200 ]]; then
     printf '%s\n' "$http_body"; return 0
@@ -304,11 +378,12 @@ cmd_exec() {
   case $prog in
     cat) ct_cat "$vmid" "${argv[@]:1}"; exit $? ;;
     docker) ct_docker "$vmid" "${argv[@]:1}"; exit $? ;;
+    stat) ct_stat "$vmid" "${argv[@]:1}"; exit $? ;;
     sleep) command sleep "${argv[1]:-0}"; exit $? ;;
     true) exit 0 ;;
     sh)
       if [[ ${argv[1]:-} != -c ]]; then echo "sh: only -c is supported here" >&2; exit 2; fi
-      ct_sh "$vmid" "${argv[2]:-}" "${argv[3]:-}"; exit $? ;;
+      ct_sh "$vmid" "${argv[2]:-}" "${argv[3]:-}" "${argv[4]:-}"; exit $? ;;
     *)
       echo "lxc-attach: $vmid: ../src/lxc/attach.c: lxc_attach_run_command: 1841 Failed to exec \"${argv[0]}\"" >&2
       exit 127 ;;

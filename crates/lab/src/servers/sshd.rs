@@ -1,7 +1,11 @@
 //! A real OpenSSH `sshd` on 127.0.0.1:<free port> with its own host key, a generated user key and
 //! a `pct` stand-in over the fixture containers (contract `ssh-pct-dotenv.md` §1, §3).
 //!
-//! The ssh user is the current user (root in CI). Public-key auth only, `UsePAM no`,
+//! The ssh user is the current user (root in CI). When that is root, any other local user may
+//! log in with the same key too (the compatibility matrix logs in as an unprivileged user): sshd
+//! reads a user's authorized keys with that user's rights, which cannot reach the lab's private
+//! directory, so root's sshd also reads them through `AuthorizedKeysCommand` (`cat` of the lab's
+//! file, run as root). Public-key auth only, `UsePAM no`,
 //! `StrictModes no`, `PidFile none`, `LogLevel VERBOSE` into [`Sshd::log_path`] (so tests can
 //! assert that no authentication was attempted). `SetEnv SHLVL=1` keeps bash from sourcing the
 //! user's `~/.bashrc` for sshd's `bash -c` (bash only does that at shell level 1), so a heavy rc
@@ -95,6 +99,52 @@ pub fn install_pct_standin(path: &Path, root: &Path) -> Result<()> {
         .ctx(|| "chmod pct".into())
 }
 
+/// The lab's sshd_config (see the module's head).
+fn config_text(
+    host: &str,
+    port: u16,
+    host_key: &Path,
+    authorized: &Path,
+    bin_dir: &Path,
+    user: &str,
+) -> String {
+    let other_users = if user == "root" {
+        format!(
+            "AuthorizedKeysCommand {cat} {ak}\nAuthorizedKeysCommandUser root\n",
+            cat = system_bin("cat").display(),
+            ak = authorized.display()
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "ListenAddress {host}:{port}\n\
+         HostKey {hk}\n\
+         PidFile none\n\
+         UsePAM no\n\
+         StrictModes no\n\
+         PubkeyAuthentication yes\n\
+         PasswordAuthentication no\n\
+         KbdInteractiveAuthentication no\n\
+         AuthenticationMethods publickey\n\
+         AuthorizedKeysFile {ak}\n\
+         PermitRootLogin prohibit-password\n\
+         PermitUserRC no\n\
+         PrintMotd no\n\
+         PrintLastLog no\n\
+         UseDNS no\n\
+         AllowTcpForwarding no\n\
+         X11Forwarding no\n\
+         MaxSessions 10\n\
+         LogLevel VERBOSE\n\
+         SetEnv SHLVL=1 PATH={bin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n\
+         {other_users}",
+        hk = host_key.display(),
+        ak = authorized.display(),
+        bin = bin_dir.display(),
+    )
+}
+
 impl Sshd {
     /// Starts sshd in `dir` (created if needed) serving `containers` through the `pct` stand-in.
     pub fn start(dir: &Path, containers: &Containers) -> Result<Self> {
@@ -146,31 +196,7 @@ impl Sshd {
         let cfg = dir.join("sshd_config");
         std::fs::write(
             &cfg,
-            format!(
-                "ListenAddress {host}:{port}\n\
-                 HostKey {hk}\n\
-                 PidFile none\n\
-                 UsePAM no\n\
-                 StrictModes no\n\
-                 PubkeyAuthentication yes\n\
-                 PasswordAuthentication no\n\
-                 KbdInteractiveAuthentication no\n\
-                 AuthenticationMethods publickey\n\
-                 AuthorizedKeysFile {ak}\n\
-                 PermitRootLogin prohibit-password\n\
-                 PermitUserRC no\n\
-                 PrintMotd no\n\
-                 PrintLastLog no\n\
-                 UseDNS no\n\
-                 AllowTcpForwarding no\n\
-                 X11Forwarding no\n\
-                 MaxSessions 10\n\
-                 LogLevel VERBOSE\n\
-                 SetEnv SHLVL=1 PATH={bin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n",
-                hk = host_key.display(),
-                ak = authorized.display(),
-                bin = bin_dir.display(),
-            ),
+            config_text(&host, port, &host_key, &authorized, &bin_dir, &user),
         )
         .ctx(|| "writing sshd_config".into())?;
 

@@ -3,7 +3,7 @@
 //! new run.
 
 use super::contents::{commit_sha, resolve_ref};
-use super::runs::Run;
+use super::runs::{self, Concurrency, Run};
 use super::workflow::{parse_workflow, workflow_dir, WorkflowDef};
 use super::{api_error, hidden_500, major, RunInfo, State, Token};
 use crate::emulator::Response;
@@ -85,6 +85,10 @@ pub(super) fn dispatch(s: &mut State, token: &Token, file: &str, body: &[u8]) ->
         .get(file)
         .cloned()
         .unwrap_or_else(|| s.opts.default_behaviour.clone());
+    let (concurrency_group, concurrency) = concurrency_of(&wf, &resolved.full_ref, file);
+    if concurrency == Concurrency::CancelInProgress {
+        runs::cancel_group(s, &concurrency_group);
+    }
     let info = RunInfo {
         id,
         run_number: number,
@@ -106,6 +110,8 @@ pub(super) fn dispatch(s: &mut State, token: &Token, file: &str, body: &[u8]) ->
         status: "waiting",
         hook_slot: None,
         hook_error: None,
+        concurrency_group,
+        concurrency,
         info,
     });
     if v >= 11 && return_run_info {
@@ -205,8 +211,8 @@ fn bind(s: &State, body: &[u8]) -> Result<DispatchOption, Response> {
     })
 }
 
-/// The run's inputs: given, else the default; a required one missing fails; booleans as the
-/// version writes them; too many inputs is a hidden 500.
+/// The run's inputs: given, else the default; a required one missing fails; sent booleans as the
+/// version writes them (a default stays as written); too many inputs is a hidden 500.
 fn resolve_inputs(
     s: &State,
     wf: &WorkflowDef,
@@ -216,6 +222,7 @@ fn resolve_inputs(
     let mut inputs = BTreeMap::new();
     for (key, desc, required, default, kind) in &wf.inputs {
         let mut val = given.get(key).cloned().filter(|x| !x.is_empty());
+        let sent = val.is_some();
         if val.is_none() {
             val = default.clone().filter(|x| !x.is_empty());
         }
@@ -226,7 +233,8 @@ fn resolve_inputs(
             }
             continue;
         };
-        if kind == "boolean" {
+        // Only a sent value is mapped (`resolveDispatchInput`): a default is used as written.
+        if kind == "boolean" && sent {
             val = if v <= 13 {
                 (val == "on").to_string()
             } else if val == "on" {
@@ -242,4 +250,25 @@ fn resolve_inputs(
         return Err(hidden_500(s)); // too many inputs
     }
     Ok(inputs)
+}
+
+/// The run's concurrency group and mode, as Forgejo (v14+) sets them
+/// (`services/actions/workflows.go: ConfigureActionRunConcurrency`): a group is lower-cased, and
+/// without one it is `<ref>_<workflow>_<event>__auto`; `cancel-in-progress: true` cancels the
+/// group's pending and running runs at dispatch; `false` with a group queues the run behind
+/// them; without `cancel-in-progress` (or with `false` and no group) a dispatched run is limited
+/// by nothing. Before v14 dispatched runs never limit each other.
+fn concurrency_of(wf: &WorkflowDef, full_ref: &str, file: &str) -> (String, Concurrency) {
+    let (group, cancel) = wf.concurrency.clone().unwrap_or_default();
+    let name = if group.is_empty() {
+        format!("{full_ref}_{file}_workflow_dispatch__auto")
+    } else {
+        group.to_lowercase()
+    };
+    let mode = match cancel {
+        Some(true) => Concurrency::CancelInProgress,
+        Some(false) if !group.is_empty() => Concurrency::QueueBehind,
+        _ => Concurrency::Unlimited,
+    };
+    (name, mode)
 }

@@ -530,6 +530,14 @@ fn route(s: &mut State, req: &Request) -> Response {
             releases::download(&mut ex.0, c, uuid, authed)
         });
     }
+    if let Some((tag, name)) = release_download(s, path).filter(|_| method == "GET") {
+        // The web route Forgejo 15 hands out as browser_download_url.
+        let authed = matches!(authenticate(s, req), Auth::Token(_));
+        let can_write = matches!(authenticate(s, req), Auth::Token(t) if t.can_write);
+        return extra(s, can_write, |ex, c| {
+            releases::download_by_name(&mut ex.0, c, &tag, &name, authed)
+        });
+    }
     let Some(api) = path.strip_prefix("/api/v1") else {
         return not_found(s, &[]);
     };
@@ -593,6 +601,15 @@ fn route(s: &mut State, req: &Request) -> Response {
         }
         _ => not_found(s, &[]),
     }
+}
+
+/// `/{owner}/{repo}/releases/download/{tag}/{name}` of this repository: the tag and the name,
+/// percent-decoded.
+fn release_download(s: &State, path: &str) -> Option<(String, String)> {
+    let prefix = format!("/{}/{}/releases/download/", s.opts.owner, s.opts.repo);
+    let (tag, name) = path.strip_prefix(&prefix)?.split_once('/')?;
+    (!tag.is_empty() && !name.is_empty() && !name.contains('/'))
+        .then(|| (percent_decode(tag), percent_decode(name)))
 }
 
 /// Serves a request of `releases.rs` / `settings.rs`.

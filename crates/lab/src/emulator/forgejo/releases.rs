@@ -9,9 +9,11 @@
 //! - `POST /releases/{id}/assets[?name=]` with `multipart/form-data` (field `attachment`) or a raw
 //!   `application/octet-stream` body → 201 `Attachment`; the `name` query wins over the file name.
 //! - `DELETE …/assets/{attachment_id}` → 204.
-//! - Downloads at `browser_download_url`, `GET /attachments/{uuid}` (a web route, not the API):
-//!   Forgejo accepts an API token in `Authorization` there (`isAttachmentDownload`), and the lab's
-//!   repository is private, so an anonymous download is a 404.
+//! - Downloads at `browser_download_url`: `GET /{owner}/{repo}/releases/download/{tag}/{name}`
+//!   when the release's asset names are unique (as Forgejo 15 hands them out), else
+//!   `GET /attachments/{uuid}` (both web routes, not the API): Forgejo accepts an API token in
+//!   `Authorization` there (`isAttachmentDownload`), and the lab's repository is private, so an
+//!   anonymous download is a 404.
 
 use crate::emulator::time::rfc3339_at;
 use serde_json::{json, Value};
@@ -94,7 +96,41 @@ fn not_found(ctx: &Ctx) -> Answer {
     )
 }
 
-fn asset_json(ctx: &Ctx, a: &Asset) -> Value {
+/// Go's `url.PathEscape`: unreserved characters and `$&+:=@` stay, everything else is
+/// percent-encoded (so `/`, `;`, `,` and `?` are).
+fn path_escape(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~$&+:=@".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Where Forgejo (v15) says an asset downloads: in a release's answer and the assets list
+/// (`models/repo/release.go: GetReleaseAttachments`), `<repo>/releases/download/<tag>/<name>`
+/// when the release's asset names are unique; else, and in the answers about one asset (upload,
+/// `GET …/assets/{id}`, which load the attachment alone), `/attachments/<uuid>`.
+fn download_url(ctx: &Ctx, r: Option<&Release>, a: &Asset) -> String {
+    let unique = r.filter(|r| r.assets.iter().filter(|o| o.name == a.name).count() == 1);
+    if let Some(r) = unique {
+        format!(
+            "{}/{}/{}/releases/download/{}/{}",
+            ctx.base_url,
+            ctx.owner,
+            ctx.repo,
+            path_escape(&r.tag),
+            path_escape(&a.name)
+        )
+    } else {
+        format!("{}/attachments/{}", ctx.base_url, a.uuid)
+    }
+}
+
+fn asset_json(ctx: &Ctx, r: Option<&Release>, a: &Asset) -> Value {
     json!({
         "id": a.id,
         "name": a.name,
@@ -102,7 +138,7 @@ fn asset_json(ctx: &Ctx, a: &Asset) -> Value {
         "download_count": a.downloads,
         "created_at": rfc3339_at(a.created),
         "uuid": a.uuid,
-        "browser_download_url": format!("{}/attachments/{}", ctx.base_url, a.uuid),
+        "browser_download_url": download_url(ctx, r, a),
         "type": "attachment",
     })
 }
@@ -133,7 +169,7 @@ fn release_json(ctx: &Ctx, r: &Release) -> Value {
             "avatar_url": format!("{}/avatars/deploy-bot", ctx.base_url),
             "html_url": format!("{}/deploy-bot", ctx.base_url),
         },
-        "assets": r.assets.iter().map(|a| asset_json(ctx, a)).collect::<Vec<_>>(),
+        "assets": r.assets.iter().map(|a| asset_json(ctx, Some(r), a)).collect::<Vec<_>>(),
     })
 }
 
@@ -209,7 +245,7 @@ pub fn api(
                     rel.releases[i]
                         .assets
                         .iter()
-                        .map(|a| asset_json(ctx, a))
+                        .map(|a| asset_json(ctx, Some(&rel.releases[i]), a))
                         .collect(),
                 ),
             ),
@@ -228,7 +264,7 @@ pub fn api(
                 return not_found(ctx);
             };
             if m == "GET" {
-                Answer::Json(200, asset_json(ctx, &r.assets[j]))
+                Answer::Json(200, asset_json(ctx, None, &r.assets[j]))
             } else {
                 r.assets.remove(j);
                 Answer::Empty(204)
@@ -368,9 +404,41 @@ fn upload(
         created: SystemTime::now(),
         downloads: 0,
     };
-    let answer = Answer::Json(201, asset_json(ctx, &asset));
+    let answer = Answer::Json(201, asset_json(ctx, None, &asset));
     rel.releases[i].assets.push(asset);
     answer
+}
+
+/// `GET /{owner}/{repo}/releases/download/{tag}/{name}` (`routers/web/repo/repo.go:
+/// RedirectDownload`): the asset of the release of that tag (drafts only for a writer; `latest`,
+/// when no release has that tag, is the latest release), served as `/attachments/<uuid>` is.
+pub fn download_by_name(
+    rel: &mut Releases,
+    ctx: &Ctx,
+    tag: &str,
+    name: &str,
+    authenticated: bool,
+) -> Answer {
+    let uuid = {
+        let visible = |r: &&Release| !r.draft || ctx.can_write;
+        let mut tagged = rel.releases.iter().filter(|r| r.tag == tag).filter(visible);
+        let release = match (tagged.next(), tag) {
+            (Some(r), _) => Some(r),
+            (None, "latest") => rel
+                .releases
+                .iter()
+                .filter(|r| !r.draft && !r.prerelease)
+                .max_by_key(|r| (r.created, r.id)),
+            (None, _) => None,
+        };
+        release
+            .and_then(|r| r.assets.iter().find(|a| a.name == name))
+            .map(|a| a.uuid.clone())
+    };
+    match uuid {
+        Some(uuid) => download(rel, ctx, &uuid, authenticated),
+        None => not_found(ctx),
+    }
 }
 
 /// `GET /attachments/{uuid}`; `authenticated`: a valid token was presented.

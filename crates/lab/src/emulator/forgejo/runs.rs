@@ -25,17 +25,64 @@ pub(super) struct Run {
     pub(super) status: &'static str,
     pub(super) hook_slot: Option<HookSlot>,
     pub(super) hook_error: Option<String>,
+    /// The run's concurrency group (lower-cased) and mode.
+    pub(super) concurrency_group: String,
+    pub(super) concurrency: Concurrency,
+}
+
+/// Forgejo's `ConcurrencyMode` of a run (`models/actions/run.go`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Concurrency {
+    Unlimited,
+    /// Not picked up while a run of its group runs, or an older one of its group is pending
+    /// (`models/actions/task.go: getConcurrencyCondition`): the group's runs start one at a
+    /// time, oldest first; none is cancelled.
+    QueueBehind,
+    /// Cancels the group's pending and running runs when dispatched
+    /// (`CancelPreviousWithConcurrencyGroup`).
+    CancelInProgress,
+}
+
+const PENDING: [&str; 4] = ["unknown", "waiting", "running", "blocked"];
+
+/// Cancels every run of `group` that has not ended (at a dispatch with `cancel-in-progress`).
+/// A hook already started keeps running; its result is ignored.
+pub(super) fn cancel_group(s: &mut State, group: &str) {
+    if major(s) < 14 {
+        return;
+    }
+    for run in s.runs.iter_mut() {
+        if run.concurrency_group == group && PENDING.contains(&run.status) {
+            run.status = "cancelled";
+            run.stopped = Some(SystemTime::now());
+        }
+    }
+}
+
+/// Whether a waiting run must stay waiting for its concurrency group (v14+).
+fn queued_behind(s: &State, run: &Run) -> bool {
+    major(s) >= 14
+        && run.concurrency == Concurrency::QueueBehind
+        && s.runs.iter().any(|o| {
+            o.info.id != run.info.id
+                && o.concurrency_group == run.concurrency_group
+                && (o.status == "running"
+                    || (PENDING.contains(&o.status) && o.info.run_number < run.info.run_number))
+        })
 }
 
 pub(super) fn tick(state: &Mutex<State>) {
     let mut s = super::lock(state);
     let now = Instant::now();
     let hooks = s.hooks.clone();
-    for run in s.runs.iter_mut() {
+    for i in 0..s.runs.len() {
+        // One at a time: a run picked up here blocks the next of its group in this same tick.
+        let queued = s.runs[i].status == "waiting" && queued_behind(&s, &s.runs[i]);
+        let run = &mut s.runs[i];
         match run.status {
             "waiting" => {
                 let stuck = run.behaviour.no_runner || run.job_list.iter().any(|j| j.no_runner);
-                if !stuck && now >= run.created_at + run.behaviour.pickup {
+                if !stuck && !queued && now >= run.created_at + run.behaviour.pickup {
                     run.status = "running";
                     run.started = Some((SystemTime::now(), now));
                     if let Some(hook) = hooks.get(&run.info.workflow_id) {

@@ -17,6 +17,24 @@ pub(super) struct WorkflowDef {
     pub(super) name: Option<String>,
     pub(super) inputs: Vec<InputDef>,
     pub(super) jobs: Vec<Job>,
+    /// The workflow-level `concurrency`: its group (empty when not given) and
+    /// `cancel-in-progress` (None when not given). A string is the group alone. Expressions in
+    /// the group are not evaluated: it is taken as written.
+    pub(super) concurrency: Option<(String, Option<bool>)>,
+}
+
+fn concurrency(v: Option<&serde_norway::Value>) -> Option<(String, Option<bool>)> {
+    match v? {
+        serde_norway::Value::Mapping(m) => Some((
+            m.get("group").and_then(yaml_scalar).unwrap_or_default(),
+            m.get("cancel-in-progress").and_then(|c| match c {
+                serde_norway::Value::Bool(b) => Some(*b),
+                serde_norway::Value::String(s) => Some(s == "true"),
+                _ => None,
+            }),
+        )),
+        other => yaml_scalar(other).map(|g| (g, None)),
+    }
 }
 
 /// The workflow directory that counts: the first of [`WORKFLOW_DIRS`] holding a file.
@@ -84,5 +102,33 @@ pub(super) fn parse_workflow(text: &str) -> Option<WorkflowDef> {
             });
         }
     }
-    Some(WorkflowDef { name, inputs, jobs })
+    Some(WorkflowDef {
+        name,
+        inputs,
+        jobs,
+        concurrency: concurrency(map.get("concurrency")),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_workflow;
+    use proptest::prelude::*;
+
+    #[test]
+    fn concurrency_as_a_block_or_a_string() {
+        let wf = |c: &str| parse_workflow(&format!("concurrency:{c}\njobs: {{}}\n")).unwrap();
+        let c = wf("\n  group: G\n  cancel-in-progress: false").concurrency;
+        assert_eq!(c, Some(("G".to_string(), Some(false))));
+        assert_eq!(wf(" g").concurrency, Some(("g".to_string(), None)));
+        assert_eq!(parse_workflow("jobs: {}\n").unwrap().concurrency, None);
+    }
+
+    proptest! {
+        // A workflow file is text the repository holds: any text, YAML or not, never panics.
+        #[test]
+        fn any_text_never_panics(text in "(concurrency|group|cancel-in-progress|on|jobs|inputs|:|-| |\n|\\PC){0,200}") {
+            let _ = parse_workflow(&text);
+        }
+    }
 }

@@ -46,6 +46,17 @@ impl PocketId {
             .iter()
             .any(|k| k.hash == h && k.expires_at > now)
     }
+    /// Sets the `expiresAt` of API key `key_id` to `secs` seconds from now (negative: expired), as
+    /// a key created with that expiry would have; `false` when there is no such key.
+    pub fn set_api_key_expiry(&self, key_id: &str, secs: i64) -> bool {
+        let now = now_secs();
+        let mut st = self.st();
+        let Some(k) = st.keys.iter_mut().find(|k| k.id == key_id) else {
+            return false;
+        };
+        k.expires_at = now + secs;
+        true
+    }
     /// Ids of the admin user's keys.
     pub fn admin_key_ids(&self) -> Vec<String> {
         self.st()

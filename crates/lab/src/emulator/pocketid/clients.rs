@@ -441,11 +441,7 @@ pub(super) fn create(st: &mut State, body: Map<String, Value>) -> Response {
         Some(id) => {
             if st.clients.iter().any(|c| c.id() == id) {
                 // 2.13 made it a conflict; 2.12 answered 400 (pocketid-api §2).
-                let status = if st.version == Version::V2_12 {
-                    400
-                } else {
-                    409
-                };
+                let status = if st.version.legacy() { 400 } else { 409 };
                 return err(
                     status,
                     "client_id_already_exists",
@@ -504,7 +500,7 @@ pub(super) fn delete(st: &mut State, raw_id: &str) -> Response {
     let before = st.clients.len();
     st.clients.retain(|c| c.id() != id);
     // 2.12 deleted without looking first: 204 for an unknown id too.
-    if st.clients.len() < before || st.version == Version::V2_12 {
+    if st.clients.len() < before || st.version.legacy() {
         Response::empty(204)
     } else {
         client_not_found()

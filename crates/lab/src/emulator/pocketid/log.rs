@@ -301,7 +301,7 @@ pub(super) fn write_request(
         Body::Bytes(b) => (None, None, b.len() as i64),
         Body::Empty => (None, None, -1),
     };
-    if resp.status >= 500 && version != Version::V2_12 {
+    if resp.status >= 500 && !version.legacy() {
         let rec = LogRecord::new(Level::Error, "Request failed")
             .attr(
                 "error_code",
@@ -318,7 +318,7 @@ pub(super) fn write_request(
             );
         st.logs.write(version, &rec);
     }
-    let legacy = version == Version::V2_12;
+    let legacy = version.legacy();
     let level = match resp.status {
         429 => Level::Warn,
         s if s >= 500 => Level::Error,

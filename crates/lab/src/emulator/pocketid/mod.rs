@@ -32,6 +32,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 mod access;
 mod api_keys;
 mod clients;
+mod end_session;
 mod lists;
 mod log;
 mod oidc;
@@ -42,12 +43,16 @@ pub use crate::emulator::LoggedRequest;
 pub use access::Mail;
 use api_keys::{authenticate, Auth, KeyRec};
 use clients::{ClientRec, GroupRec};
+pub use end_session::LOGOUT_CALLBACK_WARNING;
 use lists::paginate;
 pub use log::{Level, LogRecord, LOKI_LABELS};
 
 /// Which PocketID release to behave like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Version {
+    /// 2.2: the 2.12 mode before `GET /api/version/current` existed (2.3 added it): 404
+    /// `{"error":"API endpoint not found"}` there, as for any unknown API route.
+    V2_2,
     /// 2.12: the 2.13 routes, but error bodies with `error` only (no `code`, no `request_id`),
     /// 400 on a duplicate client id, 204 on deleting an unknown client, and the `Request` /
     /// `Request with errors: …` log records (4xx at WARN, no `request_id` or `error_code`).
@@ -61,13 +66,19 @@ pub enum Version {
 impl Version {
     pub fn as_str(self) -> &'static str {
         match self {
+            Version::V2_2 => "2.2.0",
             Version::V2_12 => "2.12.0",
             Version::V2_13 => "2.13.0",
             Version::V2_14 => "2.14.0",
         }
     }
+    /// 2.12 and before: the legacy error bodies, status codes and log records.
+    pub fn legacy(self) -> bool {
+        matches!(self, Version::V2_2 | Version::V2_12)
+    }
     pub fn parse(s: &str) -> Option<Version> {
         match s {
+            "2.2" | "2.2.0" => Some(Version::V2_2),
             "2.12" | "2.12.0" => Some(Version::V2_12),
             "2.13" | "2.13.0" => Some(Version::V2_13),
             "2.14" | "2.14.0" => Some(Version::V2_14),
@@ -201,7 +212,7 @@ impl PocketId {
     pub fn start(opts: PocketIdOptions) -> Result<PocketId> {
         let version = Version::parse(&opts.version).ok_or_else(|| {
             LabError::msg(format!(
-                "PocketID emulator: unsupported version {:?} (use \"2.14.0\" or \"2.13.0\")",
+                "PocketID emulator: unsupported version {:?} (use \"2.14.0\", \"2.13.0\", \"2.12.0\" or \"2.2.0\")",
                 opts.version
             ))
         })?;
@@ -366,7 +377,7 @@ fn answer(st: &mut State, req: &Request) -> Response {
     let rid = st.uuid();
     if let Body::Json(Value::Object(m)) = &mut resp.body {
         if m.contains_key("error") && m.contains_key("code") {
-            if st.version == Version::V2_12 {
+            if st.version.legacy() {
                 // ≤2.12 error bodies: `{"error": msg}` only (pocketid-api §3). The code is
                 // kept for the log line, which 2.12 writes without it.
                 if let Some(code) = m.remove("code") {
@@ -587,32 +598,35 @@ fn decode_client_id(raw: &str) -> String {
 }
 
 fn route_exists(v: Version, m: &str, segs: &[&str]) -> bool {
-    matches!(
-        (m, segs),
-        ("GET", ["version", "current"])
-            | ("GET", ["users", "me"])
-            | ("GET", ["api-keys"])
-            | ("POST", ["api-keys"])
-            | ("POST", ["api-keys", _, "renew"])
-            | ("DELETE", ["api-keys", _])
-            | ("GET", ["user-groups"])
-            | ("GET", ["oidc", "clients"])
-            | ("POST", ["oidc", "clients"])
-            | ("GET", ["oidc", "clients", _])
-            | ("PUT", ["oidc", "clients", _])
-            | ("DELETE", ["oidc", "clients", _])
-            | ("PUT", ["oidc", "clients", _, "allowed-user-groups"])
-    ) || match v {
-        Version::V2_14 => matches!(
+    // 2.3 added the version route.
+    let version_route = v != Version::V2_2 && (m, segs) == ("GET", &["version", "current"][..]);
+    version_route
+        || matches!(
             (m, segs),
-            ("GET", ["oidc", "clients", _, "secrets"])
-                | ("POST", ["oidc", "clients", _, "secrets"])
-                | ("DELETE", ["oidc", "clients", _, "secrets", _])
-        ),
-        Version::V2_12 | Version::V2_13 => {
-            matches!((m, segs), ("POST", ["oidc", "clients", _, "secret"]))
+            ("GET", ["users", "me"])
+                | ("GET", ["api-keys"])
+                | ("POST", ["api-keys"])
+                | ("POST", ["api-keys", _, "renew"])
+                | ("DELETE", ["api-keys", _])
+                | ("GET", ["user-groups"])
+                | ("GET", ["oidc", "clients"])
+                | ("POST", ["oidc", "clients"])
+                | ("GET", ["oidc", "clients", _])
+                | ("PUT", ["oidc", "clients", _])
+                | ("DELETE", ["oidc", "clients", _])
+                | ("PUT", ["oidc", "clients", _, "allowed-user-groups"])
+        )
+        || match v {
+            Version::V2_14 => matches!(
+                (m, segs),
+                ("GET", ["oidc", "clients", _, "secrets"])
+                    | ("POST", ["oidc", "clients", _, "secrets"])
+                    | ("DELETE", ["oidc", "clients", _, "secrets", _])
+            ),
+            Version::V2_2 | Version::V2_12 | Version::V2_13 => {
+                matches!((m, segs), ("POST", ["oidc", "clients", _, "secret"]))
+            }
         }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

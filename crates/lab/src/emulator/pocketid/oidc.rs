@@ -2,7 +2,8 @@
 //! §3; fosite's order of checks): `GET|POST /authorize` for a user signed in with PocketID's
 //! session cookie, `POST /api/oidc/token` with client authentication first (`client_secret_basic`
 //! or `client_secret_post`), the frontend page `/interaction/error`, and the audit entries
-//! `NEW_CLIENT_AUTHORIZATION` / `CLIENT_AUTHORIZATION` written at the authorize step.
+//! `NEW_CLIENT_AUTHORIZATION` / `CLIENT_AUTHORIZATION` written at the authorize step. Logout
+//! (`/api/oidc/end-session`) is in `end_session.rs`, on the ID tokens issued here.
 //!
 //! Left out on purpose: the consent and re-authentication interactions (a signed-in user is taken
 //! to have consented), PAR, `prompt`, `max_age`, the refresh-token grant and signed ID tokens (the
@@ -34,6 +35,8 @@ struct AuthCode {
     used: bool,
     /// Access token issued from this code; revoked when the code is presented again.
     access_token: Option<String>,
+    /// The `jti` of the ID token issued with it (end-session revokes by it).
+    id_token_jti: Option<String>,
     revoked: bool,
 }
 
@@ -45,6 +48,26 @@ pub(super) struct OidcState {
     codes: Vec<AuthCode>,
     /// `(user id, client id)` pairs that authorized once (PocketID's stored consent).
     authorized: Vec<(String, String)>,
+}
+
+impl OidcState {
+    /// Whether the user authorized the client (`UserAuthorizedOidcClient`).
+    pub(super) fn has_authorized(&self, user_id: &str, client_id: &str) -> bool {
+        self.authorized
+            .iter()
+            .any(|(u, c)| u == user_id && c == client_id)
+    }
+    /// `RevokeSessionsByIDTokenHint`: the tokens issued with that ID token stop working.
+    pub(super) fn revoke_by_id_token(&mut self, user_id: &str, client_id: &str, jti: &str) {
+        for c in &mut self.codes {
+            if c.user_id == user_id
+                && c.client_id == client_id
+                && c.id_token_jti.as_deref() == Some(jti)
+            {
+                c.revoked = true;
+            }
+        }
+    }
 }
 
 impl PocketId {
@@ -169,8 +192,9 @@ pub(super) fn frontend(st: &mut State, req: &Request) -> Option<Response> {
     }
 }
 
-/// The authorize request's parameters: the query, and for a POST the form body too.
-fn authorize_params(req: &Request) -> Vec<(String, String)> {
+/// A browser request's parameters (authorize, end-session): the query, and for a POST the form
+/// body too.
+pub(super) fn request_params(req: &Request) -> Vec<(String, String)> {
     let mut p = req.query.clone();
     if req.method == "POST" && is_form(req) {
         p.extend(parse_query(&String::from_utf8_lossy(&req.body)));
@@ -188,7 +212,7 @@ fn is_form(req: &Request) -> bool {
     })
 }
 
-fn param<'a>(p: &'a [(String, String)], k: &str) -> &'a str {
+pub(super) fn param<'a>(p: &'a [(String, String)], k: &str) -> &'a str {
     p.iter()
         .find(|(n, _)| n == k)
         .map(|(_, v)| v.as_str())
@@ -212,7 +236,7 @@ fn authorize(st: &mut State, req: &Request) -> Response {
             return super::err(403, "user_disabled", "User account is disabled");
         }
     }
-    let p = authorize_params(req);
+    let p = request_params(req);
     let ar = match new_authorize_request(st, &p) {
         Ok(ar) => ar,
         Err((e, redirect)) => {
@@ -278,6 +302,7 @@ fn authorize(st: &mut State, req: &Request) -> Response {
         issued_at: now_secs(),
         used: false,
         access_token: None,
+        id_token_jti: None,
         revoked: false,
     });
     let scope = ar.scope.join(" ");
@@ -364,7 +389,7 @@ fn new_authorize_request(
 
 /// A registered callback URL against the requested one: exact, or `*` matching any run of
 /// characters (PocketID's URL patterns, simplified).
-fn pattern_matches(pattern: &str, url: &str) -> bool {
+pub(super) fn pattern_matches(pattern: &str, url: &str) -> bool {
     let parts: Vec<&str> = pattern.split('*').collect();
     if parts.len() == 1 {
         return pattern == url;
@@ -440,11 +465,11 @@ fn authorize_error(
     }
 }
 
-fn redirect(status: u16, location: &str) -> Response {
+pub(super) fn redirect(status: u16, location: &str) -> Response {
     Response::empty(status).with_header("Location", location)
 }
 
-fn with_query(uri: &str, q: &str) -> String {
+pub(super) fn with_query(uri: &str, q: &str) -> String {
     let sep = if uri.contains('?') { '&' } else { '?' };
     format!("{uri}{sep}{q}")
 }
@@ -460,6 +485,7 @@ fn encode_pairs(p: &[(String, String)]) -> String {
 /// `/api` routes of this part (`segs` without the leading `api`); `None` for any other route.
 pub(super) fn route(st: &mut State, req: &Request, segs: &[&str]) -> Option<Response> {
     match (req.method.as_str(), segs) {
+        ("GET" | "POST", ["oidc", "end-session"]) => Some(super::end_session::end_session(st, req)),
         ("POST", ["oidc", "token"]) => Some(match token(st, req) {
             Ok(r) => r,
             Err(e) => token_error(st, e),
@@ -636,9 +662,11 @@ fn check_user_access(st: &mut State, idx: usize) -> Result<(), OAuthError> {
 fn issue_tokens(st: &mut State, idx: usize) -> Response {
     let url = st.app_url().to_string();
     let access_token = format!("ory_at_{}", random_alnum(43));
+    let jti = random_alnum(32);
     let c = &mut st.oidc.codes[idx];
     c.used = true;
     c.access_token = Some(access_token.clone());
+    c.id_token_jti = Some(jti.clone());
     let (client_id, user_id, scope, nonce) = (
         c.client_id.clone(),
         c.user_id.clone(),
@@ -654,7 +682,7 @@ fn issue_tokens(st: &mut State, idx: usize) -> Response {
         .unwrap_or(60);
     let now = now_secs();
     let claims = json!({"iss": url, "sub": user_id, "aud": [client_id], "iat": now,
-                        "exp": now + minutes * 60, "nonce": nonce});
+                        "exp": now + minutes * 60, "nonce": nonce, "jti": jti});
     let mut body = json!({
         "access_token": access_token,
         "expires_in": minutes * 60 - 1,
@@ -675,13 +703,51 @@ fn id_token(claims: &Value) -> String {
     let b64 = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
     let head = b64(br#"{"alg":"RS256","kid":"lab","typ":"JWT"}"#);
     let body = b64(claims.to_string().as_bytes());
-    let sig = b64(&Sha256::digest(format!("{head}.{body}").as_bytes()));
-    format!("{head}.{body}.{sig}")
+    format!("{head}.{body}.{}", id_token_digest(&head, &body))
+}
+
+fn id_token_digest(head: &str, body: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(Sha256::digest(format!("{head}.{body}").as_bytes()))
+}
+
+/// The claims of an ID token this emulator issued, with issuer `iss` (an expired one is still
+/// accepted, as RP-initiated logout requires); `None` for anything else.
+pub(super) fn verify_id_token(token: &str, iss: &str) -> Option<Map<String, Value>> {
+    let mut parts = token.split('.');
+    let (head, body, sig) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || id_token_digest(head, body) != sig {
+        return None;
+    }
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(body)
+        .ok()?;
+    let claims: Map<String, Value> = serde_json::from_slice(&bytes).ok()?;
+    (claims.get("iss").and_then(Value::as_str) == Some(iss)).then_some(claims)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::pattern_matches;
+    use super::{id_token, pattern_matches, verify_id_token};
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    proptest! {
+        /// An `id_token_hint` is any text a browser sends: never a panic, and only a token
+        /// this emulator issued is accepted.
+        #[test]
+        fn an_id_token_hint_never_panics(s in "[A-Za-z0-9_.=-]{0,80}|\\PC{0,80}") {
+            prop_assert!(verify_id_token(&s, "http://127.0.0.1:1").is_none());
+        }
+    }
+
+    #[test]
+    fn issued_id_tokens_verify_with_their_issuer_only() {
+        let t = id_token(&json!({"iss": "http://127.0.0.1:1", "sub": "u"}));
+        assert!(verify_id_token(&t, "http://127.0.0.1:1").is_some());
+        assert!(verify_id_token(&t, "http://127.0.0.1:2").is_none());
+        assert!(verify_id_token(&format!("{t}x"), "http://127.0.0.1:1").is_none());
+    }
 
     #[test]
     fn callback_patterns() {

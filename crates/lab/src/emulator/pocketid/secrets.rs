@@ -96,7 +96,9 @@ impl State {
                 let now = now_secs();
                 c.secrets.iter().any(|s| s.hash == h && s.active(now))
             }
-            Version::V2_12 | Version::V2_13 => c.legacy_hash.as_deref() == Some(h.as_str()),
+            Version::V2_2 | Version::V2_12 | Version::V2_13 => {
+                c.legacy_hash.as_deref() == Some(h.as_str())
+            }
         }
     }
 }
