@@ -19,7 +19,7 @@ PY=${PYTHON:-python3}
 # ansible 12.x ships community.hashi_vault and runs on ansible-core 2.19, the version .venv pins.
 BENCH_REQUIREMENTS=("ansible>=12,<13" "hvac>=2,<3")
 
-for b in sso-bench bench-noop-module vault_full_write env_harvest redeploy_trigger; do
+for b in sso-bench bench-noop-module bench-timed-module vault_full_write env_harvest redeploy_trigger; do
   if [ ! -x "target/release/$b" ]; then
     echo "bench: target/release/$b is missing; run: make bench (it builds the modules and sso-bench)" >&2
     exit 1
@@ -40,10 +40,8 @@ trap 'rm -f "$tmp"' EXIT
 echo "bench: measuring ($ONLY, $ROUNDS rounds each); this takes a few minutes"
 target/release/sso-bench --bin-dir target/release --bench-venv "$BENCH_VENV" \
   --only "$ONLY" --rounds "$ROUNDS" >"$tmp"
-{
-  cat "$tmp"
-  echo "---"
-  echo "$(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(rustc --version)"
-} >"$OUT"
+# Each section measured now replaces its old self; a subset run keeps the others' figures.
+scripts/bench-merge.py "$OUT" "$tmp" \
+  "$(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(rustc --version)"
 echo "bench: results in $OUT"
 cat "$OUT"

@@ -7,13 +7,13 @@
 
 mod harvest;
 mod measure;
+mod rotation;
 mod tasks;
 
-use lab::ansible::module_library;
 use lab::catalog::REDEPLOY_TARGETS;
 use lab::forgejo::{Behaviour, Forgejo, ForgejoOpts};
 use lab::openbao::OpenBao;
-use lab::stack::{Lab, LabOptions};
+
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -117,7 +117,7 @@ fn main() {
             Some("redeploy-wait") => bench_c(&o, &dir),
             Some("sizes") => bench_d(&o),
             Some("requests") => bench_e(&o, &dir),
-            Some("rotation") => bench_f(&o, &dir),
+            Some("rotation") => rotation::bench_f(&o, &dir),
             _ => Err(format!(
                 "unknown measurement {part} (one of: {})",
                 BENCHES.map(|(name, _)| name).join(", ")
@@ -176,8 +176,8 @@ fn bench_d(o: &Opts) -> Result<(), String> {
     println!("## (d) Binary sizes\n");
     println!(
         "Release profile (LTO, one codegen unit, `opt-level = \"z\"`, stripped). Target: ≤ 3 MB each. \
-         The modules that speak SSH (`env_harvest`, and through its transport `pocketid_login_code` \
-         and `pocketid_logs`) carry OpenSSL and zlib built in (libssh2's crypto), so that the \
+         The modules that speak SSH (`env_harvest`, `pocketid_login_code` and `pocketid_logs`, all \
+         through the transport crate `proxmox_ssh`) carry OpenSSL and zlib built in (libssh2's crypto), so that the \
          binaries need nothing but glibc at run time (README, \"Requirements of the binaries\"); \
          that is most of their size, and why they miss the target.\n"
     );
@@ -212,7 +212,7 @@ fn bench_e(o: &Opts, dir: &Path) -> Result<(), String> {
         (
             "changed full write",
             json!({"a": "1", "b": "3"}),
-            "1 read + 1 write",
+            "1 read + 1 write + 1 metadata patch",
         ),
         ("unchanged again", json!({"a": "1", "b": "3"}), "1 read"),
     ] {
@@ -235,7 +235,7 @@ fn bench_e(o: &Opts, dir: &Path) -> Result<(), String> {
         ));
     }
     println!("## (e) HTTP requests per operation\n");
-    println!("Counted by OpenBao's file audit device (response entries), token auth. Target: an unchanged full write = 1 read, a change = 1 read + 1 write.\n");
+    println!("Counted by OpenBao's file audit device (response entries), token auth. Target: an unchanged full write = 1 read, a change = 1 read + 1 write, and one `PATCH` of the secret's metadata recording when the changed keys changed (see `vault_kv_read`'s `key_ages`; the server merges it under the secret's lock, so no read of the metadata comes first).\n");
     println!("| operation | changed | KV requests (`secret/…`) | all requests | target |");
     println!("| --- | --- | ---: | ---: | --- |");
     for (label, kv, all, expect, changed) in rows {
@@ -325,77 +325,5 @@ fn bench_c(o: &Opts, dir: &Path) -> Result<(), String> {
     }
     println!("\n{}", load.line());
     println!();
-    Ok(())
-}
-
-/// (f) The full rotation (`rotate-homelab-sso.yml`, as `make demo` runs it) against the whole lab.
-fn bench_f(o: &Opts, dir: &Path) -> Result<(), String> {
-    let playbook = lab::tools::venv_bin("ansible-playbook");
-    if !playbook.exists() {
-        return Err("(f) needs the project's .venv with ansible-playbook (make setup)".into());
-    }
-    let lab = Lab::up(&dir.join("lab"), &LabOptions::default()).map_err(|e| e.to_string())?;
-    let (_, inventory) = lab.write_files().map_err(|e| e.to_string())?;
-    let bins = MODULES
-        .iter()
-        .map(|m| bin(o, m).map(|p| (*m, p)))
-        .collect::<Result<Vec<_>, _>>()?;
-    let refs: Vec<(&str, &Path)> = bins.iter().map(|(n, p)| (*n, p.as_path())).collect();
-    let work = dir.join("ansible");
-    module_library(&work, &refs).map_err(|e| e.to_string())?;
-    let root = lab::tools::repo_root();
-    let load = measure::Load::start();
-    // Per round: (wall, slowest deploy run); the deploy runs of the last round.
-    let mut rounds: Vec<(f64, f64)> = Vec::new();
-    let mut deploys = 0;
-    for _ in 0..o.rounds {
-        let runs_before = lab.forgejo.runs().len();
-        let mut cmd = Command::new(&playbook);
-        cmd.arg("-i")
-            .arg(&inventory)
-            .arg(root.join("ansible/playbooks/rotate-homelab-sso.yml"))
-            .stdin(Stdio::null());
-        // The playbooks authenticate with the lab's AppRole, never with the root token.
-        lab::ansible::repo_playbook_env(&mut cmd, &work, lab.env());
-        let t = Instant::now();
-        let out = cmd
-            .output()
-            .map_err(|e| format!("running ansible-playbook: {e}"))?;
-        let wall = t.elapsed().as_secs_f64();
-        if !out.status.success() {
-            let text = String::from_utf8_lossy(&out.stdout);
-            let tail: Vec<&str> = text.lines().rev().take(15).collect();
-            return Err(format!(
-                "the rotation failed ({}): {}",
-                out.status,
-                tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
-            ));
-        }
-        let runs = lab.forgejo.runs();
-        let deploys_now = &runs[runs_before..];
-        let slowest = deploys_now
-            .iter()
-            .filter_map(|r| r.lasted)
-            .map(|d| d.as_secs_f64())
-            .fold(0.0, f64::max);
-        rounds.push((wall, slowest));
-        deploys = deploys_now.len();
-    }
-    let walls: Vec<f64> = rounds.iter().map(|r| r.0).collect();
-    let slowests: Vec<f64> = rounds.iter().map(|r| r.1).collect();
-    let ((wall_min, wall_med), slowest) = (measure::min_med(&walls), measure::min_med(&slowests).1);
-    println!("## (f) Full rotation\n");
-    println!(
-        "`ansible-playbook rotate-homelab-sso.yml` (the playbook's defaults, `poll_interval` 5 s) \
-         against the whole lab of `make demo`: OpenBao, sshd with the `pct` stand-in, the \
-         PocketID and Forgejo emulators, deploy runs of 1 s once picked up that re-render each \
-         service's `.env` from Vault. Each round rotates every key again: preflight, mint, one \
-         Vault write, nine redeploys waited on, drift check, retirement of the old secret. Wall = \
-         the whole ansible-playbook process.\n"
-    );
-    println!("| rotation wall (s, min / median) | deploy runs | slowest deploy run (s, median) |");
-    println!("| ---: | ---: | ---: |");
-    println!("| {wall_min:.2} / {wall_med:.2} | {deploys} | {slowest:.2} |\n");
-    println!("{}", load.line());
     Ok(())
 }

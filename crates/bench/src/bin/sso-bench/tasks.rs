@@ -49,11 +49,16 @@ impl Runner {
         // A fresh remote temporary directory per run: keep_remote_files leaves 2 MB per task.
         let remote = self.dir.join("tmp-remote");
         let _ = std::fs::remove_dir_all(&remote);
+        let vars = self.dir.join(format!("secret-{round}.json"));
+        let secret = json!({"secret": round_values(&round.to_string())});
+        std::fs::write(&vars, secret.to_string()).map_err(|e| e.to_string())?;
         let mut cmd = Command::new(self.venv.join("bin/ansible-playbook"));
         cmd.arg("-i")
             .arg(self.dir.join("inventory.ini"))
             .arg(playbook)
             .args(["-e", &format!("round={round}")])
+            .arg("-e")
+            .arg(format!("@{}", vars.display()))
             .current_dir(&self.dir)
             .env("ANSIBLE_COLLECTIONS_PATH", colls)
             .env("ANSIBLE_NOCOLOR", "1")
@@ -78,21 +83,30 @@ impl Runner {
     }
 }
 
-/// A play on localhost with `n` copies of `task` (`{i}` replaced by the task's number).
-fn play(bao: &OpenBao, task: &str, n: usize) -> String {
-    let secret: Map<String, Value> = (1..=KEYS)
+/// The 15 values a write task gets in round `round`: plain strings, new in every round.
+fn round_values(round: &str) -> Map<String, Value> {
+    (1..=KEYS)
         .map(|k| {
             (
                 format!("key_{k:02}"),
-                json!(format!("value-{k:02}-{{{{ round }}}}-x9")),
+                json!(format!("value-{k:02}-{round}-x9")),
             )
         })
-        .collect();
+        .collect()
+}
+
+/// The same 15 values, each a template of the round (as a play's `vars` would hold them).
+fn templated_values() -> Value {
+    Value::Object(round_values("{{ round }}"))
+}
+
+/// A play on localhost with `n` copies of `task` (`{i}` replaced by the task's number). The
+/// write tasks' `secret` comes from the round's extra vars (see [`Runner::run`]): a dict of plain
+/// strings, as a rotation's generated values reach its write.
+fn play(bao: &OpenBao, task: &str, n: usize) -> String {
     let mut s = format!(
-        "- hosts: localhost\n  gather_facts: false\n  vars:\n    url: \"{}\"\n    token: \"{}\"\n    secret: {}\n  tasks:\n    - name: warm up the connection plugin\n      ansible.builtin.meta: noop\n",
-        bao.addr,
-        bao.root_token,
-        Value::Object(secret)
+        "- hosts: localhost\n  gather_facts: false\n  vars:\n    url: \"{}\"\n    token: \"{}\"\n  tasks:\n    - name: warm up the connection plugin\n      ansible.builtin.meta: noop\n",
+        bao.addr, bao.root_token
     );
     for i in 0..n {
         s.push_str(&format!("    - {}\n", task.replace("{i}", &i.to_string())));
@@ -275,8 +289,16 @@ pub fn bench_g(o: &Opts, dir: &Path) -> Result<(), String> {
     let runner = Runner::new(o, dir)?;
     let bao = start_bao(dir)?;
     let read = crate::bin(o, "vault_kv_read")?;
+    let write = crate::bin(o, "vault_full_write")?;
     let noop = crate::bin(o, "bench-noop-module")?;
-    let (shipped, usual) = collections(dir, &[("vault_kv_read", &read), ("bench_noop", &noop)])?;
+    let (shipped, usual) = collections(
+        dir,
+        &[
+            ("vault_kv_read", &read),
+            ("vault_full_write", &write),
+            ("bench_noop", &noop),
+        ],
+    )?;
     let size = |p: &Path| {
         std::fs::metadata(p)
             .map(|m| m.len() as f64 / 1e6)
@@ -350,7 +372,7 @@ pub fn bench_g(o: &Opts, dir: &Path) -> Result<(), String> {
     let labels: Vec<&str> = variants.iter().map(|v| v.0).collect();
     report_g(o, (size(&read), size(&noop)), &labels, &samples);
     println!("{}", load.line());
-    Ok(())
+    write_floor(o, &runner, &bao, &shipped, (&write, &noop))
 }
 
 /// (g)'s table and the differences it is read for: `labels` and `samples` are the variants in
@@ -413,5 +435,170 @@ fn report_g(o: &Opts, sizes: (f64, f64), labels: &[&str], samples: &[Vec<Sample>
         "- what remains of a task in place over `debug` (the no-op module in place − `debug`: a \
          process, the args file, parsing the result): {:.0} ms.\n",
         med_diff_ms(noop_inplace, debug)
+    );
+}
+
+/// The write's args outside Ansible: `n` args files, each a changed 15-key write of `path`.
+fn direct_args(bao: &OpenBao, dir: &Path, round: usize, n: usize) -> Result<Vec<PathBuf>, String> {
+    (0..n)
+        .map(|i| {
+            let data: Map<String, Value> = (1..=KEYS)
+                .map(|k| (format!("key_{k:02}"), json!(format!("value-{k:02}-{round}-{i}-x9"))))
+                .collect();
+            let args = json!({"url": bao.addr, "token": bao.root_token, "path": "bench-g/direct", "data": data});
+            let p = dir.join(format!("direct-{round}-{i}.json"));
+            std::fs::write(&p, args.to_string()).map_err(|e| e.to_string())?;
+            Ok(p)
+        })
+        .collect()
+}
+
+/// One sample of `bin` run outside Ansible: the mean over `args` (one process each).
+fn direct_sample(bin: &Path, args: &[PathBuf]) -> Result<(Sample, usize), String> {
+    let mut total = Sample {
+        wall: 0.0,
+        cpu: 0.0,
+    };
+    let mut answer = 0;
+    for a in args {
+        let (s, out) = timed(Command::new(bin).arg(a))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        if text.contains("\"failed\": true") || text.contains("\"failed\":true") {
+            return Err(format!(
+                "{} failed outside Ansible: {}",
+                bin.display(),
+                tail(&out)
+            ));
+        }
+        answer = out.stdout.len();
+        total = Sample {
+            wall: total.wall + s.wall,
+            cpu: total.cpu + s.cpu,
+        };
+    }
+    Ok((total.scaled(1.0 / args.len() as f64), answer))
+}
+
+/// (g), the write: `vault_full_write` as in (a), beside no-op tasks that get what it gets (the
+/// same templated 15-key `data`, `no_log`, an answer of its size) and the two binaries outside
+/// Ansible, so that each millisecond over `debug` has a cause.
+fn write_floor(
+    o: &Opts,
+    runner: &Runner,
+    bao: &OpenBao,
+    shipped: &Path,
+    (write, noop): (&Path, &Path),
+) -> Result<(), String> {
+    let dir = &runner.dir;
+    // The write's answer size, from one changed write outside Ansible.
+    let (_, answer) = direct_sample(write, &direct_args(bao, dir, 0, 1)?)?;
+    let literal = Value::Object(round_values("literal"));
+    let nested = templated_values();
+    let w = format!("homelab.sso.vault_full_write: {{{VAULT}, path: 'bench-g/w-{{i}}', data: '{{{{ secret }}}}'}}");
+    let rows: Vec<(&str, String)> = vec![
+        ("empty", String::new()),
+        ("debug", "ansible.builtin.debug: {msg: 'task {i}'}".into()),
+        ("w", w.clone()),
+        ("w_nolog", format!("{{{w}, no_log: true}}")),
+        ("n_nested", format!("{{homelab.sso.bench_noop: {{data: {nested}, answer_bytes: {answer}}}, no_log: true}}")),
+        ("n_tmpl", format!("{{homelab.sso.bench_noop: {{data: '{{{{ secret }}}}', answer_bytes: {answer}}}, no_log: true}}")),
+        ("n_lit", format!("{{homelab.sso.bench_noop: {{data: {literal}, answer_bytes: {answer}}}, no_log: true}}")),
+        ("n_answer", format!("{{homelab.sso.bench_noop: {{answer_bytes: {answer}}}, no_log: true}}")),
+        ("n", "homelab.sso.bench_noop: {}".into()),
+    ];
+    let named: Vec<(&str, &str)> = rows.iter().map(|(n, t)| (*n, t.as_str())).collect();
+    let pbs = playbooks(bao, dir, &named)?;
+    for p in &pbs {
+        runner.run(p, shipped, 0, &[])?;
+    }
+    let load = Load::start();
+    let mut direct: [Vec<Sample>; 2] = [Vec::new(), Vec::new()];
+    let samples = alternate(o.rounds, pbs.len(), |i, round| {
+        if i == 0 {
+            let args = direct_args(bao, dir, round + 1, TASKS)?;
+            direct[0].push(direct_sample(write, &args)?.0);
+            direct[1].push(direct_sample(noop, &args)?.0);
+        }
+        runner.run(&pbs[i], shipped, round + 1, &[])
+    })?;
+    report_write_floor(&per_task(&samples), &direct, answer);
+    println!("{}", load.line());
+    Ok(())
+}
+
+/// The write floor's table and its differences (`t`: per-task samples in the order of
+/// `write_floor`'s rows after the empty play; `direct`: the write and the no-op outside Ansible).
+fn report_write_floor(t: &[Vec<Sample>], direct: &[Vec<Sample>; 2], answer: usize) {
+    let (debug, w, w_nolog, n_nested, n_tmpl, n_lit, n_answer, n) =
+        (&t[0], &t[1], &t[2], &t[3], &t[4], &t[5], &t[6], &t[7]);
+    println!("### (g) The write: where a `vault_full_write` task's time goes\n");
+    println!(
+        "The same machinery, a second set of playbooks in turn: `vault_full_write` as in (a) (a \
+         changed {KEYS}-key write per task, `data: '{{{{ secret }}}}'` with `secret` a dict of \
+         plain strings from the round's extra vars), beside no-op tasks in place that get what it \
+         gets: the same `data`, the same data as literal strings, `no_log`, an answer of the \
+         write's size ({answer} bytes); and one whose {KEYS} values are each a template (what \
+         (a) measured before: `vars` whose values template the round). Outside Ansible: the \
+         release binary run as Ansible runs it in place (a new process with an args file), \
+         {TASKS} changed writes against the same OpenBao per round, and the no-op binary with the \
+         same args files.\n"
+    );
+    println!("| variant | per task, wall ms (min / median) | per task, CPU ms (min / median) | over `debug`, ms (median) | ÷ `debug` (median) |");
+    println!("| --- | ---: | ---: | ---: | ---: |");
+    let rows = [
+        ("`debug` (the floor)", debug),
+        ("`vault_full_write`, in place (as in (a))", w),
+        ("… with `no_log: true`", w_nolog),
+        ("no-op in place: 15 values that are each a template, `no_log`, answer size", n_nested),
+        ("no-op in place: `data: '{{ secret }}'` as the write, `no_log`, the write's answer size", n_tmpl),
+        ("no-op in place: the same 15 keys as literal strings, `no_log`, answer size", n_lit),
+        ("no-op in place: no `data`, `no_log`, answer size", n_answer),
+        ("no-op in place (as in the table above)", n),
+    ];
+    for (label, s) in rows {
+        println!(
+            "| {label} | {} | {} | {:.1} | {:.2}× |",
+            wall_cell(s, 1000.0, 0),
+            cpu_cell(s, 1000.0, 0),
+            med_diff_ms(s, debug),
+            med_ratio(s, debug)
+        );
+    }
+    let outside = [
+        (
+            "`vault_full_write` outside Ansible (one changed write)",
+            &direct[0],
+        ),
+        ("no-op binary outside Ansible", &direct[1]),
+    ];
+    for (label, s) in outside {
+        println!(
+            "| {label} | {} | {} | | |",
+            wall_cell(s, 1000.0, 1),
+            cpu_cell(s, 1000.0, 1)
+        );
+    }
+    println!(
+        "\nThe write's {:.1} ms over `debug`, by cause (median of the rounds' differences, wall):\n",
+        med_diff_ms(w, debug)
+    );
+    let causes = [
+        ("a binary module task in place at all (no-op − `debug`: a process, the args file, parsing the result)", med_diff_ms(n, debug)),
+        ("`no_log` and an answer of the write's size (Ansible)", med_diff_ms(n_answer, n)),
+        ("carrying the 15-key `data` in the task's args (Ansible)", med_diff_ms(n_lit, n_answer)),
+        ("templating `'{{ secret }}'` into that dict (Ansible)", med_diff_ms(n_tmpl, n_lit)),
+        ("the module's own work in the task (`vault_full_write` with `no_log` − that no-op: its requests to OpenBao, its larger binary's start)", med_diff_ms(w_nolog, n_tmpl)),
+        ("`no_log` off (the result shown and kept uncensored, Ansible)", med_diff_ms(w, w_nolog)),
+    ];
+    for (cause, ms) in causes {
+        println!("- {cause}: {ms:.1} ms;");
+    }
+    println!(
+        "- for comparison, the module's own work outside Ansible (the write − the no-op, both as new processes): {:.1} ms;",
+        med_diff_ms(&direct[0], &direct[1])
+    );
+    println!(
+        "- not in the write: 15 values that are each a template cost {:.1} ms more than plain ones (Ansible templates each).\n",
+        med_diff_ms(n_nested, n_tmpl)
     );
 }
