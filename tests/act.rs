@@ -137,6 +137,26 @@ fn operational_workflows_run_end_to_end_under_act() {
     assert!(r.ok, "sso-doctor under act failed:\n{}", r.output);
     assert!(r.output.contains("grafana: healthy"), "{}", r.output);
 
+    // sso-status on demand after the rotation: a clean report and an alert summary of names only
+    // (the alert itself is sent by scheduled runs only).
+    let r = logged(
+        &mut logs,
+        e.act_with(
+            Some(&tarball),
+            "sso-status.yml",
+            serde_json::json!({}),
+            &OPERATIONAL_SECRETS,
+            &stock,
+        ),
+    );
+    assert!(r.ok, "sso-status under act failed:\n{}", r.output);
+    assert!(r.output.contains("SSO status: ok"), "{}", r.output);
+    assert!(
+        r.output.contains(r#""workflow": "sso-status""#) && r.output.contains(r#""verdict": "ok""#),
+        "{}",
+        r.output
+    );
+
     // Nothing secret in act's logs, old values or new.
     for text in &logs {
         assert_no_secret(text, &before, "act log");
@@ -262,7 +282,8 @@ fn workflows_install_the_pinned_release_verified_by_checksum() {
         .forgejo
         .request_log()
         .iter()
-        .filter(|l| l.path.starts_with("/attachments/") && l.status == 200)
+        // Forgejo 15's browser_download_url: <repo>/releases/download/<tag>/<name>.
+        .filter(|l| l.path.contains("/releases/download/v0.1.0/") && l.status == 200)
         .count();
     assert_eq!(downloads, 2, "the tarball and SHA256SUMS were downloaded");
 

@@ -39,14 +39,18 @@ fn bootstrap_from_nothing_converges_and_leaves_exactly_what_the_workflows_need()
     let token = e.lab.forgejo.token();
     let release_token = random(20);
     let vault_password = random(20);
+    let notify_token = random(20);
     let sshd_port = e.lab.sshd.port;
     let fingerprint = e.lab.sshd.host_key_fingerprint.clone();
+    let webhook = e.lab.webhook.url();
     let env: Vec<(&str, &str)> = vec![
         ("VAULT_TOKEN", root.as_str()),
         ("FORGEJO_ADMIN_TOKEN", token.as_str()),
         ("DEPLOY_TOKEN", token.as_str()),
         ("RELEASE_TOKEN", release_token.as_str()),
         ("ANSIBLE_VAULT_PASSWORD", vault_password.as_str()),
+        ("NOTIFY_WEBHOOK_URL", webhook.as_str()),
+        ("NOTIFY_WEBHOOK_TOKEN", notify_token.as_str()),
     ];
     let optional_vars = serde_json::json!({
         "VAULT_CACERT": "/etc/ssl/certs/vault-ca.pem",
@@ -54,6 +58,7 @@ fn bootstrap_from_nothing_converges_and_leaves_exactly_what_the_workflows_need()
         "HOMELAB_SSO_VERSION": "v0.1.0",
         "HOMELAB_SSO_COLLECTION": "https://git.example.org/homelab/homelab-sso/releases/download/v0.1.0/homelab-sso-0.1.0.tar.gz",
         "HOMELAB_SSO_INVENTORY": "/etc/homelab-sso/hosts.yml",
+        "ROTATE_DUE": "false",
     });
     let write_vars = |name: &str, fps: serde_json::Value| {
         let p = e.dir.path().join(name);
@@ -157,6 +162,9 @@ fn bootstrap_from_nothing_converges_and_leaves_exactly_what_the_workflows_need()
     );
     assert_eq!(held["DEPLOY_TOKEN"], token);
     assert_eq!(held["RELEASE_TOKEN"], release_token);
+    // The alerts' webhook, from the environment (the lab's receiver).
+    assert_eq!(held["NOTIFY_WEBHOOK_URL"], e.lab.webhook.url());
+    assert_eq!(variables["ROTATE_DUE"], "false");
     assert_eq!(
         variables["PROXMOX_NODES"],
         format!("pve=127.0.0.1:{sshd_port}")

@@ -109,16 +109,12 @@ fn a_healthy_homelab_is_reported_healthy_with_no_remedy() {
 fn a_drifted_deployed_secret_is_resynced_by_redeploying() {
     let e = E2e::up();
     let values = e.vault();
-    let gateway = lab::catalog::services()
-        .into_iter()
-        .find(|s| s.name == "oauth2-gateway")
-        .unwrap();
-    let mut drifted = values.clone();
-    drifted.insert(
-        "pocketid_client_secret".into(),
-        "drifted-client-secret-0123456789".into(),
+    e.render_with(
+        "oauth2-gateway",
+        &values,
+        "pocketid_client_secret",
+        "drifted-client-secret-0123456789",
     );
-    e.lab.containers.render_service(&gateway, &drifted).unwrap();
     assert!(matches!(login(&e), LoginOutcome::TokenFailed(_)));
 
     let out = diagnose_then_fix(&e, "drift", "redeploy oauth2-gateway");
@@ -136,6 +132,11 @@ fn a_stale_secret_is_replaced_by_pocketid_setup_then_redeployed() {
     let e = E2e::up();
     let before = e.vault();
     assert!(e.lab.pocketid.make_client_secrets_stale("oauth2-gateway"));
+    // Orphans of earlier runs up to PocketID's cap of 20: the fix retires them before it mints
+    // (none is Vault's, which PocketID refuses), or its mint would be refused.
+    for _ in 0..20 {
+        e.lab.pocketid.add_client_secret("oauth2-gateway").unwrap();
+    }
     assert!(matches!(login(&e), LoginOutcome::TokenFailed(_)));
 
     let out = diagnose_then_fix(
@@ -144,7 +145,11 @@ fn a_stale_secret_is_replaced_by_pocketid_setup_then_redeployed() {
         "run pocketid-setup (mint, store in Vault), then redeploy oauth2-gateway",
     );
     assert!(out.contains("Vault's client secret refused"), "{out}");
+    // The refused token request of the failed login is in PocketID's log.
+    assert!(out.contains("failures: invalid_client: "), "{out}");
     let after = e.vault();
+    let secrets = e.lab.pocketid.client_secrets("oauth2-gateway");
+    assert_eq!(secrets.len(), 1, "only the new secret is left: {secrets:?}");
     assert_ne!(
         after["pocketid_client_secret"],
         before["pocketid_client_secret"]

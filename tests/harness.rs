@@ -179,6 +179,9 @@ pub fn build_collection(dir: &Path) -> PathBuf {
         .status()
         .expect("cp");
     assert!(cp.success());
+    // Binaries `make build` left in the source tree are replaced by the debug ones.
+    let _ = std::fs::remove_dir_all(src.join("bin"));
+    std::fs::create_dir(src.join("bin")).expect("bin/");
     for m in MODULES {
         let doc = src.join(format!("plugins/modules/{m}.yml"));
         assert!(doc.exists(), "{m} has no sidecar doc");
@@ -187,9 +190,21 @@ pub fn build_collection(dir: &Path) -> PathBuf {
             action.exists(),
             "{m} has no action plugin (plugins/action/{m}.py, as the other modules)"
         );
+        // The layout `ansible-doc -l` needs (the collection's README): the binary in bin/, a
+        // symlink to it in plugins/modules, a listing stub `<module>.ini` beside the sidecar.
+        let link = src.join(format!("plugins/modules/{m}"));
+        assert_eq!(
+            std::fs::read_link(&link).ok(),
+            Some(PathBuf::from(format!("../../bin/{m}"))),
+            "plugins/modules/{m} is not the symlink to ../../bin/{m}"
+        );
+        assert!(
+            src.join(format!("plugins/modules/{m}.ini")).is_file(),
+            "{m} has no listing stub plugins/modules/{m}.ini"
+        );
         // Without debug info: a debug build's ~80 MB per binary made every collection build gzip
         // half a gigabyte. The code is the same.
-        let dest = src.join(format!("plugins/modules/{m}"));
+        let dest = src.join(format!("bin/{m}"));
         let stripped = Command::new("strip")
             .arg("--strip-debug")
             .arg("-o")
@@ -225,7 +240,58 @@ pub fn build_collection(dir: &Path) -> PathBuf {
     dist.join(format!("homelab-sso-{version}.tar.gz"))
 }
 
+/// `ansible-doc -l homelab.sso` of an installed collection (`ansible_doc`: the command, with its
+/// collection path set) lists every module with its sidecar's `short_description`, and warns
+/// about none: the layout of plugins/modules (symlink, `.ini` stub, sidecar) is what makes it.
+pub fn assert_lists_every_module(mut ansible_doc: Command, what: &str) {
+    let out = ansible_doc
+        .args(["-l", "homelab.sso", "--json"])
+        .env("ANSIBLE_NOCOLOR", "1")
+        .output()
+        .expect("ansible-doc");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{what}: ansible-doc -l failed: {stderr}"
+    );
+    assert!(
+        !stderr.contains("[WARNING]"),
+        "{what}: ansible-doc -l warns: {stderr}"
+    );
+    let listed: BTreeMap<String, String> = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{what}: ansible-doc -l --json: {e}"));
+    let docs = repo_root().join("ansible/collection/plugins/modules");
+    let mut expected = BTreeMap::new();
+    for m in MODULES {
+        let text = std::fs::read_to_string(docs.join(format!("{m}.yml"))).unwrap();
+        let doc: serde_norway::Value = serde_norway::from_str(&text).unwrap();
+        let short = doc["DOCUMENTATION"]["short_description"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{m}.yml has no short_description"));
+        expected.insert(format!("homelab.sso.{m}"), short.to_string());
+    }
+    assert_eq!(listed, expected, "{what}: ansible-doc -l homelab.sso");
+}
+
 impl E2e {
+    /// Deploys `service`'s `.env` from `values` with `key` set to `value` instead: a drift (or a
+    /// copy of another service's value) that Vault does not hold.
+    pub fn render_with(
+        &self,
+        service: &str,
+        values: &BTreeMap<String, String>,
+        key: &str,
+        value: &str,
+    ) {
+        let svc = lab::catalog::services()
+            .into_iter()
+            .find(|s| s.name == service)
+            .unwrap_or_else(|| panic!("no service {service} in the catalog"));
+        let mut changed = values.clone();
+        changed.insert(key.into(), value.into());
+        self.lab.containers.render_service(&svc, &changed).unwrap();
+    }
+
     /// Everything the lab's servers logged: OpenBao's server log, sshd's log, and the request logs
     /// of the PocketID and Forgejo emulators (method and path).
     pub fn lab_logs(&self) -> String {

@@ -21,16 +21,12 @@ fn drift_check_is_clean_then_names_the_drifted_service_and_key() {
     assert_no_secret(&run.all_output(), &values, "drift-check output");
 
     // A deployed value that differs from Vault.
-    let n8n = lab::catalog::services()
-        .into_iter()
-        .find(|s| s.name == "n8n")
-        .unwrap();
-    let mut drifted = values.clone();
-    drifted.insert(
-        "n8n_webhook_token".into(),
-        "drifted-token-0123456789".into(),
+    e.render_with(
+        "n8n",
+        &values,
+        "n8n_webhook_token",
+        "drifted-token-0123456789",
     );
-    e.lab.containers.render_service(&n8n, &drifted).unwrap();
     let run = e.playbook("drift-check.yml", &[], &[]);
     run.assert_failed();
     let out = run.all_output();
@@ -115,16 +111,12 @@ fn backfill_from_the_deployed_files_restores_a_complete_secret() {
     );
 
     // n8n and gatus share n8n_webhook_token: copies that disagree are refused, naming the key only.
-    let gatus = lab::catalog::services()
-        .into_iter()
-        .find(|s| s.name == "gatus")
-        .unwrap();
-    let mut other = deployed.clone();
-    other.insert(
-        "n8n_webhook_token".into(),
-        "gatus-copy-0123456789abcdef".into(),
+    e.render_with(
+        "gatus",
+        &deployed,
+        "n8n_webhook_token",
+        "gatus-copy-0123456789abcdef",
     );
-    e.lab.containers.render_service(&gatus, &other).unwrap();
     let run = e.playbook(
         "vault-write.yml",
         &["-e", "vault_write_source=harvest"],
@@ -222,6 +214,30 @@ fn pocketid_setup_and_redeploy_playbooks_run_against_the_lab() {
     run.assert_ok();
     let values = e.vault();
     assert_no_secret(&run.all_output(), &values, "pocketid-setup output");
+    // A new secret on demand: the orphans of earlier runs go first, Vault's (deployed) secret
+    // stays valid beside the new one until a rotation retires it.
+    let pid = &e.lab.pocketid;
+    for _ in 0..3 {
+        pid.add_client_secret(lab::stack::OIDC_CLIENT_ID).unwrap();
+    }
+    let run = e.playbook("pocketid-setup.yml", &[], &[("ROTATE_SECRETS", "true")]);
+    run.assert_ok();
+    let after = e.vault();
+    assert_ne!(
+        after["pocketid_client_secret"],
+        values["pocketid_client_secret"]
+    );
+    assert_eq!(
+        pid.client_secrets(lab::stack::OIDC_CLIENT_ID).len(),
+        2,
+        "Vault's old and the new one"
+    );
+    assert!(pid.client_secret_valid(
+        lab::stack::OIDC_CLIENT_ID,
+        &values["pocketid_client_secret"]
+    ));
+    assert!(pid.client_secret_valid(lab::stack::OIDC_CLIENT_ID, &after["pocketid_client_secret"]));
+    assert_no_secret(&run.all_output(), &after, "pocketid-setup output");
     let run = e.playbook(
         "redeploy.yml",
         &["-e", "{\"redeploy_services\": [\"n8n\", \"gatus\"]}"],
@@ -471,8 +487,17 @@ fn collection_builds_installs_offline_and_documents_every_module() {
             .arg(&tarball),
     );
     let installed = colls.join("ansible_collections/homelab/sso/plugins/modules");
+    let mut doc_list = Command::new(venv_bin("ansible-doc"));
+    doc_list.env("ANSIBLE_COLLECTIONS_PATH", &colls);
+    e2e::assert_lists_every_module(doc_list, "the installed tarball");
     for m in MODULES {
         use std::os::unix::fs::PermissionsExt;
+        // ansible-galaxy keeps the symlink in the tarball and makes it again on install.
+        assert_eq!(
+            std::fs::read_link(installed.join(m)).ok(),
+            Some(std::path::PathBuf::from(format!("../../bin/{m}"))),
+            "{m}: the installed plugins/modules/{m} is not the symlink to its binary"
+        );
         let mode = std::fs::metadata(installed.join(m))
             .unwrap()
             .permissions()
@@ -578,16 +603,34 @@ fn every_module_binary_has_a_sidecar_doc_and_is_shipped() {
         "every module binary is in the collection, and nothing else"
     );
     let modules_dir = root.join("ansible/collection/plugins/modules");
-    let mut docs: Vec<String> = std::fs::read_dir(&modules_dir)
-        .unwrap()
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().to_string();
-            name.strip_suffix(".yml").map(str::to_string)
-        })
-        .collect();
-    docs.sort();
+    // The modules that have a file NAME.EXT in plugins/modules, sorted.
+    let with_ext = |ext: &str| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&modules_dir)
+            .unwrap()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().to_string();
+                name.strip_suffix(ext).map(str::to_string)
+            })
+            .collect();
+        names.sort();
+        names
+    };
+    let docs = with_ext(".yml");
     assert_eq!(docs, sorted, "one sidecar doc per module, and no other");
+    let stubs = with_ext(".ini");
+    assert_eq!(stubs, sorted, "one listing stub <module>.ini per module");
+    for m in MODULES {
+        let link = std::fs::read_link(modules_dir.join(m));
+        assert_eq!(
+            link.ok(),
+            Some(std::path::PathBuf::from(format!("../../bin/{m}"))),
+            "plugins/modules/{m}: the symlink to the collection's bin/{m}"
+        );
+        let stub = std::fs::read_to_string(modules_dir.join(format!("{m}.ini"))).unwrap();
+        // ansible-doc reads the stub first: a DOCUMENTATION in it would hide the sidecar.
+        assert!(!stub.contains("DOCUMENTATION"), "{m}.ini documents");
+    }
     for m in MODULES {
         // ansible-lint's yaml[line-length] limit, which the docs keep too.
         let doc = std::fs::read_to_string(modules_dir.join(format!("{m}.yml"))).unwrap();

@@ -495,3 +495,83 @@ fn the_recovery_after_a_failed_redeploy_resets_grafanas_admin_password() {
         "the recovery applied Grafana's admin password"
     );
 }
+
+/// Grafana applies its admin password only through a reset: the drift check compares the Vault
+/// version whose password the last reset applied (recorded by the loki-stack deploy) with the one
+/// that last changed grafana_admin_password, and tells when Grafana's database is behind.
+#[test]
+fn the_drift_check_tells_when_grafanas_admin_password_was_not_applied() {
+    let e = E2e::up();
+    fast(&e);
+    let row = "loki-stack | grafana_admin_password (applied to Grafana) | ";
+    // Nothing recorded yet (no reset since deploys record it): shown, not a failure.
+    let run = e.playbook("drift-check.yml", &[], &[]);
+    run.assert_ok();
+    assert!(
+        run.stdout.contains(&format!("{row}not recorded")),
+        "{}",
+        run.stdout
+    );
+
+    // A rotation of the password resets Grafana and records it: in sync.
+    let run = e.playbook(
+        "rotate-homelab-sso.yml",
+        &["-e", "rotate_keys=grafana_admin_password"],
+        &[],
+    );
+    run.assert_ok();
+    assert!(
+        run.stdout.contains(&format!("{row}in sync")),
+        "{}",
+        run.stdout
+    );
+
+    // A new password reaches the .env by a redeploy without the reset: Grafana keeps the old one.
+    let mut values = e.vault();
+    values.insert(
+        "grafana_admin_password".into(),
+        "unapplied-grafana-password-31".into(),
+    );
+    e.lab
+        .bao
+        .kv_put("homelab-sso", serde_json::json!(values))
+        .unwrap();
+    let v = e.vault_version();
+    let redeploy = |extra: &[&str]| {
+        let mut args = vec!["-e", r#"{"redeploy_services": ["loki-stack"]}"#];
+        args.extend_from_slice(extra);
+        e.playbook("redeploy.yml", &args, &[]).assert_ok();
+    };
+    redeploy(&[]);
+    assert!(!e.lab.grafana_password_is("unapplied-grafana-password-31"));
+    let run = e.playbook("drift-check.yml", &[], &[]);
+    run.assert_failed();
+    let out = run.all_output();
+    assert!(
+        out.contains(&format!(
+            "{row}NOT APPLIED (Grafana holds version {}'s password; Vault changed it in version {v})",
+            v - 1
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("loki-stack | grafana_admin_password | in sync"),
+        "the .env is: {out}"
+    );
+    assert!(
+        out.contains(r#"playbooks/redeploy.yml -e reset_grafana_admin=true -e '{"redeploy_services": ["loki-stack"]}'"#),
+        "{out}"
+    );
+    assert_no_secret(&out, &values, "drift-check output");
+
+    // The remedy it names applies the password, and the drift check is clean again.
+    redeploy(&["-e", "reset_grafana_admin=true"]);
+    assert!(e.lab.grafana_password_is("unapplied-grafana-password-31"));
+    let run = e.playbook("drift-check.yml", &[], &[]);
+    run.assert_ok();
+    assert!(
+        run.stdout.contains(&format!("{row}in sync")),
+        "{}",
+        run.stdout
+    );
+}

@@ -1,5 +1,7 @@
 //! `playbooks/sso-status.yml` against the lab: each key's age against the catalog's max_age, names
-//! and times only, failing when a key is overdue; and the catalog's max_ages held to the lab's.
+//! and times only, failing when a key is overdue; PocketID's client secrets (a lingering one) and
+//! API keys (one expiring within the warning window); the JSON report without a value; and the
+//! catalog's max_ages held to the lab's.
 
 use e2e::{assert_no_secret, E2e};
 use lab::tools::repo_root;
@@ -45,6 +47,17 @@ fn days_ago(days: u64) -> String {
     httpx::time::format_rfc3339_ns(secs.as_nanos() as i128, false)
 }
 
+/// The rotation sso-status names for an overdue cookie secret, with quick deploy runs.
+fn rotate_n8n_cookie_secret(e: &E2e) {
+    quick_deploys(e);
+    e.playbook(
+        "rotate-homelab-sso.yml",
+        &["-e", "rotate_keys=n8n_cookie_secret"],
+        &[],
+    )
+    .assert_ok();
+}
+
 #[test]
 fn sso_status_reports_ages_and_fails_on_an_overdue_key() {
     let e = E2e::up();
@@ -63,17 +76,7 @@ fn sso_status_reports_ages_and_fails_on_an_overdue_key() {
     assert_no_secret(&out, &values, "sso-status output");
 
     // A key made old: its recorded change back-dated past its max_age.
-    let entry = format!("{version}@{}", days_ago(200));
-    let (status, body) = e
-        .lab
-        .bao
-        .request(
-            "POST",
-            "/v1/secret/metadata/homelab-sso",
-            Some(serde_json::json!({"custom_metadata": {"rotated/n8n_cookie_secret": entry}})),
-        )
-        .unwrap();
-    assert!((200..300).contains(&status), "{body}");
+    make_old(&e, "n8n_cookie_secret", 200);
     let run = e.playbook("sso-status.yml", &[], &[]);
     run.assert_failed();
     let out = run.all_output();
@@ -89,18 +92,7 @@ fn sso_status_reports_ages_and_fails_on_an_overdue_key() {
     assert_no_secret(&out, &values, "sso-status output");
 
     // The rotation it names makes the report clean again, the new version recorded.
-    for (_, wf) in lab::forgejo::deploy_workflows() {
-        e.lab.forgejo.set_behaviour(
-            &wf,
-            lab::forgejo::Behaviour::lasting(Duration::from_millis(300)),
-        );
-    }
-    let run = e.playbook(
-        "rotate-homelab-sso.yml",
-        &["-e", "rotate_keys=n8n_cookie_secret"],
-        &[],
-    );
-    run.assert_ok();
+    rotate_n8n_cookie_secret(&e);
     let rotated = e.vault_version();
     assert_eq!(rotated, version + 1);
     let run = e.playbook("sso-status.yml", &[], &[]);
@@ -112,4 +104,303 @@ fn sso_status_reports_ages_and_fails_on_an_overdue_key() {
     );
     assert!(!out.contains("OVERDUE"), "{out}");
     assert_no_secret(&out, &e.vault(), "sso-status output");
+}
+
+/// The status run's JSON report (`-e sso_status_json=…`) and its full output, checked for values.
+fn status_with_json(e: &E2e, ok: bool, extra: &[(&str, &str)]) -> (String, serde_json::Value) {
+    let json_path = e.dir.path().join("sso-status.json");
+    let _ = std::fs::remove_file(&json_path);
+    let arg = format!("sso_status_json={}", json_path.display());
+    let run = e.playbook("sso-status.yml", &["-e", &arg], &[]);
+    if ok {
+        run.assert_ok();
+    } else {
+        run.assert_failed();
+    }
+    let out = run.all_output();
+    let text = std::fs::read_to_string(&json_path).expect("the JSON report");
+    let mut values = e.vault();
+    for (k, v) in extra {
+        values.insert(k.to_string(), v.to_string());
+    }
+    values.insert("api_key".into(), e.lab.pocketid.admin_key().to_string());
+    assert_no_secret(&out, &values, "sso-status output");
+    assert_no_secret(&text, &values, "sso-status JSON report");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&json_path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "the report is private");
+    (out, serde_json::from_str(&text).expect("JSON"))
+}
+
+#[test]
+fn sso_status_reports_pocketid_credentials_a_lingering_secret_and_an_expiring_api_key() {
+    let e = E2e::up();
+    let client = lab::stack::OIDC_CLIENT_ID;
+    let vault_prefix = e.vault()["pocketid_client_secret"][..4].to_string();
+    let (out, report) = status_with_json(&e, true, &[]);
+    assert!(
+        out.contains(&format!("client secret | {vault_prefix} [")),
+        "{out}"
+    );
+    assert!(out.contains("| never | - | in Vault | ok"), "{out}");
+    assert!(out.contains("API key | automation ["), "{out}");
+    assert!(out.contains("| in use | ok"), "{out}");
+    assert_eq!(report["verdict"], "ok", "{report}");
+    assert_eq!(report["drift"]["clean"], true, "{report}");
+    assert_eq!(report["warning_days"], 14);
+    assert_eq!(report["client_secrets"].as_array().unwrap().len(), 1);
+
+    // A rotation that stopped between mint and retire left a second active secret.
+    let (lingering_id, lingering) = e.lab.pocketid.add_client_secret(client).unwrap();
+    let (out, report) = status_with_json(&e, false, &[("lingering", &lingering)]);
+    assert!(
+        out.contains(&format!("2 client secrets of {client} are active")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "{} [{lingering_id}], not in Vault",
+            &lingering[..4]
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("{vault_prefix} [")) && out.contains(", in Vault"),
+        "{out}"
+    );
+    assert_eq!(report["verdict"], "failed");
+    assert_eq!(
+        report["concerned"]["keys"],
+        serde_json::json!(["pocketid_client_secret"])
+    );
+
+    // The next rotation (of any key) retires it, and the report is clean again.
+    rotate_n8n_cookie_secret(&e);
+    let ids: Vec<String> = e
+        .lab
+        .pocketid
+        .client_secrets(client)
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!ids.contains(&lingering_id), "{ids:?}");
+    let (_, report) = status_with_json(&e, true, &[("lingering", &lingering)]);
+    assert_eq!(report["verdict"], "ok", "{report}");
+
+    // The automation's API key expires in 3 days: a warning naming it fails the status.
+    let pid = &e.lab.pocketid;
+    assert!(pid.set_api_key_expiry(pid.admin_key_id(), 3 * 86400));
+    let (out, report) = status_with_json(&e, false, &[]);
+    let named = format!(
+        "PocketID API key automation [{}] (in use) expires at ",
+        pid.admin_key_id()
+    );
+    assert!(out.contains(&named), "{out}");
+    assert!(out.contains("(warning window 14 days)"), "{out}");
+    assert!(out.contains("| EXPIRES SOON"), "{out}");
+    assert_eq!(report["verdict"], "failed");
+    assert_eq!(report["concerned"]["keys"], serde_json::json!(["api_key"]));
+    assert_eq!(
+        report["concerned"]["services"],
+        serde_json::json!(["pocketid"])
+    );
+}
+
+#[test]
+fn sso_status_on_pocketid_before_2_14_says_what_cannot_be_known() {
+    let e = E2e::up_with(&lab::stack::LabOptions {
+        pocketid_version: "2.13.0".into(),
+        ..Default::default()
+    });
+    let (out, report) = status_with_json(&e, true, &[]);
+    assert!(
+        out.contains("keeps one client secret per client and lists nothing about it"),
+        "{out}"
+    );
+    assert!(out.contains("cannot be known"), "{out}");
+    assert_eq!(report["client_secrets_known"], false, "{report}");
+    assert_eq!(report["client_secrets"], serde_json::json!([]));
+    assert_eq!(report["verdict"], "ok");
+    assert!(out.contains("API key | automation ["), "{out}");
+}
+
+/// Back-dates key `key`'s recorded change (`rotated/<key>` in custom_metadata) by `days`.
+fn make_old(e: &E2e, key: &str, days: u64) {
+    let entry = format!("{}@{}", e.vault_version(), days_ago(days));
+    let (status, body) = e
+        .lab
+        .bao
+        .request(
+            "POST",
+            "/v1/secret/metadata/homelab-sso",
+            Some(serde_json::json!({"custom_metadata": {format!("rotated/{key}"): entry}})),
+        )
+        .unwrap();
+    assert!((200..300).contains(&status), "{body}");
+}
+
+fn quick_deploys(e: &E2e) {
+    for (_, wf) in lab::forgejo::deploy_workflows() {
+        e.lab.forgejo.set_behaviour(
+            &wf,
+            lab::forgejo::Behaviour::lasting(Duration::from_millis(300)),
+        );
+    }
+}
+
+#[test]
+fn rotate_keys_due_rotates_exactly_the_overdue_key_in_one_full_write() {
+    let e = E2e::up();
+    quick_deploys(&e);
+    let before = e.vault();
+    let version = e.vault_version();
+    let secrets = e.lab.pocketid.client_secrets(lab::stack::OIDC_CLIENT_ID);
+
+    // Nothing is due: said so, and nothing is minted, written or redeployed.
+    let summary = e.dir.path().join("rotate-due.json");
+    let summary_env = summary.display().to_string();
+    let env = [
+        ("ROTATE_KEYS", "due"),
+        ("HOMELAB_SSO_SUMMARY_FILE", summary_env.as_str()),
+    ];
+    let run = e.playbook("rotate-homelab-sso.yml", &[], &env);
+    run.assert_ok();
+    let out = run.all_output();
+    assert!(out.contains("Nothing is due"), "{out}");
+    assert!(!out.contains("Rotation complete"), "{out}");
+    assert_eq!(e.vault_version(), version);
+    assert!(e.lab.forgejo.runs().is_empty(), "nothing redeployed");
+    assert_eq!(
+        e.lab.pocketid.client_secrets(lab::stack::OIDC_CLIENT_ID),
+        secrets,
+        "nothing minted or retired"
+    );
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    assert_eq!(written["verdict"], "nothing due");
+
+    // One key made old: exactly it rotates, in one new version holding every key.
+    make_old(&e, "glance_cookie_secret", 181);
+    let run = e.playbook("rotate-homelab-sso.yml", &[], &env);
+    run.assert_ok();
+    let out = run.all_output();
+    assert!(
+        out.contains("Due (older than their max_age): glance_cookie_secret"),
+        "{out}"
+    );
+    assert!(out.contains("keys rotated: glance_cookie_secret"), "{out}");
+    assert_no_secret(&out, &before, "rotate_keys=due output");
+    assert_eq!(e.vault_version(), version + 1, "one full write");
+    let after = e.vault();
+    assert_eq!(after.len(), before.len());
+    let changed: Vec<&String> = after
+        .iter()
+        .filter(|(k, v)| before.get(*k) != Some(*v))
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(changed, ["glance_cookie_secret"]);
+    let meta = e
+        .lab
+        .bao
+        .request("GET", "/v1/secret/metadata/homelab-sso", None)
+        .unwrap()
+        .1;
+    let recorded = meta["data"]["custom_metadata"]["rotated/glance_cookie_secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        recorded.starts_with(&format!("{}@", version + 1)),
+        "{recorded}"
+    );
+    assert_eq!(
+        e.lab
+            .pocketid
+            .client_secrets(lab::stack::OIDC_CLIENT_ID)
+            .len(),
+        secrets.len(),
+        "no mint for a cookie secret"
+    );
+    e.assert_deployed_matches_vault();
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    assert_eq!(written["verdict"], "rotated");
+    assert_eq!(written["keys"], serde_json::json!(["glance_cookie_secret"]));
+
+    // The report is clean afterwards.
+    let run = e.playbook("sso-status.yml", &[], &[]);
+    run.assert_ok();
+    let out = run.all_output();
+    assert!(!out.contains("OVERDUE"), "{out}");
+    assert!(
+        out.contains(&format!("glance_cookie_secret | {} | ", version + 1)),
+        "{out}"
+    );
+}
+
+/// Seconds since the epoch of an RFC 3339 time.
+fn epoch(t: &str) -> i64 {
+    (httpx::time::parse_rfc3339_ns(t).expect("RFC 3339") / 1_000_000_000) as i64
+}
+
+#[test]
+fn a_minted_client_secret_expires_after_max_age_plus_grace_and_is_refused_before_2_14() {
+    let e = E2e::up();
+    quick_deploys(&e);
+    let run = e.playbook(
+        "rotate-homelab-sso.yml",
+        &[
+            "-e",
+            "rotate_keys=pocketid_client_secret",
+            "-e",
+            "homelab_sso_client_secret_grace_days=14",
+        ],
+        &[],
+    );
+    run.assert_ok();
+    let held = e.lab.pocketid.client_secrets(lab::stack::OIDC_CLIENT_ID);
+    assert_eq!(held.len(), 1, "the old secret retired: {held:?}");
+    let expires = held[0]["expiresAt"].as_str().expect("an expiry");
+    let now = epoch(&days_ago(0));
+    assert!(
+        (epoch(expires) - now - (90 + 14) * 86_400).abs() < 600,
+        "{expires}"
+    );
+    let out = run.all_output();
+    assert!(
+        out.contains("new PocketID client secret expires: 20"),
+        "{out}"
+    );
+    assert!(
+        e.lab.pocketid.client_secret_valid(
+            lab::stack::OIDC_CLIENT_ID,
+            &e.vault()["pocketid_client_secret"]
+        ),
+        "Vault holds the new secret"
+    );
+
+    // PocketID 2.13 cannot give a secret an expiry: refused at the preflight, nothing changed.
+    drop(e);
+    let e = E2e::up_with(&lab::stack::LabOptions {
+        pocketid_version: "2.13.0".into(),
+        ..Default::default()
+    });
+    let version = e.vault_version();
+    let run = e.playbook(
+        "rotate-homelab-sso.yml",
+        &["-e", "homelab_sso_client_secret_grace_days=14"],
+        &[],
+    );
+    run.assert_failed();
+    let out = run.all_output();
+    assert!(
+        out.contains("secret_expires_days needs PocketID 2.14 or later"),
+        "{out}"
+    );
+    assert!(
+        out.contains("homelab_sso_client_secret_grace_days"),
+        "{out}"
+    );
+    assert_eq!(e.vault_version(), version);
+    assert!(e.lab.forgejo.runs().is_empty());
 }

@@ -462,16 +462,18 @@ impl PocketIdApi {
         Ok(v.as_array().cloned().unwrap_or_default())
     }
 
-    /// `POST …/secrets` (2.14+): adds a secret. Sent exactly once.
-    pub fn add_secret(&self, id: &str) -> Result<MintedSecret, ApiError> {
-        self.mint(&format!("{}/secrets", client_path(id)))
+    /// `POST …/secrets` (2.14+): adds a secret, valid until `expires_at` (RFC 3339) when given,
+    /// else forever. Sent exactly once.
+    pub fn add_secret(&self, id: &str, expires_at: Option<&str>) -> Result<MintedSecret, ApiError> {
+        let body = expires_at.map(|t| json!({ "expiresAt": t }));
+        self.mint(&format!("{}/secrets", client_path(id)), body)
     }
 
     /// A minting POST (sent exactly once: a retry could mint twice) and the secret it returns;
     /// `id`, `prefix` and `expiresAt` exist only in the 2.14 answer.
-    fn mint(&self, path: &str) -> Result<MintedSecret, ApiError> {
+    fn mint(&self, path: &str, body: Option<Value>) -> Result<MintedSecret, ApiError> {
         let v = self
-            .call("POST", path, None, Retry::Never)?
+            .call("POST", path, body, Retry::Never)?
             .unwrap_or(Value::Null);
         let value = v.get("secret").and_then(Value::as_str).unwrap_or("");
         if value.is_empty() {
@@ -502,7 +504,7 @@ impl PocketIdApi {
 
     /// `POST …/secret` (≤2.13): replaces the one secret, the old one dies at once. Sent once.
     pub fn replace_secret_legacy(&self, id: &str) -> Result<MintedSecret, ApiError> {
-        self.mint(&format!("{}/secret", client_path(id)))
+        self.mint(&format!("{}/secret", client_path(id)), None)
     }
 
     /// `GET /api/api-keys`: the caller's own keys.

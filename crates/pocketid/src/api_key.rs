@@ -8,6 +8,8 @@ use ansible_module::{Context, Failure, Kind, Module, Opt, Outcome, Secret};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+mod info;
+
 pub struct PocketIdApiKey;
 
 #[derive(Debug, Deserialize)]
@@ -16,7 +18,8 @@ pub struct Params {
     pub server: Server,
     /// The key in use so far (optional): checked to belong to the same user.
     pub api_key: Option<Secret>,
-    pub new_api_key: Secret,
+    /// Unset: the module only reports `api_key`'s owner's keys and their expiry.
+    pub new_api_key: Option<Secret>,
     pub new_api_key_name: Option<String>,
     pub revoke_others: bool,
     pub revoke_key_ids: Vec<String>,
@@ -81,9 +84,8 @@ impl Module for PocketIdApiKey {
         );
         o.extend([
             Opt::str("new_api_key")
-                .required()
                 .no_log()
-                .help("the new key, created by a signed-in admin in PocketID's admin panel"),
+                .help("the new key, created by a signed-in admin in PocketID's admin panel; unset: only report the keys of `api_key`'s owner and their expiry, changing nothing"),
             Opt::str("new_api_key_name").help("the new key's name as created (must be unique among the owner's keys); needed by revoke_others"),
             Opt::bool("revoke_others").default(false).help("revoke every other key of the owner"),
             Opt::list("revoke_key_ids", Kind::Str).default(json!([])).help("revoke these key ids"),
@@ -117,7 +119,10 @@ fn str_field(v: &Value, field: &str) -> String {
 /// the plan's revocations without applying them.
 fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
     crate::api::check_retries(p.server.retries)?;
-    let new = PocketIdApi::new(&conn(&p, &p.new_api_key))?;
+    let Some(new_key) = p.new_api_key.clone() else {
+        return info::run(&p);
+    };
+    let new = PocketIdApi::new(&conn(&p, &new_key))?;
     let owner = verify(&p, &new, ctx)?;
     let keys = new.list_api_keys()?;
     let plan = RevokePlan::new(&p, &keys, &owner.username, ctx)?;
@@ -152,7 +157,7 @@ fn verify(p: &Params, new: &PocketIdApi, ctx: &mut Context) -> Result<Owner, Fai
     if let Some(old) = p
         .api_key
         .as_ref()
-        .filter(|k| !k.is_empty() && **k != p.new_api_key)
+        .filter(|k| !k.is_empty() && Some(*k) != p.new_api_key.as_ref())
     {
         let old_api = PocketIdApi::new(&conn(p, old))?;
         match old_api.me() {

@@ -7,6 +7,7 @@ use serde_json::{json, Map, Value};
 use std::collections::BTreeSet;
 
 mod apply;
+mod info;
 mod plan;
 mod verify;
 
@@ -36,6 +37,8 @@ pub struct Params {
     pub secret: SecretPolicy,
     pub secret_id: Option<String>,
     pub retire_secrets: bool,
+    /// Days a minted secret stays valid (2.14+): its `expiresAt`.
+    pub secret_expires_days: Option<i64>,
     /// The secret value `retire_secrets` keeps (e.g. Vault's), found by its 4-character prefix.
     pub keep_secret: Option<Secret>,
     /// The secret `secret: verify` presents.
@@ -73,6 +76,8 @@ pub enum ClientError {
     KeepAmbiguous { count: usize, id: String },
     #[error("retire_secrets: no secret of client {id:?} has the prefix of `keep_secret`, so PocketID does not hold it (a login with it fails); refusing to delete the client's {count} secret(s) without minting a new one: run with `secret: rotate` (the rotation, or sso-doctor with fix, does)")]
     KeepNotHeld { count: usize, id: String },
+    #[error("secret_expires_days needs PocketID 2.14 or later (client secrets with an expiry); {version} has only the legacy secret API, whose secret never expires: unset secret_expires_days (the catalog's homelab_sso_client_secret_grace_days) or upgrade PocketID")]
+    ExpiryNeedsMultipleSecrets { version: String },
 }
 
 impl Module for PocketIdClient {
@@ -100,12 +105,18 @@ impl Module for PocketIdClient {
             Opt::list("allowed_groups", Kind::Str)
                 .alias("allowed_user_groups")
                 .help("user group names allowed to sign in; [] opens the client to everyone; unset leaves groups alone"),
-            Opt::str("state").choices(&["present", "absent"]).default("present"),
+            Opt::str("state")
+                .choices(&["present", "absent", "info"])
+                .default("present")
+                .help("absent deletes the client; info changes nothing and reports its secrets (prefix, created, expires, which one is `client_secret`)"),
             Opt::str("secret")
                 .choices(&["keep", "ensure", "rotate", "verify"])
                 .default("ensure")
                 .help("keep: never mint; ensure: mint when the client has no secret we know; rotate: mint a new one; verify: only check that PocketID accepts `client_secret`"),
             Opt::str("secret_id").help("id of the secret you track (2.14+): `ensure` mints when it is gone or expired; `retire_secrets` keeps it"),
+            Opt::int("secret_expires_days")
+                .range(1, 36_500)
+                .help("a secret this run mints expires after this many days (its `expiresAt`; PocketID 2.14+, refused before); unset: it never expires"),
             Opt::bool("retire_secrets")
                 .default(false)
                 .help("delete every secret except `secret_id`, `keep_secret` or the one minted by this run (2.14+)"),
@@ -114,7 +125,7 @@ impl Module for PocketIdClient {
                 .help("with `retire_secrets`: the secret value to keep (e.g. Vault's), found by its 4-character prefix; the others are deleted before any mint (refused when two could be it)"),
             Opt::str("client_secret")
                 .no_log()
-                .help("with `secret: verify`: the secret to check at the token endpoint (changes nothing)"),
+                .help("with `secret: verify`: the secret to check at the token endpoint (changes nothing); with `state: info`: the secret to find among the client's, by its 4-character prefix"),
         ]);
         o
     }
@@ -302,6 +313,9 @@ fn put_body(current: &Value, desired: &[(&'static str, Value)], restricted: Opti
 pub enum State {
     Present,
     Absent,
+    /// Changes nothing: reports the client's secrets (prefixes, times, which one is
+    /// `client_secret`).
+    Info,
 }
 
 /// The `secret` option: when to mint a client secret.
@@ -347,6 +361,9 @@ fn check_identity(p: &Params) -> Result<(), Failure> {
 /// Check → read → plan → apply → report; check mode reports the plan without applying it.
 fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
     check_identity(&p)?;
+    if p.state == State::Info {
+        return info::run(p, ctx);
+    }
     if p.secret == SecretPolicy::Verify || p.client_secret.is_some() {
         return verify::run(p, ctx);
     }

@@ -253,6 +253,29 @@ fn rotation_on_2_14_is_additive_then_retired() {
     assert!(failed(&run(&pid, bad)).contains("needs `secret_id`"));
 }
 
+/// Before 2.3 PocketID has no `/api/version/current` (404 "API endpoint not found"): the
+/// client takes the server for one without `/secrets` (they came in 2.14), as upstream's
+/// routes say, and reports no version.
+#[test]
+fn before_2_3_no_version_route_means_the_legacy_secret() {
+    let pid = start("2.2.0");
+    let base = json!({"client_id": "forgejo", "name": "Forgejo"});
+    let r1 = run(&pid, base.clone());
+    let s1 = ok(&r1)["client_secret"].as_str().unwrap().to_string();
+    assert_eq!(r1["secret_api"], json!("legacy"), "{r1:?}");
+    assert_eq!(r1["server_version"], Value::Null, "{r1:?}");
+    assert_eq!(pid.count_requests("GET", "/api/version/current"), 1);
+    let mut rotate = base;
+    rotate["secret"] = json!("rotate");
+    rotate["retire_secrets"] = json!(true);
+    let r2 = run(&pid, rotate);
+    let s2 = ok(&r2)["client_secret"].as_str().unwrap().to_string();
+    assert!(!pid.client_secret_valid("forgejo", &s1));
+    assert!(pid.client_secret_valid("forgejo", &s2));
+    let warnings = r2["warnings"].to_string();
+    assert!(warnings.contains("PocketID < 2.3"), "{r2:?}");
+}
+
 #[test]
 fn rotation_on_2_13_replaces() {
     let pid = start("2.13.0");
@@ -779,7 +802,9 @@ fn verify_in_module_mode_never_prints_the_secret() {
         );
         let secret = match pid.version() {
             lab::pocketid::Version::V2_14 => pid.add_client_secret("app").unwrap().1,
-            lab::pocketid::Version::V2_12 | lab::pocketid::Version::V2_13 => {
+            lab::pocketid::Version::V2_2
+            | lab::pocketid::Version::V2_12
+            | lab::pocketid::Version::V2_13 => {
                 let r = run(&pid, json!({"client_id": "app", "secret": "rotate"}));
                 ok(&r)["client_secret"].as_str().unwrap().to_string()
             }
@@ -801,5 +826,128 @@ fn verify_in_module_mode_never_prints_the_secret() {
             assert_eq!(out.json["changed"], json!(false));
             assert!(!out.output().contains(&secret), "{v}: {}", out.output());
         }
+    }
+}
+
+#[test]
+fn info_lists_secrets_says_which_is_given_and_changes_nothing() {
+    let pid = start("2.14.0");
+    let base = json!({"client_id": "forgejo", "name": "Forgejo", "callback_urls": ["https://git.example.org/cb"]});
+    let r1 = run(&pid, base);
+    let held = ok(&r1)["client_secret"].as_str().unwrap().to_string();
+    let (lingering, value) = pid.add_client_secret("forgejo").unwrap();
+    pid.clear_requests();
+    let r = run(
+        &pid,
+        json!({"client_id": "forgejo", "state": "info", "client_secret": held}),
+    );
+    assert!(!changed(ok(&r)));
+    assert_eq!(r["active_secrets"], json!(2));
+    assert_eq!(r["client_secret_held"], json!("yes"));
+    let rows = r["secrets"].as_array().unwrap();
+    let row = |id: &str| rows.iter().find(|s| s["id"] == json!(id)).unwrap();
+    assert_eq!(row(&lingering)["matches_client_secret"], json!("no"));
+    assert_eq!(row(&lingering)["prefix"], json!(&value[..4]));
+    assert_eq!(
+        row(r1["secret_id"].as_str().unwrap())["matches_client_secret"],
+        json!("yes")
+    );
+    assert!(row(&lingering)["created_at"]
+        .as_str()
+        .unwrap()
+        .ends_with('Z'));
+    assert_eq!(row(&lingering)["expires_at"], Value::Null);
+    let text = serde_json::to_string(&r).unwrap();
+    assert!(!text.contains(&held) && !text.contains(&value));
+    assert!(
+        pid.requests().iter().all(|q| q.method == "GET"),
+        "info only reads"
+    );
+    // Options that would change or check something are refused before any request.
+    let r = run(
+        &pid,
+        json!({"client_id": "forgejo", "state": "info", "retire_secrets": true}),
+    );
+    assert!(failed(&r).contains("`state: info` changes and checks nothing"));
+
+    // Before 2.14 nothing about the one secret can be known, and the result says so.
+    let legacy = start("2.13.0");
+    run(&legacy, json!({"client_id": "forgejo", "name": "Forgejo"}));
+    let r = run(&legacy, json!({"client_id": "forgejo", "state": "info"}));
+    assert_eq!(ok(&r)["secrets_known"], json!(false));
+    assert!(
+        r["msg"].as_str().unwrap().contains("cannot be known"),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn api_key_info_lists_the_owners_keys_and_the_one_in_use() {
+    let pid = start("2.14.0");
+    let other = pid.add_admin_api_key("spare");
+    assert!(pid.set_api_key_expiry(pid.admin_key_id(), 3 * 86400));
+    let r = run_for_test::<PocketIdApiKey>(json!({"url": pid.url(), "api_key": pid.admin_key()}));
+    assert!(!changed(ok(&r)));
+    assert_eq!(r["in_use_key_id"], json!(pid.admin_key_id()));
+    let keys = r["api_keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 2);
+    let spare = keys.iter().find(|k| k["id"] == json!(other.id)).unwrap();
+    assert_eq!(spare["in_use"], json!(false));
+    assert_eq!(spare["name"], json!("spare"));
+    let text = serde_json::to_string(&r).unwrap();
+    assert!(!text.contains(pid.admin_key()) && !text.contains(&other.token));
+    assert!(pid.api_key_valid(&other.token), "nothing revoked");
+    let r = run_for_test::<PocketIdApiKey>(
+        json!({"url": pid.url(), "api_key": pid.admin_key(), "revoke_others": true}),
+    );
+    assert!(failed(&r).contains("need `new_api_key`"));
+}
+
+/// `secret_expires_days` (2.14+): the minted secret carries an `expiresAt` that many days ahead
+/// (PocketID holds it and still accepts the secret); older servers refuse the option before any
+/// write, also in check mode.
+#[test]
+fn secret_expires_days_sets_expires_at_on_2_14_and_is_refused_before() {
+    let pid = start("2.14.0");
+    let spec =
+        json!({"client_id": "gw", "name": "GW", "secret": "rotate", "secret_expires_days": 100});
+    let r = run(&pid, spec.clone());
+    ok(&r);
+    let expires = r["secret_expires_at"].as_str().expect("secret_expires_at");
+    let at = httpx::time::parse_rfc3339_ns(expires).expect("RFC 3339") / 1_000_000_000;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i128;
+    assert!((at - now - 100 * 86_400).abs() < 120, "{expires}");
+    let held = pid.client_secrets("gw");
+    assert_eq!(held.len(), 1);
+    assert_eq!(held[0]["expiresAt"].as_str(), Some(expires));
+    assert_eq!(held[0]["isActive"], json!(true));
+    assert!(pid.client_secret_valid("gw", r["client_secret"].as_str().unwrap()));
+    // Without the option a minted secret never expires.
+    let mut plain = spec.clone();
+    plain.as_object_mut().unwrap().remove("secret_expires_days");
+    let r = run(&pid, plain);
+    assert_eq!(ok(&r)["secret_expires_at"], Value::Null);
+
+    for v in ["2.13.0", "2.12.0"] {
+        let pid = start(v);
+        pid.seed_client(Some("gw"), json!({"name": "GW"}));
+        for check in [true, false] {
+            let mut s = spec.clone();
+            s["_ansible_check_mode"] = json!(check);
+            let msg = failed(&run(&pid, s));
+            assert!(
+                msg.contains("secret_expires_days needs PocketID 2.14"),
+                "{v}: {msg}"
+            );
+            assert!(msg.contains(v), "{v}: {msg}");
+        }
+        assert_eq!(
+            pid.count_requests("POST", "/api/oidc/clients/gw/secret"),
+            0,
+            "{v}"
+        );
     }
 }

@@ -5,14 +5,18 @@
 //!   (the version written and the server's `created_time` of it, RFC 3339). Vault bounds
 //!   `custom_metadata` to 64 entries, keys of 128 bytes and values of 512 bytes; an entry takes
 //!   8 bytes of prefix and about 40 of value. It is a merge-patch of those entries (`PATCH
-//!   metadata/P`), other entries kept, with OpenBao's `metadata_cas` from a read of the metadata;
-//!   without the `patch` capability, a read-modify-write (`POST metadata/P` of the merged map).
+//!   metadata/P`), other entries kept: the server merges under the secret's lock, so it needs no
+//!   read of the metadata first (the entries already there came with the write's read of the
+//!   data; OpenBao `builtin/logical/kv/path_metadata.go`, `pathMetadataPatch`): a changed write
+//!   is one read, one write and this patch. Without the `patch` capability, or when the entries
+//!   are not known, a read-modify-write (`GET metadata/P`, then `POST` of the merged map with
+//!   OpenBao's `metadata_cas`).
 //! - [`key_ages`]: `vault_kv_read` reads those entries and the version history from the newest
 //!   version back, comparing salted fingerprints of consecutive versions (random salt, per run),
 //!   until each key's last change is found, a metadata entry confirms it, or the history ends
 //!   (pruned, deleted or destroyed versions, or the `max_versions` bound).
 
-use crate::kv::{Kv, MetadataWrite, ReadResult, VaultError, Written};
+use crate::kv::{Kv, KvPath, MetadataWrite, ReadResult, VaultError, Written};
 use crate::read::value_text;
 use ansible_module::fingerprint;
 use serde_json::{json, Map, Value};
@@ -74,12 +78,14 @@ fn now_rfc3339() -> String {
 }
 
 /// Records `changed` keys as written in `written`, and drops the entries of `removed` keys.
+/// `known`: the secret's `custom_metadata` as read before the write, when known.
 /// Never fails: a failure leaves the write as it is and becomes a warning saying what to do.
 pub fn record(
     kv: &Kv,
     changed: &BTreeSet<String>,
     removed: &BTreeSet<String>,
     written: &Written,
+    known: Option<&Map<String, Value>>,
 ) -> Recorded {
     let at = kv.at();
     let (fit, too_long): (Vec<String>, Vec<String>) = changed
@@ -102,7 +108,7 @@ pub fn record(
         version: written.version,
         time: written.created_time.clone().unwrap_or_else(now_rfc3339),
     };
-    match merge(kv, &fit, removed, &change) {
+    match merge(kv, &fit, removed, &change, known) {
         Ok(true) => out.keys = fit,
         Ok(false) => {}
         Err(reason) => {
@@ -118,12 +124,47 @@ pub fn record(
     out
 }
 
+/// A merge-patch of entries and the map it makes.
+type Entries = (Map<String, Value>, Map<String, Value>);
+
+/// The entries to merge: `changed` set to `value`, and `null` for the entries of `removed` keys
+/// that `existing` holds. With the merged map, unless it would exceed Vault's limit.
+fn entries_doc(
+    existing: &Map<String, Value>,
+    changed: &[String],
+    removed: &BTreeSet<String>,
+    value: &Value,
+    at: &KvPath,
+) -> Result<Entries, String> {
+    let mut doc = Map::new();
+    for k in changed {
+        doc.insert(entry_key(k), value.clone());
+    }
+    for k in removed {
+        if existing.contains_key(&entry_key(k)) {
+            doc.insert(entry_key(k), Value::Null);
+        }
+    }
+    let mut merged = existing.clone();
+    crate::write::merge_patch(&mut merged, &doc);
+    if merged.len() > MAX_ENTRIES {
+        return Err(format!(
+            "custom_metadata would hold {} entries, more than Vault's {MAX_ENTRIES}: remove entries that are not `{ENTRY_PREFIX}…` from {m}/metadata/{p}, or write fewer keys",
+            merged.len(),
+            m = at.mount(),
+            p = at.path()
+        ));
+    }
+    Ok((doc, merged))
+}
+
 /// The merge of the entries into `custom_metadata`; `Ok(false)` when there was nothing to change.
 fn merge(
     kv: &Kv,
     changed: &[String],
     removed: &BTreeSet<String>,
     change: &Change,
+    known: Option<&Map<String, Value>>,
 ) -> Result<bool, String> {
     let at = kv.at();
     let (m, p) = (at.mount(), at.path());
@@ -131,6 +172,25 @@ fn merge(
         "grant `read` and `patch` on {m}/metadata/{p} (ansible/vault/homelab-sso.hcl has them)"
     );
     let value = Value::String(change.entry_value());
+    let mut patch = true;
+    if let Some(existing) = known {
+        // The server merges a PATCH under the secret's lock: no read, no check-and-set needed.
+        let (doc, _) = entries_doc(existing, changed, removed, &value, at)?;
+        if doc.is_empty() {
+            return Ok(false);
+        }
+        match kv.write_custom_metadata(&doc, true, None) {
+            Ok(MetadataWrite::Done) => return Ok(true),
+            // No `patch` capability (or an older server): the read-modify-write below.
+            Ok(MetadataWrite::Unsupported) => patch = false,
+            Ok(MetadataWrite::Conflict) => {}
+            Ok(MetadataWrite::Missing) => {
+                return Err("the secret has no metadata any more (deleted after the write?)".into())
+            }
+            Err(e @ VaultError::PermissionDenied { .. }) => return Err(format!("{e}; {grant}")),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
     for _ in 0..ATTEMPTS {
         let meta = match kv.metadata() {
             Ok(Some(meta)) => meta,
@@ -145,29 +205,16 @@ fn merge(
             .cloned()
             .unwrap_or_default();
         let cas = meta["current_metadata_version"].as_u64();
-        let mut doc = Map::new();
-        for k in changed {
-            doc.insert(entry_key(k), value.clone());
-        }
-        for k in removed {
-            if existing.contains_key(&entry_key(k)) {
-                doc.insert(entry_key(k), Value::Null);
-            }
-        }
+        let (doc, merged) = entries_doc(&existing, changed, removed, &value, at)?;
         if doc.is_empty() {
             return Ok(false);
         }
-        let mut merged = existing.clone();
-        crate::write::merge_patch(&mut merged, &doc);
-        if merged.len() > MAX_ENTRIES {
-            return Err(format!(
-                "custom_metadata would hold {} entries, more than Vault's {MAX_ENTRIES}: remove entries that are not `{ENTRY_PREFIX}…` from {m}/metadata/{p}, or write fewer keys",
-                merged.len()
-            ));
-        }
-        let answer = match kv.write_custom_metadata(&doc, true, cas) {
-            Ok(MetadataWrite::Unsupported) => kv.write_custom_metadata(&merged, false, cas),
-            other => other,
+        let answer = match patch {
+            true => match kv.write_custom_metadata(&doc, true, cas) {
+                Ok(MetadataWrite::Unsupported) => kv.write_custom_metadata(&merged, false, cas),
+                other => other,
+            },
+            false => kv.write_custom_metadata(&merged, false, cas),
         };
         match answer {
             Ok(MetadataWrite::Done) => return Ok(true),

@@ -119,8 +119,8 @@ pub enum MetadataWrite {
     /// 403 (no `patch` capability for a PATCH) or 405: the caller may fall back to a
     /// read-modify-write.
     Unsupported,
-    /// OpenBao's metadata check-and-set (`metadata_cas`) did not match: another writer changed
-    /// the metadata since it was read.
+    /// OpenBao's metadata check-and-set (`metadata_cas`) did not match (another writer changed
+    /// the metadata since it was read), or the secret requires one and none was sent.
     Conflict,
     /// 404: the path has no metadata (any more).
     Missing,
@@ -583,9 +583,14 @@ impl Kv {
         match resp.status {
             200 | 204 => return Ok(MetadataWrite::Done),
             403 | 405 if patch => return Ok(MetadataWrite::Unsupported),
+            // OpenBao: another writer came first, or the secret requires `metadata_cas`
+            // (`metadata_cas_required`) and none was sent; either way: read, then retry with it.
             400 if resp
                 .safe_text()
-                .contains("metadata check-and-set parameter does not match") =>
+                .contains("metadata check-and-set parameter does not match")
+                || resp
+                    .safe_text()
+                    .contains("metadata check-and-set parameter required") =>
             {
                 return Ok(MetadataWrite::Conflict)
             }

@@ -121,6 +121,9 @@ struct Current {
     latest_destroyed: bool,
     /// Why the values could not be read (the 403 text), for later error messages.
     read_denied: Option<String>,
+    /// The secret's `custom_metadata` as the data read returned it (empty for a new secret),
+    /// so that recording the keys' ages needs no read of the metadata.
+    custom_metadata: Option<Map<String, Value>>,
 }
 
 /// RFC 7386 merge patch of `target` with `patch` (`null` deletes, objects merge recursively).
@@ -287,13 +290,23 @@ fn keep_current_values(
 fn read_current(kv: &Kv, ctx: &mut Context) -> Result<Current, VaultError> {
     let at = kv.at();
     match kv.read(None) {
-        Ok(ReadResult::Present { data, version, .. }) => Ok(Current {
+        Ok(ReadResult::Present {
+            data,
+            version,
+            metadata,
+        }) => Ok(Current {
             keys: Some(data.keys().cloned().collect()),
             data: Some(data),
             version: Some(version),
             latest_deleted: false,
             latest_destroyed: false,
             read_denied: None,
+            // `null` when the secret has none; absent where the server does not return it.
+            custom_metadata: match metadata.get("custom_metadata") {
+                Some(Value::Object(m)) => Some(m.clone()),
+                Some(Value::Null) => Some(Map::new()),
+                _ => None,
+            },
         }),
         Ok(ReadResult::Missing) => Ok(Current {
             data: Some(Map::new()),
@@ -302,6 +315,7 @@ fn read_current(kv: &Kv, ctx: &mut Context) -> Result<Current, VaultError> {
             latest_deleted: false,
             latest_destroyed: false,
             read_denied: None,
+            custom_metadata: Some(Map::new()),
         }),
         Ok(ReadResult::Deleted { version, destroyed }) => Ok(Current {
             data: Some(Map::new()),
@@ -310,6 +324,7 @@ fn read_current(kv: &Kv, ctx: &mut Context) -> Result<Current, VaultError> {
             latest_deleted: true,
             latest_destroyed: destroyed,
             read_denied: None,
+            custom_metadata: None,
         }),
         Err(
             e @ VaultError::PermissionDenied {
@@ -365,6 +380,10 @@ fn read_current(kv: &Kv, ctx: &mut Context) -> Result<Current, VaultError> {
                 version,
                 latest_deleted,
                 read_denied: Some(denied.to_string()),
+                custom_metadata: metadata
+                    .as_ref()
+                    .and_then(Option::as_ref)
+                    .and_then(|m| m["custom_metadata"].as_object().cloned()),
             })
         }
         Err(e) => Err(e),
@@ -414,7 +433,13 @@ impl Module for VaultFullWrite {
             return Ok(plan.report_check(kv.at()));
         }
         let (written, how) = plan.apply(&kv)?;
-        let recorded = ages::record(&kv, &plan.new_value_keys(), &plan.changes.removed, &written);
+        let recorded = ages::record(
+            &kv,
+            &plan.new_value_keys(),
+            &plan.changes.removed,
+            &written,
+            plan.custom_metadata.as_ref(),
+        );
         for w in &recorded.warnings {
             ctx.warn(w.clone());
         }
@@ -583,6 +608,8 @@ struct Plan {
     nothing_to_do: bool,
     latest_deleted: bool,
     generated_keys: Vec<String>,
+    /// The `custom_metadata` read before the write, when known (see [`ages::record`]).
+    custom_metadata: Option<Map<String, Value>>,
 }
 
 impl Plan {
@@ -646,6 +673,7 @@ impl Plan {
             values_known,
             latest_deleted: current.latest_deleted,
             generated_keys: request.generated_keys,
+            custom_metadata: current.custom_metadata.clone(),
         })
     }
 

@@ -131,7 +131,7 @@ fn a_write_records_version_and_time_of_each_new_value_and_keeps_other_entries() 
         &[],
     );
     r.ok();
-    assert_eq!(r.json["recorded_keys"], json!(["a"]));
+    assert_eq!(r.json["recorded_keys"], json!(["a"]), "{}", warnings(&r));
     let t5 = created(&bao, "app", 5);
     assert_eq!(
         custom(&bao, "app")["rotated/a"],
@@ -142,6 +142,67 @@ fn a_write_records_version_and_time_of_each_new_value_and_keeps_other_entries() 
 
 fn c_value(bao: &lab::openbao::OpenBao) -> Value {
     bao.kv_get("app").unwrap().unwrap().0["c"].clone()
+}
+
+/// The operations on the secret's data and metadata paths, from the audit log.
+fn operations(bao: &lab::openbao::OpenBao, path: &str) -> (Vec<String>, Vec<String>) {
+    // The audit device writes the response entry after answering; give it a moment.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    (
+        bao.audited_operations(&format!("secret/data/{path}")),
+        bao.audited_operations(&format!("secret/metadata/{path}")),
+    )
+}
+
+#[test]
+fn a_changed_write_is_one_read_one_write_and_one_metadata_patch() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bao = start(dir.path());
+    bao.kv_put("reqs", json!({"a": "reqs-a1-Zq8x", "b": "reqs-b1-Zq8x"}))
+        .unwrap();
+    set_custom(
+        &bao,
+        "reqs",
+        json!({"custom_metadata": {"owner": "team-sso", "rotated/gone": "1@2026-01-01T00:00:00Z"}}),
+    );
+    bao.enable_audit().unwrap();
+    // `a` changes; the other entries stay (the server merges the patch into them).
+    let r = run(
+        WRITE,
+        args(
+            &bao,
+            "reqs",
+            json!({"data": {"a": "reqs-a2-Zq8x", "b": "reqs-b1-Zq8x"}}),
+        ),
+        &[],
+    );
+    r.ok();
+    assert_eq!(r.json["recorded_keys"], json!(["a"]));
+    let (data, meta) = operations(&bao, "reqs");
+    assert_eq!(data, ["read", "update"], "one read, one write of the data");
+    assert_eq!(
+        meta,
+        ["patch"],
+        "the entries merged by the server, no read of the metadata first"
+    );
+    let c = custom(&bao, "reqs");
+    assert_eq!(c["owner"], json!("team-sso"), "{c}");
+    assert_eq!(
+        c["rotated/a"],
+        json!(format!("2@{}", created(&bao, "reqs", 2).as_str().unwrap()))
+    );
+    assert_no_secrets(&r.output, &["reqs-a", "reqs-b"]);
+
+    // A new secret: its metadata is known to be empty, so again no read of it.
+    let r = run(
+        WRITE,
+        args(&bao, "reqs-new", json!({"data": {"a": "reqs-a1-Zq8x"}})),
+        &[],
+    );
+    r.ok();
+    let (data, meta) = operations(&bao, "reqs-new");
+    assert_eq!(data, ["read", "create"], "{data:?}");
+    assert_eq!(meta, ["patch"], "{meta:?}");
 }
 
 #[test]

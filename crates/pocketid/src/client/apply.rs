@@ -198,7 +198,7 @@ impl Progress<'_> {
         }
         self.changed = true;
         let res = if multi {
-            self.api.add_secret(id)
+            self.api.add_secret(id, plan.expires_at.as_deref())
         } else {
             self.api.replace_secret_legacy(id)
         };

@@ -27,6 +27,12 @@ impl Plan {
         version: Option<ServerVersion>,
     ) -> Result<Plan, Failure> {
         let multi = version.is_some_and(ServerVersion::has_multiple_secrets);
+        if p.secret_expires_days.is_some() && !multi {
+            return Err(ClientError::ExpiryNeedsMultipleSecrets {
+                version: version.map_or_else(|| "< 2.3".into(), |v| v.to_string()),
+            }
+            .into());
+        }
         let fields = FieldPlan::new(p, existing, groups)?;
         let secrets = SecretPlan::new(p, &fields, multi);
         Ok(Plan {
@@ -164,6 +170,8 @@ impl FieldPlan {
 /// The client's secrets, decided from the client as it will stand after the field write.
 pub(super) struct SecretPlan {
     pub(super) mint: bool,
+    /// The minted secret's `expiresAt` (RFC 3339), from `secret_expires_days`.
+    pub(super) expires_at: Option<String>,
     /// `secret: rotate` on a public client: refused (PocketID creates no secrets for them).
     pub(super) public_refused: bool,
     pub(super) retire: Retire,
@@ -222,10 +230,41 @@ impl SecretPlan {
         let mint = want_mint && !is_public;
         SecretPlan {
             mint,
+            expires_at: p.secret_expires_days.filter(|_| mint).map(expiry_in_days),
             public_refused: is_public && p.secret == SecretPolicy::Rotate,
             retire: Retire::new(p, multi, mint, &secrets),
         }
     }
+}
+
+/// Whether a secret PocketID lists may be the one whose value is `value`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Match {
+    /// Its 4-character prefix is the value's.
+    Yes,
+    /// A migrated secret without a prefix: it may be any value.
+    Maybe,
+    /// Its prefix differs: it cannot be the value.
+    No,
+}
+
+/// Compares `value` with a listed secret by PocketID's 4-character `prefix`; the value is
+/// compared here and never leaves.
+pub(super) fn may_be(value: &str, secret: &Value) -> Match {
+    let prefix: String = value.chars().take(4).collect();
+    match secret.get("prefix").and_then(Value::as_str).unwrap_or("") {
+        "" => Match::Maybe,
+        p if p == prefix => Match::Yes,
+        _ => Match::No,
+    }
+}
+
+/// Now plus `days`, as RFC 3339 UTC in whole seconds.
+fn expiry_in_days(days: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    httpx::time::format_rfc3339_ns(i128::from(now + days * 86_400) * 1_000_000_000, false)
 }
 
 impl Retire {
@@ -257,11 +296,8 @@ impl Retire {
     /// The secrets that cannot be `keep` (their 4-character prefix differs; a migrated secret
     /// has none, so it may be any value). The value is compared here and never leaves.
     fn orphans(keep: &str, secrets: &[Value], mint: bool) -> Retire {
-        let prefix: String = keep.chars().take(4).collect();
-        let (candidates, orphans): (Vec<&Value>, Vec<&Value>) = secrets.iter().partition(|s| {
-            let sp = s.get("prefix").and_then(Value::as_str).unwrap_or("");
-            sp.is_empty() || sp == prefix
-        });
+        let (candidates, orphans): (Vec<&Value>, Vec<&Value>) =
+            secrets.iter().partition(|s| may_be(keep, s) != Match::No);
         match candidates.len() {
             0 if !mint && !orphans.is_empty() => Retire::KeepNotHeld(orphans.len()),
             0 | 1 => Retire::Orphans {

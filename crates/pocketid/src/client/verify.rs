@@ -44,7 +44,7 @@ fn check_options(p: &Params) -> Result<(), Failure> {
 }
 
 /// The options set besides the client's identity: a verify does not apply them.
-fn ignored_fields(p: &Params) -> Vec<&'static str> {
+pub(super) fn ignored_fields(p: &Params) -> Vec<&'static str> {
     let set = [
         p.description.is_some(),
         p.callback_urls.is_some(),
