@@ -62,12 +62,9 @@ pub enum SshFallbackError {
     Email,
     #[error(transparent)]
     Ssh(#[from] proxmox_ssh::Error),
-    #[error("running {what} in the CT over SSH on {host} failed before it finished ({detail}); nothing is known about a code")]
-    Exec {
-        what: &'static str,
-        host: String,
-        detail: String,
-    },
+    /// `detail` is built by proxmox_ssh from the target's name and libssh2's short reason only.
+    #[error("{detail}; nothing is known about a code")]
+    Exec { detail: String },
     #[error("PocketID's CLI in container {container:?} of CT {vmid} has no user {username:?} (it matches username or e-mail exactly)")]
     NoUser {
         container: String,
@@ -135,11 +132,16 @@ fn run_in_ct(
         .pop()
         .unwrap_or_default();
     match &r.error {
-        Some(e) => Err(SshFallbackError::Exec {
-            what,
-            host: conn.host.clone(),
-            detail: format!("{e:?}"),
-        }),
+        Some(e) => {
+            let at = pct::Place {
+                host: &conn.host,
+                port: conn.port,
+                user: &p.ssh.ssh_user,
+            };
+            Err(SshFallbackError::Exec {
+                detail: pct::exec_error_text(e, at, what),
+            })
+        }
         None => Ok(r),
     }
 }

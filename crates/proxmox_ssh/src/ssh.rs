@@ -98,8 +98,9 @@ pub enum ExecError {
     Signal(String),
 }
 
-/// The result of one remote command.
-#[derive(Debug, Default)]
+/// The result of one remote command. Its Debug shows sizes, never the output: stdout may hold a
+/// `.env` file or a login code.
+#[derive(Default)]
 pub struct ExecResult {
     pub stdout: Vec<u8>,
     /// stdout exceeded [`STDOUT_CAP`]; the channel was closed early.
@@ -109,6 +110,18 @@ pub struct ExecResult {
     pub exit_status: Option<i32>,
     /// A channel- or connection-level failure (open refused, timeout, connection lost).
     pub error: Option<ExecError>,
+}
+
+impl std::fmt::Debug for ExecResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExecResult")
+            .field("stdout_bytes", &self.stdout.len())
+            .field("stdout_truncated", &self.stdout_truncated)
+            .field("stderr_bytes", &self.stderr.len())
+            .field("exit_status", &self.exit_status)
+            .field("error", &self.error)
+            .finish()
+    }
 }
 
 /// An authenticated connection.
@@ -945,6 +958,19 @@ pub fn shell_quote(word: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_exec_result_debugs_without_its_output() {
+        let r = ExecResult {
+            stdout: b"POCKETID_CLIENT_SECRET=hunter2-value\n".to_vec(),
+            stderr: "cat: hunter2-stderr".into(),
+            exit_status: Some(0),
+            ..Default::default()
+        };
+        let shown = format!("{r:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("stdout_bytes: 37"), "{shown}");
+    }
 
     #[test]
     fn quoting_and_sanitizing() {
