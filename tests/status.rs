@@ -108,10 +108,20 @@ fn sso_status_reports_ages_and_fails_on_an_overdue_key() {
 
 /// The status run's JSON report (`-e sso_status_json=…`) and its full output, checked for values.
 fn status_with_json(e: &E2e, ok: bool, extra: &[(&str, &str)]) -> (String, serde_json::Value) {
+    status_with_json_env(e, ok, extra, &[])
+}
+
+/// [`status_with_json`] with extra environment variables for the playbook.
+fn status_with_json_env(
+    e: &E2e,
+    ok: bool,
+    extra: &[(&str, &str)],
+    env: &[(&str, &str)],
+) -> (String, serde_json::Value) {
     let json_path = e.dir.path().join("sso-status.json");
     let _ = std::fs::remove_file(&json_path);
     let arg = format!("sso_status_json={}", json_path.display());
-    let run = e.playbook("sso-status.yml", &["-e", &arg], &[]);
+    let run = e.playbook("sso-status.yml", &["-e", &arg], env);
     if ok {
         run.assert_ok();
     } else {
@@ -145,6 +155,15 @@ fn sso_status_reports_pocketid_credentials_a_lingering_secret_and_an_expiring_ap
     assert!(out.contains("| never | - | in Vault | ok"), "{out}");
     assert!(out.contains("API key | automation ["), "{out}");
     assert!(out.contains("| in use | ok"), "{out}");
+    // The lab's secret_id has no TTL: Vault's login credential never expires.
+    assert!(
+        out.contains("Vault credential | AppRole secret_id of role homelab-sso | 20"),
+        "{out}"
+    );
+    assert_eq!(
+        report["vault_credential"]["expires_at"],
+        serde_json::Value::Null
+    );
     assert_eq!(report["verdict"], "ok", "{report}");
     assert_eq!(report["drift"]["clean"], true, "{report}");
     assert_eq!(report["warning_days"], 14);
@@ -204,6 +223,48 @@ fn sso_status_reports_pocketid_credentials_a_lingering_secret_and_an_expiring_ap
         report["concerned"]["services"],
         serde_json::json!(["pocketid"])
     );
+
+    // The workflows log in with a secret_id that expires in 3 days: named, with the way out.
+    let (status, issued) = e
+        .lab
+        .bao
+        .request(
+            "POST",
+            "/v1/auth/approle/role/homelab-sso/secret-id",
+            Some(serde_json::json!({"ttl": "72h"})),
+        )
+        .unwrap();
+    assert_eq!(status, 200, "{issued}");
+    let secret_id = issued["data"]["secret_id"].as_str().unwrap();
+    let summary_file = e.dir.path().join("sso-status-summary.json");
+    let summary_arg = summary_file.display().to_string();
+    let (out, report) = status_with_json_env(
+        &e,
+        false,
+        &[("secret_id", secret_id)],
+        &[
+            ("VAULT_SECRET_ID", secret_id),
+            ("HOMELAB_SSO_SUMMARY_FILE", &summary_arg),
+        ],
+    );
+    // The alert's summary is sso-status's own (the drift check it runs writes none).
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary_file).expect(&out)).unwrap();
+    assert_eq!(
+        summary,
+        serde_json::json!({"workflow": "sso-status", "verdict": "failed",
+                           "services": ["pocketid"], "keys": ["api_key"]})
+    );
+    assert!(
+        out.contains("Vault's AppRole secret_id of role homelab-sso (in use) expires at "),
+        "{out}"
+    );
+    assert!(out.contains("bootstrap_overwrite_secrets"), "{out}");
+    assert_eq!(
+        report["vault_credential"]["state"], "EXPIRES SOON",
+        "{report}"
+    );
+    assert_eq!(report["vault_credential"]["days_left"], 3.0, "{report}");
 }
 
 #[test]

@@ -28,3 +28,10 @@ path "secret/metadata/pocketid" {
 path "secret/subkeys/pocketid" {
   capabilities = ["read"]
 }
+
+# The AppRole's own secret_id: sso-status reports when it was created and expires (vault_kv_read
+# `auth_info`; the secret_id itself is never returned). Vault takes the lookup as a POST, hence
+# `update`, and only on this role: the lookup of another role's secret_ids stays denied.
+path "auth/approle/role/homelab-sso/secret-id/lookup" {
+  capabilities = ["update"]
+}

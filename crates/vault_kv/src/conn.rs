@@ -1,7 +1,7 @@
 //! Connection and auth options shared by both modules (the equivalent of community.hashi_vault's
 //! `connection` + `auth` doc fragments), and turning them into an authenticated [`Kv`].
 
-use crate::kv::{login, Kv, KvPath, VaultError};
+use crate::kv::{login, Kv, KvPath, LoggedIn, VaultError};
 use ansible_module::spec::to_bool;
 use ansible_module::{Opt, Secret};
 use httpx::{Client, HttpConfig};
@@ -200,6 +200,19 @@ impl ConnParams {
         Ok(Secret::new(token))
     }
 
+    /// The auth method's mount: `auth_mount`, else the method's default path.
+    pub fn login_mount(&self) -> &str {
+        let default = match self.auth_method {
+            AuthMethod::Token => "token",
+            AuthMethod::Approle => "approle",
+            AuthMethod::Userpass => "userpass",
+        };
+        self.auth_mount
+            .as_deref()
+            .filter(|m| !m.is_empty())
+            .unwrap_or(default)
+    }
+
     /// An HTTP client for the server, then a login per `auth_method`.
     pub fn connect(&self) -> Result<Kv, VaultError> {
         self.validate()?;
@@ -218,10 +231,13 @@ impl ConnParams {
         cfg.retries = self.retries;
         let http = Client::new(cfg)?;
         let ns = self.namespace.as_deref().filter(|s| !s.is_empty());
-        let token = match self.auth_method {
-            AuthMethod::Token => match &self.token {
-                Some(t) if !t.is_empty() => t.clone(),
-                _ => self.token_from_file()?,
+        let logged_in = match self.auth_method {
+            AuthMethod::Token => LoggedIn {
+                token: match &self.token {
+                    Some(t) if !t.is_empty() => t.clone(),
+                    _ => self.token_from_file()?,
+                },
+                role_name: None,
             },
             AuthMethod::Approle => {
                 let (Some(role_id), Some(secret_id)) = (&self.role_id, &self.secret_id) else {
@@ -229,7 +245,7 @@ impl ConnParams {
                         "auth_method approle needs `role_id` and `secret_id`".into(),
                     ));
                 };
-                let mount = self.auth_mount.as_deref().unwrap_or("approle");
+                let mount = self.login_mount();
                 login(
                     &http,
                     ns,
@@ -245,7 +261,7 @@ impl ConnParams {
                         "auth_method userpass needs `username` and `password`".into(),
                     ));
                 };
-                let mount = self.auth_mount.as_deref().unwrap_or("userpass");
+                let mount = self.login_mount();
                 login(
                     &http,
                     ns,
@@ -256,6 +272,9 @@ impl ConnParams {
                 )?
             }
         };
-        Ok(Kv::new(http, token, ns.map(str::to_string), self.at()))
+        Ok(
+            Kv::new(http, logged_in.token, ns.map(str::to_string), self.at())
+                .with_role_name(logged_in.role_name),
+        )
     }
 }

@@ -205,6 +205,8 @@ pub struct Kv {
     at: KvPath,
     /// Keys whose values are identifiers, not secrets: read values of these are not masked.
     public_keys: Vec<String>,
+    /// The AppRole role the token was issued for (the login answer's `auth.metadata.role_name`).
+    role_name: Option<String>,
 }
 
 fn encode_path(p: &str) -> String {
@@ -223,6 +225,43 @@ impl Kv {
             namespace,
             at,
             public_keys: Vec::new(),
+            role_name: None,
+        }
+    }
+
+    /// Records the AppRole role a login named (see [`LoggedIn`]).
+    pub fn with_role_name(mut self, role_name: Option<String>) -> Self {
+        self.role_name = role_name;
+        self
+    }
+
+    pub fn role_name(&self) -> Option<&str> {
+        self.role_name.as_deref()
+    }
+
+    /// A call to a non-KV endpoint (`auth/...`), relative to `/v1/`: the JSON body on 200, `None`
+    /// on 204 or 404 (Vault's answers for an unknown secret_id), a typed error otherwise.
+    /// Repeated like a read: the endpoints used here only look things up.
+    pub fn lookup_json(
+        &self,
+        method: &str,
+        api_path: &str,
+        body: Option<Value>,
+        op: &str,
+        capability: &'static str,
+    ) -> Result<Option<Value>, VaultError> {
+        let body = body.map_or(Body::None, Body::Json);
+        let resp = self.send(method, &format!("/v1/{api_path}"), body, None, Retry::Safe)?;
+        match resp.status {
+            200 => resp
+                .json()
+                .map(Some)
+                .map_err(|e| self.decode_error(op, api_path, e.to_string())),
+            204 | 404 => Ok(None),
+            503 | 403 => Err(self
+                .common_error(&resp, op, api_path, capability)
+                .unwrap_or_else(|| self.api_error(&resp, op, api_path))),
+            _ => Err(self.api_error(&resp, op, api_path)),
         }
     }
 
@@ -605,7 +644,13 @@ impl Kv {
     }
 }
 
-/// Login to an auth method; returns the client token (registered as a secret).
+/// What a login returned: the client token (registered as a secret) and, for AppRole, the role.
+pub struct LoggedIn {
+    pub token: Secret,
+    pub role_name: Option<String>,
+}
+
+/// Login to an auth method.
 pub fn login(
     http: &Client,
     namespace: Option<&str>,
@@ -613,7 +658,7 @@ pub fn login(
     mount: &str,
     url_tail: &str,
     body: Value,
-) -> Result<Secret, VaultError> {
+) -> Result<LoggedIn, VaultError> {
     let mut headers: Vec<(&str, &str)> = vec![("X-Vault-Request", "true")];
     if let Some(ns) = namespace {
         headers.push(("X-Vault-Namespace", ns));
@@ -622,7 +667,12 @@ pub fn login(
     match http.json::<Value>("POST", &url, &headers, Body::Json(body), Retry::Never) {
         Ok(v) => v["auth"]["client_token"]
             .as_str()
-            .map(Secret::new)
+            .map(|t| LoggedIn {
+                token: Secret::new(t),
+                role_name: v["auth"]["metadata"]["role_name"]
+                    .as_str()
+                    .map(str::to_string),
+            })
             .ok_or_else(|| VaultError::Login {
                 method,
                 mount: mount.to_string(),

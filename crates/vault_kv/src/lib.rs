@@ -4,6 +4,7 @@
 //!   metadata, subkeys, full write with `cas`, merge-patch, version reads for rollback.
 //! - [`conn`]: connection and auth options (token, AppRole, userpass; `VAULT_*` fallbacks).
 //! - [`ages`]: when each key last changed (recorded in `custom_metadata`, or from the history).
+//! - [`auth_info`]: when the credential a run logged in with expires (AppRole secret_id, token).
 //! - [`write`]: the `vault_full_write` module; [`read`]: the `vault_kv_read` module.
 //!
 //! Why not `vaultrs`: it is async only (reqwest + tokio), brings a second TLS provider
@@ -11,6 +12,7 @@
 //! merge-patch and for write-only tokens. The whole client is a few hundred lines on `httpx`.
 
 pub mod ages;
+pub mod auth_info;
 pub mod conn;
 pub mod kv;
 pub mod read;

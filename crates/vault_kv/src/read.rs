@@ -2,6 +2,7 @@
 //! plus its version and metadata.
 
 use crate::ages::key_ages;
+use crate::auth_info::auth_info;
 use crate::conn::{conn_options, ConnParams};
 use crate::kv::{version_option, ReadResult};
 use ansible_module::spec::Kind;
@@ -21,6 +22,7 @@ pub struct ReadParams {
     pub public_keys: Vec<String>,
     pub key_ages: bool,
     pub max_versions: u64,
+    pub auth_info: bool,
 }
 
 pub struct VaultKvRead;
@@ -66,11 +68,14 @@ impl Module for VaultKvRead {
                 .default(10)
                 .range(1, 1000)
                 .help("key_ages: read at most this many older versions (10 is KV v2's default `max_versions`)"),
+            Opt::bool("auth_info").default(false).help(
+                "Return `auth_info`: when the credential this run logged in with was created and expires (an AppRole secret_id, by its role's secret-id lookup; a token, by lookup-self) - never the credential itself",
+            ),
         ]);
         o
     }
 
-    fn run(p: ReadParams, _ctx: &mut Context) -> Result<Outcome, Failure> {
+    fn run(p: ReadParams, ctx: &mut Context) -> Result<Outcome, Failure> {
         let salt = p.salt.as_ref().filter(|s| !s.is_empty());
         if !p.return_values && salt.is_none() && !p.key_ages {
             return Err(Failure::new(
@@ -89,13 +94,24 @@ impl Module for VaultKvRead {
         }
         let kv = p.conn.connect()?.with_public_keys(p.public_keys.clone());
         let display = kv.at().to_string();
+        let credential = p.auth_info.then(|| {
+            let (info, warning) = auth_info(&p.conn, &kv);
+            if let Some(w) = warning {
+                ctx.warn(w);
+            }
+            info
+        });
+        let with_credential = |o: Outcome| match &credential {
+            Some(info) => o.set("auth_info", info.clone()),
+            None => o,
+        };
         let (data, version, metadata) = match kv.read(version)? {
             ReadResult::Present {
                 data,
                 version,
                 metadata,
             } => (data, version, metadata),
-            other => return not_found(other, version, &display, p.missing_ok),
+            other => return not_found(other, version, &display, p.missing_ok).map(with_credential),
         };
         let selected: Map<String, Value> = match &p.keys {
             Some(keys) => {
@@ -128,6 +144,7 @@ impl Module for VaultKvRead {
                 "read {display} version {version} ({} keys)",
                 selected.len()
             ));
+        out = with_credential(out);
         if p.key_ages {
             let (ages, read) = key_ages(&kv, &selected, version, p.max_versions)?;
             out = out

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use serde_json::json;
+use serde_json::{json, Value};
 
 #[test]
 fn read_returns_data_version_metadata_and_salted_fingerprints() {
@@ -278,4 +278,143 @@ fn retries_option_is_checked_and_applied() {
     let t = std::time::Instant::now();
     run(READ, a, &[]).fails();
     assert!(t.elapsed() < std::time::Duration::from_secs(5));
+}
+
+/// AppRole args for `role_id`/`secret_id` (no token), plus extra args.
+fn approle_args(
+    bao: &lab::openbao::OpenBao,
+    role_id: &str,
+    secret_id: &str,
+    extra: Value,
+) -> Value {
+    let mut m = conn(bao, "homelab-sso");
+    m.remove("token");
+    m.insert("auth_method".into(), json!("approle"));
+    m.insert("role_id".into(), json!(role_id));
+    m.insert("secret_id".into(), json!(secret_id));
+    if let Value::Object(e) = extra {
+        m.extend(e);
+    }
+    Value::Object(m)
+}
+
+#[test]
+fn auth_info_reports_when_the_approle_secret_id_expires_and_never_the_secret_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let bao = start(dir.path());
+    bao.kv_put(
+        "homelab-sso",
+        json!({"oidc_cookie_secret": "auth-info-canary-1"}),
+    )
+    .unwrap();
+    bao.write_policy("homelab-sso", lab::stack::PLAYBOOK_POLICY)
+        .unwrap();
+    let (role_id, _) = bao.enable_approle("homelab-sso", &["homelab-sso"]).unwrap();
+    // A secret_id as an operator would issue one for the workflows: 3 days, 5 logins.
+    let (_, s) = bao
+        .request(
+            "POST",
+            "/v1/auth/approle/role/homelab-sso/secret-id",
+            Some(json!({"ttl": "72h", "num_uses": 5})),
+        )
+        .unwrap();
+    let secret_id = s["data"]["secret_id"].as_str().unwrap().to_string();
+    let accessor = s["data"]["secret_id_accessor"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = run(
+        READ,
+        approle_args(
+            &bao,
+            &role_id,
+            &secret_id,
+            json!({"auth_info": true, "return_values": false, "key_ages": true}),
+        ),
+        &[],
+    );
+    r.ok();
+    let info = &r.json["auth_info"];
+    assert_eq!(info["method"], "approle", "{}", r.output);
+    assert_eq!(info["role_name"], "homelab-sso");
+    assert_eq!(info["known"], true, "{}", r.output);
+    assert_eq!(info["ttl_seconds"], 259200);
+    // One use went to this run's login.
+    assert_eq!(info["uses_left"], 4);
+    let ns = |f: &str| httpx::time::parse_rfc3339_ns(info[f].as_str().unwrap()).unwrap();
+    assert_eq!(ns("expires_at") - ns("created_at"), 259_200 * 1_000_000_000);
+    assert!(info["created_at"].as_str().unwrap().ends_with('Z'));
+    assert_no_secrets(&r.output, &[&secret_id, &accessor, "auth-info-canary-"]);
+
+    // A secret_id without a TTL or use limit does not expire.
+    let (_, s) = bao
+        .request(
+            "POST",
+            "/v1/auth/approle/role/homelab-sso/secret-id",
+            Some(json!({})),
+        )
+        .unwrap();
+    let forever = s["data"]["secret_id"].as_str().unwrap().to_string();
+    let r = run(
+        READ,
+        approle_args(
+            &bao,
+            &role_id,
+            &forever,
+            json!({"auth_info": true, "keys": ["oidc_cookie_secret"]}),
+        ),
+        &[],
+    );
+    r.ok();
+    assert_eq!(r.json["auth_info"]["known"], true, "{}", r.output);
+    assert_eq!(r.json["auth_info"]["expires_at"], Value::Null);
+    assert_eq!(r.json["auth_info"]["uses_left"], Value::Null);
+}
+
+#[test]
+fn auth_info_that_vault_refuses_is_a_warning_naming_the_grant_not_a_failed_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let bao = start(dir.path());
+    bao.kv_put(
+        "homelab-sso",
+        json!({"oidc_cookie_secret": "auth-info-canary-2"}),
+    )
+    .unwrap();
+    bao.write_policy(
+        "reader",
+        "path \"secret/data/homelab-sso\" { capabilities = [\"read\"] }",
+    )
+    .unwrap();
+    let (role_id, secret_id) = bao.enable_approle("reader", &["reader"]).unwrap();
+    let r = run(
+        READ,
+        approle_args(&bao, &role_id, &secret_id, json!({"auth_info": true})),
+        &[],
+    );
+    r.ok();
+    let info = &r.json["auth_info"];
+    assert_eq!(info["known"], false, "{}", r.output);
+    let reason = info["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("`update`") && reason.contains("auth/approle/role/reader/secret-id/lookup"),
+        "{reason}"
+    );
+    let warnings = r.json["warnings"].to_string();
+    assert!(
+        warnings.contains("AppRole secret_id of role reader"),
+        "{warnings}"
+    );
+    assert_eq!(r.json["version"], 1);
+    assert_no_secrets(&r.output, &[&secret_id]);
+
+    // A token reports its own expiry (the root token has none).
+    let r = run(
+        READ,
+        args(&bao, "homelab-sso", json!({"auth_info": true})),
+        &[],
+    );
+    r.ok();
+    assert_eq!(r.json["auth_info"]["method"], "token");
+    assert_eq!(r.json["auth_info"]["known"], true, "{}", r.output);
+    assert_eq!(r.json["auth_info"]["expires_at"], Value::Null);
 }
