@@ -91,6 +91,33 @@ fn sso_status_reports_ages_and_fails_on_an_overdue_key() {
     assert!(out.contains("rotate_keys=n8n_cookie_secret"), "{out}");
     assert_no_secret(&out, &values, "sso-status output");
 
+    // From a terminal, for machines: only the report on stdout, the playbook's verdict as status.
+    let mut cmd = std::process::Command::new(lab::tools::repo_root().join("scripts/sso-status.sh"));
+    cmd.arg("--json").arg("-i").arg(&e.inventory);
+    lab::ansible::repo_playbook_env(&mut cmd, &e.dir.path().join("ansible"), e.lab.env());
+    let path = format!(
+        "{}:{}",
+        lab::tools::venv_bin("python").parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let cli = cmd.env("PATH", path).output().unwrap();
+    assert!(!cli.status.success());
+    let stdout = String::from_utf8_lossy(&cli.stdout);
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("only JSON on stdout");
+    assert_eq!(report["verdict"], "failed", "{report}");
+    assert_eq!(
+        report["overdue"],
+        serde_json::json!(["n8n_cookie_secret"]),
+        "{}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
+    assert_no_secret(&stdout, &values, "sso-status --json");
+    assert_no_secret(
+        &String::from_utf8_lossy(&cli.stderr),
+        &values,
+        "sso-status --json stderr",
+    );
+
     // The rotation it names makes the report clean again, the new version recorded.
     rotate_n8n_cookie_secret(&e);
     let rotated = e.vault_version();
