@@ -67,6 +67,7 @@ fn bootstrap_from_nothing_converges_and_leaves_exactly_what_the_workflows_need()
             serde_json::json!({
                 "bootstrap_host_key_fingerprints": fps,
                 "bootstrap_variables": optional_vars,
+                "bootstrap_secret_id_ttl": "2160h",
             })
             .to_string(),
         )
@@ -213,6 +214,17 @@ fn bootstrap_from_nothing_converges_and_leaves_exactly_what_the_workflows_need()
         Some(1),
         "one secret_id"
     );
+    // It lives bootstrap_secret_id_ttl (90 days), and the status report sees that.
+    let (_, found) = e
+        .lab
+        .bao
+        .request(
+            "POST",
+            "/v1/auth/approle/role/homelab-sso/secret-id/lookup",
+            Some(serde_json::json!({"secret_id": held["VAULT_SECRET_ID"]})),
+        )
+        .unwrap();
+    assert_eq!(found["data"]["secret_id_ttl"], 7_776_000, "{found}");
 
     // The AppRole can do exactly what the playbooks need: a rotation passes with it…
     e.lab.role_id = held["VAULT_ROLE_ID"].clone();
@@ -268,6 +280,11 @@ fn bootstrap_from_nothing_converges_and_leaves_exactly_what_the_workflows_need()
             "/v1/auth/approle/role/homelab-sso/secret-id",
             serde_json::json!({}),
         ),
+        (
+            "POST",
+            "/v1/auth/approle/role/other/secret-id/lookup",
+            serde_json::json!({"secret_id": held["VAULT_SECRET_ID"]}),
+        ),
     ] {
         let (status, _) = e
             .lab
@@ -276,6 +293,18 @@ fn bootstrap_from_nothing_converges_and_leaves_exactly_what_the_workflows_need()
             .unwrap();
         assert_eq!(status, 403, "the AppRole may not {method} {path}");
     }
+    // Its own secret_id's expiry it may look up (sso-status), nothing more of it.
+    let (status, own) = e
+        .lab
+        .bao
+        .request_as(
+            &approle_token,
+            "POST",
+            "/v1/auth/approle/role/homelab-sso/secret-id/lookup",
+            Some(serde_json::json!({"secret_id": held["VAULT_SECRET_ID"]})),
+        )
+        .unwrap();
+    assert_eq!(status, 200, "{own}");
 }
 
 /// A Vault and a Forgejo (or a proxy in front of them) that echo the request in their error
