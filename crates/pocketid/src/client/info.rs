@@ -77,13 +77,6 @@ pub(crate) fn secret_rows(
     (rows, held)
 }
 
-fn now_ns() -> i128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i128)
-        .unwrap_or(0)
-}
-
 pub(super) fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
     check_options(&p)?;
     let ignored = ignored_fields(&p);
@@ -125,7 +118,7 @@ pub(super) fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
     }
     let listed = api.list_secrets(&id)?;
     let given = p.client_secret.as_ref().map(|s| s.expose());
-    let (rows, held) = secret_rows(&listed, given, now_ns());
+    let (rows, held) = secret_rows(&listed, given, httpx::time::now_ns());
     let active = rows.iter().filter(|r| r["active"] == json!(true)).count();
     let msg = format!(
         "client {id}: {} secret(s), {active} active{}",
