@@ -7,11 +7,10 @@
 
 use lab::fixtures::Containers;
 use lab::proc::wait_for;
-use lab::sshd::Sshd;
+use lab::sshd::{Sshd, SshdLab};
 use serde_json::{json, Value};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 use testkit::module::{spawn_module, Running};
 
@@ -24,22 +23,18 @@ struct Lab {
 }
 
 fn lab() -> Option<Lab> {
-    if !lab::tools::system_bin("sshd").is_absolute() {
-        eprintln!("sshd not installed (run scripts/setup.sh); skipping");
-        return None;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let cts = Containers::create(tmp.path().join("cts")).unwrap();
-    for (vmid, name) in [(301, "alpha"), (302, "beta")] {
-        cts.add(vmid, name, true).unwrap();
-        cts.write_file(
-            vmid,
-            &format!("/opt/homelab/{name}/.env"),
-            format!("SERVICE={name}\nSECRET_KEY=\"{VALUE}-{vmid}\"\n").as_bytes(),
-        )
-        .unwrap();
-    }
-    let sshd = Sshd::start(&tmp.path().join("sshd"), &cts).unwrap();
+    let SshdLab { tmp, cts, sshd } = SshdLab::start(|cts| {
+        for (vmid, name) in [(301, "alpha"), (302, "beta")] {
+            cts.add(vmid, name, true)?;
+            cts.write_file(
+                vmid,
+                &format!("/opt/homelab/{name}/.env"),
+                format!("SERVICE={name}\nSECRET_KEY=\"{VALUE}-{vmid}\"\n").as_bytes(),
+            )?;
+        }
+        Ok(())
+    })
+    .unwrap()?;
     Some(Lab { tmp, cts, sshd })
 }
 
@@ -252,12 +247,7 @@ fn host_key_changed_fails_before_authentication() {
 fn refused_user_key_names_the_user_and_host() {
     let Some(l) = lab() else { return };
     let key = l.tmp.path().join("stranger");
-    let st = Command::new(lab::tools::system_bin("ssh-keygen"))
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(&key)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    lab::sshd::key_pair(&key).unwrap();
     let mut args = l.both();
     args["private_key"] = json!(key);
     let r = run(&args);

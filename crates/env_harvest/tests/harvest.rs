@@ -3,7 +3,7 @@
 
 use lab::catalog;
 use lab::fixtures::Containers;
-use lab::sshd::Sshd;
+use lab::sshd::{Sshd, SshdLab};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -29,15 +29,9 @@ fn canary_values() -> BTreeMap<String, String> {
 }
 
 fn lab() -> Option<Lab> {
-    if !lab::tools::system_bin("sshd").is_absolute() {
-        eprintln!("sshd not installed (run scripts/setup.sh); skipping");
-        return None;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let cts = Containers::create(tmp.path().join("cts")).unwrap();
     let values = canary_values();
-    cts.populate_runbook(&values).unwrap();
-    let sshd = Sshd::start(&tmp.path().join("sshd"), &cts).unwrap();
+    let SshdLab { tmp, cts, sshd } =
+        SshdLab::start(|cts| cts.populate_runbook(&values)).unwrap()?;
     Some(Lab {
         tmp,
         cts,

@@ -1,6 +1,13 @@
 //! RFC 3339 timestamps as the HTTP APIs the project talks to write them (Vault, PocketID, Forgejo,
 //! Loki), to and from nanoseconds since the Unix epoch, in UTC. One implementation for the modules
-//! and the lab's emulators.
+//! and the lab's emulators, with the one reading of the wall clock they share.
+
+/// Now, in nanoseconds since the epoch (the wall clock; a clock set before the epoch reads 0).
+pub fn now_ns() -> i128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128)
+}
 
 /// RFC 3339 with an optional fraction of up to nine digits and `Z` or `±hh:mm` (a space or `t`
 /// also separates date and time) to nanoseconds since the epoch.
@@ -144,6 +151,13 @@ mod tests {
         );
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(days_from_civil(2000, 2, 29), 11_016);
+    }
+
+    #[test]
+    fn now_is_after_the_time_of_writing_and_round_trips() {
+        let now = now_ns();
+        assert!(now > 1_577_836_800 * 1_000_000_000, "{now}"); // after 2020-01-01
+        assert_eq!(parse_rfc3339_ns(&format_rfc3339_ns(now, true)), Some(now));
     }
 
     #[test]

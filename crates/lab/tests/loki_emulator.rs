@@ -10,10 +10,7 @@ const SEL: &str = r#"{job="auth", container="pocketid"}"#;
 const S: u128 = 1_000_000_000;
 
 fn now_ns() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos()
+    httpx::time::now_ns() as u128
 }
 
 fn client(loki: &Loki) -> Client {

@@ -548,10 +548,7 @@ fn api_key_expiry_and_last_use() {
         .iter()
         .find(|x| x["id"] == json!(pid.admin_key_id()))
         .unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i128;
+    let now = httpx::time::now_ns() / 1_000_000_000;
     let at =
         |v: &Value| httpx::time::parse_rfc3339_ns(v.as_str().unwrap()).unwrap() / 1_000_000_000;
     let left = at(&mine["expiresAt"]) - now;

@@ -527,6 +527,13 @@ impl PocketIdApi {
     }
 }
 
+/// A time PocketID wrote in `field` of `v` (RFC 3339, any offset) as nanoseconds since the epoch
+/// and as RFC 3339 UTC text; `None` when it is absent, not a string or unreadable.
+pub(crate) fn time_field(v: &Value, field: &str) -> Option<(i128, String)> {
+    let ns = httpx::time::parse_rfc3339_ns(v.get(field)?.as_str()?)?;
+    Some((ns, httpx::time::format_rfc3339_ns(ns, false)))
+}
+
 fn client_path(id: &str) -> String {
     format!("/oidc/clients/{}", httpx::encode(id))
 }

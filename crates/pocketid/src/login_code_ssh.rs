@@ -94,6 +94,20 @@ pub enum SshFallbackError {
 const DATA_MOUNT_FORMAT: &str =
     r#"{{range .Mounts}}{{if eq .Destination "/app/data"}}{{.Source}}{{end}}{{end}}"#;
 
+/// The `/app/data` mount's source in `docker container inspect` output ([`DATA_MOUNT_FORMAT`]):
+/// a plain absolute path (`pct::valid_path`) with the surrounding white space trimmed, or why
+/// there is none. Reads remote output, so it never panics; the reason never quotes it.
+fn mount_source(stdout: &[u8]) -> Result<String, &'static str> {
+    let source = String::from_utf8_lossy(stdout).trim().to_string();
+    if source.is_empty() {
+        return Err("/app/data is not a mount of the container");
+    }
+    if !pct::valid_path(&source) {
+        return Err("the source of its /app/data mount is not a plain absolute path");
+    }
+    Ok(source)
+}
+
 /// `uid:gid`, both numbers, as `stat -c %u:%g` prints them.
 fn valid_owner(s: &str) -> bool {
     s.split_once(':').is_some_and(|(u, g)| {
@@ -182,17 +196,7 @@ pub fn data_owner(
             ))
         });
     }
-    let source = String::from_utf8_lossy(&r.stdout).trim().to_string();
-    if source.is_empty() {
-        return Err(owner_err(
-            "/app/data is not a mount of the container".into(),
-        ));
-    }
-    if !pct::valid_path(&source) {
-        return Err(owner_err(
-            "the source of its /app/data mount is not a plain absolute path".into(),
-        ));
-    }
+    let source = mount_source(&r.stdout).map_err(|why| owner_err(why.into()))?;
     let r = run_in_ct(
         conn,
         p,
@@ -307,6 +311,7 @@ fn run_cli(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn url_from_the_cli_output() {
@@ -335,6 +340,101 @@ mod tests {
             "12345678901:1",
         ] {
             assert!(!valid_owner(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn mount_sources_are_plain_absolute_paths() {
+        assert_eq!(
+            mount_source(b"/var/lib/docker/volumes/pocketid_data/_data\n"),
+            Ok("/var/lib/docker/volumes/pocketid_data/_data".into())
+        );
+        assert_eq!(
+            mount_source(b" /opt/pocket-id/data \r\n"),
+            Ok("/opt/pocket-id/data".into())
+        );
+        assert_eq!(
+            mount_source(b"\n"),
+            Err("/app/data is not a mount of the container")
+        );
+        for bad in [
+            &b"data"[..],
+            b"/opt/../etc",
+            b"/opt/a b",
+            b"/opt/a\n/opt/b",
+            b"/opt/$(id)",
+            b"/opt/\xff",
+            b"/",
+        ] {
+            assert_eq!(
+                mount_source(bad),
+                Err("the source of its /app/data mount is not a plain absolute path"),
+                "{bad:?}"
+            );
+        }
+    }
+
+    /// The shape `mount_source` promises for what it accepts.
+    fn is_plain_absolute(p: &str) -> bool {
+        p.len() < 4096
+            && p.strip_prefix('/').is_some_and(|rest| {
+                rest.split('/').all(|c| {
+                    (1..=255).contains(&c.len())
+                        && c != "."
+                        && c != ".."
+                        && c.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"._-+@=,".contains(&b))
+                })
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn reading_inspect_output_never_panics(raw in prop::collection::vec(any::<u8>(), 0..300)) {
+            if let Ok(source) = mount_source(&raw) {
+                let text = String::from_utf8_lossy(&raw);
+                prop_assert!(is_plain_absolute(&source), "{source:?}");
+                prop_assert_eq!(source.as_str(), text.trim());
+            }
+        }
+
+        #[test]
+        fn inspect_text_yields_only_plain_paths(raw in "[ \n]{0,2}(/[a-z0-9._+@=,$ -]{0,12}){0,5}[ \r\n]{0,2}") {
+            let trimmed = raw.trim();
+            match mount_source(raw.as_bytes()) {
+                Ok(source) => {
+                    prop_assert!(is_plain_absolute(&source), "{source:?}");
+                    prop_assert_eq!(source.as_str(), trimmed);
+                }
+                Err(_) => prop_assert!(trimmed.is_empty() || !is_plain_absolute(trimmed)),
+            }
+        }
+
+        #[test]
+        fn reading_stat_output_never_panics(raw in any::<String>(), bytes in prop::collection::vec(any::<u8>(), 0..40)) {
+            for text in [raw, String::from_utf8_lossy(&bytes).into_owned()] {
+                if valid_owner(&text) {
+                    let (u, g) = text.split_once(':').unwrap();
+                    for n in [u, g] {
+                        prop_assert!((1..=10).contains(&n.len()), "{text:?}");
+                        prop_assert!(n.bytes().all(|b| b.is_ascii_digit()), "{text:?}");
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn two_numbers_are_an_owner_and_nothing_else_is(u in "[0-9]{1,10}", g in "[0-9]{1,10}", junk in "[^0-9]{1,3}") {
+            let (ok, bad_uid, bad_gid, three) = (
+                format!("{u}:{g}"),
+                format!("{u}{junk}:{g}"),
+                format!("{u}:{g}{junk}"),
+                format!("{u}:{g}:{u}"),
+            );
+            prop_assert!(valid_owner(&ok));
+            for bad in [bad_uid, bad_gid, three] {
+                prop_assert!(!valid_owner(&bad), "{:?}", bad);
+            }
         }
     }
 }

@@ -1,18 +1,13 @@
 //! Points in time as nanoseconds since the Unix epoch (Loki's and Docker's precision), the
 //! `since`/`until` option forms, and the Go durations `docker logs --since` takes.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 /// Nanoseconds since the Unix epoch.
 pub type Nanos = i128;
 
 pub const SECOND: Nanos = 1_000_000_000;
 
 pub fn now() -> Nanos {
-    match SystemTime::now().duration_since(UNIX_EPOCH) {
-        Ok(d) => d.as_nanos() as Nanos,
-        Err(_) => 0,
-    }
+    httpx::time::now_ns()
 }
 
 /// A duration with the units `s m h d w` (Loki's `since` takes `d` and `w`; Docker does not):

@@ -3,7 +3,8 @@
 //! in order, failures of one command leave the others alone, and errors say where and what to do.
 
 use lab::fixtures::Containers;
-use lab::sshd::Sshd;
+use lab::proc::free_port;
+use lab::sshd::{Sshd, SshdLab};
 use proxmox_ssh::ssh::{Auth, ConnectOptions};
 use proxmox_ssh::{
     build_command, classify, pct_exec, Connection, Error, ExecError, HostKeyChecking, Mode,
@@ -19,16 +20,12 @@ struct Lab {
 }
 
 fn lab() -> Option<Lab> {
-    if !lab::tools::system_bin("sshd").is_absolute() {
-        eprintln!("sshd not installed (run scripts/setup.sh); skipping");
-        return None;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let cts = Containers::create(tmp.path().join("cts")).unwrap();
-    cts.add(119, "oauth2-gateway", true).unwrap();
-    cts.add(120, "stopped", false).unwrap();
-    cts.write_file(119, "/opt/app/.env", b"A=1\n").unwrap();
-    let sshd = Sshd::start(&tmp.path().join("sshd"), &cts).unwrap();
+    let SshdLab { tmp, cts, sshd } = SshdLab::start(|cts| {
+        cts.add(119, "oauth2-gateway", true)?;
+        cts.add(120, "stopped", false)?;
+        cts.write_file(119, "/opt/app/.env", b"A=1\n")
+    })
+    .unwrap()?;
     Some(Lab { tmp, cts, sshd })
 }
 
@@ -179,12 +176,7 @@ fn connection_failures_say_where_and_what_to_do() {
     let Some(l) = lab() else { return };
     // A refused user key.
     let other = l.tmp.path().join("other_key");
-    let out = std::process::Command::new(lab::tools::system_bin("ssh-keygen"))
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(&other)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    lab::sshd::key_pair(&other).unwrap();
     let mut o = l.options();
     o.auth = Auth::KeyFile(other);
     let e = open_err(&o);
@@ -201,12 +193,6 @@ fn connection_failures_say_where_and_what_to_do() {
     let e = open_err(&o);
     assert!(e.starts_with("could not connect to 127.0.0.1:"), "{e}");
     assert!(e.contains("sshd runs on the node"), "{e}");
-}
-
-/// A port nobody listens on (bound, then released).
-fn free_port() -> u16 {
-    let s = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    s.local_addr().unwrap().port()
 }
 
 #[test]

@@ -70,11 +70,7 @@ pub struct Recorded {
 }
 
 fn now_rfc3339() -> String {
-    let ns = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i128)
-        .unwrap_or(0);
-    httpx::time::format_rfc3339_ns(ns, false)
+    httpx::time::format_rfc3339_ns(httpx::time::now_ns(), false)
 }
 
 /// Records `changed` keys as written in `written`, and drops the entries of `removed` keys.

@@ -619,23 +619,18 @@ impl Kv {
             )
         };
         let resp = self.send(method, &self.at.url("metadata"), body, ct, Retry::Never)?;
+        let text = resp.safe_text();
         match resp.status {
             200 | 204 => return Ok(MetadataWrite::Done),
             403 | 405 if patch => return Ok(MetadataWrite::Unsupported),
             // OpenBao: another writer came first, or the secret requires `metadata_cas`
             // (`metadata_cas_required`) and none was sent; either way: read, then retry with it.
-            400 if resp
-                .safe_text()
-                .contains("metadata check-and-set parameter does not match")
-                || resp
-                    .safe_text()
-                    .contains("metadata check-and-set parameter required") =>
+            400 if text.contains("metadata check-and-set parameter does not match")
+                || text.contains("metadata check-and-set parameter required") =>
             {
                 return Ok(MetadataWrite::Conflict)
             }
-            404 if !resp.safe_text().contains("no handler for route") => {
-                return Ok(MetadataWrite::Missing)
-            }
+            404 if !text.contains("no handler for route") => return Ok(MetadataWrite::Missing),
             _ => {}
         }
         Err(self

@@ -1,13 +1,11 @@
 //! Timestamps as the emulated servers write them (RFC 3339, UTC, whole seconds).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+pub use httpx::time::now_ns;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Now, in Unix seconds.
 pub fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_secs() as i64
+    now_ns().div_euclid(1_000_000_000) as i64
 }
 
 /// Unix seconds as RFC 3339 UTC.
@@ -22,14 +20,6 @@ pub fn rfc3339_at(t: SystemTime) -> String {
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0),
     )
-}
-
-/// Now, in nanoseconds since the epoch (the wall clock).
-pub fn now_ns() -> i128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_nanos() as i128
 }
 
 /// Nanoseconds since the epoch as RFC 3339 UTC with Go's `RFC3339Nano` fraction: `pad` keeps all
@@ -69,6 +59,7 @@ pub fn parse_rfc3339_ns(s: &str) -> Option<i128> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn round_trip_and_known_dates() {

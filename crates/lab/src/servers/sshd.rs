@@ -91,6 +91,12 @@ fn fingerprint(pubkey: &Path) -> Result<String> {
         .ok_or_else(|| LabError::msg("ssh-keygen -l printed no SHA256 fingerprint"))
 }
 
+/// A new ed25519 key pair without a passphrase at `path` and `path.pub`: a user key no lab sshd
+/// accepts until it is added to an `authorized_keys`.
+pub fn key_pair(path: &Path) -> Result<()> {
+    keygen(path, "lab-other")
+}
+
 /// Installs the `pct` stand-in for the fixture tree `root` at `path` (mode 0755).
 pub fn install_pct_standin(path: &Path, root: &Path) -> Result<()> {
     let script = PCT_STANDIN.replace("@ROOT@", &root.display().to_string());
@@ -256,6 +262,31 @@ impl Sshd {
     /// Stops sshd now (also done on drop).
     pub fn stop(&mut self) {
         self.child.stop();
+    }
+}
+
+/// The set-up of a test against the real transport: fixture containers in `<tmp>/cts` and a lab
+/// sshd serving them from `<tmp>/sshd`, in a temporary directory removed on drop.
+#[derive(Debug)]
+pub struct SshdLab {
+    pub tmp: tempfile::TempDir,
+    pub cts: Containers,
+    pub sshd: Sshd,
+}
+
+impl SshdLab {
+    /// Creates the containers, lets `fill` add to them, then starts sshd. `Ok(None)`, said on
+    /// stderr, when sshd is not installed: the test skips.
+    pub fn start(fill: impl FnOnce(&Containers) -> Result<()>) -> Result<Option<SshdLab>> {
+        if !system_bin("sshd").is_absolute() {
+            eprintln!("sshd not installed (run scripts/setup.sh); skipping");
+            return Ok(None);
+        }
+        let tmp = tempfile::tempdir().ctx(|| "creating the sshd lab's directory".into())?;
+        let cts = Containers::create(tmp.path().join("cts"))?;
+        fill(&cts)?;
+        let sshd = Sshd::start(&tmp.path().join("sshd"), &cts)?;
+        Ok(Some(SshdLab { tmp, cts, sshd }))
     }
 }
 

@@ -3,7 +3,7 @@
 //! `lastUsedAt`, so the key this module's own requests used is the one used last. Changes nothing.
 
 use super::{conn, str_field, Params};
-use crate::api::PocketIdApi;
+use crate::api::{time_field, PocketIdApi};
 use ansible_module::{Failure, Outcome};
 use serde_json::{json, Value};
 
@@ -21,23 +21,19 @@ fn check_options(p: &Params) -> Result<(), Failure> {
     Ok(())
 }
 
-/// A time PocketID wrote (RFC 3339, any offset) as nanoseconds and as UTC text.
-fn time(v: Option<&Value>) -> Option<(i128, String)> {
-    let ns = httpx::time::parse_rfc3339_ns(v?.as_str()?)?;
-    Some((ns, httpx::time::format_rfc3339_ns(ns, false)))
-}
-
 /// The listed keys as report rows (names and times only; PocketID lists no token) and the id of
 /// the key used last (`None` when no key or several share the latest `lastUsedAt`). Reads remote
 /// text, so it never panics on any JSON.
 pub(crate) fn key_rows(listed: &[Value]) -> (Vec<Value>, Option<String>) {
     let keys: Vec<&Value> = listed.iter().filter(|k| k.is_object()).collect();
-    let used: Vec<Option<i128>> = keys
+    let used: Vec<Option<(i128, String)>> =
+        keys.iter().map(|k| time_field(k, "lastUsedAt")).collect();
+    let used_ns = |u: &Option<(i128, String)>| u.as_ref().map(|t| t.0);
+    let latest = used.iter().filter_map(used_ns).max();
+    let at_latest = used
         .iter()
-        .map(|k| time(k.get("lastUsedAt")).map(|(ns, _)| ns))
-        .collect();
-    let latest = used.iter().flatten().max().copied();
-    let at_latest = used.iter().filter(|u| u.is_some() && **u == latest).count();
+        .filter(|u| latest.is_some() && used_ns(u) == latest)
+        .count();
     let mut in_use_id = None;
     let rows = keys
         .iter()
@@ -45,7 +41,7 @@ pub(crate) fn key_rows(listed: &[Value]) -> (Vec<Value>, Option<String>) {
         .map(|(k, u)| {
             let id = k.get("id").and_then(Value::as_str).map(httpx::safe_text);
             let in_use = match (latest, at_latest) {
-                (Some(_), 1) => Some(*u == latest),
+                (Some(_), 1) => Some(used_ns(u) == latest),
                 _ => None,
             };
             if in_use == Some(true) {
@@ -54,9 +50,9 @@ pub(crate) fn key_rows(listed: &[Value]) -> (Vec<Value>, Option<String>) {
             json!({
                 "id": id,
                 "name": k.get("name").and_then(Value::as_str).map(httpx::safe_text),
-                "created_at": time(k.get("createdAt")).map(|t| t.1),
-                "expires_at": time(k.get("expiresAt")).map(|t| t.1),
-                "last_used_at": time(k.get("lastUsedAt")).map(|t| t.1),
+                "created_at": time_field(k, "createdAt").map(|t| t.1),
+                "expires_at": time_field(k, "expiresAt").map(|t| t.1),
+                "last_used_at": u.as_ref().map(|t| t.1.clone()),
                 "in_use": in_use,
             })
         })

@@ -6,7 +6,7 @@
 use super::plan::{may_be, Match};
 use super::verify::ignored_fields;
 use super::{connect, find_client, id_of, Params, SecretPolicy};
-use crate::api::ServerVersion;
+use crate::api::{time_field, ServerVersion};
 use ansible_module::{Context, Failure, Outcome};
 use serde_json::{json, Value};
 
@@ -27,12 +27,6 @@ fn check_options(p: &Params) -> Result<(), Failure> {
     Ok(())
 }
 
-/// A time PocketID wrote (RFC 3339, any offset) as UTC, or `None` when it is absent or unreadable.
-fn utc(v: Option<&Value>) -> Option<String> {
-    let ns = httpx::time::parse_rfc3339_ns(v?.as_str()?)?;
-    Some(httpx::time::format_rfc3339_ns(ns, false))
-}
-
 /// The listed secrets as report rows, and the verdict on `given`: never a value, the prefix and
 /// times only. Reads remote text, so it never panics on any JSON.
 pub(crate) fn secret_rows(
@@ -44,11 +38,8 @@ pub(crate) fn secret_rows(
     let mut candidates: Vec<(Match, Option<String>)> = Vec::new();
     for s in listed.iter().filter(|s| s.is_object()) {
         let text = |k: &str| s.get(k).and_then(Value::as_str).map(httpx::safe_text);
-        let expires_at = utc(s.get("expiresAt"));
-        let expired = expires_at
-            .as_deref()
-            .and_then(httpx::time::parse_rfc3339_ns)
-            .is_some_and(|e| e <= now_ns);
+        let (expires_ns, expires_at) = time_field(s, "expiresAt").unzip();
+        let expired = expires_ns.is_some_and(|e| e <= now_ns);
         let active = s.get("isActive").and_then(Value::as_bool).unwrap_or(true) && !expired;
         let matched = given.map(|g| may_be(g, s));
         if let Some(m) = matched.filter(|m| *m != Match::No) {
@@ -57,7 +48,7 @@ pub(crate) fn secret_rows(
         rows.push(json!({
             "id": text("id"),
             "prefix": text("prefix"),
-            "created_at": utc(s.get("createdAt")),
+            "created_at": time_field(s, "createdAt").map(|t| t.1),
             "expires_at": expires_at,
             "active": active,
             "matches_client_secret": matched.map(|m| match m {
@@ -75,13 +66,6 @@ pub(crate) fn secret_rows(
         (Some(_), _) => json!("ambiguous"),
     };
     (rows, held)
-}
-
-fn now_ns() -> i128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i128)
-        .unwrap_or(0)
 }
 
 pub(super) fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
@@ -125,7 +109,7 @@ pub(super) fn run(p: Params, ctx: &mut Context) -> Result<Outcome, Failure> {
     }
     let listed = api.list_secrets(&id)?;
     let given = p.client_secret.as_ref().map(|s| s.expose());
-    let (rows, held) = secret_rows(&listed, given, now_ns());
+    let (rows, held) = secret_rows(&listed, given, httpx::time::now_ns());
     let active = rows.iter().filter(|r| r["active"] == json!(true)).count();
     let msg = format!(
         "client {id}: {} secret(s), {active} active{}",
@@ -176,6 +160,26 @@ mod tests {
             secret_rows(&migrated[..1], Some("AbCdrest"), NOW).1,
             json!("maybe")
         );
+    }
+
+    #[test]
+    fn expiry_is_read_once_as_utc_and_unreadable_times_are_null() {
+        let listed = vec![
+            json!({"id": "a", "prefix": "AbCd", "expiresAt": "2020-01-01T01:00:00.500+01:00"}),
+            json!({"id": "b", "prefix": "AbCd", "expiresAt": "next week", "createdAt": 7}),
+            json!({"id": "c", "prefix": "AbCd", "expiresAt": "2099-01-01T00:00:00Z"}),
+        ];
+        let (rows, _) = secret_rows(&listed, None, NOW);
+        assert_eq!(rows[0]["expires_at"], json!("2020-01-01T00:00:00.5Z"));
+        assert_eq!(rows[0]["active"], json!(false));
+        assert_eq!(rows[1]["expires_at"], Value::Null);
+        assert_eq!(rows[1]["created_at"], Value::Null);
+        assert_eq!(
+            rows[1]["active"],
+            json!(true),
+            "an unreadable expiry expires nothing"
+        );
+        assert_eq!(rows[2]["active"], json!(true));
     }
 
     fn any_json() -> impl Strategy<Value = Value> {

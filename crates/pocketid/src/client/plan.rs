@@ -261,10 +261,9 @@ pub(super) fn may_be(value: &str, secret: &Value) -> Match {
 
 /// Now plus `days`, as RFC 3339 UTC in whole seconds.
 fn expiry_in_days(days: i64) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    httpx::time::format_rfc3339_ns(i128::from(now + days * 86_400) * 1_000_000_000, false)
+    const SEC: i128 = 1_000_000_000;
+    let now = httpx::time::now_ns().div_euclid(SEC);
+    httpx::time::format_rfc3339_ns((now + i128::from(days) * 86_400) * SEC, false)
 }
 
 impl Retire {

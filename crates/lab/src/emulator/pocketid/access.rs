@@ -569,10 +569,7 @@ fn random_code(n: usize) -> String {
 }
 
 fn now_f64() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
+    httpx::time::now_ns() as f64 / 1e9
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ use base64::Engine;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 mod access;
 mod api_keys;
@@ -302,11 +302,7 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
 
 impl State {
     fn new(version: Version, rate: Option<RateLimit>, url: &str) -> State {
-        let seed = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(1)
-            | 1;
+        let seed = httpx::time::now_ns() as u64 | 1;
         let user = |id: &str, username: &str, is_admin, disabled| User {
             id: id.into(),
             username: username.into(),
