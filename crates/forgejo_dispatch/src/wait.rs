@@ -162,7 +162,6 @@ impl Waiter<'_> {
         let mut picked_up = false;
         let window = lost_contact_window(self.interval);
         let mut outage: Option<Outage> = None;
-        let mut delays = poll_delays(self.interval);
         loop {
             let poll_started = Instant::now();
             let mut last_error: Option<String> = None;
@@ -200,7 +199,7 @@ impl Waiter<'_> {
             }
             // Never sleep past the pickup or timeout deadline: each is judged on a fresh status.
             let elapsed = t.dispatched_at.elapsed();
-            let mut next = delays.next().unwrap_or(self.interval);
+            let mut next = poll_delay(self.interval, elapsed);
             if !picked_up && self.pickup > elapsed {
                 next = next.min(self.pickup - elapsed);
             }
@@ -378,28 +377,41 @@ fn give_up_lost(api: &Forgejo, t: &mut Tracked, o: &Outage, now: Instant) {
     t.lost_contact = Some(o.last.clone());
 }
 
-/// The wait before the second status request of a run; each later wait doubles, up to
-/// `poll_interval`. The first request goes out right after the dispatch.
-const FIRST_POLL_DELAY: Duration = Duration::from_millis(250);
+/// The shortest wait between two status requests of a run, and the one while the run is young.
+const MIN_POLL_DELAY: Duration = Duration::from_millis(250);
+/// Each wait is the run's age (since its dispatch) divided by this, so a run's end is seen at
+/// most a quarter of its length late.
+const AGE_DIVISOR: u32 = 4;
 
-/// The waits between a run's status requests: 0.25 s, 0.5 s, 1 s, … up to `interval`, then
-/// `interval`. Short runs are seen ending soon after they end; long ones cost few requests.
-fn poll_delays(interval: Duration) -> impl Iterator<Item = Duration> {
-    std::iter::successors(Some(FIRST_POLL_DELAY.min(interval)), move |d| {
-        Some(d.saturating_mul(2).min(interval))
-    })
+/// The wait before the next status request of a run that is `age` old: a quarter of its age,
+/// at least 0.25 s and at most `interval` (`poll_interval`). Runs of a few seconds are seen
+/// ending within 0.25 s of their end; a long run's requests thin out (each wait 1.25 times the
+/// one before) until they are `interval` apart.
+fn poll_delay(interval: Duration, age: Duration) -> Duration {
+    (age / AGE_DIVISOR).max(MIN_POLL_DELAY).min(interval)
 }
 
 /// The most status requests one run costs when waited on for `secs` seconds (as documented for
-/// `poll_interval`): the first one, the doubling ones below `poll_interval`,
-/// ⌈secs / poll_interval⌉ more, and one for the pickup deadline, which may cut a wait short.
-/// HTTP retries of a failed request are not counted.
+/// `poll_interval`, P): the first one, one for the pickup deadline (which may cut a wait
+/// short), and the waits to reach `secs`: 0.25 s ones up to an age of 1 s (⌈4 × secs⌉ when
+/// shorter), then ⌈log1.25(min(secs, 4P))⌉ growing ones, then ⌈(secs − 4P) / P⌉ of P. With
+/// P ≤ 0.25 every wait is P: ⌈secs / P⌉. HTTP retries of a failed request are not counted.
 pub fn max_status_requests(poll_interval: f64, secs: f64) -> u64 {
-    let ramp = (poll_interval / FIRST_POLL_DELAY.as_secs_f64())
-        .log2()
-        .ceil()
-        .max(0.0);
-    2 + ramp as u64 + (secs / poll_interval).ceil().max(0.0) as u64
+    let (p, d) = (poll_interval, secs.max(0.0));
+    let min = MIN_POLL_DELAY.as_secs_f64();
+    let divisor = f64::from(AGE_DIVISOR);
+    let ceil = |x: f64| x.ceil().max(0.0) as u64;
+    let waits = if p <= min {
+        ceil(d / p)
+    } else if d <= divisor * min {
+        ceil(d / min)
+    } else {
+        let growth = 1.0 + 1.0 / divisor;
+        let grown = (d.min(divisor * p) / (divisor * min)).ln() / growth.ln();
+        // A small margin for the float rounding of the logarithm.
+        ceil(divisor * min / min) + ceil(grown - 1e-9) + ceil((d - divisor * p) / p)
+    };
+    2 + waits
 }
 
 fn round1(d: Duration) -> f64 {
@@ -436,40 +448,61 @@ fn tasks_status(tasks: &[client::Task], t: &Tracked) -> RunStatus {
 mod tests {
     use super::*;
 
-    #[test]
-    fn polls_back_off_from_a_quarter_second_to_poll_interval() {
-        let ms = |v: &[u64]| {
-            v.iter()
-                .map(|&m| Duration::from_millis(m))
-                .collect::<Vec<_>>()
-        };
-        let take = |i: Duration, n| poll_delays(i).take(n).collect::<Vec<_>>();
-        assert_eq!(
-            take(Duration::from_secs(5), 8),
-            ms(&[250, 500, 1000, 2000, 4000, 5000, 5000, 5000])
-        );
-        assert_eq!(
-            take(Duration::from_millis(600), 4),
-            ms(&[250, 500, 600, 600])
-        );
-        assert_eq!(take(Duration::from_millis(100), 3), ms(&[100, 100, 100]));
+    /// The request times of one run (0 = right after the dispatch) with each wait as
+    /// [`poll_delay`] sets it, up to the first request at or after `end`.
+    fn schedule(interval: f64, end: f64) -> Vec<f64> {
+        let interval = Duration::from_secs_f64(interval);
+        let end = Duration::from_secs_f64(end);
+        let mut at = vec![Duration::ZERO];
+        while *at.last().unwrap() < end {
+            let last = *at.last().unwrap();
+            at.push(last + poll_delay(interval, last));
+        }
+        at.iter().map(Duration::as_secs_f64).collect()
     }
 
-    /// The documented bound holds for every poll_interval and run length: the schedule is
-    /// played out (requests at 0, then after each delay) until the run's end is seen.
+    #[test]
+    fn each_wait_is_a_quarter_of_the_runs_age_within_a_quarter_second_and_poll_interval() {
+        let d = |ms| Duration::from_millis(ms);
+        let five = Duration::from_secs(5);
+        assert_eq!(poll_delay(five, d(0)), d(250));
+        assert_eq!(poll_delay(five, d(900)), d(250));
+        assert_eq!(poll_delay(five, d(2000)), d(500));
+        assert_eq!(poll_delay(five, d(12_000)), d(3000));
+        assert_eq!(poll_delay(five, d(60_000)), five);
+        assert_eq!(poll_delay(d(100), d(0)), d(100));
+        assert_eq!(poll_delay(d(600), d(30_000)), d(600));
+        // The lab's deploy runs: one ending at 1.87 s is seen at 1.95 s (the waits used to
+        // double up to poll_interval, which saw it at 3.75 s).
+        let at = schedule(5.0, 1.87);
+        assert!((at.last().unwrap() - 1.953).abs() < 0.001, "{at:?}");
+        assert_eq!(at.len(), 8, "{at:?}");
+    }
+
+    /// A run's end is seen at most min(poll_interval, max(0.25 s, a quarter of the run's length))
+    /// after it happens, for every poll_interval and run length (the schedule played out).
+    #[test]
+    fn a_runs_end_is_seen_within_a_quarter_of_its_length() {
+        for interval in [0.1, 0.25, 0.3, 0.5, 1.0, 5.0, 7.0, 30.0, 60.0] {
+            for tenths in 1..=3000 {
+                let end = f64::from(tenths) / 10.0;
+                let seen = *schedule(interval, end).last().unwrap();
+                let late = interval.min((end / 4.0).max(0.25));
+                assert!(
+                    seen - end <= late + 1e-9,
+                    "poll_interval {interval}, a run of {end}s seen at {seen}s"
+                );
+            }
+        }
+    }
+
+    /// The documented bound holds for every poll_interval and run length.
     #[test]
     fn status_requests_per_run_stay_within_the_documented_bound() {
-        for interval in [0.1, 0.25, 0.3, 0.5, 1.0, 5.0, 7.0, 30.0, 60.0] {
-            for tenths in 0..=3000 {
-                let secs = tenths as f64 / 10.0;
-                let end = Duration::from_secs_f64(secs);
-                let mut at = Duration::ZERO;
-                let mut requests = 1u64;
-                let mut delays = poll_delays(Duration::from_secs_f64(interval));
-                while at < end {
-                    at += delays.next().unwrap();
-                    requests += 1;
-                }
+        for interval in [0.1, 0.2, 0.25, 0.3, 0.5, 1.0, 5.0, 7.0, 30.0, 60.0, 3600.0] {
+            for tenths in 0..=6000 {
+                let secs = f64::from(tenths) / 10.0;
+                let requests = schedule(interval, secs).len() as u64;
                 // One request is kept back for the pickup deadline.
                 let bound = max_status_requests(interval, secs) - 1;
                 assert!(
@@ -479,7 +512,7 @@ mod tests {
             }
         }
         // The documented example: poll_interval 5, a 60 s run.
-        assert_eq!(max_status_requests(5.0, 60.0), 19);
+        assert_eq!(max_status_requests(5.0, 60.0), 28);
     }
 
     #[test]

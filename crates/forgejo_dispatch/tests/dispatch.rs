@@ -138,16 +138,18 @@ fn nine_workflows_with_different_durations_all_succeed() {
     assert!(snap.iter().all(|s| s.info.inputs["dry_run"] == "false"));
 }
 
-/// No idle wait: the first status request follows the dispatch at once, and the next ones come
-/// after 0.25 s, 0.5 s, 1 s, … So with poll_interval 60, runs of 300 ms are seen ending long
-/// before one poll_interval has passed. Proven by a deadline far from the run lengths (a module
-/// that waits poll_interval before asking, 60 s, fails it) and by request counts, not by timing.
+/// No idle wait: the first status request follows the dispatch at once, and each next one a
+/// quarter of the run's age later (at least 0.25 s). So with poll_interval 60, runs of 1.9 s
+/// (the lab's deploy runs) are seen ending within 0.25 s of their end, not a poll_interval (or,
+/// as when the waits doubled from 0.25 s, at 3.75 s) later. Proven by a deadline far from the
+/// run lengths, by request counts, and by how late each end was seen, with 0.6 s to spare for a
+/// busy machine (the doubling waits were 1.85 s late).
 #[test]
 fn short_runs_are_seen_ending_without_waiting_a_poll_interval() {
     let fj = Forgejo::start(ForgejoOpts::default()).unwrap();
     let wfs = ["deploy-n8n.yml", "deploy-gatus.yml", "deploy-glance.yml"];
     for w in wfs {
-        fj.set_behaviour(w, Behaviour::lasting(Duration::from_millis(300)));
+        fj.set_behaviour(w, Behaviour::lasting(Duration::from_millis(1900)));
     }
     let a = args(
         &fj,
@@ -163,17 +165,28 @@ fn short_runs_are_seen_ending_without_waiting_a_poll_interval() {
     assert!(!r.failed(), "{}", r.msg());
     let runs = r.json["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 3);
+    let lasted: std::collections::BTreeMap<i64, f64> = fj
+        .runs()
+        .iter()
+        .map(|s| (s.info.id, s.lasted.expect("ended").as_secs_f64()))
+        .collect();
     for run in runs {
         assert_eq!(run["status"], "success", "{run}");
         let id = run["run_id"].as_i64().unwrap();
         let polls = status_requests(&fj, id);
-        // Within the doubling ramp, k waits add up to 0.25 × (2^k − 1) s at least, and the
-        // reported duration (dispatch to the request that saw the end) covers all of them.
+        // Every wait is 0.25 s at least, and the reported duration (dispatch to the request
+        // that saw the end, rounded to 0.1 s) covers all of them.
         let secs = run["duration"].as_f64().unwrap() + 0.05;
-        let bound = 1 + (1.0 + secs / 0.25).log2().floor() as u64;
+        let bound = 1 + (secs / 0.25).floor() as u64;
         assert!(
             (1..=bound).contains(&polls),
             "run {id}: {polls} status requests in {secs:.2}s, expected 1..={bound}"
+        );
+        let ran = lasted[&id];
+        let late = secs - ran;
+        assert!(
+            late <= (ran / 4.0).max(0.25) + 0.6,
+            "run {id} of {ran:.2}s was seen ending {late:.2}s late"
         );
     }
 }
