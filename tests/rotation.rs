@@ -512,6 +512,15 @@ fn the_drift_check_tells_when_grafanas_admin_password_was_not_applied() {
         "{}",
         run.stdout
     );
+    assert!(
+        run.stdout
+            .contains("Grafana's admin password is not recorded")
+            && run.stdout.contains(
+                "one reset records it: playbooks/redeploy.yml -e reset_grafana_admin=true"
+            ),
+        "{}",
+        run.stdout
+    );
 
     // A rotation of the password resets Grafana and records it: in sync.
     let run = e.playbook(
