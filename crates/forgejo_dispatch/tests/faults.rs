@@ -140,10 +140,19 @@ fn short_outage_while_waiting_is_tolerated() {
     let mut a = args(&fj, &[wf]);
     a["url"] = json!(proxy.url);
     let child = spawn(&a);
-    let dispatched = lab::proc::wait_for(Duration::from_secs(60), || {
-        (fj.dispatch_requests(wf) == 1).then_some(())
+    // The outage starts once the module is waiting (its first status request answered): a cut
+    // during the dispatch's own answer would be another fault (a dispatch is never repeated).
+    let waiting = lab::proc::wait_for(Duration::from_secs(60), || {
+        fj.request_log()
+            .iter()
+            .any(|r| r.method == "GET" && r.path.contains("/actions/runs/"))
+            .then_some(())
     });
-    assert!(dispatched.is_some(), "the module never dispatched");
+    assert!(
+        waiting.is_some(),
+        "the module never asked for the run's status"
+    );
+    assert_eq!(fj.dispatch_requests(wf), 1, "dispatched once");
     // Cut long enough for at least two whole status polls to fail (each is up to 4 attempts),
     // far shorter than the 30 s after which the module would stop waiting.
     proxy.down();
