@@ -65,7 +65,7 @@ impl Module for RedeployTrigger {
             Opt::float("poll_interval")
                 .default(5.0)
                 .range_f(0.1, 3600.0)
-                .help("Longest wait in seconds between two status requests for a run (each wait a quarter of the run's age, at least 0.25 s)"),
+                .help("Longest wait in seconds between two status requests for a run (each wait an eighth of the run's age, at least 0.25 s)"),
             Opt::int("pickup_timeout")
                 .default(300)
                 .range(1, 86400)
