@@ -74,8 +74,9 @@ fn phase_of(task: &str, play: &str) -> &'static str {
             return p;
         }
     }
+    // The drift check's tasks (tasks/drift-*.yml) run inside the rotation's own plays.
     let play = play.to_lowercase();
-    if play.contains("drift check") || play.contains("verify") {
+    if task.starts_with("Drift check") || play.contains("drift check") {
         "verify"
     } else if play.contains("preflight") || task.starts_with("Preflight") {
         "preflight"
