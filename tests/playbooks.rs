@@ -696,17 +696,15 @@ fn written_out_module_lists_equal_the_one_list() {
     );
 }
 
-#[test]
-fn a_proxmox_cluster_is_harvested_once_per_node() {
-    let e = E2e::up();
-    let values = e.vault();
-    // Two nodes (both reached over the lab's sshd); the services are split between them.
+/// A two-node cluster: pve holds oauth2-gateway, pve2 every other service; pve2 is reached at
+/// `pve2_port` on loopback (the lab's sshd, or a port where nothing answers). Returns the
+/// inventory and the `-e @file` argument that moves the services.
+fn cluster(e: &E2e, pve2_port: u16) -> (std::path::PathBuf, String) {
     let s = &e.lab.sshd;
-    let node = |name: &str| {
+    let node = |name: &str, port: u16| {
         format!(
-            "        {name}:\n          proxmox_ssh_host: \"{}\"\n          proxmox_ssh_port: {}\n          proxmox_ssh_user: \"{}\"\n          proxmox_pct_path: \"{}\"\n",
+            "        {name}:\n          proxmox_ssh_host: \"{}\"\n          proxmox_ssh_port: {port}\n          proxmox_ssh_user: \"{}\"\n          proxmox_pct_path: \"{}\"\n",
             s.host,
-            s.port,
             s.user,
             s.pct_path.display()
         )
@@ -716,8 +714,8 @@ fn a_proxmox_cluster_is_harvested_once_per_node() {
         &inventory,
         format!(
             "all:\n  hosts:\n    localhost:\n      ansible_connection: local\n  children:\n    proxmox_nodes:\n      vars:\n        ansible_connection: local\n      hosts:\n{}{}",
-            node("pve"),
-            node("pve2")
+            node("pve", s.port),
+            node("pve2", pve2_port)
         ),
     )
     .unwrap();
@@ -737,7 +735,15 @@ fn a_proxmox_cluster_is_harvested_once_per_node() {
         serde_json::json!({ "homelab_sso_services": services }).to_string(),
     )
     .unwrap();
-    let vars_arg = format!("@{}", vars.display());
+    (inventory, format!("@{}", vars.display()))
+}
+
+#[test]
+fn a_proxmox_cluster_is_harvested_once_per_node() {
+    let e = E2e::up();
+    let values = e.vault();
+    // Two nodes, both reached over the lab's sshd; the services are split between them.
+    let (inventory, vars_arg) = cluster(&e, e.lab.sshd.port);
     let run = e.playbook_with_inventory(&inventory, "drift-check.yml", &["-e", &vars_arg], &[]);
     run.assert_ok();
     assert!(
@@ -766,6 +772,62 @@ fn a_proxmox_cluster_is_harvested_once_per_node() {
     // Each node's SSH login: one connection per node, not one per service.
     let logins = e.lab.sshd.log().matches("Accepted publickey").count();
     assert_eq!(logins, 2, "one SSH connection per Proxmox node");
+}
+
+/// One node of a cluster that does not answer: the drift check is not clean (its services are
+/// NOT READ, not silently left out), and a rotation stops at its preflight, before the mint,
+/// although the other node passed.
+#[test]
+fn a_node_that_does_not_answer_fails_the_drift_check_and_stops_the_rotation_before_the_mint() {
+    let e = E2e::up();
+    let values = e.vault();
+    let (inventory, vars_arg) = cluster(&e, lab::proc::free_port());
+
+    let run = e.playbook_with_inventory(&inventory, "drift-check.yml", &["-e", &vars_arg], &[]);
+    assert!(!run.ok(), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("oauth2-gateway | pocketid_client_secret | in sync"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("n8n | - | NOT READ (the harvest on pve2 failed, see above)"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("its node did not answer"),
+        "{}",
+        run.stdout
+    );
+
+    let version = e.vault_version();
+    let secrets = e
+        .lab
+        .pocketid
+        .client_secrets(lab::stack::OIDC_CLIENT_ID)
+        .len();
+    let run = e.playbook_with_inventory(
+        &inventory,
+        "rotate-homelab-sso.yml",
+        &["-e", &vars_arg],
+        &[],
+    );
+    assert!(!run.ok(), "{}", run.stdout);
+    assert!(run.stdout.contains("fatal: [pve2]"), "{}", run.stdout);
+    assert!(!run.stdout.contains("Step 2/6"), "{}", run.stdout);
+    assert_eq!(e.vault_version(), version, "nothing written");
+    assert_eq!(
+        e.lab
+            .pocketid
+            .client_secrets(lab::stack::OIDC_CLIENT_ID)
+            .len(),
+        secrets,
+        "nothing minted"
+    );
+    assert_no_secret(&run.all_output(), &values, "cluster rotation output");
 }
 
 #[test]

@@ -42,7 +42,8 @@ def _grafana_state(target, salt, latest, changed):
 
 
 def drift_rows(vault, nodes, deployed, salt, services, selected, grafana_service):
-    """Rows {service, key, state}: each deployed key against Vault's, then the Grafana record's row.
+    """Rows {service, key, state}: each deployed key against Vault's, a failing row for each
+    selected service of a node whose harvest failed, then the Grafana record's row.
 
     vault: the vault_kv_read result (fingerprints, version, key_ages); nodes and deployed: the
     Proxmox nodes and each one's env_harvest result, in the same order; selected: the services
@@ -50,6 +51,7 @@ def drift_rows(vault, nodes, deployed, salt, services, selected, grafana_service
     """
     vault = vault or {}
     vault_fp = vault.get('fingerprints') or {}
+    names = selected or [s.get('name') for s in services]
     grafana_target = '%s (Grafana)' % grafana_service
     rows = []
     grafana = []
@@ -58,6 +60,11 @@ def drift_rows(vault, nodes, deployed, salt, services, selected, grafana_service
     latest = int(vault.get('version') or 0)
     for node, result in zip(nodes, deployed):
         result = result or {}
+        # A node whose harvest failed proves nothing about its services.
+        if result.get('failed'):
+            for s in services:
+                if s.get('node') == node and s.get('name') in names and s.get('keys'):
+                    rows.append(_row(s['name'], '-', 'NOT READ (the harvest on %s failed, see above)' % node))
         for target in result.get('targets') or []:
             if target.get('name') == grafana_target:
                 grafana.append(_row(grafana_service, _GRAFANA_KEY, _grafana_state(target, salt, latest, changed)))
