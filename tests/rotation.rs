@@ -156,6 +156,63 @@ fn dry_run_changes_nothing_and_names_what_would_change() {
     );
 }
 
+/// The preflight refuses, before anything changes, a static or unknown key in rotate_keys and a
+/// Vault secret that lacks a key, naming each and the way out.
+#[test]
+fn preflight_refuses_unknown_and_static_keys_and_an_incomplete_secret() {
+    let e = E2e::up();
+    fast(&e);
+    let unchanged = |e: &E2e, v: u64| {
+        assert_eq!(e.vault_version(), v, "nothing written");
+        assert!(e.lab.forgejo.runs().is_empty(), "nothing dispatched");
+        assert_eq!(
+            e.lab
+                .pocketid
+                .client_secrets(lab::stack::OIDC_CLIENT_ID)
+                .len(),
+            1,
+            "nothing minted"
+        );
+    };
+    let v = e.vault_version();
+    let run = e.playbook(
+        "rotate-homelab-sso.yml",
+        &["-e", "rotate_keys=pocketid_client_id,n8n_cookie_secret,no_such_key"],
+        &[],
+    );
+    run.assert_failed();
+    assert!(
+        run.stdout.contains(
+            "Preflight refused the rotation: rotate_keys names pocketid_client_id, no_such_key, which are not a rotatable key"
+        ),
+        "{}",
+        run.stdout
+    );
+    unchanged(&e, v);
+
+    let mut without: serde_json::Map<String, serde_json::Value> = e
+        .vault()
+        .into_iter()
+        .map(|(k, v)| (k, serde_json::Value::from(v)))
+        .collect();
+    without.remove("gatus_cookie_secret");
+    e.lab
+        .bao
+        .kv_put("homelab-sso", serde_json::Value::Object(without))
+        .unwrap();
+    let v = e.vault_version();
+    let run = e.playbook("rotate-homelab-sso.yml", &[], &[]);
+    run.assert_failed();
+    assert!(
+        run.stdout.contains(&format!(
+            "(version {v}) lacks gatus_cookie_secret. Backfill it from the deployed .env files first"
+        )),
+        "{}",
+        run.stdout
+    );
+    unchanged(&e, v);
+}
+
 #[test]
 fn kill_point_vault_down_before_the_write_keeps_sso_working_and_rerun_converges() {
     let e = E2e::up();
