@@ -177,7 +177,10 @@ fn preflight_refuses_unknown_and_static_keys_and_an_incomplete_secret() {
     let v = e.vault_version();
     let run = e.playbook(
         "rotate-homelab-sso.yml",
-        &["-e", "rotate_keys=pocketid_client_id,n8n_cookie_secret,no_such_key"],
+        &[
+            "-e",
+            "rotate_keys=pocketid_client_id,n8n_cookie_secret,no_such_key",
+        ],
         &[],
     );
     run.assert_failed();
