@@ -47,11 +47,10 @@ def drift_rows(vault, nodes, deployed, salt, services, selected, grafana_service
 
     vault: the vault_kv_read result (fingerprints, version, key_ages); nodes and deployed: the
     Proxmox nodes and each one's env_harvest result, in the same order; selected: the services
-    asked for (empty: all); grafana_service: the name of the service that holds Grafana's password.
+    compared (drift_selected); grafana_service: the name of the service that holds Grafana's password.
     """
     vault = vault or {}
     vault_fp = vault.get('fingerprints') or {}
-    names = selected or [s.get('name') for s in services]
     grafana_target = '%s (Grafana)' % grafana_service
     rows = []
     grafana = []
@@ -63,7 +62,7 @@ def drift_rows(vault, nodes, deployed, salt, services, selected, grafana_service
         # A node whose harvest failed proves nothing about its services.
         if result.get('failed'):
             for s in services:
-                if s.get('node') == node and s.get('name') in names and s.get('keys'):
+                if s.get('node') == node and s.get('name') in selected and s.get('keys'):
                     rows.append(_row(s['name'], '-', 'NOT READ (the harvest on %s failed, see above)' % node))
         for target in result.get('targets') or []:
             if target.get('name') == grafana_target:
