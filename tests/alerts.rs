@@ -64,16 +64,10 @@ fn a_drift_in_the_nightly_check_reaches_the_webhook_as_one_message_without_value
     );
 
     // The workflow's step: the playbook writes the summary, then fails on the drift.
-    let summary = e.dir.path().join("drift-check.json");
-    let summary_env = summary.display().to_string();
-    let run = e.playbook(
-        "drift-check.yml",
-        &[],
-        &[("HOMELAB_SSO_SUMMARY_FILE", summary_env.as_str())],
-    );
+    let summary_file = e.summary_file("drift-check.json");
+    let run = e.playbook("drift-check.yml", &[], &[summary_file.env()]);
     run.assert_failed();
-    let written: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    let written = summary_file.read(&run.stdout);
     assert_eq!(
         written,
         serde_json::json!({"workflow": "drift-check", "verdict": "drift",
@@ -85,7 +79,7 @@ fn a_drift_in_the_nightly_check_reaches_the_webhook_as_one_message_without_value
     let token = e.lab.webhook.token().unwrap();
     let sent = notify(
         "drift-check",
-        &summary,
+        summary_file.path(),
         &[
             ("NOTIFY_WEBHOOK_URL", url.as_str()),
             ("NOTIFY_WEBHOOK_TOKEN", token.as_str()),

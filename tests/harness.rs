@@ -154,6 +154,39 @@ impl E2e {
     }
 }
 
+/// A file for a playbook's alert summary (`HOMELAB_SSO_SUMMARY_FILE`), as the workflows pass it.
+pub struct SummaryFile {
+    path: PathBuf,
+    value: String,
+}
+
+impl SummaryFile {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The environment variable that makes a playbook write its summary here.
+    pub fn env(&self) -> (&'static str, &str) {
+        ("HOMELAB_SSO_SUMMARY_FILE", self.value.as_str())
+    }
+
+    /// The summary written; panics naming the file, with `context` (e.g. the run's output).
+    pub fn read(&self, context: &str) -> serde_json::Value {
+        let text = std::fs::read_to_string(&self.path)
+            .unwrap_or_else(|e| panic!("no summary at {}: {e}\n{context}", self.path.display()));
+        serde_json::from_str(&text).expect("the summary is JSON")
+    }
+}
+
+impl E2e {
+    /// A summary file named `name` in the test's directory.
+    pub fn summary_file(&self, name: &str) -> SummaryFile {
+        let path = self.dir.path().join(name);
+        let value = path.display().to_string();
+        SummaryFile { path, value }
+    }
+}
+
 /// Asserts that none of `secrets` appears in `text` (names the key, never the value).
 pub fn assert_no_secret(text: &str, secrets: &BTreeMap<String, String>, what: &str) {
     for (k, v) in secrets {

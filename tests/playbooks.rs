@@ -696,6 +696,17 @@ fn written_out_module_lists_equal_the_one_list() {
     );
 }
 
+/// Asserts that the run's output shows each of `texts`.
+fn assert_shows(run: &lab::ansible::PlaybookRun, texts: &[&str]) {
+    for text in texts {
+        assert!(
+            run.stdout.contains(text),
+            "{text:?} not in:\n{}",
+            run.stdout
+        );
+    }
+}
+
 /// A two-node cluster: pve holds oauth2-gateway, pve2 every other service; pve2 is reached at
 /// `pve2_port` on loopback (the lab's sshd, or a port where nothing answers). Returns the
 /// inventory and the `-e @file` argument that moves the services.
@@ -751,22 +762,13 @@ fn a_proxmox_cluster_is_harvested_once_per_node() {
         "{}",
         run.stdout
     );
-    assert!(
-        run.stdout
-            .contains("oauth2-gateway | pocketid_client_secret | in sync"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout.contains("n8n | n8n_webhook_token | in sync"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout
-            .contains("loki-stack | grafana_admin_password | in sync"),
-        "{}",
-        run.stdout
+    assert_shows(
+        &run,
+        &[
+            "oauth2-gateway | pocketid_client_secret | in sync",
+            "n8n | n8n_webhook_token | in sync",
+            "loki-stack | grafana_admin_password | in sync",
+        ],
     );
     assert_no_secret(&run.all_output(), &values, "cluster drift-check output");
     // Each node's SSH login: one connection per node, not one per service.
@@ -785,23 +787,15 @@ fn a_node_that_does_not_answer_fails_the_drift_check_and_stops_the_rotation_befo
 
     let run = e.playbook_with_inventory(&inventory, "drift-check.yml", &["-e", &vars_arg], &[]);
     assert!(!run.ok(), "{}", run.stdout);
-    assert!(
-        run.stdout
-            .contains("oauth2-gateway | pocketid_client_secret | in sync"),
-        "{}",
-        run.stdout
+    assert_shows(
+        &run,
+        &[
+            "oauth2-gateway | pocketid_client_secret | in sync",
+            "n8n | - | NOT READ (the harvest on pve2 failed, see above)",
+            "its node did not answer",
+        ],
     );
-    assert!(
-        run.stdout
-            .contains("n8n | - | NOT READ (the harvest on pve2 failed, see above)"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout.contains("its node did not answer"),
-        "{}",
-        run.stdout
-    );
+    assert_no_secret(&run.all_output(), &values, "cluster drift-check output");
 
     let version = e.vault_version();
     let secrets = e

@@ -318,13 +318,8 @@ fn kill_point_drift_keeps_the_old_secret_and_rerun_converges() {
     e.lab
         .forgejo
         .set_hook("deploy-n8n.yml", Box::new(|_| Ok(())));
-    let summary = e.dir.path().join("rotation-summary.json");
-    let summary_env = summary.display().to_string();
-    let run = e.playbook(
-        "rotate-homelab-sso.yml",
-        &[],
-        &[("HOMELAB_SSO_SUMMARY_FILE", summary_env.as_str())],
-    );
+    let summary = e.summary_file("rotation-summary.json");
+    let run = e.playbook("rotate-homelab-sso.yml", &[], &[summary.env()]);
     run.assert_failed();
     let out = run.all_output();
     assert!(out.contains("Drift:"), "{out}");
@@ -334,10 +329,8 @@ fn kill_point_drift_keeps_the_old_secret_and_rerun_converges() {
         "{out}"
     );
     // The alert's summary is the rotation's, naming what differs.
-    let written: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
     assert_eq!(
-        written,
+        summary.read(&out),
         serde_json::json!({"workflow": "rotate-homelab-sso", "verdict": "failed",
                            "services": ["n8n"], "keys": ["n8n_webhook_token"]})
     );

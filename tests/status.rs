@@ -263,22 +263,16 @@ fn sso_status_reports_pocketid_credentials_a_lingering_secret_and_an_expiring_ap
         .unwrap();
     assert_eq!(status, 200, "{issued}");
     let secret_id = issued["data"]["secret_id"].as_str().unwrap();
-    let summary_file = e.dir.path().join("sso-status-summary.json");
-    let summary_arg = summary_file.display().to_string();
+    let summary_file = e.summary_file("sso-status-summary.json");
     let (out, report) = status_with_json_env(
         &e,
         false,
         &[("secret_id", secret_id)],
-        &[
-            ("VAULT_SECRET_ID", secret_id),
-            ("HOMELAB_SSO_SUMMARY_FILE", &summary_arg),
-        ],
+        &[("VAULT_SECRET_ID", secret_id), summary_file.env()],
     );
     // The alert's summary is sso-status's own (the drift check it runs writes none).
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&summary_file).expect(&out)).unwrap();
     assert_eq!(
-        summary,
+        summary_file.read(&out),
         serde_json::json!({"workflow": "sso-status", "verdict": "failed",
                            "services": ["pocketid"], "keys": ["api_key"]})
     );
@@ -345,12 +339,8 @@ fn rotate_keys_due_rotates_exactly_the_overdue_key_in_one_full_write() {
     let secrets = e.lab.pocketid.client_secrets(lab::stack::OIDC_CLIENT_ID);
 
     // Nothing is due: said so, and nothing is minted, written or redeployed.
-    let summary = e.dir.path().join("rotate-due.json");
-    let summary_env = summary.display().to_string();
-    let env = [
-        ("ROTATE_KEYS", "due"),
-        ("HOMELAB_SSO_SUMMARY_FILE", summary_env.as_str()),
-    ];
+    let summary = e.summary_file("rotate-due.json");
+    let env = [("ROTATE_KEYS", "due"), summary.env()];
     let run = e.playbook("rotate-homelab-sso.yml", &[], &env);
     run.assert_ok();
     let out = run.all_output();
@@ -363,8 +353,7 @@ fn rotate_keys_due_rotates_exactly_the_overdue_key_in_one_full_write() {
         secrets,
         "nothing minted or retired"
     );
-    let written: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    let written = summary.read(&out);
     assert_eq!(written["verdict"], "nothing due");
 
     // One key made old: exactly it rotates, in one new version holding every key.
@@ -410,8 +399,7 @@ fn rotate_keys_due_rotates_exactly_the_overdue_key_in_one_full_write() {
         "no mint for a cookie secret"
     );
     e.assert_deployed_matches_vault();
-    let written: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    let written = summary.read(&run.stdout);
     assert_eq!(written["verdict"], "rotated");
     assert_eq!(written["keys"], serde_json::json!(["glance_cookie_secret"]));
 
