@@ -189,6 +189,20 @@ fn assert_no_leak(text: &str, secrets: &[String], what: &str) {
     }
 }
 
+/// The callback plugin_preload (enabled for site.yml) loaded every plugin it lists, before the
+/// first task, and said so at -vvv.
+fn assert_preloaded_all(out: &str, minor: &str) {
+    let line = out
+        .lines()
+        .find_map(|l| l.strip_prefix("homelab.sso.plugin_preload: "))
+        .unwrap_or_else(|| panic!("ansible-core {minor}: plugin_preload said nothing:\n{out}"));
+    let counts: Vec<&str> = line.split_whitespace().take(3).collect();
+    assert!(
+        counts.len() == 3 && counts[1] == "of" && counts[0] == counts[2],
+        "ansible-core {minor}: plugin_preload did not load every plugin it lists: {line}"
+    );
+}
+
 #[test]
 fn every_ansible_core_in_range() {
     let e = E2e::up();
@@ -252,9 +266,11 @@ fn every_ansible_core_in_range() {
             v.minor
         );
 
-        let site = playbook(v, &work, &inventory, &vars, &kv_path, "site.yml");
+        let mut site = playbook(v, &work, &inventory, &vars, &kv_path, "site.yml");
+        site.env("ANSIBLE_CALLBACKS_ENABLED", "homelab.sso.plugin_preload");
         let (ok, out) = run(site, "ansible-playbook site.yml");
         assert!(ok, "ansible-core {}: site.yml failed:\n{out}", v.minor);
+        assert_preloaded_all(&out, &v.minor);
         assert_no_leak(&out, &secrets, "site.yml at -vvv");
         assert!(
             e.lab

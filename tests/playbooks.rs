@@ -943,3 +943,150 @@ fn collection_examples_pass_ansible_lint_as_a_playbook() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The Jinja in a playbook's YAML: each `{{ }}` and `{% %}` of every string, and the whole of
+/// every bare condition (`when`, `that`, `failed_when`, `changed_when`, `until`).
+fn jinja_of(value: &serde_norway::Value, bare: bool, out: &mut Vec<String>) {
+    use serde_norway::Value;
+    match value {
+        Value::String(s) if bare => out.push(s.clone()),
+        Value::String(s) => {
+            for (open, close) in [("{{", "}}"), ("{%", "%}")] {
+                let mut rest = s.as_str();
+                while let Some(start) = rest.find(open) {
+                    let inner = &rest[start + 2..];
+                    let end = inner.find(close).unwrap_or(inner.len());
+                    out.push(inner[..end].to_string());
+                    rest = &inner[end..];
+                }
+            }
+        }
+        Value::Sequence(items) => items.iter().for_each(|v| jinja_of(v, bare, out)),
+        Value::Mapping(map) => {
+            for (k, v) in map {
+                let condition = matches!(
+                    k.as_str(),
+                    Some("when" | "that" | "failed_when" | "changed_when" | "until")
+                );
+                jinja_of(v, condition, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Jinja's tokens, enough to find plugin names: names (with dots), string literals (quoted),
+/// and every other character alone.
+fn jinja_tokens(expr: &str) -> Vec<String> {
+    let chars: Vec<char> = expr.chars().collect();
+    let mut tokens = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let start = i;
+        if c == '\'' || c == '"' {
+            i += 1;
+            while i < chars.len() && chars[i] != c {
+                i += 1 + usize::from(chars[i] == '\\');
+            }
+            i = (i + 1).min(chars.len());
+        } else if c.is_alphanumeric() || c == '_' {
+            while i < chars.len() && (chars[i].is_alphanumeric() || "_.".contains(chars[i])) {
+                i += 1;
+            }
+        } else {
+            i += 1;
+            if c.is_whitespace() {
+                continue;
+            }
+        }
+        tokens.push(chars[start..i].iter().collect());
+    }
+    tokens
+}
+
+/// The filter, test and lookup plugins that Jinja expressions name (short names; lookups in full).
+fn plugins_named(exprs: &[String]) -> [std::collections::BTreeSet<String>; 3] {
+    let mut found: [std::collections::BTreeSet<String>; 3] = Default::default();
+    let short = |t: &str| t.trim_start_matches("ansible.builtin.").to_string();
+    let literal = |t: &String| {
+        (t.starts_with('\'') || t.starts_with('"')).then(|| t[1..t.len() - 1].to_string())
+    };
+    for expr in exprs {
+        let t = jinja_tokens(expr);
+        for i in 0..t.len() {
+            let next = |n: usize| t.get(i + n).cloned().unwrap_or_default();
+            match t[i].as_str() {
+                "|" => drop(found[0].insert(short(&next(1)))),
+                "is" => {
+                    let name = if next(1) == "not" { next(2) } else { next(1) };
+                    found[1].insert(short(&name));
+                }
+                "select" | "reject" | "map" if next(1) == "(" => {
+                    if let Some(name) = literal(&next(2)) {
+                        found[usize::from(t[i] != "map")].insert(short(&name));
+                    }
+                }
+                "selectattr" | "rejectattr" if next(1) == "(" && next(3) == "," => {
+                    if let Some(name) = literal(&next(4)) {
+                        found[1].insert(short(&name));
+                    }
+                }
+                "lookup" | "query" | "q" if next(1) == "(" => {
+                    if let Some(name) = literal(&next(2)) {
+                        found[2].insert(format!("ansible.builtin.{}", short(&name)));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    found
+}
+
+/// The names of one tuple of plugins/callback/plugin_preload.py (`NAME = ('a', 'b', …)`).
+fn preload_list(source: &str, name: &str) -> std::collections::BTreeSet<String> {
+    let start = source
+        .find(&format!("\n{name} = ("))
+        .unwrap_or_else(|| panic!("{name} missing"));
+    let body = &source[start..];
+    let body = &body[..body.find(')').unwrap()];
+    body.split('\'')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect()
+}
+
+/// The callback that loads plugins before the first task lists exactly the filters, tests and
+/// lookups the playbooks use (a name missing there is loaded again by every task's worker).
+#[test]
+fn plugin_preload_lists_every_plugin_the_playbooks_use() {
+    let root = repo_root().join("ansible/playbooks");
+    let mut exprs = Vec::new();
+    let mut dirs = vec![root.clone()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "yml") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                let value: serde_norway::Value = serde_norway::from_str(&text)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                jinja_of(&value, false, &mut exprs);
+            }
+        }
+    }
+    let [mut filters, tests, lookups] = plugins_named(&exprs);
+    // The playbooks' own filters (filter_plugins/, beside them) are not ansible.builtin's.
+    let own = std::fs::read_to_string(root.join("filter_plugins/drift.py")).unwrap();
+    filters.retain(|f| !own.contains(&format!("'{f}':")));
+    let source = std::fs::read_to_string(
+        repo_root().join("ansible/collection/plugins/callback/plugin_preload.py"),
+    )
+    .unwrap();
+    assert_eq!(filters, preload_list(&source, "FILTERS"), "filters");
+    assert_eq!(tests, preload_list(&source, "TESTS"), "tests");
+    assert_eq!(lookups, preload_list(&source, "LOOKUPS"), "lookups");
+}
