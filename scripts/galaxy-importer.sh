@@ -35,7 +35,7 @@ for module in $modules; do
 done
 # Warnings are logged as lines of their own between the progress messages (which include one
 # "Loading <type> NAME" per plugin, module and doc fragment).
-if grep -v -x -E 'Importing with galaxy-importer .*|Getting doc strings via ansible-doc|Finding content inside collection|Loading (doc_fragments|action|plugin_utils|module) [a-z_]+|Linting collection via ansible-lint .*|\.\.\.ansible-lint run complete|Collection loading complete|Importer processing completed successfully' "$tmp/out.txt" >/dev/null; then
+if grep -v -x -E 'Importing with galaxy-importer .*|Getting doc strings via ansible-doc|Finding content inside collection|Loading (doc_fragments|action|callback|plugin_utils|module) [a-z_]+|Linting collection via ansible-lint .*|\.\.\.ansible-lint run complete|Collection loading complete|Importer processing completed successfully' "$tmp/out.txt" >/dev/null; then
   echo "galaxy-importer: warnings above" >&2
   exit 1
 fi

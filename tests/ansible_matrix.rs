@@ -189,17 +189,22 @@ fn assert_no_leak(text: &str, secrets: &[String], what: &str) {
     }
 }
 
-/// The callback plugin_preload (enabled for site.yml) loaded every plugin it lists, before the
-/// first task, and said so at -vvv.
-fn assert_preloaded_all(out: &str, minor: &str) {
-    let line = out
+/// The callback lean_controller (enabled for site.yml) loaded every plugin it lists before the
+/// first task, and froze the objects after the statistics; at -vvv it says both.
+fn assert_lean_controller(out: &str, minor: &str) {
+    let said: Vec<&str> = out
         .lines()
-        .find_map(|l| l.strip_prefix("homelab.sso.plugin_preload: "))
-        .unwrap_or_else(|| panic!("ansible-core {minor}: plugin_preload said nothing:\n{out}"));
+        .filter_map(|l| l.strip_prefix("homelab.sso.lean_controller: "))
+        .collect();
+    assert!(
+        said.len() == 2 && said[1].ends_with(" objects frozen, no garbage collection at exit"),
+        "ansible-core {minor}: lean_controller did not say what it did twice:\n{out}"
+    );
+    let line = said[0];
     let counts: Vec<&str> = line.split_whitespace().take(3).collect();
     assert!(
         counts.len() == 3 && counts[1] == "of" && counts[0] == counts[2],
-        "ansible-core {minor}: plugin_preload did not load every plugin it lists: {line}"
+        "ansible-core {minor}: lean_controller did not load every plugin it lists: {line}"
     );
 }
 
@@ -267,10 +272,10 @@ fn every_ansible_core_in_range() {
         );
 
         let mut site = playbook(v, &work, &inventory, &vars, &kv_path, "site.yml");
-        site.env("ANSIBLE_CALLBACKS_ENABLED", "homelab.sso.plugin_preload");
+        site.env("ANSIBLE_CALLBACKS_ENABLED", "homelab.sso.lean_controller");
         let (ok, out) = run(site, "ansible-playbook site.yml");
         assert!(ok, "ansible-core {}: site.yml failed:\n{out}", v.minor);
-        assert_preloaded_all(&out, &v.minor);
+        assert_lean_controller(&out, &v.minor);
         assert_no_leak(&out, &secrets, "site.yml at -vvv");
         assert!(
             e.lab

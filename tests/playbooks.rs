@@ -1044,7 +1044,7 @@ fn plugins_named(exprs: &[String]) -> [std::collections::BTreeSet<String>; 3] {
     found
 }
 
-/// The names of one tuple of plugins/callback/plugin_preload.py (`NAME = ('a', 'b', …)`).
+/// The names of one tuple of plugins/callback/lean_controller.py (`NAME = ('a', 'b', …)`).
 fn preload_list(source: &str, name: &str) -> std::collections::BTreeSet<String> {
     let start = source
         .find(&format!("\n{name} = ("))
@@ -1061,7 +1061,7 @@ fn preload_list(source: &str, name: &str) -> std::collections::BTreeSet<String> 
 /// The callback that loads plugins before the first task lists exactly the filters, tests and
 /// lookups the playbooks use (a name missing there is loaded again by every task's worker).
 #[test]
-fn plugin_preload_lists_every_plugin_the_playbooks_use() {
+fn lean_controller_lists_every_plugin_the_playbooks_use() {
     let root = repo_root().join("ansible/playbooks");
     let mut exprs = Vec::new();
     let mut dirs = vec![root.clone()];
@@ -1083,7 +1083,7 @@ fn plugin_preload_lists_every_plugin_the_playbooks_use() {
     let own = std::fs::read_to_string(root.join("filter_plugins/drift.py")).unwrap();
     filters.retain(|f| !own.contains(&format!("'{f}':")));
     let source = std::fs::read_to_string(
-        repo_root().join("ansible/collection/plugins/callback/plugin_preload.py"),
+        repo_root().join("ansible/collection/plugins/callback/lean_controller.py"),
     )
     .unwrap();
     assert_eq!(filters, preload_list(&source, "FILTERS"), "filters");
