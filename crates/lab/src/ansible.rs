@@ -70,9 +70,10 @@ pub fn module_library(dir: &Path, modules: &[(&str, &Path)]) -> Result<PathBuf> 
             }
         }
     }
-    // The collection's action plugins (run the binary in place under connection local) and the
-    // code they share, as `make build` ships them.
-    for sub in ["plugins/action", "plugins/plugin_utils"] {
+    // The collection's action plugins (run the binary in place under connection local), the
+    // code they share and its callback (the repository's ansible.cfg enables it), as `make build`
+    // ships them.
+    for sub in ["plugins/action", "plugins/plugin_utils", "plugins/callback"] {
         let (from, to) = (src.join(sub), coll.join(sub));
         std::fs::create_dir_all(&to).ctx(|| format!("creating {}", to.display()))?;
         for entry in std::fs::read_dir(&from).ctx(|| format!("reading {}", from.display()))? {

@@ -3,8 +3,9 @@
 //!
 //! Every round runs `rotate-homelab-sso.yml` as `make demo` does, with two instruments that only
 //! the bench installs: the callback `bench/callbacks/phase_times.py` (when each play and task
-//! starts and ends) and `bench-timed-module` in each module's place (how long each module's own
-//! process ran). Both add well under a millisecond per task.
+//! starts and ends, enabled beside the callbacks of the project's `ansible.cfg`) and
+//! `bench-timed-module` in each module's place (how long each module's own process ran). Both add
+//! well under a millisecond per task.
 
 use crate::measure::{min_med, Load};
 use crate::{bin, Opts, MODULES};
@@ -154,6 +155,20 @@ fn phases(
     (out, own_but_wait, startup)
 }
 
+/// `extra` after the callbacks that the project's `ansible.cfg` enables: the variable replaces
+/// its `callbacks_enabled`, and the rotation is measured as `make demo` runs it.
+fn with_project_callbacks(root: &Path, extra: &str) -> String {
+    let cfg = std::fs::read_to_string(root.join("ansible/ansible.cfg")).unwrap_or_default();
+    let own = cfg.lines().find_map(|line| {
+        let (key, value) = line.split_once('=')?;
+        (key.trim() == "callbacks_enabled").then(|| value.trim().to_string())
+    });
+    match own {
+        Some(own) if !own.is_empty() => format!("{own},{extra}"),
+        _ => extra.to_string(),
+    }
+}
+
 /// One instrumented rotation.
 fn round(lab: &Lab, inventory: &Path, work: &Path, real: &Path) -> Result<Round, String> {
     let playbook = lab::tools::venv_bin("ansible-playbook");
@@ -170,7 +185,10 @@ fn round(lab: &Lab, inventory: &Path, work: &Path, real: &Path) -> Result<Round,
     // The playbooks authenticate with the lab's AppRole, never with the root token.
     lab::ansible::repo_playbook_env(&mut cmd, work, lab.env());
     cmd.env("ANSIBLE_CALLBACK_PLUGINS", root.join("bench/callbacks"))
-        .env("ANSIBLE_CALLBACKS_ENABLED", "phase_times")
+        .env(
+            "ANSIBLE_CALLBACKS_ENABLED",
+            with_project_callbacks(&root, "phase_times"),
+        )
         .env("BENCH_PHASE_TIMES", &times)
         .env("BENCH_REAL_MODULES", real)
         .env("BENCH_MODULE_TIMES", &modules);
