@@ -1009,22 +1009,28 @@ fn jinja_tokens(expr: &str) -> Vec<String> {
 fn plugins_named(exprs: &[String]) -> [std::collections::BTreeSet<String>; 3] {
     let mut found: [std::collections::BTreeSet<String>; 3] = Default::default();
     let short = |t: &str| t.trim_start_matches("ansible.builtin.").to_string();
+    // A whole string literal's text ('…' or "…"); None for anything else, an unclosed one too.
     let literal = |t: &String| {
-        (t.starts_with('\'') || t.starts_with('"')).then(|| t[1..t.len() - 1].to_string())
+        let quote = t.chars().next().filter(|q| "'\"".contains(*q))?;
+        (t.len() >= 2 && t.ends_with(quote)).then(|| t[1..t.len() - 1].to_string())
     };
     for expr in exprs {
         let t = jinja_tokens(expr);
         for i in 0..t.len() {
             let next = |n: usize| t.get(i + n).cloned().unwrap_or_default();
             match t[i].as_str() {
-                "|" => drop(found[0].insert(short(&next(1)))),
+                "|" => {
+                    found[0].insert(short(&next(1)));
+                }
                 "is" => {
                     let name = if next(1) == "not" { next(2) } else { next(1) };
                     found[1].insert(short(&name));
                 }
+                // map('name') names a filter; select('name') and reject('name') a test.
                 "select" | "reject" | "map" if next(1) == "(" => {
                     if let Some(name) = literal(&next(2)) {
-                        found[usize::from(t[i] != "map")].insert(short(&name));
+                        let kind = if t[i] == "map" { 0 } else { 1 };
+                        found[kind].insert(short(&name));
                     }
                 }
                 "selectattr" | "rejectattr" if next(1) == "(" && next(3) == "," => {

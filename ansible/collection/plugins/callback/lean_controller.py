@@ -96,10 +96,9 @@ class CallbackModule(CallbackBase):
 
     def v2_playbook_on_stats(self, stats):
         # The last event of a run: what is left is cleanup and exit, which need no collection.
-        if hasattr(gc, 'freeze'):
-            gc.freeze()
-            self._display.vvv('homelab.sso.lean_controller: %d objects frozen, no garbage collection at exit'
-                              % gc.get_freeze_count())
+        gc.freeze()
+        self._display.vvv('homelab.sso.lean_controller: %d objects frozen, no garbage collection at exit'
+                          % gc.get_freeze_count())
 
 
 def preload(templar):
